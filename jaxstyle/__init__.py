@@ -1,0 +1,35 @@
+"""jaxstyle: artistic style transfer in JAX (Gatys back-propagation, texture synthesis
+and Johnson-style feed-forward transform networks).
+
+Python API (imported lazily so ``import jaxstyle`` stays fast)::
+
+    jaxstyle.gatys(content, style, **options) -> GatysResult
+    jaxstyle.texture(style, size, **options) -> GatysResult
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "gatys": "jaxstyle.backprop",
+    "texture": "jaxstyle.backprop",
+    "GatysResult": "jaxstyle.backprop",
+    "GatysOptions": "jaxstyle.backprop",
+    "load_image": "jaxstyle.images",
+    "save_image": "jaxstyle.images",
+    "load_vgg_params": "jaxstyle.weights",
+    "JaxstyleError": "jaxstyle.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'jaxstyle' has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)

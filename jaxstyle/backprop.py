@@ -1,0 +1,364 @@
+"""Gatys et al. back-propagation (the module behind ``jaxstyle.gatys``) and texture synthesis.
+
+The image itself is the parameter: float32[1,H,W,3] RGB in [0,1]. One jitted step
+computes the paper's loss with ``jax.value_and_grad`` through the VGG19 and applies an
+optax update, then clips the image back into [0,1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxstyle import images as imagelib
+from jaxstyle import losses, vgg
+from jaxstyle.errors import NonFiniteLossError, OptionError
+
+OPTIMIZERS = ("sign", "adam", "lbfgs")
+INITS = ("content+noise", "content", "random")
+# Learning rates on the [0,1] image scale; chosen by measurement (docs/performance.md).
+DEFAULT_LR = {"sign": 4.0 / 255.0, "adam": 0.02, "lbfgs": 1.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSpec:
+    """Everything static about the loss: hashable, so it keys the jit cache."""
+
+    content_weight: float = 1.0
+    style_weight: float = 1e3
+    tv_weight: float = 0.0
+    style_layer_weights: tuple[tuple[str, float], ...] = tuple(
+        zip(losses.STYLE_LAYERS, losses.DEFAULT_STYLE_LAYER_WEIGHTS, strict=True)
+    )
+    content_layer: str = losses.CONTENT_LAYER
+    pooling: str = "avg"
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        names = [name for name, _ in self.style_layer_weights]
+        if self.content_weight:
+            names.append(self.content_layer)
+        return tuple(dict.fromkeys(names))
+
+
+@dataclasses.dataclass(frozen=True)
+class GatysOptions:
+    """User-facing options of :func:`gatys` and :func:`texture` (see ``bin/stylize --help``)."""
+
+    iterations: int = 500
+    optimizer: str = "sign"
+    lr: float | None = None
+    content_weight: float = 1.0
+    style_weight: float = 1e3
+    tv_weight: float = 0.0
+    style_layer_weights: Sequence[float] | None = None
+    pooling: str = "avg"
+    init: str = "content+noise"
+    noise: float = 0.1
+    seed: int = 0
+    size: int | None = 512
+    style_size: int | None = None
+
+    def validate(self) -> None:
+        if self.iterations <= 0:
+            raise OptionError(f"--iterations must be positive, got {self.iterations}")
+        if self.optimizer not in OPTIMIZERS:
+            raise OptionError(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+        if self.init not in INITS:
+            raise OptionError(f"unknown init {self.init!r}; use one of {', '.join(INITS)}")
+        if self.pooling not in vgg.POOLINGS:
+            raise OptionError(f"unknown pooling {self.pooling!r}; use one of {', '.join(vgg.POOLINGS)}")
+        if self.size is not None and self.size <= 0:
+            raise OptionError(f"--size must be positive, got {self.size}")
+        if self.style_size is not None and self.style_size <= 0:
+            raise OptionError(f"--style-size must be positive, got {self.style_size}")
+        if self.lr is not None and not self.lr > 0:
+            raise OptionError(f"--lr must be positive, got {self.lr}")
+        for name in ("content_weight", "style_weight", "tv_weight", "noise"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise OptionError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+
+    def loss_spec(self, with_content: bool = True) -> LossSpec:
+        weights = losses.layer_weight_map(self.style_layer_weights)
+        return LossSpec(
+            content_weight=float(self.content_weight) if with_content else 0.0,
+            style_weight=float(self.style_weight),
+            tv_weight=float(self.tv_weight),
+            style_layer_weights=tuple(weights.items()),
+            pooling=self.pooling,
+        )
+
+
+@dataclasses.dataclass
+class GatysResult:
+    """image: float32[H,W,3] in [0,1]; history: one dict per iteration (loss terms, unweighted)."""
+
+    image: np.ndarray
+    history: list[dict[str, float]]
+    seconds: float
+    compile_seconds: float
+
+    @property
+    def content_loss(self) -> float:
+        return self.history[-1]["content"] if self.history else float("nan")
+
+    @property
+    def style_loss(self) -> float:
+        return self.history[-1]["style"] if self.history else float("nan")
+
+
+def sign_gradient(learning_rate: float | optax.Schedule) -> optax.GradientTransformation:
+    """The paper's update g' = g − ε·sgn(∇L), as an optax chain."""
+    return optax.chain(optax.scale_by_sign(), optax.scale_by_learning_rate(learning_rate))
+
+
+def make_optimizer(name: str, lr: float | None = None, iterations: int | None = None) -> optax.GradientTransformation:
+    """``sign`` (the paper's), ``adam`` or ``lbfgs`` (optax, zoom line search).
+
+    With ``iterations`` given, the sign step ε follows a cosine decay to 10% of ``lr``: a
+    constant ε leaves every pixel oscillating by ±ε at the end (measured in docs/performance.md).
+    """
+    lr = DEFAULT_LR[name] if lr is None else lr
+    if name == "sign":
+        if iterations is not None:
+            return sign_gradient(optax.cosine_decay_schedule(lr, iterations, alpha=0.1))
+        return sign_gradient(lr)
+    if name == "adam":
+        return optax.adam(lr)
+    if name == "lbfgs":
+        return optax.lbfgs(learning_rate=lr if lr != 1.0 else None)
+    raise OptionError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
+
+
+def loss_terms(
+    image: jax.Array, targets: Mapping[str, Any], vgg_params: vgg.Params, spec: LossSpec
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The weighted total and the unweighted terms for float32[1,H,W,3] ``image`` in [0,1].
+
+    targets: ``{"content": float32[1,h,w,C] or None, "grams": {layer: float32[C,C]}}``.
+    Returns (α·L_content + β·L_style + γ·TV, {"content", "style", "tv", "total"}).
+    """
+    feats = vgg.features(vgg_params, image, spec.layers, spec.pooling)
+    zero = jnp.float32(0.0)
+    content = losses.content_loss(feats[spec.content_layer], targets["content"]) if spec.content_weight else zero
+    style = losses.style_loss(feats, targets["grams"], dict(spec.style_layer_weights))
+    tv = losses.total_variation(image) if spec.tv_weight else zero
+    total = spec.content_weight * content + spec.style_weight * style + spec.tv_weight * tv
+    return total, {"content": content, "style": style, "tv": tv, "total": total}
+
+
+@functools.lru_cache(maxsize=32)
+def _step_fn(spec: LossSpec, optimizer_name: str, lr: float | None, iterations: int | None
+             ) -> tuple[Callable, optax.GradientTransformation]:
+    optimizer = make_optimizer(optimizer_name, lr, iterations)
+
+    def step(image, opt_state, targets, vgg_params):
+        def value_fn(x):
+            return loss_terms(x, targets, vgg_params, spec)[0]
+
+        (value, aux), grad = jax.value_and_grad(
+            lambda x: loss_terms(x, targets, vgg_params, spec), has_aux=True
+        )(image)
+        updates, opt_state = optimizer.update(
+            grad, opt_state, image, value=value, grad=grad, value_fn=value_fn
+        )
+        image = jnp.clip(optax.apply_updates(image, updates), 0.0, 1.0)
+        return image, opt_state, aux
+
+    return jax.jit(step, donate_argnums=(0, 1)), optimizer
+
+
+@functools.partial(jax.jit, static_argnames=("layers", "pooling"))
+def _features(vgg_params, image, layers, pooling):
+    return vgg.features(vgg_params, image, layers, pooling)
+
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def evaluate_loss(image: jax.Array, targets: Mapping[str, Any], vgg_params: vgg.Params, spec: LossSpec):
+    """Jitted :func:`loss_terms` (no gradient): for reports and evaluation."""
+    return loss_terms(image, targets, vgg_params, spec)[1]
+
+
+def make_targets(
+    vgg_params: vgg.Params,
+    spec: LossSpec,
+    output_shape: tuple[int, int],
+    content: np.ndarray | None,
+    styles: Sequence[np.ndarray],
+    style_blend: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Content responses and style Grams, computed once per run.
+
+    content: float32[H,W,3] in [0,1] at the output size, or None (texture).
+    styles: float32[h,w,3] in [0,1], already at their working size. Several styles are
+    blended by ``style_blend`` (weights, normalised to sum 1).
+    """
+    style_layers = tuple(name for name, _ in spec.style_layer_weights)
+    h, w = output_shape
+    positions = {}
+    for layer in style_layers:
+        level = int(layer[4]) - 1  # conv{b}_x sees the image after b-1 pools
+        positions[layer] = (h // 2**level) * (w // 2**level)
+    blend = np.ones(len(styles)) if style_blend is None else np.asarray(style_blend, dtype=np.float64)
+    blend = blend / blend.sum()
+    grams: dict[str, jax.Array] = {}
+    for weight, style in zip(blend, styles, strict=True):
+        feats = _features(vgg_params, jnp.asarray(style)[None], style_layers, spec.pooling)
+        for layer, g in losses.style_targets(feats, positions).items():
+            grams[layer] = grams.get(layer, 0.0) + float(weight) * g
+    content_target = None
+    if content is not None and spec.content_weight:
+        content_target = _features(vgg_params, jnp.asarray(content)[None], (spec.content_layer,), spec.pooling)[
+            spec.content_layer
+        ]
+    return {"content": content_target, "grams": grams}
+
+
+def initial_image(init: str, content: np.ndarray | None, shape: tuple[int, int], noise: float,
+                  key: jax.Array) -> jax.Array:
+    """float32[1,H,W,3] in [0,1]: content + Gaussian noise (the paper's), content, or random."""
+    h, w = shape
+    if init == "random" or content is None:
+        image = jax.random.uniform(key, (1, h, w, 3), jnp.float32, 0.25, 0.75)
+        image = image + noise * jax.random.normal(jax.random.fold_in(key, 1), image.shape)
+    elif init == "content":
+        image = jnp.asarray(content)[None]
+    else:
+        image = jnp.asarray(content)[None] + noise * jax.random.normal(key, (1, h, w, 3))
+    return jnp.clip(image, 0.0, 1.0).astype(jnp.float32)
+
+
+def optimise(
+    image: jax.Array,
+    targets: Mapping[str, Any],
+    vgg_params: vgg.Params,
+    spec: LossSpec,
+    iterations: int,
+    optimizer: str = "sign",
+    lr: float | None = None,
+    callback: Callable[[int, jax.Array, dict[str, float]], None] | None = None,
+) -> GatysResult:
+    """Run ``iterations`` jitted steps from ``image`` (float32[1,H,W,3]).
+
+    ``callback(step, image, terms)`` is called after each step (1-based). A non-finite
+    loss raises :class:`NonFiniteLossError` at once.
+    """
+    step, opt = _step_fn(spec, optimizer, lr, iterations)
+    # Fresh buffers: optax may alias leaves of its state, and the step donates them.
+    opt_state = jax.tree.map(jnp.copy, opt.init(image))
+    history: list[dict[str, float]] = []
+    image = jnp.array(image, copy=True)
+    start = time.perf_counter()
+    compile_seconds = 0.0
+    for i in range(1, iterations + 1):
+        image, opt_state, aux = step(image, opt_state, targets, vgg_params)
+        terms = {k: float(v) for k, v in aux.items()}
+        if i == 1:
+            compile_seconds = time.perf_counter() - start
+        if not all(math.isfinite(v) for v in terms.values()):
+            raise NonFiniteLossError(f"the loss became non-finite at iteration {i} ({terms}); try a lower --lr")
+        history.append(terms)
+        if callback is not None:
+            callback(i, image, terms)
+    # The terms above were measured before each update; measure the final image too.
+    final = {k: float(v) for k, v in evaluate_loss(image, targets, vgg_params, spec).items()}
+    history.append(final)
+    seconds = time.perf_counter() - start
+    return GatysResult(np.asarray(image[0]), history, seconds, compile_seconds)
+
+
+def _working_images(content: np.ndarray, style_images: Sequence[np.ndarray], size: int | None,
+                    style_size: int | None) -> tuple[np.ndarray, list[np.ndarray]]:
+    if size is not None:
+        content = imagelib.fit_long_side(content, size)
+    h, w = content.shape[:2]
+    if style_size is not None:
+        styles = [imagelib.fit_long_side(s, style_size) for s in style_images]
+    else:
+        styles = [imagelib.fit_pixels(s, h * w) for s in style_images]
+    return content, styles
+
+
+def gatys(
+    content: Any,
+    style: Any,
+    *,
+    vgg_params: vgg.Params | None = None,
+    style_blend: Sequence[float] | None = None,
+    callback: Callable[[int, jax.Array, dict[str, float]], None] | None = None,
+    **options: Any,
+) -> GatysResult:
+    """Stylise ``content`` with ``style`` by back-propagation (Gatys et al.).
+
+    content, style: PIL images or arrays (uint8[H,W,3] or float32[H,W,3] in [0,1]); ``style``
+    may be a list to blend several (``style_blend`` weights). Options: see :class:`GatysOptions`.
+    Returns a :class:`GatysResult`; ``result.image`` is float32[H,W,3] in [0,1] with the long
+    side ``size`` (None keeps the content's size).
+    """
+    opts = GatysOptions(**options)
+    opts.validate()
+    styles = style if isinstance(style, (list, tuple)) else [style]
+    content_img, style_imgs = _working_images(
+        imagelib.to_float_image(content), [imagelib.to_float_image(s) for s in styles], opts.size, opts.style_size
+    )
+    params = _device_params(vgg_params)
+    spec = opts.loss_spec(with_content=True)
+    shape = content_img.shape[:2]
+    targets = make_targets(params, spec, shape, content_img, style_imgs, style_blend)
+    key = jax.random.key(opts.seed)
+    image = initial_image(opts.init, content_img, shape, opts.noise, key)
+    return optimise(image, targets, params, spec, opts.iterations, opts.optimizer, opts.lr, callback)
+
+
+def texture(
+    style: Any,
+    size: int | tuple[int, int] = 256,
+    *,
+    vgg_params: vgg.Params | None = None,
+    callback: Callable[[int, jax.Array, dict[str, float]], None] | None = None,
+    **options: Any,
+) -> GatysResult:
+    """Texture synthesis: the same optimisation from noise with no content term.
+
+    size: the output's long side (aspect of the style kept) or (height, width).
+    """
+    options.setdefault("init", "random")
+    options.setdefault("size", None)
+    opts = GatysOptions(**options)
+    opts.validate()
+    style_img = imagelib.to_float_image(style)
+    if isinstance(size, int):
+        if size <= 0:
+            raise OptionError(f"texture size must be positive, got {size}")
+        shape = imagelib.fit_long_side(style_img, size).shape[:2]
+    else:
+        shape = (int(size[0]), int(size[1]))
+        if min(shape) <= 0:
+            raise OptionError(f"texture size must be positive, got {size}")
+    if opts.style_size is not None:
+        style_img = imagelib.fit_long_side(style_img, opts.style_size)
+    else:
+        style_img = imagelib.fit_pixels(style_img, shape[0] * shape[1])
+    params = _device_params(vgg_params)
+    spec = opts.loss_spec(with_content=False)
+    targets = make_targets(params, spec, shape, None, [style_img])
+    image = initial_image("random", None, shape, opts.noise, jax.random.key(opts.seed))
+    return optimise(image, targets, params, spec, opts.iterations, opts.optimizer, opts.lr, callback)
+
+
+def _device_params(vgg_params: vgg.Params | None) -> dict:
+    if vgg_params is None:
+        from jaxstyle.weights import load_vgg_params
+
+        vgg_params = load_vgg_params()
+    return vgg.to_device(vgg_params, upto=("conv5_1",))

@@ -1,0 +1,82 @@
+"""What every command shares: error mapping to exit code 2, progress bars."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+from jaxstyle.errors import JaxstyleError
+
+T = TypeVar("T")
+
+EXIT_USAGE = 2
+
+
+def cli_entry(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
+    """Wrap a command's ``main`` so user errors become one line on stderr and exit 2.
+
+    Ctrl-C exits 130 with a short message instead of a traceback.
+    """
+
+    @functools.wraps(main)
+    def wrapper(argv: Sequence[str] | None = None) -> int:
+        prog = main.__module__.rsplit(".", 1)[-1].replace("_", "-")
+        try:
+            return main(argv)
+        except JaxstyleError as err:
+            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            print(f"{prog}: error: {message}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return 130
+
+    return wrapper
+
+
+def progress(iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it",
+             disable: bool | None = None):
+    """A tqdm progress bar on stderr; quiet when stderr is not a terminal and
+    JAXSTYLE_PROGRESS is unset, so logs and tests stay readable."""
+    from tqdm.auto import tqdm
+
+    if disable is None:
+        disable = not (sys.stderr.isatty() or os.environ.get("JAXSTYLE_PROGRESS") == "1")
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True,
+                file=sys.stderr)
+
+
+def progress_bar(total: int, desc: str = "", unit: str = "it", disable: bool | None = None):
+    """A manual tqdm bar (call ``.update()``/``.set_postfix()``); same visibility rule as ``progress``."""
+    return progress(None, total=total, desc=desc, unit=unit, disable=disable)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0 (the message names the bad value)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def float_list(text: str) -> list[float]:
+    """argparse type: comma-separated floats, e.g. ``0.2,0.2,0.2,0.2,0.2``."""
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``prog: error: message (see --help)``, exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)

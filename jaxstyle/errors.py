@@ -1,0 +1,31 @@
+"""One exception family for everything a user can get wrong.
+
+The CLI maps any :class:`JaxstyleError` to a one-line message on stderr and exit
+code 2. Core modules raise these and never call ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+
+class JaxstyleError(Exception):
+    """Base class: a problem the user can fix (bad input, missing file, bad option)."""
+
+
+class ImageError(JaxstyleError):
+    """An image file that is missing, unreadable, corrupt, too small or too large."""
+
+
+class WeightsError(JaxstyleError):
+    """Model weights that are missing, corrupt, unsafe or of the wrong architecture."""
+
+
+class StyleError(JaxstyleError):
+    """A style name or style file that cannot be resolved."""
+
+
+class OptionError(JaxstyleError):
+    """An option value that makes no sense (non-positive size, unknown optimiser...)."""
+
+
+class NonFiniteLossError(JaxstyleError):
+    """The loss became NaN or Inf; the run stops instead of writing garbage."""

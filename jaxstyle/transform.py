@@ -1,0 +1,269 @@
+"""The feed-forward transform network (Johnson et al., with Ulyanov's instance norm).
+
+Architecture (width ``w``, default 32)::
+
+    9x9 conv w -> 3x3 conv 2w stride 2 -> 3x3 conv 4w stride 2 -> 5 residual blocks (4w)
+    -> nearest x2, 3x3 conv 2w -> nearest x2, 3x3 conv w -> 9x9 conv 3
+
+Every conv uses reflection padding; every conv but the last is followed by instance
+norm and ReLU. Images are float32[N,H,W,3] in [0,1]; any H, W works (reflection-padded
+to a multiple of 4 inside, then cropped back).
+
+Inference params are a plain pytree: ``{"params": {...}}`` as Flax makes them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxstyle.errors import WeightsError
+
+FORMAT = "jaxstyle-transform"
+FORMAT_VERSION = 1
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+MODEL_SUFFIX = ".msgpack"
+
+
+def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
+    """Reflection padding of H and W by ``pad`` (edge not repeated), float[N,H,W,C]."""
+    if pad == 0:
+        return x
+    return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+
+
+def upsample_nearest(x: jax.Array) -> jax.Array:
+    """Nearest-neighbour x2: float[N,H,W,C] -> float[N,2H,2W,C] (a broadcast, no gather)."""
+    n, h, w, c = x.shape
+    x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
+    return x.reshape(n, 2 * h, 2 * w, c)
+
+
+class InstanceNorm(nn.Module):
+    """Normalise each image and channel over H, W; learned scale and shift per channel."""
+
+    epsilon: float = 1e-5
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        channels = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (channels,), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (channels,), jnp.float32)
+        x32 = x.astype(jnp.float32)
+        mean = jnp.mean(x32, axis=(1, 2), keepdims=True)
+        var = jnp.mean(jnp.square(x32 - mean), axis=(1, 2), keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+        return y.astype(x.dtype)
+
+
+class ConvLayer(nn.Module):
+    """Reflection pad, conv (VALID), then optionally instance norm + ReLU."""
+
+    features: int
+    kernel: int
+    stride: int = 1
+    norm_relu: bool = True
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = reflect_pad(x, self.kernel // 2)
+        x = nn.Conv(self.features, (self.kernel, self.kernel), strides=self.stride, padding="VALID",
+                    dtype=self.dtype, name="conv")(x)
+        if self.norm_relu:
+            x = nn.relu(InstanceNorm(name="norm")(x))
+        return x
+
+
+class ResidualBlock(nn.Module):
+    features: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = ConvLayer(self.features, 3, dtype=self.dtype, name="conv1")(x)
+        y = reflect_pad(y, 1)
+        y = nn.Conv(self.features, (3, 3), padding="VALID", dtype=self.dtype, name="conv2")(y)
+        y = InstanceNorm(name="norm2")(y)
+        return x + y
+
+
+class TransformNet(nn.Module):
+    """float32[N,H,W,3] in [0,1] -> float32[N,H,W,3] (unclipped; callers clip to [0,1])."""
+
+    width: int = 32
+    residual_blocks: int = 5
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> jax.Array:
+        n, h, w, _ = images.shape
+        pad_h, pad_w = (-h) % 4, (-w) % 4
+        x = images
+        if pad_h or pad_w:
+            x = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect" if min(h, w) > 4 else "edge")
+        x = x.astype(self.dtype)
+        c = self.width
+        x = ConvLayer(c, 9, dtype=self.dtype, name="down1")(x)
+        x = ConvLayer(2 * c, 3, stride=2, dtype=self.dtype, name="down2")(x)
+        x = ConvLayer(4 * c, 3, stride=2, dtype=self.dtype, name="down3")(x)
+        for i in range(self.residual_blocks):
+            x = ResidualBlock(4 * c, dtype=self.dtype, name=f"res{i + 1}")(x)
+        x = ConvLayer(2 * c, 3, dtype=self.dtype, name="up1")(upsample_nearest(x))
+        x = ConvLayer(c, 3, dtype=self.dtype, name="up2")(upsample_nearest(x))
+        x = ConvLayer(3, 9, norm_relu=False, dtype=self.dtype, name="out")(x)
+        return x[:, :h, :w, :].astype(jnp.float32)
+
+
+def init_params(key: jax.Array, width: int = 32, residual_blocks: int = 5) -> dict:
+    """Fresh params ``{"params": ...}`` (float32) for a net of the given size."""
+    model = TransformNet(width=width, residual_blocks=residual_blocks)
+    return model.init(key, jnp.zeros((1, 16, 16, 3), jnp.float32))
+
+
+def architecture(params: Mapping[str, Any]) -> dict[str, int]:
+    """Read width and residual-block count off a params pytree (no metadata needed)."""
+    try:
+        inner = params["params"]
+        width = int(inner["down1"]["conv"]["kernel"].shape[-1])
+        blocks = sum(1 for name in inner if name.startswith("res"))
+    except (KeyError, TypeError, AttributeError, IndexError) as err:
+        raise WeightsError(f"not a transform-net params tree ({err})") from None
+    return {"width": width, "residual_blocks": blocks}
+
+
+@functools.partial(jax.jit, static_argnames=("width", "residual_blocks", "dtype"))
+def _apply(params, images, width, residual_blocks, dtype=jnp.float32):
+    out = TransformNet(width=width, residual_blocks=residual_blocks, dtype=dtype).apply(params, images)
+    return jnp.clip(out, 0.0, 1.0)
+
+
+def apply(params: Mapping[str, Any], images: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
+    """Jitted forward pass, cached per shape: float32[N,H,W,3] in [0,1] -> same, clipped to [0,1]."""
+    return _apply(params, images, dtype=dtype, **architecture(params))
+
+
+def stylize(img: Any, params: Mapping[str, Any], dtype: Any = jnp.float32) -> Any:
+    """Stylise an image (or batch) with a trained transform net.
+
+    img: uint8[H,W,3], float[H,W,3] in [0,1], a batch [N,H,W,3] of either, or a PIL image.
+    Returns the same kind, shape and dtype (a PIL image for a PIL image).
+    """
+    from PIL import Image
+
+    from jaxstyle.errors import ImageError
+    from jaxstyle.images import to_float_image
+
+    if isinstance(img, Image.Image):
+        out = stylize(np.asarray(to_float_image(img)), params, dtype)
+        return Image.fromarray(np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8))
+    array = np.asarray(img)
+    if array.ndim not in (3, 4) or array.shape[-1] != 3:
+        raise ImageError(f"stylize expects [H,W,3] or [N,H,W,3] RGB, got shape {array.shape}")
+    batch = array if array.ndim == 4 else array[None]
+    if batch.dtype == np.uint8:
+        floats = batch.astype(np.float32) / 255.0
+    else:
+        floats = batch.astype(np.float32)
+    out = np.asarray(apply(params, jnp.asarray(floats), dtype))
+    if array.dtype == np.uint8:
+        out = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+    else:
+        out = out.astype(array.dtype)
+    return out if array.ndim == 4 else out[0]
+
+
+def save_transform(path: str | os.PathLike[str], params: Mapping[str, Any], metadata: Mapping[str, Any],
+                   dtype: Any = np.float16) -> Path:
+    """Write inference params to one msgpack file (atomic), plus ``<path>.json`` with the metadata.
+
+    The msgpack holds ``{"format", "version", "metadata" (JSON text), "params"}``; params are stored
+    as ``dtype`` (fp16 by default: half the size, and a measured max |Δ| < 1e-3 on outputs).
+    """
+    from flax import serialization
+
+    path = Path(path)
+    meta = {**metadata, **architecture(params), "stored_dtype": np.dtype(dtype).name}
+    tree = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "metadata": json.dumps(meta, sort_keys=True),
+        "params": jax.tree.map(lambda a: np.asarray(a, dtype=dtype), params),
+    }
+    data = serialization.msgpack_serialize(tree)
+    _atomic_write(path, data)
+    _atomic_write(path.with_name(path.name + ".json"), json.dumps(meta, indent=1, sort_keys=True).encode())
+    return path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def shipped_models() -> dict[str, Path]:
+    """Names of the transform nets that ship in ``weights/`` -> their files."""
+    return {p.name[: -len(MODEL_SUFFIX)]: p for p in sorted(WEIGHTS_DIR.glob(f"*{MODEL_SUFFIX}"))}
+
+
+def read_transform(path: str | os.PathLike[str]) -> tuple[dict, dict]:
+    """Load (params float32, metadata) from a file written by :func:`save_transform`.
+
+    Safe: msgpack only (no pickle). Raises WeightsError on a missing, corrupt or foreign file.
+    """
+    from flax import serialization
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise WeightsError(f"{path}: cannot read model file ({err.strerror or err})") from None
+    try:
+        tree = serialization.msgpack_restore(data)
+    except Exception as err:  # msgpack raises several unrelated types on garbage
+        raise WeightsError(f"{path}: not a jaxstyle model file (corrupt or truncated: {type(err).__name__})") from None
+    if not isinstance(tree, dict) or tree.get("format") != FORMAT:
+        raise WeightsError(f"{path}: not a jaxstyle transform-net file")
+    if tree.get("version") != FORMAT_VERSION:
+        raise WeightsError(f"{path}: model format version {tree.get('version')} is not supported")
+    try:
+        metadata = json.loads(tree["metadata"])
+    except (KeyError, TypeError, ValueError):
+        raise WeightsError(f"{path}: model file has no readable metadata") from None
+    params = jax.tree.map(lambda a: np.asarray(a, dtype=np.float32), tree.get("params"))
+    arch = architecture(params)
+    expected = jax.tree.map(lambda a: a.shape, jax.eval_shape(
+        lambda: init_params(jax.random.key(0), arch["width"], arch["residual_blocks"])))
+    got = jax.tree.map(lambda a: a.shape, params)
+    if expected != got:
+        raise WeightsError(f"{path}: model file is for another architecture (parameter shapes differ)")
+    return params, metadata
+
+
+def load_transform(name_or_path: str | os.PathLike[str]) -> dict:
+    """Params of a shipped model (``scream``, ``starry_night``, ``wave``...) or a model file."""
+    shipped = shipped_models()
+    key = str(name_or_path)
+    if key in shipped:
+        return read_transform(shipped[key])[0]
+    path = Path(name_or_path)
+    if path.is_file():
+        return read_transform(path)[0]
+    names = ", ".join(shipped) or "none shipped yet"
+    raise WeightsError(f"no transform model {key!r}: not a file and not a shipped model ({names})")

