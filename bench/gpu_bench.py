@@ -1,0 +1,81 @@
+"""GPU (or any device) timings: Gatys at 400x300, transform-net inference, as one JSON.
+
+Usage: python bench/gpu_bench.py --out DIR [--gatys-iterations 400] [--quick]
+Prints a table and writes DIR/gpu_bench.json. Compile time is reported apart from steady state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """(first-call seconds incl. compile, steady-state seconds per call)."""
+    t = time.perf_counter()
+    jax.block_until_ready(fn())
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(repeats):
+        out = fn()
+    jax.block_until_ready(out)
+    return first, (time.perf_counter() - t) / repeats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--data", type=Path, default=None, help="folder with content/ and styles/ (else random)")
+    parser.add_argument("--gatys-iterations", type=int, default=400)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a CPU dry run")
+    args = parser.parse_args()
+    from jaxstyle import backprop, images, transform
+    from jaxstyle.weights import load_vgg_params
+
+    h, w = (30, 40) if args.quick else (300, 400)
+    rows: dict[str, dict] = {"device": {"kind": jax.devices()[0].device_kind, "count": jax.device_count(),
+                                        "jax": jax.__version__}}
+    rng = np.random.default_rng(0)
+    if args.data and (args.data / "content" / "tubingen.jpg").exists():
+        content = images.resize(images.load_image(args.data / "content" / "tubingen.jpg"), h, w)
+        style = images.load_image(args.data / "styles" / "starry_night.jpg")
+    else:
+        content, style = rng.random((h, w, 3), np.float32), rng.random((h, w, 3), np.float32)
+
+    # Transform-net inference, fp32 and bf16, batch 1 and 16.
+    params = transform.init_params(jax.random.key(0))
+    for dtype in ("float32", "bfloat16"):
+        for batch in (1, 16):
+            x = jnp.asarray(np.broadcast_to(content, (batch, h, w, 3)).copy())
+            first, per_call = timed(lambda x=x, dt=dtype: transform.apply(params, x, jnp.dtype(dt)), 3 if args.quick
+                                    else 20)
+            rows[f"transform_{dtype}_batch{batch}"] = {"compile_s": first, "ms_per_image": per_call / batch * 1e3}
+
+    # Gatys at 400x300 (steady state and compile apart).
+    vgg_params = load_vgg_params()
+    iters = 5 if args.quick else args.gatys_iterations
+    for optimizer in ("sign", "adam"):
+        t = time.perf_counter()
+        result = backprop.gatys(content, style, vgg_params=vgg_params, size=max(h, w), iterations=iters,
+                                optimizer=optimizer)
+        rows[f"gatys_{optimizer}_{iters}it"] = {
+            "wall_s": time.perf_counter() - t, "optimise_s": result.seconds, "compile_s": result.compile_seconds,
+            "steady_s": result.seconds - result.compile_seconds, "final_total": result.history[-1]["total"]}
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpu_bench.json").write_text(json.dumps(rows, indent=1))
+    print(f"device: {rows['device']}")
+    print("| measurement | value |\n|---|---|")
+    for name, row in rows.items():
+        if name != "device":
+            print(f"| {name} | " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()) + " |")
+
+
+if __name__ == "__main__":
+    main()

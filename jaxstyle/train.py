@@ -1,0 +1,462 @@
+"""Training a transform net for one style: train state, pure jitted step, loop, checkpoints.
+
+The train state is a plain dict ``{"params", "opt_state", "step"}``. The step is pure:
+``train_step(state, batch) -> (state, metrics)``, jitted once, data-parallel over every
+local device (and every process after ``jax.distributed.initialize``): the batch is sharded
+on the ``data`` axis of a 1-D mesh and the state is replicated, so XLA inserts the gradient
+all-reduce. VGG params and style Grams are jit arguments, not baked-in constants.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxstyle import losses, transform, vgg
+from jaxstyle.errors import JaxstyleError, NonFiniteLossError, OptionError
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters. Defaults follow Johnson et al. (Adam 1e-3, batch 4, 256 px, 40k steps
+    = 2 COCO epochs) with the paper's loss (content conv4_2, style conv1_1..conv5_1, α=1, β=1e3 as
+    for back-prop) and a small TV weight that removes high-frequency noise."""
+
+    style: str = "starry_night"
+    data: str = ""
+    steps: int = 40_000
+    batch_size: int = 4
+    image_size: int = 256
+    style_size: int = 512
+    content_weight: float = 1.0
+    style_weight: float = 1e3
+    tv_weight: float = 1e5
+    lr: float = 1e-3
+    warmup_steps: int = 0
+    seed: int = 0
+    width: int = 32
+    residual_blocks: int = 5
+    pooling: str = "avg"
+    dtype: str = "float32"
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "image_size", "style_size", "width", "residual_blocks"):
+            if getattr(self, name) <= 0:
+                raise OptionError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.image_size < 16:
+            raise OptionError(f"--image-size must be at least 16 (VGG pools 4 times), got {self.image_size}")
+        if self.warmup_steps < 0:
+            raise OptionError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
+        if not self.lr > 0:
+            raise OptionError(f"--lr must be positive, got {self.lr}")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise OptionError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise OptionError(f"--dtype must be float32 or bfloat16, got {self.dtype}")
+
+    def model(self) -> transform.TransformNet:
+        return transform.TransformNet(self.width, self.residual_blocks, dtype=jnp.dtype(self.dtype))
+
+
+# -- state and step --------------------------------------------------------------------------------
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    return optax.adam(config.lr)
+
+
+def init_state(config: TrainConfig, key: jax.Array) -> dict[str, Any]:
+    """``{"params", "opt_state", "step": int32[]}`` for a fresh run."""
+    params = transform.init_params(key, config.width, config.residual_blocks)
+    return {"params": params, "opt_state": make_optimizer(config).init(params), "step": jnp.zeros((), jnp.int32)}
+
+
+def perceptual_loss(
+    params: Any, batch: jax.Array, frozen: Mapping[str, Any], config: TrainConfig
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """α·L_content + β·L_style + γ·TV of the net's output, per image and batch-averaged.
+
+    batch: float32[N,H,W,3] in [0,1]; frozen: ``{"vgg": params, "grams": {layer: float32[C,C]}}``.
+    """
+    out = config.model().apply(params, batch)
+    style_weights = dict(zip(losses.STYLE_LAYERS, losses.DEFAULT_STYLE_LAYER_WEIGHTS, strict=True))
+    layers = (*losses.STYLE_LAYERS, losses.CONTENT_LAYER)
+    feats = vgg.features(frozen["vgg"], out, layers, config.pooling)
+    target = vgg.features(frozen["vgg"], batch, (losses.CONTENT_LAYER,), config.pooling)[losses.CONTENT_LAYER]
+    content = losses.content_loss(feats[losses.CONTENT_LAYER], jax.lax.stop_gradient(target))
+    style = losses.style_loss(feats, frozen["grams"], style_weights)
+    tv = losses.total_variation(out)
+    total = config.content_weight * content + config.style_weight * style + config.tv_weight * tv
+    return total, {"loss": total, "content": content, "style": style, "tv": tv}
+
+
+def identity_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], config: TrainConfig):
+    """Warmup (the paper's): mean squared pixel error between output and input."""
+    del frozen
+    out = config.model().apply(params, batch)
+    pixel = jnp.mean(jnp.square(out - batch))
+    return pixel, {"loss": pixel, "pixel": pixel}
+
+
+def _step(state, batch, frozen, config: TrainConfig, loss_fn: Callable):
+    images = batch.astype(jnp.float32) / 255.0
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], images, frozen, config)
+    updates, opt_state = make_optimizer(config).update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    metrics = {**metrics, "grad_norm": optax.global_norm(grads)}
+    return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
+
+
+@dataclasses.dataclass
+class Trainer:
+    """Holds the jitted steps and the shardings for one config on one mesh."""
+
+    config: TrainConfig
+    mesh: Mesh
+    frozen: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self.replicated = NamedSharding(self.mesh, P())
+        self.batch_sharding = NamedSharding(self.mesh, P("data"))
+        self.frozen = jax.device_put(self.frozen, self.replicated)
+        # Only what changes the computation keys the compiled step, so runs that differ in style,
+        # seed or warmup share one compilation.
+        loss_config = dataclasses.replace(self.config, style="", data="", warmup_steps=0, seed=0, steps=1)
+        self._perceptual = _compiled_step(loss_config, "perceptual", self.mesh)
+        self._identity = _compiled_step(loss_config, "identity", self.mesh)
+
+    def train_step(self, state: dict, batch: jax.Array) -> tuple[dict, dict]:
+        """Pure ``(state, batch) -> (state, metrics)`` with the perceptual loss."""
+        return self._perceptual(state, batch, self.frozen)
+
+    def warmup_step(self, state: dict, batch: jax.Array) -> tuple[dict, dict]:
+        """The same with the identity (pixel) loss, for the first ``warmup_steps`` steps."""
+        return self._identity(state, batch, self.frozen)
+
+    def shard_batch(self, local_batch: np.ndarray) -> jax.Array:
+        """This process's uint8[B,H,W,3] -> a global array sharded over the ``data`` axis."""
+        return jax.make_array_from_process_local_data(self.batch_sharding, local_batch)
+
+    def replicate(self, tree: Any) -> Any:
+        return jax.device_put(tree, self.replicated)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_step(config: TrainConfig, kind: str, mesh: Mesh) -> Callable:
+    replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+    loss_fn = perceptual_loss if kind == "perceptual" else identity_loss
+    return jax.jit(functools.partial(_step, config=config, loss_fn=loss_fn),
+                   in_shardings=(replicated, batch_sharding, replicated),
+                   out_shardings=(replicated, replicated), donate_argnums=(0,))
+
+
+def data_mesh() -> Mesh:
+    """A 1-D mesh over every device of every process, axis ``data``."""
+    return Mesh(np.asarray(jax.devices()), ("data",))
+
+
+def maybe_initialize_distributed() -> None:
+    """Call ``jax.distributed.initialize`` when the environment asks for several processes.
+
+    Set ``JAXSTYLE_COORDINATOR=host:port``, ``JAXSTYLE_NUM_PROCESSES`` and ``JAXSTYLE_PROCESS_ID``
+    (or the cluster variables jax detects itself, with ``JAXSTYLE_DISTRIBUTED=1``). On CPU the
+    collectives go through gloo.
+    """
+    coordinator = os.environ.get("JAXSTYLE_COORDINATOR")
+    if not coordinator and os.environ.get("JAXSTYLE_DISTRIBUTED") != "1":
+        return
+    if jax.config.jax_platforms in (None, "", "cpu") and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu":
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if coordinator:
+        jax.distributed.initialize(coordinator, int(os.environ["JAXSTYLE_NUM_PROCESSES"]),
+                                   int(os.environ["JAXSTYLE_PROCESS_ID"]))
+    else:
+        jax.distributed.initialize()
+
+
+def style_grams(vgg_params: Any, style: np.ndarray, config: TrainConfig) -> dict[str, jax.Array]:
+    """Target Grams of the style image (float32[h,w,3] in [0,1] at --style-size), rescaled to the
+    number of positions the training crops have at each layer."""
+    from jaxstyle.backprop import _features
+
+    feats = _features(vgg_params, jnp.asarray(style)[None], losses.STYLE_LAYERS, config.pooling)
+    size = config.image_size
+    positions = {layer: (size // 2 ** (int(layer[4]) - 1)) ** 2 for layer in losses.STYLE_LAYERS}
+    return losses.style_targets(feats, positions)
+
+
+# -- the loop --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RunResult:
+    params: Any
+    steps: int
+    resumed_from: int
+    seconds: float
+    last_metrics: dict[str, float]
+
+
+def _finite(metrics: Mapping[str, float]) -> bool:
+    return all(math.isfinite(v) for v in metrics.values())
+
+
+def run(
+    config: TrainConfig,
+    workdir: str | os.PathLike[str],
+    *,
+    checkpoint_every: int = 1000,
+    log_every: int = 50,
+    sample_every: int = 1000,
+    batches: Iterator[np.ndarray] | None = None,
+    vgg_params: Any = None,
+    style_image: np.ndarray | None = None,
+    sample_image: np.ndarray | None = None,
+    out: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+    max_seconds: float | None = None,
+    log: Callable[[str], None] = print,
+) -> RunResult:
+    """Train (or resume) in ``workdir`` until ``config.steps``; returns the final params.
+
+    ``batches`` overrides the data pipeline (tests); otherwise ``config.data`` is read through
+    :func:`jaxstyle.data.make_pipeline`, sharded per process. Checkpoints (Orbax, async, the
+    last 3 kept) hold the train state and the data-iterator position; a NaN/Inf loss stops the
+    run before anything non-finite is saved. ``max_seconds`` ends the run early (checkpointed
+    and exported as usual) once that much training time has passed.
+    """
+    import orbax.checkpoint as ocp
+
+    from jaxstyle import data as datalib
+    from jaxstyle import images as imagelib
+    from jaxstyle.cli.common import progress_bar
+
+    config.validate()
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    primary = jax.process_index() == 0
+    mesh = data_mesh()
+    n_dev = mesh.devices.size
+    global_batch = config.batch_size * jax.process_count()
+    if global_batch % n_dev:
+        raise OptionError(f"the global batch ({global_batch}) must be a multiple of the device count ({n_dev})")
+    _check_workdir_config(workdir, config, primary)
+
+    if vgg_params is None:
+        from jaxstyle.weights import load_vgg_params
+
+        vgg_params = load_vgg_params()
+    vgg_params = vgg.to_device(vgg_params, upto=("conv5_1",))
+    if style_image is None:
+        from jaxstyle.styles import load_style
+
+        style_image = load_style(config.style)
+    style_image = imagelib.fit_long_side(imagelib.to_float_image(style_image), config.style_size)
+    frozen = {"vgg": vgg_params, "grams": style_grams(vgg_params, style_image, config)}
+    trainer = Trainer(config, mesh, frozen)
+
+    pipeline = None
+    if batches is None:
+        pipeline = datalib.make_pipeline(config.data, batch_size=config.batch_size, image_size=config.image_size,
+                                         seed=config.seed, shard_index=jax.process_index(),
+                                         shard_count=jax.process_count(),
+                                         num_threads=min(16, os.cpu_count() or 4))
+        batches = iter(pipeline)
+
+    options = ocp.CheckpointManagerOptions(max_to_keep=3, enable_async_checkpointing=True, create=True)
+    manager = ocp.CheckpointManager(workdir / "checkpoints", options=options, item_names=("state", "data"))
+    state = trainer.replicate(init_state(config, jax.random.key(config.seed)))
+    start = 0
+    latest = manager.latest_step()
+    if latest is not None:
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+        try:
+            restored = manager.restore(latest, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
+        except (ValueError, KeyError, TypeError) as err:
+            raise JaxstyleError(f"{workdir}: cannot restore checkpoint {latest} ({str(err).splitlines()[0]}); "
+                                "use a fresh --workdir") from None
+        state = restored["state"]
+        start = int(state["step"])
+        positions = restored["data"]["positions"]
+        if pipeline is not None:
+            batches.set_state({"next_index": int(positions[jax.process_index()])})
+        log(f"resuming from step {start} ({workdir})")
+    if sample_image is None and pipeline is not None:
+        sample_image = datalib.random_crop(datalib.decode_uint8(pipeline.files[0]), np.random.default_rng(0),
+                                           config.image_size).astype(np.float32) / 255.0
+
+    metrics_path = workdir / "metrics.jsonl"
+    bar = progress_bar(config.steps, desc=f"train {config.style}", unit="step", disable=None if progress is None
+                       else not progress)
+    bar.update(start)
+    t0 = time.perf_counter()
+    images_seen = 0
+    window_start, window_images = time.perf_counter(), 0
+    last: dict[str, float] = {}
+    step = start
+    try:
+        while step < config.steps:
+            if config.warmup_steps and step == config.warmup_steps:
+                # Switch to the perceptual loss with fresh Adam moments: the warmup's pixel-loss
+                # statistics are ~1e12x smaller and would make the first perceptual steps huge.
+                state = {**state, "opt_state": trainer.replicate(make_optimizer(config).init(state["params"]))}
+            batch = trainer.shard_batch(next(batches))
+            step_fn = trainer.warmup_step if step < config.warmup_steps else trainer.train_step
+            state, metrics = step_fn(state, batch)
+            step += 1
+            images_seen += global_batch
+            window_images += global_batch
+            bar.update(1)
+            out_of_time = False
+            if max_seconds is not None and step % log_every == 0:  # every process checks at the same steps
+                out_of_time = _agree(time.perf_counter() - t0 > max_seconds)
+            boundary = step % checkpoint_every == 0 or step == config.steps or out_of_time
+            if step % log_every == 0 or boundary or step == start + 1:
+                last = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                if not _finite(last):
+                    raise NonFiniteLossError(
+                        f"non-finite loss at step {step} ({last}); stopped, the last good checkpoint is kept "
+                        f"(step {manager.latest_step()}); try a lower --lr")
+                now = time.perf_counter()
+                last["images_per_s"] = window_images / max(now - window_start, 1e-9)
+                window_start, window_images = now, 0
+                bar.set_postfix(loss=f"{last['loss']:.4g}", refresh=False)
+                if primary:
+                    with metrics_path.open("a") as f:
+                        f.write(json.dumps({"step": step, "time": time.time(), **last}) + "\n")
+            if boundary:
+                positions = _gather_positions(batches if pipeline is not None else None)
+                manager.save(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state), data=ocp.args.JsonSave({"positions": positions})))
+                if primary:
+                    write_loss_plot(metrics_path, workdir / "loss.png")
+            if primary and sample_image is not None and (step % sample_every == 0 or boundary and (
+                    step == config.steps or out_of_time)):
+                sample_dir = workdir / "samples"
+                sample_dir.mkdir(exist_ok=True)
+                stylised = transform.apply(jax.device_get(state["params"]), jnp.asarray(sample_image)[None])
+                imagelib.save_image(sample_dir / f"step{step:07d}.png", np.asarray(stylised[0]))
+            if out_of_time:
+                log(f"stopping at step {step}: --max-seconds {max_seconds:g} reached")
+                break
+    finally:
+        bar.close()
+        manager.wait_until_finished()
+        manager.close()
+    seconds = time.perf_counter() - t0
+    params = jax.device_get(state["params"])
+    if out is not None and primary:
+        meta = export_metadata(config, step, seconds, images_seen, pipeline)
+        transform.save_transform(out, params, meta)
+        log(f"wrote {out}")
+    return RunResult(params, step, start, seconds, last)
+
+
+def _agree(flag: bool) -> bool:
+    """All processes stop together: true if any process says so."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
+
+
+def _gather_positions(iterator: Any) -> list[int]:
+    """Every process's data-iterator position (grain ``next_index``), in process order."""
+    local = int(iterator.get_state()["next_index"]) if iterator is not None else 0
+    if jax.process_count() == 1:
+        return [local]
+    from jax.experimental import multihost_utils
+
+    return [int(v) for v in np.asarray(multihost_utils.process_allgather(np.int64(local))).reshape(-1)]
+
+
+ARCH_KEYS = ("width", "residual_blocks", "image_size", "style", "style_size", "content_weight", "style_weight",
+             "tv_weight", "warmup_steps", "pooling", "seed", "batch_size")
+
+
+def _check_workdir_config(workdir: Path, config: TrainConfig, primary: bool) -> None:
+    """A workdir belongs to one model: refuse to resume a run with different settings."""
+    path = workdir / "config.json"
+    current = dataclasses.asdict(config)
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text())
+        except ValueError:
+            raise JaxstyleError(f"{path}: unreadable run config; use a fresh --workdir") from None
+        diff = [k for k in ARCH_KEYS if saved.get(k) != current.get(k)]
+        if diff:
+            what = ", ".join(f"{k}={saved.get(k)!r} (now {current.get(k)!r})" for k in diff)
+            raise JaxstyleError(f"{workdir} holds a checkpoint of a different model: {what}; use another --workdir")
+    if primary:
+        tmp = path.with_name(".config.json.tmp")
+        tmp.write_text(json.dumps(current, indent=1))
+        os.replace(tmp, path)
+
+
+def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen: int, pipeline: Any) -> dict:
+    from jaxstyle.weights import read_meta
+
+    try:
+        vgg_source = read_meta().get("source")
+    except Exception:  # metadata is informative only
+        vgg_source = None
+    return {
+        "style": config.style, "steps": steps, "warmup_steps": config.warmup_steps,
+        "image_size": config.image_size, "batch_size": config.batch_size, "style_size": config.style_size,
+        "content_weight": config.content_weight, "style_weight": config.style_weight, "tv_weight": config.tv_weight,
+        "lr": config.lr, "seed": config.seed, "data": config.data,
+        "data_files": pipeline.stats.get("files") if pipeline is not None else None,
+        "wall_seconds": round(seconds, 1), "images_seen": images_seen,
+        "machine": f"{platform.node() or 'unknown'}; {jax.devices()[0].device_kind} x{jax.device_count()}",
+        "jax": jax.__version__, "vgg": vgg_source,
+    }
+
+
+def write_loss_plot(metrics_path: Path, out_path: Path, width: int = 640, height: int = 360) -> None:
+    """A log-scale plot of the loss terms from metrics.jsonl, drawn with PIL (PNG)."""
+    from PIL import Image, ImageDraw
+
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    keys = [k for k in ("loss", "content", "style", "tv", "pixel") if any(k in r for r in rows)]
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    margin = 40
+    draw.rectangle([margin, 10, width - 10, height - margin], outline="black")
+    points = {k: [(r["step"], r[k]) for r in rows if k in r and r[k] > 0] for k in keys}
+    values = [math.log10(v) for pts in points.values() for _, v in pts]
+    steps = [s for pts in points.values() for s, _ in pts]
+    if values and steps:
+        lo, hi = min(values), max(values)
+        hi = hi if hi > lo else lo + 1
+        s_lo, s_hi = min(steps), max(steps)
+        s_hi = s_hi if s_hi > s_lo else s_lo + 1
+        colours = {"loss": "black", "content": "blue", "style": "red", "tv": "green", "pixel": "purple"}
+        for i, (k, pts) in enumerate(points.items()):
+            xy = [(margin + (s - s_lo) / (s_hi - s_lo) * (width - 10 - margin),
+                   height - margin - (math.log10(v) - lo) / (hi - lo) * (height - margin - 10)) for s, v in pts]
+            if len(xy) > 1:
+                draw.line(xy, fill=colours[k], width=2)
+            draw.text((margin + 8 + 70 * i, 14), k, fill=colours[k])
+        draw.text((4, height - margin + 4), f"steps {s_lo}..{s_hi}   log10 loss {lo:.1f}..{hi:.1f}", fill="black")
+    tmp = out_path.with_name(f".{out_path.name}.tmp.png")
+    img.save(tmp)
+    os.replace(tmp, out_path)
