@@ -25,7 +25,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -294,6 +294,7 @@ def summarise(pastiche: dict[str, Any], ours: list[dict[str, Any]], metric: OurM
         "ratio_time_to_pastiche_wall": 1.0,
         "evals_per_step": p_evals,
         "load_seconds": pastiche["load_seconds"],
+        "other_cores": pastiche["contention"]["other_cores"],
         "peak_rss_mb": pastiche["peak_rss_mb"],
         "images": pastiche["images"],
     }]
@@ -320,6 +321,7 @@ def summarise(pastiche: dict[str, Any], ours: list[dict[str, Any]], metric: OurM
             "ratio_time_to_pastiche_wall": None if seconds is None else seconds / p_wall,
             "evals_per_step": 1.0 + float(np.mean(ls)) if ls else 1.0,
             "linesearch_steps_max": max(ls) if ls else None,
+            "other_cores": run["contention"]["other_cores"],
             "peak_rss_mb": run["peak_rss_mb"],
             "images": run["images"],
         })
@@ -334,7 +336,8 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], mode: Mode) -> str:
     head = ["run", "s/iter", "× pastiche"]
     for step in mode.checkpoints:
         head += [f"content@{step}", f"style@{step}", f"total@{step}"]
-    head += [f"t→pastiche@{mode.checkpoints[-1]} (s)", "× pastiche wall", "evals/step", "peak RSS MB"]
+    head += [f"t→pastiche@{mode.checkpoints[-1]} (s)", "× pastiche wall", "evals/step", "peak RSS MB",
+             "other load (cores)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [row["name"], _g(row["s_per_iter"], ".3f"), _g(row["ratio_s_per_iter"], ".2f")]
@@ -344,7 +347,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], mode: Mode) -> str:
         step = row["step_to_pastiche_final_loss"]
         reach = "not reached" if step is None else f"{row['time_to_pastiche_final_loss']:.1f} (step {step})"
         cells += [reach, _g(row["ratio_time_to_pastiche_wall"], ".2f"), _g(row["evals_per_step"], ".2f"),
-                  _g(row["peak_rss_mb"], ".0f")]
+                  _g(row["peak_rss_mb"], ".0f"), _g(row["other_cores"], ".2f")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -379,6 +382,33 @@ def machine_info() -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 # Driver
 # ----------------------------------------------------------------------------------------------
+
+
+def _busy_cpu_seconds() -> float:
+    """CPU-seconds all processes on the machine have been busy (``/proc/stat``)."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # user..steal, less idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run a benchmark subprocess and record how busy the rest of the machine was meanwhile
+    (``other_cores``: average cores used by other processes; timings are only comparable when low)."""
+    busy, child, wall = _busy_cpu_seconds(), _children_cpu_seconds(), time.monotonic()
+    result = run()
+    wall = time.monotonic() - wall
+    own = _children_cpu_seconds() - child
+    result["contention"] = {
+        "wall_seconds": wall,
+        "own_cores": own / wall,
+        "other_cores": max(0.0, (_busy_cpu_seconds() - busy - own) / wall),
+    }
+    return result
 
 
 def _run_worker(config: OursConfig, mode: Mode, image_dir: Path, work: Path) -> dict[str, Any]:
@@ -427,12 +457,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Each run's raw result lands next to its images as it finishes, so a cut-short run still shows something.
     _log(f"pastiche lbfgs: {mode.iterations} steps at long side {mode.size}, {args.threads} torch threads")
-    pastiche = run_pastiche(python, mode, image_dir, args.threads, image_dir)
+    pastiche = measured(lambda: run_pastiche(python, mode, image_dir, args.threads, image_dir))
     _log(f"pastiche done: {pastiche['times'][-1]:.1f}s")
     ours = []
     for name in names:
         _log(f"ours {name}: {mode.iterations} steps")
-        ours.append(_run_worker(by_name[name], mode, image_dir, image_dir))
+        ours.append(measured(lambda name=name: _run_worker(by_name[name], mode, image_dir, image_dir)))
         _log(f"ours {name} done: {ours[-1]['seconds']:.1f}s (compile {ours[-1]['compile_seconds']:.1f}s)")
 
     shapes = {tuple(r["size"]) for r in [pastiche, *ours]}

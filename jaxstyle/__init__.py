@@ -5,6 +5,8 @@ Python API (imported lazily so ``import jaxstyle`` stays fast)::
 
     jaxstyle.gatys(content, style, **options) -> GatysResult
     jaxstyle.texture(style, size, **options) -> GatysResult
+    jaxstyle.stylize(img, params) -> stylised img (same kind, shape, dtype)
+    jaxstyle.load_transform("scream") -> params of a shipped model (or a model file)
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ _EXPORTS = {
     "texture": "jaxstyle.backprop",
     "GatysResult": "jaxstyle.backprop",
     "GatysOptions": "jaxstyle.backprop",
+    "stylize": "jaxstyle.transform",
+    "load_transform": "jaxstyle.transform",
+    "save_transform": "jaxstyle.transform",
     "load_image": "jaxstyle.images",
     "save_image": "jaxstyle.images",
     "load_vgg_params": "jaxstyle.weights",

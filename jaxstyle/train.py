@@ -53,6 +53,7 @@ class TrainConfig:
     residual_blocks: int = 5
     pooling: str = "avg"
     dtype: str = "float32"
+    init_from: str = ""
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "image_size", "style_size", "width", "residual_blocks"):
@@ -78,13 +79,38 @@ class TrainConfig:
 # -- state and step --------------------------------------------------------------------------------
 
 
+def _param_role(path: tuple, _leaf: Any) -> str:
+    """``frozen`` for biases that a later instance norm cancels exactly: the bias of every conv but
+    the last, and the residual blocks' closing norm2 bias (a constant shift of the residual stream,
+    removed by the next norm). Their true gradient is zero, and Adam would turn float noise in it
+    into ±lr steps (which also made data-parallel runs drift apart)."""
+    names = [getattr(k, "key", str(k)) for k in path]
+    if names[-1] != "bias":
+        return "adam"
+    cancelled = ("conv" in names and names[1] != "out") or "norm2" in names
+    return "frozen" if cancelled else "adam"
+
+
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    return optax.adam(config.lr)
+    """Adam on every parameter that matters (see :func:`_param_role`)."""
+    return optax.multi_transform(
+        {"adam": optax.adam(config.lr), "frozen": optax.set_to_zero()},
+        lambda params: jax.tree_util.tree_map_with_path(_param_role, params),
+    )
 
 
 def init_state(config: TrainConfig, key: jax.Array) -> dict[str, Any]:
     """``{"params", "opt_state", "step": int32[]}`` for a fresh run."""
-    params = transform.init_params(key, config.width, config.residual_blocks)
+    if config.init_from:
+        # Fine-tuning: start from a trained model (another style's converges in far fewer steps).
+        params = jax.tree.map(jnp.asarray, transform.load_transform(config.init_from))
+        arch = transform.architecture(params)
+        if (arch["width"], arch["residual_blocks"]) != (config.width, config.residual_blocks):
+            raise OptionError(f"--init-from {config.init_from} has width {arch['width']} and "
+                              f"{arch['residual_blocks']} residual blocks; this run wants {config.width} and "
+                              f"{config.residual_blocks}")
+    else:
+        params = transform.init_params(key, config.width, config.residual_blocks)
     return {"params": params, "opt_state": make_optimizer(config).init(params), "step": jnp.zeros((), jnp.int32)}
 
 
@@ -249,29 +275,18 @@ def run(
     from jaxstyle.cli.common import progress_bar
 
     config.validate()
-    workdir = Path(workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
     primary = jax.process_index() == 0
     mesh = data_mesh()
     n_dev = mesh.devices.size
     global_batch = config.batch_size * jax.process_count()
     if global_batch % n_dev:
         raise OptionError(f"the global batch ({global_batch}) must be a multiple of the device count ({n_dev})")
-    _check_workdir_config(workdir, config, primary)
-
-    if vgg_params is None:
-        from jaxstyle.weights import load_vgg_params
-
-        vgg_params = load_vgg_params()
-    vgg_params = vgg.to_device(vgg_params, upto=("conv5_1",))
+    # Inputs first: a bad style or data folder must fail before the workdir is touched.
     if style_image is None:
         from jaxstyle.styles import load_style
 
         style_image = load_style(config.style)
     style_image = imagelib.fit_long_side(imagelib.to_float_image(style_image), config.style_size)
-    frozen = {"vgg": vgg_params, "grams": style_grams(vgg_params, style_image, config)}
-    trainer = Trainer(config, mesh, frozen)
-
     pipeline = None
     if batches is None:
         pipeline = datalib.make_pipeline(config.data, batch_size=config.batch_size, image_size=config.image_size,
@@ -279,11 +294,22 @@ def run(
                                          shard_count=jax.process_count(),
                                          num_threads=min(16, os.cpu_count() or 4))
         batches = iter(pipeline)
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    _check_workdir_config(workdir, config, primary)
+
+    if vgg_params is None:
+        from jaxstyle.weights import load_vgg_params
+
+        vgg_params = load_vgg_params()
+    vgg_params = vgg.to_device(vgg_params, upto=("conv5_1",))
+    frozen = {"vgg": vgg_params, "grams": style_grams(vgg_params, style_image, config)}
+    trainer = Trainer(config, mesh, frozen)
 
     options = ocp.CheckpointManagerOptions(max_to_keep=3, enable_async_checkpointing=True, create=True)
     manager = ocp.CheckpointManager(workdir / "checkpoints", options=options, item_names=("state", "data"))
     state = trainer.replicate(init_state(config, jax.random.key(config.seed)))
-    start = 0
+    start, seconds_before, images_before = 0, 0.0, 0
     latest = manager.latest_step()
     if latest is not None:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
@@ -296,6 +322,8 @@ def run(
         state = restored["state"]
         start = int(state["step"])
         positions = restored["data"]["positions"]
+        seconds_before = float(restored["data"].get("seconds", 0.0))
+        images_before = int(restored["data"].get("images", 0))
         if pipeline is not None:
             batches.set_state({"next_index": int(positions[jax.process_index()])})
         log(f"resuming from step {start} ({workdir})")
@@ -345,7 +373,9 @@ def run(
             if boundary:
                 positions = _gather_positions(batches if pipeline is not None else None)
                 manager.save(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardSave(state), data=ocp.args.JsonSave({"positions": positions})))
+                    state=ocp.args.StandardSave(state), data=ocp.args.JsonSave({
+                        "positions": positions, "seconds": seconds_before + time.perf_counter() - t0,
+                        "images": images_before + images_seen})))
                 if primary:
                     write_loss_plot(metrics_path, workdir / "loss.png")
             if primary and sample_image is not None and (step % sample_every == 0 or boundary and (
@@ -364,7 +394,7 @@ def run(
     seconds = time.perf_counter() - t0
     params = jax.device_get(state["params"])
     if out is not None and primary:
-        meta = export_metadata(config, step, seconds, images_seen, pipeline)
+        meta = export_metadata(config, step, seconds_before + seconds, images_before + images_seen, pipeline)
         transform.save_transform(out, params, meta)
         log(f"wrote {out}")
     return RunResult(params, step, start, seconds, last)
@@ -390,7 +420,7 @@ def _gather_positions(iterator: Any) -> list[int]:
 
 
 ARCH_KEYS = ("width", "residual_blocks", "image_size", "style", "style_size", "content_weight", "style_weight",
-             "tv_weight", "warmup_steps", "pooling", "seed", "batch_size")
+             "tv_weight", "warmup_steps", "pooling", "seed", "batch_size", "init_from")
 
 
 def _check_workdir_config(workdir: Path, config: TrainConfig, primary: bool) -> None:
@@ -423,7 +453,7 @@ def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen
         "style": config.style, "steps": steps, "warmup_steps": config.warmup_steps,
         "image_size": config.image_size, "batch_size": config.batch_size, "style_size": config.style_size,
         "content_weight": config.content_weight, "style_weight": config.style_weight, "tv_weight": config.tv_weight,
-        "lr": config.lr, "seed": config.seed, "data": config.data,
+        "lr": config.lr, "seed": config.seed, "data": config.data, "init_from": config.init_from or None,
         "data_files": pipeline.stats.get("files") if pipeline is not None else None,
         "wall_seconds": round(seconds, 1), "images_seen": images_seen,
         "machine": f"{platform.node() or 'unknown'}; {jax.devices()[0].device_kind} x{jax.device_count()}",

@@ -10,7 +10,7 @@ from jaxstyle.errors import OptionError
 def _trend_falls(values, window=5):
     values = np.asarray(values)
     means = [values[i : i + window].mean() for i in range(0, len(values) - window + 1, window)]
-    return all(b <= a * 1.02 for a, b in zip(means, means[1:]))
+    return all(b <= a * 1.02 for a, b in zip(means, means[1:], strict=False))
 
 
 def test_gatys_lowers_total_and_style_loss(small_pair, vgg_params):

@@ -15,11 +15,14 @@ import numpy as np
 from jaxstyle.cli.common import ArgumentParser, cli_entry, float_list, positive_int, progress_bar
 from jaxstyle.errors import OptionError
 
-METHODS = ("gatys", "texture")
+METHODS = ("transform", "gatys", "texture")
+DEFAULT_GATYS_SIZE = 512
 
 DESCRIPTION = """\
 Stylise photos with a painting's style.
 
+  transform  one forward pass of a trained transform net (Johnson et al.): milliseconds per image.
+             Shipped models: scream, starry_night, wave; train more with bin/train.
   gatys    back-propagation through VGG19 (Gatys et al.): optimises the image itself.
            Slow (about 1 s per iteration at 400x300 on a laptop CPU) but works with any style.
   texture  synthesise a texture of the style from noise (no content image).
@@ -30,8 +33,9 @@ composition_vii), downloaded once into ~/.cache/jaxstyle (or read from $JAXSTYLE
 
 EPILOG = """\
 examples:
-  bin/stylize photo.jpg --style starry_night --out photo_starry.jpg
-  bin/stylize photos/ --style my_painting.png --out stylised/ --size 384 --iterations 300
+  bin/stylize photo.jpg --style scream --out photo_scream.jpg
+  bin/stylize photos/ --style wave --out stylised/
+  bin/stylize photo.jpg --method gatys --style my_painting.png --size 384 --iterations 300
   bin/stylize --method texture --style wave --size 256 --out wave_texture.png
 """
 
@@ -43,13 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="*", metavar="CONTENT",
                    help="content image(s) or folder(s) of images (not used by --method texture)")
-    p.add_argument("--method", choices=METHODS, default="gatys", help="algorithm (default: %(default)s)")
-    p.add_argument("--style", required=True, help="style image path or built-in style name")
+    p.add_argument("--method", choices=METHODS, default="transform", help="algorithm (default: %(default)s)")
+    p.add_argument("--style", required=True,
+                   help="transform: a shipped model name (scream, starry_night, wave) or a .msgpack model file; "
+                   "gatys/texture: a style image path or built-in style name")
     p.add_argument("--out", help="output file (one input) or folder (several inputs); "
                    "default: <content>_<style>.png in the current folder")
     g = p.add_argument_group("size")
-    g.add_argument("--size", type=positive_int, default=512,
-                   help="long side of the output in pixels, aspect kept (default: %(default)s)")
+    g.add_argument("--size", type=positive_int, default=None,
+                   help=f"long side of the output in pixels, aspect kept (default: transform keeps the input's "
+                   f"size, gatys/texture use {DEFAULT_GATYS_SIZE})")
+    g.add_argument("--batch-size", type=positive_int, default=8,
+                   help="transform: images per batch, spread over all devices (default: %(default)s)")
     g.add_argument("--style-size", type=positive_int, default=None,
                    help="long side of the style image; default: scaled to the output's pixel count")
     o = p.add_argument_group("optimisation")
@@ -103,24 +112,26 @@ def _check_writable(path: Path) -> None:
         raise OptionError(f"output folder {parent} is not writable (for {path})")
 
 
-@cli_entry
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from jaxstyle import backprop, images, styles
-
-    options = dict(
+def _gatys_options(args: argparse.Namespace) -> dict:
+    return dict(
         iterations=args.iterations, optimizer=args.optimizer, lr=args.lr,
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
         style_layer_weights=args.style_layer_weights, pooling=args.pooling, init=args.init,
-        noise=args.noise, seed=args.seed, size=args.size, style_size=args.style_size,
+        noise=args.noise, seed=args.seed, size=args.size or DEFAULT_GATYS_SIZE, style_size=args.style_size,
     )
-    backprop.GatysOptions(**options).validate()
+
+
+def _style_label(style: str) -> str:
+    return Path(style).stem if Path(style).is_file() else style
+
+
+@cli_entry
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from jaxstyle import images
+
     load_kwargs = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
-
-    style_path = styles.resolve_style(args.style)
-    style_label = Path(args.style).stem if Path(args.style).is_file() else args.style
-    style_image = images.load_image(style_path, **load_kwargs)
-
+    style_label = _style_label(args.style)
     if args.method == "texture":
         if args.inputs:
             raise OptionError("--method texture takes no content images")
@@ -135,10 +146,69 @@ def main(argv: Sequence[str] | None = None) -> int:
         images.check_output_path(path)
     if args.report is not None:
         _check_writable(args.report)
-    contents = [images.load_image(path, **load_kwargs) for path in content_paths]
+    if args.method == "transform":
+        reports = _run_transform(args, content_paths, out_paths, load_kwargs)
+    else:
+        reports = _run_gatys(args, content_paths, out_paths, load_kwargs)
+    if args.report is not None:
+        import jax
 
+        payload = dict(reports[0]) if len(reports) == 1 else {"runs": reports}
+        payload["machine"] = {"platform": platform.platform(), "jax": jax.__version__,
+                              "device": jax.devices()[0].device_kind}
+        tmp = args.report.with_name(f".{args.report.name}.tmp")
+        tmp.write_text(json.dumps(payload, indent=1))
+        os.replace(tmp, args.report)
+    return 0
+
+
+def _run_transform(args: argparse.Namespace, content_paths: list[Path], out_paths: list[Path],
+                   load_kwargs: dict) -> list[dict]:
+    """Feed-forward stylisation: same-size images are batched and spread over all local devices."""
+    import time
+
+    from jaxstyle import images, transform
+
+    params = transform.load_transform(args.style)
+    groups: dict[tuple[int, int], list[tuple[np.ndarray, Path]]] = {}
+    for path, out_path in zip(content_paths, out_paths, strict=True):
+        img = images.load_image(path, **load_kwargs)
+        if args.size is not None:
+            img = images.fit_long_side(img, args.size)
+        groups.setdefault(img.shape[:2], []).append((img, out_path))
+    bar = progress_bar(len(content_paths), desc="stylize", unit="img")
+    reports, start = [], time.perf_counter()
+    try:
+        for items in groups.values():
+            for i in range(0, len(items), args.batch_size):
+                chunk = items[i : i + args.batch_size]
+                t = time.perf_counter()
+                outputs = transform.apply_batch(params, np.stack([img for img, _ in chunk]))
+                seconds = time.perf_counter() - t
+                for output, (_, out_path) in zip(outputs, chunk, strict=True):
+                    images.save_image(out_path, output)
+                    h, w = output.shape[:2]
+                    reports.append({"method": "transform", "output": str(out_path), "style": args.style,
+                                    "size": [h, w], "seconds": seconds / len(chunk)})
+                bar.update(len(chunk))
+                bar.set_postfix(img_per_s=f"{bar.n / (time.perf_counter() - start):.1f}", refresh=False)
+    finally:
+        bar.close()
+    total = time.perf_counter() - start
+    print(f"wrote {len(reports)} image(s) with {args.style} in {total:.1f} s "
+          f"({len(reports) / max(total, 1e-9):.1f} images/s, first batch includes compilation)")
+    return reports
+
+
+def _run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: list[Path],
+               load_kwargs: dict) -> list[dict]:
+    from jaxstyle import backprop, images, styles
     from jaxstyle.weights import load_vgg_params
 
+    options = _gatys_options(args)
+    backprop.GatysOptions(**options).validate()
+    style_image = images.load_image(styles.resolve_style(args.style), **load_kwargs)
+    contents = [images.load_image(path, **load_kwargs) for path in content_paths]
     vgg_params = load_vgg_params()
     reports = []
     jobs = list(zip(contents, out_paths, strict=True)) if contents else [(None, out_paths[0])]
@@ -154,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             if content is None:
-                result = backprop.texture(style_image, args.size, vgg_params=vgg_params, callback=on_step,
+                result = backprop.texture(style_image, options["size"], vgg_params=vgg_params, callback=on_step,
                                           **{k: v for k, v in options.items() if k not in ("size", "init")})
             else:
                 result = backprop.gatys(content, style_image, vgg_params=vgg_params, callback=on_step, **options)
@@ -169,19 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seconds": result.seconds, "compile_seconds": result.compile_seconds,
             "content_loss": result.content_loss, "style_loss": result.style_loss,
             "total_loss": result.history[-1]["total"], "size": [h, w],
-            "style": args.style, "options": {k: v for k, v in options.items()},
-            "history": result.history,
+            "style": args.style, "options": options, "history": result.history,
         })
-    if args.report is not None:
-        import jax
-
-        payload = dict(reports[0]) if len(reports) == 1 else {"runs": reports}
-        payload["machine"] = {"platform": platform.platform(), "jax": jax.__version__,
-                              "device": jax.devices()[0].device_kind}
-        tmp = args.report.with_name(f".{args.report.name}.tmp")
-        tmp.write_text(json.dumps(payload, indent=1))
-        os.replace(tmp, args.report)
-    return 0
+    return reports
 
 
 if __name__ == "__main__":

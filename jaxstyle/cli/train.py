@@ -56,6 +56,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--checkpoint-every", type=positive_int, default=1000, help="(default: %(default)s)")
     p.add_argument("--log-every", type=positive_int, default=50, help="metrics line every N steps")
     p.add_argument("--sample-every", type=positive_int, default=1000, help="write a sample image every N steps")
+    p.add_argument("--init-from", default="", metavar="MODEL",
+                   help="start from a trained model (file or shipped name) instead of random init: fine-tuning "
+                   "to a new style takes far fewer steps")
     p.add_argument("--max-seconds", type=float, default=None,
                    help="stop (checkpoint and export) after this much training time, e.g. on a rented GPU")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for init and data order (default: 0)")

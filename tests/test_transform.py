@@ -1,0 +1,100 @@
+"""The transform net: shapes and dtypes through stylize, instance norm, model files."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+import jaxstyle
+from jaxstyle import transform
+from jaxstyle.errors import WeightsError
+
+
+@pytest.fixture(scope="module")
+def small_params():
+    return transform.init_params(jax.random.key(0), width=8, residual_blocks=2)
+
+
+@pytest.mark.parametrize("shape", [(37, 53, 3), (64, 64, 3), (2, 21, 30, 3)])
+def test_stylize_keeps_shape_and_float_dtype(small_params, shape):
+    img = np.random.default_rng(0).random(shape, dtype=np.float32)
+    out = jaxstyle.stylize(img, small_params)
+    assert out.shape == shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_stylize_uint8_and_pil(small_params):
+    img = (np.random.default_rng(1).random((19, 23, 3)) * 255).astype(np.uint8)
+    out = jaxstyle.stylize(img, small_params)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    pil = jaxstyle.stylize(Image.fromarray(img), small_params)
+    assert isinstance(pil, Image.Image) and pil.size == (23, 19) and pil.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(pil), out)
+
+
+def test_instance_norm_normalises_each_image_and_channel():
+    norm = transform.InstanceNorm()
+    x = jax.random.normal(jax.random.key(0), (3, 8, 9, 4)) * jnp.arange(1.0, 5.0) + jnp.arange(3.0)[:, None, None, None]
+    y = norm.apply(norm.init(jax.random.key(1), x), x)
+    np.testing.assert_allclose(np.asarray(y.mean(axis=(1, 2))), 0.0, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(y.std(axis=(1, 2))), 1.0, atol=1e-3)
+
+
+def test_reflect_conv_equals_valid_conv_on_reflect_padded_input():
+    conv = transform.ReflectConv(5, 9)
+    x = jax.random.uniform(jax.random.key(0), (1, 20, 17, 3))
+    params = conv.init(jax.random.key(1), x)
+    kernel = params["params"]["conv"]["kernel"]
+    padded = jnp.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect")
+    expected = jax.lax.conv_general_dilated(padded, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    expected = expected + params["params"]["conv"]["bias"]
+    np.testing.assert_allclose(np.asarray(conv.apply(params, x)), np.asarray(expected), rtol=1e-5, atol=1e-5)
+
+
+def test_model_file_round_trip(tmp_path, small_params):
+    path = transform.save_transform(tmp_path / "m.msgpack", small_params, {"style": "test", "steps": 3})
+    params, meta = transform.read_transform(path)
+    assert meta["style"] == "test" and meta["width"] == 8 and meta["residual_blocks"] == 2
+    assert jax.tree.structure(params) == jax.tree.structure(small_params)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(small_params), strict=True):
+        np.testing.assert_allclose(a, np.asarray(b), rtol=1e-3, atol=1e-4)  # stored as fp16
+    x = np.random.default_rng(0).random((16, 16, 3), dtype=np.float32)
+    # fp16 storage moves outputs by less than one 8-bit level
+    np.testing.assert_allclose(jaxstyle.stylize(x, params), jaxstyle.stylize(x, small_params), atol=1 / 255)
+    assert (tmp_path / "m.msgpack.json").exists()
+
+
+def test_bad_model_files_are_refused(tmp_path, small_params):
+    path = transform.save_transform(tmp_path / "m.msgpack", small_params, {})
+    truncated = tmp_path / "t.msgpack"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(WeightsError, match="t.msgpack"):
+        transform.load_transform(truncated)
+    text = tmp_path / "x.msgpack"
+    text.write_text("hello")
+    with pytest.raises(WeightsError):
+        transform.load_transform(text)
+    from flax import serialization
+
+    other = dict(jax.tree.map(np.asarray, small_params)["params"])
+    del other["up2"]  # another architecture: a stage missing
+    foreign = tmp_path / "f.msgpack"
+    foreign.write_bytes(serialization.msgpack_serialize(
+        {"format": transform.FORMAT, "version": transform.FORMAT_VERSION, "metadata": "{}",
+         "params": {"params": other}}))
+    with pytest.raises(WeightsError, match="another architecture"):
+        transform.load_transform(foreign)
+    with pytest.raises(WeightsError, match="gatys"):
+        transform.load_transform("no_such_style")
+
+
+@pytest.mark.parametrize("name", ["scream", "starry_night", "wave"])
+def test_shipped_models_load_and_stylise(name):
+    if name not in transform.shipped_models():
+        pytest.fail(f"shipped model {name} missing from weights/")
+    params = jaxstyle.load_transform(name)
+    img = np.random.default_rng(0).random((48, 64, 3), dtype=np.float32)
+    out = jaxstyle.stylize(img, params)
+    assert out.shape == img.shape
+    assert np.abs(out - img).mean() > 0.05
