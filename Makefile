@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine:
-#   make demo   set up .venv, port the VGG19 weights, stylise a photo that ships with scikit-image
+#   make demo   set up .venv, port the VGG19 weights, stylise scikit-image's cat with every shipped style
 #   make test   the same set-up, then the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -26,7 +26,8 @@ setup: $(STAMP) $(VGG)
 demo: setup
 	mkdir -p out
 	bin/stylize $$($(PY) -c 'import os, skimage; print(os.path.join(os.path.dirname(skimage.__file__), "data", "chelsea.png"))') \
-		--style starry_night --size 256 --iterations 200 --out out/chelsea_starry_night.png --report out/demo.json
+		--sheet --out out
+	@echo "open out/chelsea_sheet.png (the photo and every shipped style side by side)"
 
 test: setup
 	$(PY) -m pytest -q

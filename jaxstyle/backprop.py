@@ -65,7 +65,7 @@ class GatysOptions:
     init: str = "content+noise"
     noise: float = 0.1
     seed: int = 0
-    size: int | None = 512
+    size: int | None = 400
     style_size: int | None = None
 
     def validate(self) -> None:
@@ -277,11 +277,22 @@ def optimise(
     return GatysResult(np.asarray(image[0]), history, seconds, compile_seconds)
 
 
+# VGG19 pools four times before conv5_1: smaller sides leave conv5_1 with no positions.
+MIN_SIDE = 16
+
+
+def check_shape(shape: tuple[int, int], what: str = "output") -> None:
+    if min(shape) < MIN_SIDE:
+        raise OptionError(f"the {what} would be {shape[1]}x{shape[0]} px; both sides must be at least {MIN_SIDE} "
+                          "(raise --size)")
+
+
 def _working_images(content: np.ndarray, style_images: Sequence[np.ndarray], size: int | None,
                     style_size: int | None) -> tuple[np.ndarray, list[np.ndarray]]:
     if size is not None:
         content = imagelib.fit_long_side(content, size)
     h, w = content.shape[:2]
+    check_shape((h, w))
     if style_size is not None:
         styles = [imagelib.fit_long_side(s, style_size) for s in style_images]
     else:
@@ -311,6 +322,8 @@ def gatys(
     content_img, style_imgs = _working_images(
         imagelib.to_float_image(content), [imagelib.to_float_image(s) for s in styles], opts.size, opts.style_size
     )
+    for style_img in style_imgs:
+        check_shape(style_img.shape[:2], "style image")
     params = _device_params(vgg_params)
     spec = opts.loss_spec(with_content=True)
     shape = content_img.shape[:2]
@@ -345,10 +358,12 @@ def texture(
         shape = (int(size[0]), int(size[1]))
         if min(shape) <= 0:
             raise OptionError(f"texture size must be positive, got {size}")
+    check_shape(shape)
     if opts.style_size is not None:
         style_img = imagelib.fit_long_side(style_img, opts.style_size)
     else:
         style_img = imagelib.fit_pixels(style_img, shape[0] * shape[1])
+    check_shape(style_img.shape[:2], "style image")
     params = _device_params(vgg_params)
     spec = opts.loss_spec(with_content=False)
     targets = make_targets(params, spec, shape, None, [style_img])

@@ -1,0 +1,96 @@
+"""bin/stylize end to end: outputs decode at the right size, reports, and bad input."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxstyle.cli import stylize
+
+
+def _content(data_dir):
+    return str(data_dir / "content" / "cat.jpg")
+
+
+def test_gatys_writes_image_and_report(tmp_path, data_dir):
+    out, report = tmp_path / "o.png", tmp_path / "r.json"
+    rc = stylize.main([_content(data_dir), "--method", "gatys", "--style", "starry_night", "--size", "48",
+                       "--iterations", "3", "--out", str(out), "--report", str(report), "--save-every", "2"])
+    assert rc == 0
+    img = Image.open(out)
+    assert max(img.size) == 48 and img.size == (48, 32)  # cat.jpg is 451x300
+    data = json.loads(report.read_text())
+    for key in ("method", "iterations", "seconds", "content_loss", "style_loss", "size", "history"):
+        assert key in data
+    assert data["method"] == "gatys" and data["iterations"] == 3 and data["size"] == [32, 48]
+    assert len(data["history"]) == 4 and np.isfinite(data["style_loss"])
+    assert (tmp_path / "o_iter00002.png").exists()
+
+
+def test_texture_writes_requested_size(tmp_path):
+    out = tmp_path / "t.png"
+    assert stylize.main(["--method", "texture", "--style", "wave", "--size", "40", "--iterations", "2",
+                         "--out", str(out)]) == 0
+    assert max(Image.open(out).size) == 40
+
+
+def test_transform_folder_and_sheet(tmp_path, data_dir):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("cat.jpg", "chicago.jpg"):
+        Image.open(data_dir / "content" / name).resize((40, 30)).save(src / name)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert stylize.main([str(src), "--style", "starry_night", "--out", str(out)]) == 0
+    for name in ("cat_starry_night.png", "chicago_starry_night.png"):
+        assert Image.open(out / name).size == (40, 30)
+    assert stylize.main([str(src / "cat.jpg"), "--sheet", "--style", "starry_night", "--out", str(out)]) == 0
+    assert Image.open(out / "cat_sheet.png").size[0] > 80
+
+
+def _exit_code(argv):
+    try:
+        return stylize.main(argv)
+    except SystemExit as exc:  # argparse rejects bad values before main's body runs
+        return exc.code
+
+
+def _blank(d):
+    Image.new("RGB", (64, 64), "gray").save(d / "ok.png")
+    return d / "ok.png"
+
+
+def _text(d):
+    (d / "text.jpg").write_text("not an image")
+    return d / "text.jpg"
+
+
+def _tiny(d):
+    Image.new("RGB", (8, 8)).save(d / "tiny.png")
+    return d / "tiny.png"
+
+
+@pytest.mark.parametrize(
+    "make_input, options, message",
+    [
+        (lambda d: d / "missing.jpg", [], "missing.jpg"),
+        (_text, [], "text.jpg"),
+        (_tiny, [], "tiny.png"),
+        (_blank, ["--size", "0"], "--size"),
+        (_blank, ["--iterations", "0"], "--iterations"),
+        (_blank, ["--style", "nosuchstyle"], "nosuchstyle"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, capsys, make_input, options, message):
+    path = make_input(tmp_path)
+    out = tmp_path / "result.png"
+    defaults = {"--style": "wave", "--iterations": "2", "--size": "32"}
+    defaults.update(dict(zip(options[::2], options[1::2], strict=True)))
+    argv = [str(path), "--method", "gatys", "--out", str(out)] + [x for kv in defaults.items() for x in kv]
+    assert _exit_code(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temp files left
