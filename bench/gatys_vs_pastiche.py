@@ -35,8 +35,9 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-CONTENT = Path("/work/shared/data/content/tubingen.jpg")
-STYLE = Path("/work/shared/data/styles/starry_night.jpg")
+DATA = Path(os.environ.get("JAXSTYLE_DATA") or REPO.parent / "shared" / "data")
+CONTENT = DATA / "content" / "tubingen.jpg"
+STYLE = DATA / "styles" / "starry_night.jpg"
 PASTICHE_VENV = REPO / ".bench-venv-pastiche"
 PASTICHE_RUNNER = REPO / "bench" / "_pastiche_runner.py"
 TORCH_REQUIREMENT = "torch==2.13.0"

@@ -340,6 +340,13 @@ def run(
     window_start, window_images = time.perf_counter(), 0
     last: dict[str, float] = {}
     step = start
+    def save(at_step: int, state: dict) -> None:
+        positions = _gather_positions(batches if pipeline is not None else None)
+        manager.save(at_step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), data=ocp.args.JsonSave({
+                "positions": positions, "seconds": seconds_before + time.perf_counter() - t0,
+                "images": images_before + images_seen})))
+
     try:
         while step < config.steps:
             if config.warmup_steps and step == config.warmup_steps:
@@ -371,11 +378,7 @@ def run(
                     with metrics_path.open("a") as f:
                         f.write(json.dumps({"step": step, "time": time.time(), **last}) + "\n")
             if boundary:
-                positions = _gather_positions(batches if pipeline is not None else None)
-                manager.save(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardSave(state), data=ocp.args.JsonSave({
-                        "positions": positions, "seconds": seconds_before + time.perf_counter() - t0,
-                        "images": images_before + images_seen})))
+                save(step, state)
                 if primary:
                     write_loss_plot(metrics_path, workdir / "loss.png")
             if primary and sample_image is not None and (step % sample_every == 0 or boundary and (
@@ -387,6 +390,14 @@ def run(
             if out_of_time:
                 log(f"stopping at step {step}: --max-seconds {max_seconds:g} reached")
                 break
+    except KeyboardInterrupt:
+        # Ctrl-C: keep the work done since the last checkpoint (the state is finite: the last
+        # step's metrics were not checked, so only save when they are).
+        if step > start and step != manager.latest_step() and _finite(
+                {k: float(v) for k, v in jax.device_get(metrics).items()}):
+            save(step, state)
+            log(f"interrupted: saved a checkpoint at step {step}; rerun the same command to resume")
+        raise
     finally:
         bar.close()
         manager.wait_until_finished()

@@ -1,0 +1,199 @@
+"""``bin/evaluate``: rerun the paper's quantitative section (Tables 1-2, Figures 1-5)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from jaxstyle import evaluate as ev
+from jaxstyle.cli.common import ArgumentParser, cli_entry, positive_int, progress_bar
+from jaxstyle.errors import OptionError
+
+DESCRIPTION = f"""\
+Reproduce the paper's results section on this machine and write it to --out.
+
+  Table 1  L_content(g, c) and L_style(g, s) (the paper's definitions, our VGG19, alpha=1,
+           beta=1e3, avg pooling) of: the input photo itself (g = c, a reference row),
+           back-propagation (Gatys et al., sign optimizer), the transform net, and the
+           transform net trained with warmup; for every content image and their mean.
+           Content resized to --size (long side); the style to the same pixel count.
+  Table 2  runtime at 400x300 (--table2-size) of back-prop (--table2-iterations, extrapolated to
+           {ev.PAPER_ITERATIONS} if fewer) and of one forward pass of each transform net,
+           compilation (cold jit caches) apart from the steady state; the first
+           content photo, resized to exactly that size. Runs first.
+  Figures  figure1.png  one photo in {', '.join(ev.FIGURE1_STYLES)} by back-prop
+           figure2.png  texture synthesis: the style and its texture
+           figure3.png.. photo | transform net | transform net + warmup | back-prop,
+                         for the first {ev.TRANSFORM_FIGURES} content images
+
+Writes table1.md, table2.md, results.json (every number and the settings) and the figures,
+each atomically; results.json and the tables are updated as each part finishes.
+Back-prop is slow on a CPU (about 1 s per iteration at 400x300): shrink --size, --limit,
+--iterations, --table2-iterations and --figure-iterations, or --skip-figures.
+"""
+
+EPILOG = """\
+examples:
+  bin/evaluate                                   # the full run: 400 iterations, 256 px, all photos
+  bin/evaluate --limit 4 --iterations 200 --table2-iterations 50 --out results
+  bin/evaluate --content my_photos/ --style wave --model wave.msgpack --warmup-model wave_warmup.msgpack
+  bin/evaluate --size 128 --iterations 50 --skip-figures --out /tmp/quick
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="evaluate", description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    i = p.add_argument_group("inputs")
+    i.add_argument("--content", type=Path, default=None, metavar="DIR",
+                   help="folder of content photos (default: $JAXSTYLE_DATA/content, else ../shared/data/content "
+                   f"next to the checkout: {ev.default_content_dir()})")
+    i.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                   help="use only the first N photos (sorted by name)")
+    i.add_argument("--style", default=ev.DEFAULT_STYLE,
+                   help="style image: a built-in name or an image file (default: %(default)s)")
+    i.add_argument("--model", default=str(ev.DEFAULT_MODEL),
+                   help="transform net trained without warmup: a .msgpack file or a shipped model name "
+                   "(default: weights/paper/starry_night_nowarmup.msgpack)")
+    i.add_argument("--warmup-model", default=ev.DEFAULT_WARMUP_MODEL,
+                   help="transform net trained with warmup (default: the shipped %(default)s, "
+                   "weights/starry_night.msgpack)")
+    w = p.add_argument_group("work (shrink these on a CPU)")
+    w.add_argument("--size", type=positive_int, default=256,
+                   help="long side of the content images in Table 1 and the figures, px (default: %(default)s)")
+    w.add_argument("--iterations", type=positive_int, default=ev.PAPER_ITERATIONS,
+                   help="back-prop iterations for Table 1 (default: %(default)s, as in the paper)")
+    w.add_argument("--table2-iterations", type=positive_int, default=None, metavar="N",
+                   help="back-prop iterations actually run for Table 2, at least 2 (default: --iterations); "
+                   f"fewer than {ev.PAPER_ITERATIONS} adds a row extrapolated to {ev.PAPER_ITERATIONS}")
+    w.add_argument("--figure-iterations", type=positive_int, default=None, metavar="N",
+                   help="back-prop / texture iterations for the figures (default: --iterations; equal "
+                   "settings reuse Table 1's back-prop images)")
+    w.add_argument("--table2-size", type=_size_wh, default=ev.TABLE2_SHAPE, metavar="WxH",
+                   help="Table 2's image size, width x height (default: 400x300, the paper's)")
+    w.add_argument("--repeats", type=positive_int, default=5,
+                   help="Table 2: timed calls of each transform net after the first (default: %(default)s)")
+    w.add_argument("--skip-figures", action="store_true", help="tables only")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                   help="output folder, created if missing (default: %(default)s)")
+    return p
+
+
+def _size_wh(text: str) -> tuple[int, int]:
+    """argparse type: ``WxH`` (e.g. ``400x300``) -> (height, width)."""
+    parts = text.lower().split("x")
+    try:
+        w, h = (int(v) for v in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 400x300, got {text!r}") from None
+    if min(w, h) < ev.MIN_SIDE:
+        raise argparse.ArgumentTypeError(f"sides must be at least {ev.MIN_SIDE} px, got {text}")
+    return h, w
+
+
+def _prepare_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OptionError(f"--out {out}: cannot create the output folder ({err.strerror or err})") from None
+    if not out.is_dir():
+        raise OptionError(f"--out {out}: not a folder")
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OptionError(f"--out {out}: the output folder is not writable")
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+@cli_entry
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from jaxstyle import images, styles
+    from jaxstyle.weights import load_vgg_params
+
+    table2_iterations = args.table2_iterations or args.iterations
+    figure_iterations = args.figure_iterations or args.iterations
+    if table2_iterations < 2:
+        raise OptionError("--table2-iterations must be at least 2 (the first iteration is compilation)")
+
+    # Every input is checked before any slow work.
+    content_dir = args.content if args.content is not None else ev.default_content_dir()
+    paths = ev.list_content(content_dir, args.limit)
+    raw = {p.name: images.load_image(p) for p in paths}
+    contents = [(name, ev.working_content(img, args.size, name)) for name, img in raw.items()]
+    style_path = styles.resolve_style(args.style)
+    style = images.load_image(style_path)
+    model = ev.load_model(args.model)
+    warmup_model = ev.load_model(args.warmup_model)
+    figure_styles = {} if args.skip_figures else {name: styles.load_style(name) for name in ev.FIGURE1_STYLES}
+    _prepare_out(args.out)
+    vgg_params = load_vgg_params()
+
+    def model_info(m: ev.Model) -> dict:
+        return {"name": m.name, "path": str(m.path), "warmup_steps": m.metadata.get("warmup_steps"),
+                "steps": m.metadata.get("steps"), "style": m.metadata.get("style")}
+
+    results: dict = {
+        "date": ev.now_iso(),
+        "machine": ev.machine_info(),
+        "command": ["bin/evaluate", *(sys.argv[1:] if argv is None else argv)],
+        "settings": {
+            "content_dir": str(Path(content_dir).resolve()), "images": [p.name for p in paths],
+            "style": args.style, "style_path": str(style_path), "size": args.size,
+            "iterations": args.iterations, "table2_iterations": table2_iterations,
+            "table2_shape": list(args.table2_size), "figure_iterations": figure_iterations,
+            "repeats": args.repeats, "skip_figures": args.skip_figures, "out": str(args.out.resolve()),
+            "models": {"transform": model_info(model), "transform_warmup": model_info(warmup_model)},
+            "loss": ev.loss_settings(),
+        },
+        "table1": None, "table2": None, "figures": None,
+    }
+    _log(f"evaluate: {len(contents)} photo(s) from {content_dir}, style {args.style}; "
+         f"{ev.machine_line(results['machine'])}")
+    cache: dict = {}
+
+    # Table 2 first: it times compilation from cleared jit caches, which would otherwise throw away
+    # what Table 1 and the figures share.
+    bar = progress_bar(0, desc="table 2", unit="step")
+    name, first = next(iter(raw.items()))
+    try:
+        results["table2"] = ev.table2(first, style, model, warmup_model, vgg_params=vgg_params,
+                                      iterations=table2_iterations, shape=args.table2_size, repeats=args.repeats,
+                                      image_name=name, progress=bar, log=_log)
+    finally:
+        bar.close()
+    ev.write_results(args.out, results)
+
+    bar = progress_bar(0, desc="table 1", unit="step")
+    try:
+        results["table1"] = ev.table1(contents, style, model, warmup_model, vgg_params=vgg_params,
+                                      iterations=args.iterations, style_name=args.style, cache=cache,
+                                      progress=bar, log=_log)
+    finally:
+        bar.close()
+    ev.write_results(args.out, results)
+
+    if not args.skip_figures:
+        bar = progress_bar(0, desc="figures", unit="step")
+        try:
+            results["figures"] = ev.figures(args.out, contents, style, figure_styles, model, warmup_model,
+                                            vgg_params=vgg_params, iterations=figure_iterations,
+                                            style_name=args.style, cache=cache, progress=bar, log=_log)
+        finally:
+            bar.close()
+        ev.write_results(args.out, results)
+
+    for text in ev.render_markdown(results).values():
+        print(text)
+    written = ["table1.md", "table2.md", "results.json", *(f"{k}.png" for k in results["figures"] or {})]
+    _log(f"wrote {', '.join(written)} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,626 @@
+"""The paper's quantitative section, rerunnable (the logic behind ``bin/evaluate``).
+
+* :func:`table1` - Table 1: the paper's L_content(g, c) and L_style(g, s), measured with our VGG19,
+  of the input photo itself (g = c, a reference), back-propagation (Gatys et al.), the transform net
+  and the transform net trained with warmup, per content image and their mean.
+* :func:`table2` - Table 2: runtime at 400x300 on this machine, compilation apart from steady state.
+* :func:`figures` - Figures 1-5 (PNG contact sheets).
+* :func:`render_markdown` - ``table1.md`` / ``table2.md`` from the results dict.
+
+Images are ``float32[H, W, 3]`` RGB in ``[0, 1]`` (see :mod:`jaxstyle.images`); every function here
+returns plain JSON-able dicts of Python floats, ints and strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from jaxstyle import images as imagelib
+from jaxstyle.errors import ImageError, OptionError
+
+REPO = Path(__file__).resolve().parents[1]
+#: The paper's back-propagation iteration count (Table 2 is extrapolated to it when fewer are run).
+PAPER_ITERATIONS = 400
+#: Table 2's image size, (height, width): 400x300 landscape as in the paper.
+TABLE2_SHAPE = (300, 400)
+#: Figure 1: one photo in these three styles, by back-propagation.
+FIGURE1_STYLES = ("scream", "starry_night", "wave")
+#: How many content images get a Figure 3, 4, 5.
+TRANSFORM_FIGURES = 3
+#: The smallest short side VGG19's four poolings can take.
+MIN_SIDE = 16
+DEFAULT_STYLE = "starry_night"
+DEFAULT_MODEL = REPO / "weights" / "paper" / "starry_night_nowarmup.msgpack"
+DEFAULT_WARMUP_MODEL = "starry_night"
+
+METHODS = ("input", "backprop", "transform", "transform_warmup")
+METHOD_LABELS = {
+    "input": "input photo (g = c)",
+    "backprop": "back-prop",
+    "transform": "transform net",
+    "transform_warmup": "transform net + warmup",
+}
+TERMS = ("content", "style", "total")
+
+Log = Callable[[str], None]
+
+
+class Progress(Protocol):
+    """What the functions here need of a progress bar (a tqdm bar fits): a settable ``total``."""
+
+    total: float | None
+
+    def update(self, n: float = 1) -> Any: ...
+
+    def refresh(self) -> Any: ...
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# -- inputs ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A transform net to evaluate: ``params`` (the float32 pytree :func:`transform.apply` takes),
+    the file's ``metadata`` (training settings, e.g. ``warmup_steps``), the name it was given by
+    and the file it came from."""
+
+    name: str
+    path: Path
+    params: Any
+    metadata: dict
+
+
+def load_model(name_or_path: str | os.PathLike[str]) -> Model:
+    """A shipped model name (``starry_night``...) or a ``.msgpack`` file -> :class:`Model`.
+
+    Raises WeightsError (one line) for an unknown name or a missing / corrupt / foreign file.
+    """
+    from jaxstyle import transform
+
+    shipped = transform.shipped_models()
+    key = str(name_or_path)
+    path = shipped.get(key, Path(name_or_path))
+    if not path.is_file():
+        transform.load_transform(name_or_path)  # raises its one-line WeightsError naming the choices
+    params, metadata = transform.read_transform(path)
+    return Model(key, path.resolve(), params, metadata)
+
+
+def default_content_dir() -> Path:
+    """``$JAXSTYLE_DATA/content``, else ``<repo>/../shared/data/content``."""
+    data = os.environ.get("JAXSTYLE_DATA")
+    return (Path(data) if data else REPO.parent / "shared" / "data") / "content"
+
+
+def list_content(folder: str | os.PathLike[str], limit: int | None = None) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name; the first ``limit`` if given.
+
+    Raises ImageError for a missing folder, a file instead of a folder, or a folder with no images.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise ImageError(f"{folder}: no such content folder")
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: --content must be a folder of images, not a file")
+    paths = imagelib.list_images([folder], recursive=False)
+    return paths[:limit] if limit is not None else paths
+
+
+def working_content(image: np.ndarray, size: int, name: str = "image") -> np.ndarray:
+    """float32[H, W, 3] -> float32[h, w, 3] with long side ``size``; refuses a short side < 16 px."""
+    out = imagelib.fit_long_side(image, size)
+    if min(out.shape[:2]) < MIN_SIDE:
+        h, w = out.shape[:2]
+        raise ImageError(f"{name}: at --size {size} the image is {w}x{h}; VGG19 needs sides of at least "
+                         f"{MIN_SIDE} px (use a larger --size)")
+    return out
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the numbers come from: jax device kind/count, jax version, CPU, load average, host."""
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        load = None
+    devices = jax.devices()
+    return {
+        "device_kind": devices[0].device_kind, "platform": devices[0].platform, "device_count": len(devices),
+        "jax": jax.__version__, "cpu": cpu, "cpu_count": os.cpu_count(), "load_average": load,
+        "host": platform.node(), "os": platform.platform(),
+    }
+
+
+def machine_line(machine: Mapping[str, Any]) -> str:
+    """One human line from :func:`machine_info`."""
+    device = f"{machine['device_kind']} x{machine['device_count']}" if machine["device_count"] > 1 \
+        else str(machine["device_kind"])
+    load = machine.get("load_average")
+    load_text = f", load average {load[0]:g} at start" if load else ""
+    return f"{device} ({machine['cpu']}, {machine['cpu_count']} CPUs{load_text}), jax {machine['jax']}"
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# -- losses ----------------------------------------------------------------------------------------
+
+
+def loss_spec():
+    """The default :class:`~jaxstyle.backprop.GatysOptions` loss: α=1, β=1e3, conv4_2 content,
+    conv1_1..conv5_1 style (w_l = 0.2), average pooling, no TV."""
+    from jaxstyle import backprop
+
+    return backprop.GatysOptions().loss_spec(with_content=True)
+
+
+def loss_settings() -> dict[str, Any]:
+    spec = loss_spec()
+    return {"content_weight": spec.content_weight, "style_weight": spec.style_weight,
+            "content_layer": spec.content_layer, "style_layers": dict(spec.style_layer_weights),
+            "pooling": spec.pooling}
+
+
+def targets_for(content: np.ndarray, style: np.ndarray, vgg_params: Any) -> dict[str, Any]:
+    """:func:`backprop.make_targets` for float32[H,W,3] ``content`` (already at the working size) and
+    the full-size ``style``, resized with ``fit_pixels(style, H*W)`` exactly as ``gatys`` does."""
+    from jaxstyle import backprop
+
+    h, w = content.shape[:2]
+    return backprop.make_targets(vgg_params, loss_spec(), (h, w), content, [imagelib.fit_pixels(style, h * w)])
+
+
+def image_losses(image: np.ndarray, targets: Mapping[str, Any], vgg_params: Any) -> dict[str, float]:
+    """The paper's unweighted L_content and L_style (and α·L_content + β·L_style as ``total``) of
+    float32[H, W, 3] ``image``: exactly :func:`backprop.evaluate_loss` with the default loss spec."""
+    import jax.numpy as jnp
+
+    from jaxstyle import backprop
+
+    terms = backprop.evaluate_loss(jnp.asarray(image, jnp.float32)[None], targets, vgg_params, loss_spec())
+    return {k: float(terms[k]) for k in TERMS}
+
+
+def device_vgg(vgg_params: Any) -> dict:
+    """VGG19 params (numpy or jax) on the default device, only the layers the losses use."""
+    from jaxstyle import vgg
+
+    return vgg.to_device(vgg_params, upto=("conv5_1",))
+
+
+def _backprop_key(name: str, style_name: str, shape: tuple[int, ...], iterations: int) -> str:
+    return f"{name}|{style_name}|{shape[0]}x{shape[1]}|{iterations}"
+
+
+def run_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, iterations: int,
+                 callback: Callable[[int, Any, dict[str, float]], None] | None = None):
+    """``backprop.gatys`` with the default options at the content's own size (no resizing:
+    float32[H, W, 3] ``content`` is already at the working size). Returns its GatysResult."""
+    from jaxstyle import backprop
+
+    return backprop.gatys(content, style, vgg_params=vgg_params, iterations=iterations, size=None,
+                          callback=callback)
+
+
+def _stylize(model: Model, content: np.ndarray) -> np.ndarray:
+    import jax.numpy as jnp
+
+    from jaxstyle import transform
+
+    return np.asarray(transform.apply(model.params, jnp.asarray(content)[None])[0])
+
+
+# -- Table 1 ---------------------------------------------------------------------------------------
+
+
+def table1(
+    contents: Sequence[tuple[str, np.ndarray]],
+    style: np.ndarray,
+    model: Model,
+    warmup_model: Model,
+    *,
+    vgg_params: Any,
+    iterations: int = PAPER_ITERATIONS,
+    style_name: str = DEFAULT_STYLE,
+    cache: MutableMapping[str, np.ndarray] | None = None,
+    progress: Progress | None = None,
+    log: Log = _quiet,
+) -> dict[str, Any]:
+    """Table 1: L_content(g, c) and L_style(g, s) of each method's output g, per image and mean.
+
+    contents: (name, float32[H, W, 3] in [0, 1]) pairs, already at the working size (long side
+    ``--size``); style: float32[h, w, 3], any size (scaled to H*W pixels per image, as gatys does).
+    ``cache`` (optional) receives the back-prop outputs, keyed for :func:`figures` to reuse.
+
+    Returns ``{"rows": [{"image", "shape", "losses": {method: {"content", "style", "total"}},
+    "backprop_seconds"}], "mean": {method: {...}}, "iterations", "style", "loss"}``; methods are
+    :data:`METHODS` (``input`` is g = c, so its content loss is 0).
+    """
+    if not contents:
+        raise OptionError("Table 1 needs at least one content image")
+    params = device_vgg(vgg_params)
+    if progress is not None:
+        progress.total = len(contents) * (iterations + 2)
+        progress.refresh()
+    rows = []
+    for name, content in contents:
+        targets = targets_for(content, style, params)
+        outputs: dict[str, np.ndarray] = {"input": content}
+
+        def on_step(step: int, image: Any, terms: dict[str, float]) -> None:
+            if progress is not None:
+                progress.update(1)
+
+        result = run_backprop(content, style, params, iterations, on_step)
+        outputs["backprop"] = result.image
+        if cache is not None:
+            cache[_backprop_key(name, style_name, content.shape, iterations)] = result.image
+        for method, net in (("transform", model), ("transform_warmup", warmup_model)):
+            outputs[method] = _stylize(net, content)
+            if progress is not None:
+                progress.update(1)
+        losses = {method: image_losses(outputs[method], targets, params) for method in METHODS}
+        rows.append({"image": name, "shape": list(content.shape[:2]), "losses": losses,
+                     "backprop_seconds": result.seconds})
+        log(f"table 1: {name} {content.shape[1]}x{content.shape[0]}: back-prop {iterations} it in "
+            f"{result.seconds:.1f} s; style loss input {losses['input']['style']:.4g}, back-prop "
+            f"{losses['backprop']['style']:.4g}, net {losses['transform']['style']:.4g}, net+warmup "
+            f"{losses['transform_warmup']['style']:.4g}")
+    mean = {method: {term: float(np.mean([r["losses"][method][term] for r in rows])) for term in TERMS}
+            for method in METHODS}
+    return {"rows": rows, "mean": mean, "iterations": iterations, "style": style_name,
+            "loss": loss_settings()}
+
+
+# -- Table 2 ---------------------------------------------------------------------------------------
+
+
+def time_transform(model: Model, content: np.ndarray, repeats: int = 5) -> dict[str, float]:
+    """Time one forward pass of ``model`` on float32[H, W, 3] ``content`` (batch of one).
+
+    jax's caches are cleared first, so ``first_call_seconds`` includes tracing and XLA compilation;
+    ``mean_seconds`` / ``min_seconds`` are over ``repeats`` further calls (steady state). Every call
+    waits for the result (``block_until_ready``). Params are put on the device before timing.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from jaxstyle import transform
+
+    if repeats < 1:
+        raise OptionError(f"--repeats must be positive, got {repeats}")
+    jax.clear_caches()
+    params = jax.device_put(model.params)
+    x = jax.device_put(jnp.asarray(content)[None])
+    start = time.perf_counter()
+    transform.apply(params, x).block_until_ready()
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        transform.apply(params, x).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return {"first_call_seconds": first, "mean_seconds": float(np.mean(times)), "min_seconds": float(min(times)),
+            "std_seconds": float(np.std(times)), "repeats": repeats}
+
+
+def time_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, iterations: int,
+                  target_iterations: int = PAPER_ITERATIONS, progress: Progress | None = None) -> dict[str, Any]:
+    """Time ``backprop.gatys`` for ``iterations`` (>= 2) iterations from cold jit caches.
+
+    ``compile_seconds`` is the first iteration (tracing + compilation + one step);
+    ``steady_seconds`` = ``seconds - compile_seconds`` (the other iterations plus the final loss
+    evaluation); ``per_iteration_seconds`` is measured between the first and the last step only.
+    When ``iterations != target_iterations``, ``extrapolated`` holds the estimate for
+    ``target_iterations``: compile + (target - 1) x per-iteration (labelled as extrapolated).
+    """
+    import jax
+
+    if iterations < 2:
+        raise OptionError(f"timing back-prop needs at least 2 iterations (the first one compiles), got {iterations}")
+    stamps: list[float] = []
+
+    def on_step(step: int, image: Any, terms: dict[str, float]) -> None:
+        stamps.append(time.perf_counter())
+        if progress is not None:
+            progress.update(1)
+
+    jax.clear_caches()
+    result = run_backprop(content, style, vgg_params, iterations, on_step)
+    per_iteration = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+    out: dict[str, Any] = {
+        "iterations": iterations, "seconds": result.seconds, "compile_seconds": result.compile_seconds,
+        "steady_seconds": result.seconds - result.compile_seconds, "per_iteration_seconds": per_iteration,
+        "final_loss": {k: result.history[-1][k] for k in ("content", "style", "total")}, "extrapolated": None,
+    }
+    if iterations != target_iterations:
+        out["extrapolated"] = {
+            "iterations": target_iterations,
+            "seconds": result.compile_seconds + (target_iterations - 1) * per_iteration,
+            "steady_seconds": (target_iterations - 1) * per_iteration,
+            "note": f"extrapolated from {iterations} measured iterations: compile + "
+                    f"{target_iterations - 1} x steady per-iteration time",
+        }
+    return out
+
+
+def table2(
+    content: np.ndarray,
+    style: np.ndarray,
+    model: Model,
+    warmup_model: Model,
+    *,
+    vgg_params: Any,
+    iterations: int = PAPER_ITERATIONS,
+    target_iterations: int = PAPER_ITERATIONS,
+    shape: tuple[int, int] = TABLE2_SHAPE,
+    repeats: int = 5,
+    image_name: str = "",
+    progress: Progress | None = None,
+    log: Log = _quiet,
+) -> dict[str, Any]:
+    """Table 2: runtime of the three methods at ``shape`` (height, width; default 300x400).
+
+    content: float32[H, W, 3], any size (resized to exactly ``shape``, aspect not kept);
+    style: float32[h, w, 3], any size. Returns ``{"shape", "image", "backprop": time_backprop(...),
+    "transform": time_transform(...), "transform_warmup": time_transform(...), "machine"}``.
+    """
+    h, w = shape
+    if min(shape) < MIN_SIDE:
+        raise OptionError(f"Table 2 size {w}x{h} is too small (sides of at least {MIN_SIDE} px)")
+    image = imagelib.resize(content, h, w)
+    params = device_vgg(vgg_params)
+    if progress is not None:
+        progress.total = iterations + 2 * (repeats + 1)
+        progress.refresh()
+    result: dict[str, Any] = {"shape": [h, w], "image": image_name, "machine": machine_info()}
+    result["backprop"] = time_backprop(image, style, params, iterations, target_iterations, progress)
+    b = result["backprop"]
+    log(f"table 2: back-prop {iterations} it at {w}x{h}: compile {b['compile_seconds']:.2f} s, "
+        f"{b['per_iteration_seconds']:.3f} s/it")
+    for method, net in (("transform", model), ("transform_warmup", warmup_model)):
+        result[method] = time_transform(net, image, repeats)
+        if progress is not None:
+            progress.update(repeats + 1)
+        log(f"table 2: {METHOD_LABELS[method]} at {w}x{h}: first call {result[method]['first_call_seconds']:.2f} s, "
+            f"steady {result[method]['mean_seconds'] * 1e3:.1f} ms")
+    return result
+
+
+# -- figures ---------------------------------------------------------------------------------------
+
+
+def _tile_height(size: int) -> int:
+    return int(min(384, max(128, size)))
+
+
+def figures(
+    out_dir: str | os.PathLike[str],
+    contents: Sequence[tuple[str, np.ndarray]],
+    style: np.ndarray,
+    figure_styles: Mapping[str, np.ndarray],
+    model: Model,
+    warmup_model: Model,
+    *,
+    vgg_params: Any,
+    iterations: int = PAPER_ITERATIONS,
+    style_name: str = DEFAULT_STYLE,
+    cache: Mapping[str, np.ndarray] | None = None,
+    progress: Progress | None = None,
+    log: Log = _quiet,
+) -> dict[str, str]:
+    """Write the paper's figures as PNG into ``out_dir``; returns {figure name: file path}.
+
+    * ``figure1.png``: ``contents[0]`` and its back-prop stylisations in each of ``figure_styles``
+      (name -> float32[h, w, 3], the paper's scream, starry_night, wave).
+    * ``figure2.png``: texture synthesis of ``style``: the style and the texture side by side.
+    * ``figure3.png``...: for each of the first three ``contents``: photo | transform net |
+      transform net + warmup | back-prop (``style``).
+
+    contents: (name, float32[H, W, 3]) at the working size; back-prop runs ``iterations`` steps,
+    reusing a :func:`table1` output from ``cache`` when it was made with the same settings.
+    """
+    from jaxstyle import backprop
+
+    if not contents:
+        raise OptionError("the figures need at least one content image")
+    out = Path(out_dir)
+    params = device_vgg(vgg_params)
+    cache = dict(cache or {})
+    size = max(contents[0][1].shape[:2])
+    tile = _tile_height(size)
+    fig_contents = list(contents[:TRANSFORM_FIGURES])
+    jobs = [(contents[0], name, img) for name, img in figure_styles.items()]
+    jobs += [(item, style_name, style) for item in fig_contents]
+    todo = {_backprop_key(c[0], s, c[1].shape, iterations) for c, s, _ in jobs} - set(cache)
+    if progress is not None:
+        progress.total = (len(todo) + 1) * iterations + 2 * len(fig_contents)
+        progress.refresh()
+
+    def on_step(step: int, image: Any, terms: dict[str, float]) -> None:
+        if progress is not None:
+            progress.update(1)
+
+    def stylised(item: tuple[str, np.ndarray], name: str, img: np.ndarray) -> np.ndarray:
+        key = _backprop_key(item[0], name, item[1].shape, iterations)
+        if key not in cache:
+            start = time.perf_counter()
+            cache[key] = run_backprop(item[1], img, params, iterations, on_step).image
+            log(f"figures: back-prop {item[0]} x {name}, {iterations} it in {time.perf_counter() - start:.1f} s")
+        return cache[key]
+
+    written: dict[str, str] = {}
+    photo_name, photo = contents[0]
+    sheet = [photo] + [stylised(contents[0], name, img) for name, img in figure_styles.items()]
+    labels = [f"photo ({photo_name})"] + [f"back-prop: {name}" for name in figure_styles]
+    written["figure1"] = str(imagelib.save_image(out / "figure1.png", imagelib.make_grid(
+        sheet, labels, columns=len(sheet), tile_height=tile)))
+
+    start = time.perf_counter()
+    texture = backprop.texture(style, size, vgg_params=params, iterations=iterations, callback=on_step)
+    log(f"figures: texture of {style_name}, {iterations} it in {time.perf_counter() - start:.1f} s")
+    written["figure2"] = str(imagelib.save_image(out / "figure2.png", imagelib.make_grid(
+        [imagelib.fit_long_side(style, size), texture.image],
+        [f"style: {style_name}", f"texture ({iterations} it)"], columns=2, tile_height=tile)))
+
+    for i, item in enumerate(fig_contents):
+        name, content = item
+        row = [content, _stylize(model, content), _stylize(warmup_model, content), stylised(item, style_name, style)]
+        if progress is not None:
+            progress.update(2)
+        labels = [f"photo ({name})", "transform net", "transform net + warmup", "back-prop"]
+        key = f"figure{3 + i}"
+        written[key] = str(imagelib.save_image(out / f"{key}.png", imagelib.make_grid(
+            row, labels, columns=4, tile_height=tile)))
+    return written
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+
+def fmt(value: float) -> str:
+    """A loss or time for a markdown cell: 4 significant digits, plain float syntax (no commas)."""
+    if not math.isfinite(value):
+        return str(value)
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.3e}"
+    return f"{value:.4g}"
+
+
+def _header(results: Mapping[str, Any], what: str) -> str:
+    machine = results.get("machine") or machine_info()
+    return f"_{what} · machine: {machine_line(machine)} · date: {results.get('date', now_iso())}_"
+
+
+def render_table1(results: Mapping[str, Any]) -> str:
+    """Markdown for Table 1 from ``results["table1"]`` (and ``results["settings"]``)."""
+    t = results["table1"]
+    s = results.get("settings", {})
+    loss = t["loss"]
+    size = s.get("size")
+    models = s.get("models", {})
+    header = _header(results, (
+        f"content long side {size} px, style {t['style']} scaled to the same pixel count; back-prop "
+        f"{t['iterations']} iterations (sign optimizer, default options)"))
+    lines = [
+        "# Table 1: content and style loss of each method", "", header, "",
+        f"L_content(g, c) = ½ Σ (F − P)² at {loss['content_layer']}; L_style(g, s) = Σ_l w_l E_l over "
+        f"{', '.join(loss['style_layers'])} (w_l = {', '.join(f'{v:g}' for v in loss['style_layers'].values())}); "
+        f"our ported VGG19 with {loss['pooling']} pooling; total = α·L_content + β·L_style with "
+        f"α = {loss['content_weight']:g}, β = {loss['style_weight']:g}. The input photo (g = c) is a reference "
+        "row: its content loss is 0 by definition.",
+        "",
+    ]
+    for key in ("transform", "transform_warmup"):
+        m = models.get(key)
+        if m:
+            lines.append(f"- {METHOD_LABELS[key]}: `{m['name']}` ({m.get('warmup_steps', '?')} warmup steps, "
+                         f"{m.get('steps', '?')} training steps)")
+    lines.append("")
+    methods = list(METHODS)
+    for term, title in (("content", "L_content(g, c)"), ("style", "L_style(g, s)"),
+                        ("total", "α·L_content + β·L_style")):
+        lines += [f"## {title}", "", "| image | " + " | ".join(METHOD_LABELS[m] for m in methods) + " |",
+                  "|---|" + "---:|" * len(methods)]
+        for row in t["rows"]:
+            lines.append(f"| {row['image']} | " + " | ".join(fmt(row["losses"][m][term]) for m in methods) + " |")
+        lines.append("| **mean** | " + " | ".join(fmt(t["mean"][m][term]) for m in methods) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_table2(results: Mapping[str, Any]) -> str:
+    """Markdown for Table 2 from ``results["table2"]``."""
+    t = results["table2"]
+    h, w = t["shape"]
+    b = t["backprop"]
+    header = _header(results, (
+        f"{w}x{h} (w x h) image{' (' + t['image'] + ')' if t.get('image') else ''}; back-prop measured for "
+        f"{b['iterations']} iterations; nets: first call, then mean of {t['transform']['repeats']} calls"))
+    lines = [
+        "# Table 2: runtime", "", header, "",
+        "Compilation is timed from cold jit caches (`jax.clear_caches()` before each method). Back-prop: "
+        "'first call' is the first iteration (trace + compile + one step), 'steady state' the rest of the run "
+        "(`seconds − compile_seconds`, including the final loss evaluation), 'per iteration' is measured between "
+        "the first and the last step. Transform nets: 'first call' includes compilation, 'steady state' is the "
+        "mean of the later calls.",
+        "",
+        "| method | work | first call incl. compile (s) | steady state (s) | per iteration / image (s) | total (s) |",
+        "|---|---|---:|---:|---:|---:|",
+        f"| back-prop | {b['iterations']} iterations (measured) | {fmt(b['compile_seconds'])} | "
+        f"{fmt(b['steady_seconds'])} | {fmt(b['per_iteration_seconds'])} | {fmt(b['seconds'])} |",
+    ]
+    e = b.get("extrapolated")
+    if e:
+        lines.append(f"| back-prop | {e['iterations']} iterations (**extrapolated**) | {fmt(b['compile_seconds'])} | "
+                     f"{fmt(e['steady_seconds'])} | {fmt(b['per_iteration_seconds'])} | {fmt(e['seconds'])} |")
+    for key in ("transform", "transform_warmup"):
+        n = t[key]
+        lines.append(f"| {METHOD_LABELS[key]} | 1 forward pass | {fmt(n['first_call_seconds'])} | "
+                     f"{fmt(n['mean_seconds'])} | {fmt(n['mean_seconds'])} | "
+                     f"{fmt(n['first_call_seconds'] + n['mean_seconds'] * n['repeats'])} |")
+    lines.append("")
+    if e:
+        lines += [f"Extrapolated row: {e['note']}.", ""]
+    lines.append("Nets' total = first call + the timed repeats.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def render_markdown(results: Mapping[str, Any]) -> dict[str, str]:
+    """``{"table1.md": text, "table2.md": text}`` for the tables present in ``results``."""
+    out = {}
+    if results.get("table1"):
+        out["table1.md"] = render_table1(results)
+    if results.get("table2"):
+        out["table2.md"] = render_table2(results)
+    return out
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        raise OptionError(f"{path}: cannot write ({err.strerror or err})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_results(out_dir: str | os.PathLike[str], results: Mapping[str, Any]) -> list[Path]:
+    """Write ``results.json`` and the markdown tables present in ``results`` (all atomically)."""
+    out = Path(out_dir)
+    written = [write_text_atomic(out / "results.json", json.dumps(results, indent=1, sort_keys=False) + "\n")]
+    for name, text in render_markdown(results).items():
+        written.append(write_text_atomic(out / name, text))
+    return written
