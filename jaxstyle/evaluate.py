@@ -510,6 +510,14 @@ def fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _display_path(path: str) -> str:
+    """A path relative to the checkout when it lies inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def _header(results: Mapping[str, Any], what: str) -> str:
     machine = results.get("machine") or machine_info()
     return f"_{what} · machine: {machine_line(machine)} · date: {results.get('date', now_iso())}_"
@@ -531,14 +539,14 @@ def render_table1(results: Mapping[str, Any]) -> str:
         f"{', '.join(loss['style_layers'])} (w_l = {', '.join(f'{v:g}' for v in loss['style_layers'].values())}); "
         f"our ported VGG19 with {loss['pooling']} pooling; total = α·L_content + β·L_style with "
         f"α = {loss['content_weight']:g}, β = {loss['style_weight']:g}. The input photo (g = c) is a reference "
-        "row: its content loss is 0 by definition.",
+        "row: its content loss is 0 by definition (up to float rounding).",
         "",
     ]
     for key in ("transform", "transform_warmup"):
         m = models.get(key)
         if m:
-            lines.append(f"- {METHOD_LABELS[key]}: `{m['name']}` ({m.get('warmup_steps', '?')} warmup steps, "
-                         f"{m.get('steps', '?')} training steps)")
+            lines.append(f"- {METHOD_LABELS[key]}: `{_display_path(m.get('path') or m['name'])}` "
+                         f"({m.get('warmup_steps', '?')} warmup steps, {m.get('steps', '?')} training steps)")
     lines.append("")
     methods = list(METHODS)
     for term, title in (("content", "L_content(g, c)"), ("style", "L_style(g, s)"),
@@ -559,7 +567,7 @@ def render_table2(results: Mapping[str, Any]) -> str:
     b = t["backprop"]
     header = _header(results, (
         f"{w}x{h} (w x h) image{' (' + t['image'] + ')' if t.get('image') else ''}; back-prop measured for "
-        f"{b['iterations']} iterations; nets: first call, then mean of {t['transform']['repeats']} calls"))
+        f"{b['iterations']} iterations; nets: first call, then mean of {t['transform']['repeats']} call(s)"))
     lines = [
         "# Table 2: runtime", "", header, "",
         "Compilation is timed from cold jit caches (`jax.clear_caches()` before each method). Back-prop: "

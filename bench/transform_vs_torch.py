@@ -1,0 +1,713 @@
+"""Benchmark: our transform net (inference and training) against a PyTorch reference of it, on the CPU.
+
+    .venv/bin/python bench/transform_vs_torch.py [--quick] [--out bench/results/transform_vs_torch.json]
+
+In one run, interleaved (round-robin over the contestants, so a burst of load from other processes
+hits every side alike):
+
+1. **inference** at 400x300, batch 1, fp32: ``jaxstyle.transform.apply`` (jitted) with the shipped
+   ``starry_night`` weights against the same net written in PyTorch (``bench/_torch_transform.py``:
+   ``nn.ReflectionPad2d`` + ``nn.Conv2d``, ``nn.InstanceNorm2d(affine=True)``, nearest
+   ``F.interpolate``) loaded with the same weights, ``torch.inference_mode()``, in both memory
+   layouts (contiguous NCHW and channels-last). Both outputs on one random image must agree to 1e-4.
+2. **training** at 256x256 (``--quick``: 128x128), batch 4: our ``train.Trainer.train_step`` against
+   the same perceptual loss (VGG19 avg pooling, Caffe preprocessing, content conv4_2, style Grams
+   conv1_1..conv5_1, TV) and Adam 1e-3 in PyTorch, from the same initial params on the same batches
+   (the losses of every step are compared).
+
+The PyTorch side runs as a server in the throwaway venv ``.bench-venv-pastiche/`` (torch 2.13.0 CPU;
+see ``bench/gatys_vs_pastiche.py``), with ``torch.set_num_threads(--threads)``. Where we miss a
+target a quick profile says where the time goes (per layer for inference; net vs loss for training).
+See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+DATA = Path(os.environ.get("JAXSTYLE_DATA") or REPO.parent / "shared" / "data")
+STYLE = DATA / "styles" / "starry_night.jpg"
+TRAIN_IMAGES = DATA / "train"
+TORCH_VENV = REPO / ".bench-venv-pastiche"
+TORCH_WORKER = REPO / "bench" / "_torch_transform.py"
+DEFAULT_OUT = REPO / "bench" / "results" / "transform_vs_torch.json"
+MODEL = "starry_night"
+LAYOUTS = ("contiguous", "channels_last")
+
+INFER_TARGET = 0.8  # jaxstyle / PyTorch seconds per image, at most
+TRAIN_TARGET = 1.3  # jaxstyle / PyTorch images per second, at least
+OUTPUT_TOLERANCE = 1e-4  # max |jaxstyle - PyTorch| of the stylised random image
+
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    infer_hw: tuple[int, int]  # (H, W)
+    infer_rounds: int  # interleaved rounds ...
+    infer_reps: int  # ... of this many calls per side
+    train_size: int
+    batch_size: int
+    warmup_steps: int  # per side, excluded (the first holds our compile)
+    train_steps: int  # timed, per side
+    profile_reps: int
+
+
+FULL = Mode(infer_hw=(300, 400), infer_rounds=10, infer_reps=3, train_size=256, batch_size=4, warmup_steps=2,
+            train_steps=5, profile_reps=3)
+QUICK = Mode(infer_hw=(300, 400), infer_rounds=4, infer_reps=2, train_size=128, batch_size=4, warmup_steps=2,
+             train_steps=2, profile_reps=2)
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _timed(fn: Callable[[], Any], reps: int) -> list[float]:
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _median(values: Sequence[float]) -> float:
+    return float(np.median(np.asarray(values, dtype=np.float64))) if len(values) else float("nan")
+
+
+# ----------------------------------------------------------------------------------------------
+# CPU accounting: how busy the rest of the machine was while we measured
+# ----------------------------------------------------------------------------------------------
+
+
+def _busy_cpu_seconds() -> float:
+    """CPU-seconds all processes on the machine have been busy (``/proc/stat``)."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # user..steal, less idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu_seconds(pid: int | str = "self") -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+class LoadMeter:
+    """``other_cores``: average cores used by processes other than ours (this one and the torch
+    server) between ``start()`` and ``stop()``. Timings are only comparable when it is low."""
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.pids = list(pids)
+
+    def _own(self) -> float:
+        return _process_cpu_seconds() + sum(_process_cpu_seconds(p) for p in self.pids)
+
+    def start(self) -> LoadMeter:
+        self.t0, self.busy0, self.own0 = time.monotonic(), _busy_cpu_seconds(), self._own()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        wall = time.monotonic() - self.t0
+        own = self._own() - self.own0
+        other = max(0.0, _busy_cpu_seconds() - self.busy0 - own)
+        return {"wall_seconds": wall, "own_cores": own / wall, "other_cores": other / wall}
+
+
+# ----------------------------------------------------------------------------------------------
+# The PyTorch side: a server in the throwaway venv
+# ----------------------------------------------------------------------------------------------
+
+
+class TorchServer:
+    def __init__(self, python: Path) -> None:
+        self.proc = subprocess.Popen(
+            [str(python), str(TORCH_WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        )
+        self.peak_rss_mb: float | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def __call__(self, cmd: str, **kwargs: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"cmd": cmd, **kwargs}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"the torch server exited (rc {self.proc.wait()}) during {cmd!r}; see its stderr above")
+        reply = json.loads(line)
+        if not reply.pop("ok"):
+            raise SystemExit(f"torch server: {cmd} failed: {reply.get('error')}")
+        return reply
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.peak_rss_mb = self("quit").get("peak_rss_mb")
+            finally:
+                self.proc.wait(timeout=60)
+
+
+def torch_python(venv: Path) -> Path:
+    python = venv / "bin" / "python"
+    check = "import torch, numpy; assert torch.__version__.split('+')[0] == '2.13.0', torch.__version__"
+    if not python.exists() or subprocess.run([str(python), "-c", check], capture_output=True).returncode != 0:
+        raise SystemExit(f"{venv} has no torch 2.13.0: create it with `.venv/bin/python bench/gatys_vs_pastiche.py"
+                         " --quick` (it sets that venv up) or pass --torch-venv")
+    return python
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
+    flat: dict[str, np.ndarray] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, path + "/"))
+        else:
+            flat[path] = np.asarray(value, dtype=np.float32)
+    return flat
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. inference
+# ----------------------------------------------------------------------------------------------
+
+
+def jax_infer_parts(params: Mapping[str, Any]) -> list[tuple[str, Callable[[Any], Any]]]:
+    """Our net as (name, jitted fn of the previous part's output) pieces, conv and norm separately;
+    the same cut as ``TransformNet.parts`` on the torch side."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxstyle import transform
+
+    p = params["params"]
+    arch = transform.architecture(params)
+    c = arch["width"]
+
+    def conv(sub: Mapping[str, Any], features: int, kernel: int, stride: int = 1, up: bool = False):
+        module = transform.ReflectConv(features, kernel, stride)
+
+        def fn(x):
+            x = transform.upsample_nearest(x) if up else x
+            return module.apply({"params": sub}, x)
+
+        return jax.jit(fn)
+
+    def norm(sub: Mapping[str, Any]):
+        return jax.jit(lambda x: jax.nn.relu(transform.InstanceNorm().apply({"params": sub}, x)))
+
+    def norm_skip(sub: Mapping[str, Any]):
+        # As on the torch side: the conv2 output stands in for the block input (same shape).
+        return jax.jit(lambda y: y + transform.InstanceNorm().apply({"params": sub}, y))
+
+    parts = []
+    for name, features, kernel, stride in (("down1", c, 9, 1), ("down2", 2 * c, 3, 2), ("down3", 4 * c, 3, 2)):
+        parts += [(f"{name}.conv", conv(p[name]["conv"], features, kernel, stride)),
+                  (f"{name}.norm+relu", norm(p[name]["norm"]))]
+    for i in range(arch["residual_blocks"]):
+        r = p[f"res{i + 1}"]
+        parts += [(f"res{i + 1}.conv1.conv", conv(r["conv1"]["conv"], 4 * c, 3)),
+                  (f"res{i + 1}.conv1.norm+relu", norm(r["conv1"]["norm"])),
+                  (f"res{i + 1}.conv2.conv", conv(r["conv2"]["conv"], 4 * c, 3)),
+                  (f"res{i + 1}.norm2+skip", norm_skip(r["norm2"]))]
+    for name, features in (("up1", 2 * c), ("up2", c)):
+        parts += [(f"{name}.upsample+conv", conv(p[name]["conv"], features, 3, up=True)),
+                  (f"{name}.norm+relu", norm(p[name]["norm"]))]
+    out_conv = conv(p["out"]["conv"], 3, 9)
+    parts.append(("out.conv+clip", jax.jit(lambda x: jnp.clip(out_conv(x), 0.0, 1.0))))
+    return parts
+
+
+def profile_jax_infer(params: Mapping[str, Any], x: Any, reps: int) -> list[dict[str, Any]]:
+    result = []
+    for name, fn in jax_infer_parts(params):
+        y = fn(x).block_until_ready()  # compile
+        times = _timed(lambda fn=fn, x=x: fn(x).block_until_ready(), reps)
+        result.append({"name": name, "shape": list(y.shape), "ms": 1e3 * _median(times)})
+        x = y
+    return result
+
+
+def _stage(name: str) -> str:
+    head = name.split(".")[0]
+    return "res blocks" if head.startswith("res") else head
+
+
+def summarise_profile(jax_runs: Sequence[list[dict[str, Any]]], torch_runs: Sequence[list[dict[str, Any]]]
+                      ) -> dict[str, Any]:
+    """Per part: median over the interleaved rounds, each side; and the sums per stage and kind."""
+    rows = []
+    for i, part in enumerate(jax_runs[0]):
+        jax_ms = _median([run[i]["ms"] for run in jax_runs])
+        torch_ms = _median([run[i]["ms"] for run in torch_runs])
+        rows.append({"name": part["name"], "shape_nhwc": part["shape"], "jax_ms": jax_ms, "torch_ms": torch_ms,
+                     "ratio": jax_ms / torch_ms})
+    stages: dict[str, dict[str, float]] = {}
+    kinds: dict[str, dict[str, float]] = {}
+    for row in rows:
+        kind = "norm (+relu/skip)" if "norm" in row["name"] else "conv (+pad/upsample/clip)"
+        for table, key in ((stages, _stage(row["name"])), (kinds, kind)):
+            entry = table.setdefault(key, {"jax_ms": 0.0, "torch_ms": 0.0})
+            entry["jax_ms"] += row["jax_ms"]
+            entry["torch_ms"] += row["torch_ms"]
+    for table in (stages, kinds):
+        for entry in table.values():
+            entry["ratio"] = entry["jax_ms"] / entry["torch_ms"]
+    total = {"jax_ms": sum(r["jax_ms"] for r in rows), "torch_ms": sum(r["torch_ms"] for r in rows)}
+    total["ratio"] = total["jax_ms"] / total["torch_ms"]
+    return {"parts": rows, "stages": stages, "kinds": kinds, "sum_of_parts": total}
+
+
+def run_inference(torch: TorchServer, mode: Mode, threads: int, work: Path, profile: str) -> dict[str, Any]:
+    import jax
+    import jax.numpy as jnp
+
+    from jaxstyle import transform
+
+    params = transform.load_transform(MODEL)
+    arch = transform.architecture(params)
+    h, w = mode.infer_hw
+    image = np.random.default_rng(0).random((1, h, w, 3), dtype=np.float32)
+    np.savez(work / "transform_params.npz", **_flatten(params))
+    np.savez(work / "infer_image.npz", image=image)
+    info = torch("setup_infer", params=str(work / "transform_params.npz"), image=str(work / "infer_image.npz"),
+                 out=str(work / "torch_infer_out.npz"), threads=threads)
+
+    dev_params = jax.device_put(params)  # on the device once, as a server would hold them
+    x = jnp.asarray(image)
+    t0 = time.perf_counter()
+    ours = np.asarray(transform.apply(dev_params, x))
+    compile_seconds = time.perf_counter() - t0
+    with np.load(work / "torch_infer_out.npz") as data:
+        theirs = {layout: data[layout] for layout in LAYOUTS}
+    check = {}
+    for layout in LAYOUTS:
+        diff = np.abs(ours - theirs[layout])
+        check[layout] = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+    max_diff = max(c["max_abs_diff"] for c in check.values())
+    _log(f"inference outputs agree to {max_diff:.2e} (tolerance {OUTPUT_TOLERANCE:g}); "
+         f"jax compile {compile_seconds:.1f}s")
+
+    def ours_call() -> None:
+        transform.apply(dev_params, x).block_until_ready()
+
+    sides: dict[str, Callable[[int], list[float]]] = {"jaxstyle": lambda n: _timed(ours_call, n)}
+    for layout in LAYOUTS:
+        sides[f"torch {layout}"] = lambda n, layout=layout: torch("infer", layout=layout, reps=n)["times"]
+    for run in sides.values():  # warm-up (not timed)
+        run(2)
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
+    meter = LoadMeter([torch.pid]).start()
+    for r in range(mode.infer_rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            times[name] += sides[name](mode.infer_reps)
+    load = meter.stop()
+    medians = {name: _median(t) for name, t in times.items()}
+    best = min(LAYOUTS, key=lambda layout: medians[f"torch {layout}"])
+    ratio = medians["jaxstyle"] / medians[f"torch {best}"]
+    _log(f"inference: jaxstyle {1e3 * medians['jaxstyle']:.0f} ms, torch {best} "
+         f"{1e3 * medians[f'torch {best}']:.0f} ms (ratio {ratio:.2f}); other load {load['other_cores']:.2f} cores")
+    result: dict[str, Any] = {
+        "size_hw": [h, w], "batch": 1, "dtype": "float32", "model": MODEL, "architecture": arch,
+        "rounds": mode.infer_rounds, "reps_per_round": mode.infer_reps,
+        "seconds": times, "median_seconds": medians,
+        "mean_seconds": {name: float(np.mean(t)) for name, t in times.items()},
+        "torch_best_layout": best, "ratio_time": ratio, "target_ratio_max": INFER_TARGET,
+        "met": bool(ratio <= INFER_TARGET), "jax_compile_seconds": compile_seconds,
+        "check": {"tolerance": OUTPUT_TOLERANCE, "ok": bool(max_diff <= OUTPUT_TOLERANCE), **check},
+        "torch": info, "load": load,
+    }
+    if profile == "always" or (profile == "auto" and not result["met"]):
+        _log("inference profile: per layer, conv and norm separately")
+        jax_runs, torch_runs = [], []
+        meter = LoadMeter([torch.pid]).start()
+        for r in range(2):
+            if r % 2 == 0:
+                jax_runs.append(profile_jax_infer(dev_params, x, mode.profile_reps))
+                torch_runs.append(torch("profile_infer", layout=best, reps=mode.profile_reps)["parts"])
+            else:
+                torch_runs.append(torch("profile_infer", layout=best, reps=mode.profile_reps)["parts"])
+                jax_runs.append(profile_jax_infer(dev_params, x, mode.profile_reps))
+        result["profile"] = {"torch_layout": best, **summarise_profile(jax_runs, torch_runs),
+                             "load": meter.stop()}
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. training
+# ----------------------------------------------------------------------------------------------
+
+
+def make_batches(count: int, batch_size: int, size: int) -> tuple[np.ndarray, str]:
+    """uint8[count, batch, size, size, 3]: training crops (``data.random_crop``) of the first images
+    of ``$JAXSTYLE_DATA/train`` when there are any, else uniform noise (the timing is the same)."""
+    from jaxstyle import data
+
+    rng = np.random.default_rng(0)
+    files = sorted(p for p in TRAIN_IMAGES.glob("*.jpg")) if TRAIN_IMAGES.is_dir() else []
+    needed = count * batch_size
+    if len(files) >= needed:
+        crops = [data.random_crop(data.decode_uint8(f, min_short_side=size), rng, size) for f in files[:needed]]
+        return np.stack(crops).reshape(count, batch_size, size, size, 3), f"crops of {TRAIN_IMAGES}"
+    return rng.integers(0, 256, (count, batch_size, size, size, 3), dtype=np.uint8), "uniform noise"
+
+
+def _load_style(style_size: int) -> np.ndarray:
+    from jaxstyle import images
+
+    if STYLE.is_file():
+        img = images.load_image(STYLE)
+    else:
+        from jaxstyle.styles import load_style
+
+        img = load_style(MODEL)
+    return images.fit_long_side(images.to_float_image(img), style_size)
+
+
+def image_loss_fn(config: Any) -> Callable[..., Any]:
+    """``train.perceptual_loss`` after the net: the loss of an output image (for the profile only;
+    mirrors jaxstyle/train.py)."""
+    import jax
+
+    from jaxstyle import losses, vgg
+
+    def loss(out, batch, frozen):
+        style_weights = dict(zip(losses.STYLE_LAYERS, losses.DEFAULT_STYLE_LAYER_WEIGHTS, strict=True))
+        layers = (*losses.STYLE_LAYERS, losses.CONTENT_LAYER)
+        feats = vgg.features(frozen["vgg"], out, layers, config.pooling)
+        target = vgg.features(frozen["vgg"], batch, (losses.CONTENT_LAYER,), config.pooling)[losses.CONTENT_LAYER]
+        content = losses.content_loss(feats[losses.CONTENT_LAYER], jax.lax.stop_gradient(target))
+        style = losses.style_loss(feats, frozen["grams"], style_weights)
+        tv = losses.total_variation(out)
+        return config.content_weight * content + config.style_weight * style + config.tv_weight * tv
+
+    return loss
+
+
+def profile_jax_train(trainer: Any, params: Any, batch_u8: np.ndarray, reps: int) -> dict[str, list[float]]:
+    import jax
+    import jax.numpy as jnp
+
+    from jaxstyle import losses, vgg
+
+    config = trainer.config
+    model = config.model()
+    x = jnp.asarray(batch_u8, jnp.float32) / 255.0
+    r = jax.random.uniform(jax.random.key(0), x.shape)
+    net_grad = jax.jit(jax.grad(lambda p, x: jnp.sum(model.apply(p, x) * r)))
+    out0 = jax.jit(model.apply)(params, x)
+    loss_grad = jax.jit(jax.value_and_grad(image_loss_fn(config)))
+    target = jax.jit(lambda f, x: vgg.features(f["vgg"], x, (losses.CONTENT_LAYER,), config.pooling))
+    fns = {
+        "net fwd+bwd": lambda: jax.block_until_ready(net_grad(params, x)),
+        "loss fwd+bwd (VGG, w.r.t. image)": lambda: jax.block_until_ready(loss_grad(out0, x, trainer.frozen)),
+        "VGG content target (fwd to conv4_2)": lambda: jax.block_until_ready(target(trainer.frozen, x)),
+    }
+    result = {}
+    for name, fn in fns.items():
+        fn()  # compile
+        result[name] = _timed(fn, reps)
+    return result
+
+
+def _rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(a), abs(b), 1e-30)
+
+
+def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str) -> dict[str, Any]:
+    import jax
+
+    from jaxstyle import train, vgg, weights
+
+    config = train.TrainConfig(image_size=mode.train_size, batch_size=mode.batch_size)
+    steps = mode.warmup_steps + mode.train_steps
+    batches, batch_source = make_batches(steps, mode.batch_size, mode.train_size)
+    np.savez(work / "batches.npz", batches=batches)
+
+    vgg_np = weights.load_vgg_params()
+    vgg_params = vgg.to_device(vgg_np, upto=("conv5_1",))
+    frozen = {"vgg": vgg_params, "grams": train.style_grams(vgg_params, _load_style(config.style_size), config)}
+    trainer = train.Trainer(config, train.data_mesh(), frozen)
+    init = train.init_state(config, jax.random.key(config.seed))
+    np.savez(work / "train_params.npz", **_flatten(jax.device_get(init["params"])))
+    np.savez(work / "vgg.npz", **_flatten({k: vgg_np[k] for k in vgg_params}))
+    np.savez(work / "grams.npz", **{k: np.asarray(v) for k, v in frozen["grams"].items()})
+    info = torch("setup_train", params=str(work / "train_params.npz"), vgg=str(work / "vgg.npz"),
+                 grams=str(work / "grams.npz"), lr=config.lr, layouts=list(LAYOUTS),
+                 weights=[config.content_weight, config.style_weight, config.tv_weight])
+    state = trainer.replicate(init)
+    del init
+
+    def ours(i: int) -> tuple[float, dict[str, float]]:
+        nonlocal state
+        t0 = time.perf_counter()
+        state, metrics = trainer.train_step(state, trainer.shard_batch(batches[i]))
+        values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        jax.block_until_ready(state)
+        return time.perf_counter() - t0, values
+
+    def theirs(layout: str) -> Callable[[int], tuple[float, dict[str, float]]]:
+        def step(i: int) -> tuple[float, dict[str, float]]:
+            reply = torch("train", layout=layout, batches=str(work / "batches.npz"), indices=[i])
+            return reply["times"][0], reply["metrics"][0]
+
+        return step
+
+    sides = {"jaxstyle": ours, **{f"torch {layout}": theirs(layout) for layout in LAYOUTS}}
+    names = list(sides)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    metrics: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for i in range(steps):
+        if i == mode.warmup_steps:
+            meter = LoadMeter([torch.pid]).start()
+        order = names if i < mode.warmup_steps else names[i % len(names):] + names[: i % len(names)]
+        for name in order:
+            seconds, values = sides[name](i)
+            times[name].append(seconds)
+            metrics[name].append(values)
+        _log(f"train step {i + 1}/{steps}" + (" (warm-up)" if i < mode.warmup_steps else "") + ": "
+             + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in names))
+    load = meter.stop()
+    timed = {name: t[mode.warmup_steps:] for name, t in times.items()}
+    medians = {name: _median(t) for name, t in timed.items()}
+    images_per_s = {name: mode.batch_size / m for name, m in medians.items()}
+    best = max(LAYOUTS, key=lambda layout: images_per_s[f"torch {layout}"])
+    ratio = images_per_s["jaxstyle"] / images_per_s[f"torch {best}"]
+    loss_check = {}
+    for layout in LAYOUTS:
+        ours_m, theirs_m = metrics["jaxstyle"], metrics[f"torch {layout}"]
+        loss_check[layout] = {
+            "step1_rel_diff": {k: _rel(ours_m[0][k], theirs_m[0][k]) for k in ("loss", "content", "style", "tv")},
+            "max_rel_diff_loss_all_steps": max(_rel(a["loss"], b["loss"]) for a, b in zip(ours_m, theirs_m,
+                                                                                           strict=True)),
+        }
+    # The scale of harmless drift: the two torch layouts against each other (same framework, same
+    # maths, other summation order). Adam's first steps (≈ lr·sign(g)) amplify rounding differences.
+    loss_check["torch_layouts_between_themselves"] = {"max_rel_diff_loss_all_steps": max(
+        _rel(a["loss"], b["loss"]) for a, b in zip(*(metrics[f"torch {layout}"] for layout in LAYOUTS), strict=True))}
+    _log(f"training: jaxstyle {images_per_s['jaxstyle']:.2f} img/s, torch {best} "
+         f"{images_per_s[f'torch {best}']:.2f} img/s (ratio {ratio:.2f}); other load {load['other_cores']:.2f} cores")
+    result: dict[str, Any] = {
+        "image_size": mode.train_size, "batch": mode.batch_size, "warmup_steps": mode.warmup_steps,
+        "timed_steps": mode.train_steps, "data": batch_source,
+        "config": dataclasses.asdict(config),
+        "seconds_per_step": times, "median_seconds_per_step": medians,
+        "mean_seconds_per_step": {name: float(np.mean(t)) for name, t in timed.items()},
+        "images_per_s": images_per_s, "torch_best_layout": best, "ratio_images_per_s": ratio,
+        "target_ratio_min": TRAIN_TARGET, "met": bool(ratio >= TRAIN_TARGET),
+        "jax_first_step_seconds": times["jaxstyle"][0],
+        "metrics": metrics, "loss_check": loss_check, "torch": info, "load": load,
+    }
+    if profile == "always" or (profile == "auto" and not result["met"]):
+        _log("training profile: the net's fwd+bwd vs the loss's (VGG) fwd+bwd")
+        params = state["params"]
+        meter = LoadMeter([torch.pid]).start()
+        jax_parts = profile_jax_train(trainer, params, batches[0], mode.profile_reps)
+        torch_parts = torch("profile_train", layout=best, batches=str(work / "batches.npz"), index=0,
+                            reps=mode.profile_reps)["parts"]
+        parts = {name: {"jax_s": _median(jax_parts[name]), "torch_s": _median(torch_parts[name]),
+                        "jax_all": jax_parts[name], "torch_all": torch_parts[name]} for name in jax_parts}
+        for entry in parts.values():
+            entry["ratio"] = entry["jax_s"] / entry["torch_s"]
+        result["profile"] = {"torch_layout": best, "parts": parts, "load": meter.stop(),
+                             "full_step_median_s": {"jax": medians["jaxstyle"], "torch": medians[f"torch {best}"]}}
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Report
+# ----------------------------------------------------------------------------------------------
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    import flax
+    import jax
+    import optax
+
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_model": model,
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "jax_version": jax.__version__,
+        "jax_backend": jax.default_backend(),
+        "jax_devices": len(jax.devices()),
+        "flax_version": flax.__version__,
+        "optax_version": optax.__version__,
+        "xla_flags": os.environ.get("XLA_FLAGS"),
+        "torch_threads_requested": threads,
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def _ok(flag: bool) -> str:
+    return "✅" if flag else "❌"
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        f"{m['cpu_model']}, {m['cpus_usable']} cores usable; jax {m['jax_version']} (CPU), "
+        f"torch {m.get('torch_version', '?')} ({m.get('torch_threads', '?')} threads); "
+        f"load avg {m['loadavg_start'][0]:.2f} → {m['loadavg_end'][0]:.2f}",
+        "",
+        "| benchmark | jaxstyle | PyTorch (faster layout) | ratio | target | met | check |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    inf = report.get("inference")
+    if inf:
+        h, w = inf["size_hw"]
+        med = inf["median_seconds"]
+        best = inf["torch_best_layout"]
+        c = inf["check"]
+        diff = max(c[layout]["max_abs_diff"] for layout in LAYOUTS)
+        lines.append(
+            f"| inference {w}×{h}, batch 1, fp32 — ms/image (median) | {1e3 * med['jaxstyle']:.0f} | "
+            f"{1e3 * med[f'torch {best}']:.0f} ({best}) | {inf['ratio_time']:.2f} (time, ours/torch) | "
+            f"≤ {INFER_TARGET} | {_ok(inf['met'])} | outputs max abs diff {diff:.1e} "
+            f"{'≤' if c['ok'] else '>'} {OUTPUT_TOLERANCE:g} {_ok(c['ok'])} |")
+    tr = report.get("training")
+    if tr:
+        ips = tr["images_per_s"]
+        best = tr["torch_best_layout"]
+        lc = tr["loss_check"][best]
+        drift = tr["loss_check"]["torch_layouts_between_themselves"]["max_rel_diff_loss_all_steps"]
+        lines.append(
+            f"| training {tr['image_size']}², batch {tr['batch']} — images/s (median step) | "
+            f"{ips['jaxstyle']:.2f} | {ips[f'torch {best}']:.2f} ({best}) | "
+            f"{tr['ratio_images_per_s']:.2f} (images/s, ours/torch) | ≥ {TRAIN_TARGET} | {_ok(tr['met'])} | "
+            f"loss rel diff step 1 {lc['step1_rel_diff']['loss']:.1e}, max over "
+            f"{len(tr['metrics']['jaxstyle'])} steps {lc['max_rel_diff_loss_all_steps']:.1e} (torch layouts "
+            f"among themselves: {drift:.1e}) |")
+    notes = []
+    if inf:
+        med = inf["median_seconds"]
+        notes.append("inference, torch per layout: " + ", ".join(
+            f"{layout} {1e3 * med[f'torch {layout}']:.0f} ms" for layout in LAYOUTS)
+            + f"; {inf['rounds']} interleaved rounds × {inf['reps_per_round']} calls per side; "
+            f"other load {inf['load']['other_cores']:.2f} cores")
+    if tr:
+        sec = tr["median_seconds_per_step"]
+        notes.append("training s/step (median): " + ", ".join(f"{n} {s:.2f}" for n, s in sec.items())
+                     + f"; {tr['timed_steps']} timed steps per side after {tr['warmup_steps']} warm-up "
+                     f"(our first step, with compile: {tr['jax_first_step_seconds']:.0f} s); "
+                     f"other load {tr['load']['other_cores']:.2f} cores")
+    lines += [""] + [f"* {n}" for n in notes]
+    if inf and "profile" in inf:
+        p = inf["profile"]
+        lines += ["", f"Inference profile (each part jitted / run alone; torch {p['torch_layout']}; ms, median):", "",
+                  "| stage | jaxstyle ms | torch ms | ratio |", "|---|---|---|---|"]
+        for name, e in [*p["stages"].items(), *p["kinds"].items(), ("sum of parts", p["sum_of_parts"])]:
+            lines.append(f"| {name} | {e['jax_ms']:.1f} | {e['torch_ms']:.1f} | {e['ratio']:.2f} |")
+        worst = sorted(p["parts"], key=lambda r: r["jax_ms"] - r["torch_ms"], reverse=True)[:5]
+        lines += ["", "Largest per-part gaps (jaxstyle − torch): " + "; ".join(
+            f"{r['name']} {r['jax_ms']:.1f} vs {r['torch_ms']:.1f} ms" for r in worst)]
+    if tr and "profile" in tr:
+        p = tr["profile"]
+        lines += ["", f"Training profile (batch {tr['batch']}, {tr['image_size']}²; torch {p['torch_layout']}; "
+                  "s, median):", "", "| part | jaxstyle s | torch s | ratio |", "|---|---|---|---|"]
+        for name, e in p["parts"].items():
+            lines.append(f"| {name} | {e['jax_s']:.2f} | {e['torch_s']:.2f} | {e['ratio']:.2f} |")
+        full = p["full_step_median_s"]
+        rest = {side: full[side] - sum(e[f"{side}_s"] for name, e in p["parts"].items() if "target" not in name)
+                for side in ("jax", "torch")}
+        lines.append(f"| rest of the step (full − net − loss: Adam, grad norm, copies) | {rest['jax']:.2f} | "
+                     f"{rest['torch']:.2f} | |")
+        lines.append(f"| full train step | {full['jax']:.2f} | {full['torch']:.2f} | "
+                     f"{full['jax'] / full['torch']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Our transform net vs a PyTorch reference (CPU): inference and "
+                                                 "training, interleaved in one run.")
+    parser.add_argument("--quick", action="store_true", help="fewer inference rounds; training at 128², 2 steps")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--only", choices=("inference", "training"), help="run one of the two")
+    parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
+                        help="profile where a target is missed (auto), always, or never")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--torch-venv", type=Path, default=TORCH_VENV)
+    args = parser.parse_args(argv)
+    mode = QUICK if args.quick else FULL
+    python = torch_python(args.torch_venv)
+    machine = machine_info(args.threads)
+    report: dict[str, Any] = {"benchmark": "transform_vs_torch", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                              "mode": "quick" if args.quick else "full", "machine": machine}
+    server = TorchServer(python)
+    try:
+        with tempfile.TemporaryDirectory(prefix="transform_vs_torch.") as tmp:
+            work = Path(tmp)
+            if args.only in (None, "inference"):
+                _log(f"inference {mode.infer_hw[1]}x{mode.infer_hw[0]}: {mode.infer_rounds} rounds")
+                report["inference"] = run_inference(server, mode, args.threads, work, args.profile)
+                machine["torch_version"] = report["inference"]["torch"]["torch_version"]
+                machine["torch_threads"] = report["inference"]["torch"]["torch_threads"]
+            if args.only in (None, "training"):
+                if "torch_version" not in machine:
+                    info = server("setup_infer", **_setup_stub(work, args.threads))
+                    machine["torch_version"], machine["torch_threads"] = info["torch_version"], info["torch_threads"]
+                _log(f"training {mode.train_size}², batch {mode.batch_size}: {mode.warmup_steps} warm-up + "
+                     f"{mode.train_steps} timed steps per side")
+                report["training"] = run_training(server, mode, work, args.profile)
+    finally:
+        server.close()
+    machine["loadavg_end"] = os.getloadavg()
+    machine["peak_rss_mb"] = {"jaxstyle": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                              "torch": server.peak_rss_mb}
+    table = markdown(report)
+    report["table_markdown"] = table
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    print(f"\n## jaxstyle transform net vs PyTorch (CPU){' — quick' if args.quick else ''}\n")
+    print(table)
+    print(f"\nJSON: {args.out}")
+    return 0
+
+
+def _setup_stub(work: Path, threads: int) -> dict[str, Any]:
+    """``setup_infer`` arguments with a tiny image, only to set the threads and read the versions."""
+    from jaxstyle import transform
+
+    np.savez(work / "transform_params.npz", **_flatten(transform.load_transform(MODEL)))
+    np.savez(work / "infer_image.npz", image=np.zeros((1, 16, 16, 3), np.float32))
+    return {"params": str(work / "transform_params.npz"), "image": str(work / "infer_image.npz"),
+            "out": str(work / "stub_out.npz"), "threads": threads}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
