@@ -9,7 +9,7 @@ weight/bias).
 It is a server so the benchmark can interleave its timings with ours: one JSON command per line on
 stdin, one JSON reply per line on stdout (arrays go through .npz files named in the commands).
 Commands: ``setup_infer``, ``infer``, ``setup_train``, ``train``, ``profile_infer``,
-``profile_train``, ``quit``. Timings are ``time.perf_counter`` seconds around one call each.
+``profile_train``, ``profile_vgg``, ``quit``. Timings are ``time.perf_counter`` seconds around one call each.
 """
 
 from __future__ import annotations
@@ -339,10 +339,12 @@ class Server:
             times.append(time.perf_counter() - t0)
         return {"times": times, "metrics": metrics}
 
-    def profile_train(self, layout: str, batches: str, index: int, reps: int) -> dict[str, Any]:
-        """fwd+bwd of the transform net alone (loss = Σ out·r) and of the loss alone w.r.t. the image."""
+    def profile_train(self, layout: str, batches: str, index: int, reps: int, warmup: bool) -> dict[str, Any]:
+        """The step cut in parts: the full train step; fwd+bwd of the transform net alone (loss = Σ out·r);
+        the loss alone, fwd+bwd w.r.t. the image; the content target's VGG forward (part of the loss)."""
         t = self.train[layout]
-        x = _nchw(_npz(batches)["batches"][index], layout)
+        batch = _npz(batches)["batches"][index]
+        x = _nchw(batch, layout)
         r = _layout(torch.rand(x.shape, generator=torch.Generator().manual_seed(0)), layout)
         net = t["net"]
 
@@ -366,11 +368,49 @@ class Server:
                 float(t["vgg"](x, (CONTENT_LAYER,))[CONTENT_LAYER].sum())
 
         result = {}
-        for name, fn in (("net fwd+bwd", net_fwd_bwd), ("loss fwd+bwd (VGG, w.r.t. image)", loss_fwd_bwd),
+        for name, fn in (("full train step", lambda: self._step(layout, batch)), ("net fwd+bwd", net_fwd_bwd),
+                         ("loss fwd+bwd (VGG, w.r.t. image)", loss_fwd_bwd),
                          ("VGG content target (fwd to conv4_2)", vgg_target)):
-            fn()
+            if warmup:
+                fn()
             result[name] = _timed(fn, reps)
         net.zero_grad(set_to_none=True)
+        return {"parts": result}
+
+    def profile_vgg(self, layout: str, batches: str, index: int, reps: int) -> dict[str, Any]:
+        """Per VGG layer (conv + ReLU, + the pool after the last conv of a block): forward alone, and
+        forward + backward w.r.t. its input (the VGG weights are frozen, as in training)."""
+        t = self.train[layout]
+        vgg = t["vgg"]
+        with torch.no_grad():
+            x = _nchw(_npz(batches)["batches"][index], layout).flip(1) * 255.0 - vgg.mean
+        result = []
+        for name in vgg.names:
+            pool = name in LAST_IN_BLOCK and name != vgg.names[-1]
+            conv = vgg.convs[name]
+
+            def layer(v: torch.Tensor, conv: nn.Conv2d = conv, pool: bool = pool) -> torch.Tensor:
+                y = F.relu(conv(v))
+                return F.avg_pool2d(y, 2) if pool else y
+
+            with torch.no_grad():
+                y = layer(x)
+            ct = torch.ones_like(y)
+
+            def fwd(layer: Callable = layer, x: torch.Tensor = x) -> None:
+                with torch.no_grad():
+                    layer(x)
+
+            def fwd_bwd(layer: Callable = layer, x: torch.Tensor = x, ct: torch.Tensor = ct) -> None:
+                v = x.detach().requires_grad_(True)
+                layer(v).backward(ct)
+
+            fwd()
+            fwd_bwd()
+            result.append({"name": name + ("+pool" if pool else ""), "shape": list(y.shape),
+                           "fwd_ms": 1e3 * float(np.median(_timed(fwd, reps))),
+                           "fwd_bwd_ms": 1e3 * float(np.median(_timed(fwd_bwd, reps)))})
+            x = y
         return {"parts": result}
 
 
@@ -388,7 +428,7 @@ def main() -> int:
         try:
             handler = {"setup_infer": server.setup_infer, "infer": server.infer, "profile_infer": server.profile_infer,
                        "setup_train": server.setup_train, "train": server.train_steps,
-                       "profile_train": server.profile_train}[name]
+                       "profile_train": server.profile_train, "profile_vgg": server.profile_vgg}[name]
             reply = {"ok": True, **handler(**command)}
         except Exception as err:  # report to the driver, keep serving
             traceback.print_exc(file=sys.stderr)

@@ -329,6 +329,7 @@ def run_inference(torch: TorchServer, mode: Mode, threads: int, work: Path, prof
     medians = {name: _median(t) for name, t in times.items()}
     best = min(LAYOUTS, key=lambda layout: medians[f"torch {layout}"])
     ratio = medians["jaxstyle"] / medians[f"torch {best}"]
+    paired = _paired_ratios(times["jaxstyle"], times[f"torch {best}"], mode.infer_reps)
     _log(f"inference: jaxstyle {1e3 * medians['jaxstyle']:.0f} ms, torch {best} "
          f"{1e3 * medians[f'torch {best}']:.0f} ms (ratio {ratio:.2f}); other load {load['other_cores']:.2f} cores")
     result: dict[str, Any] = {
@@ -337,6 +338,7 @@ def run_inference(torch: TorchServer, mode: Mode, threads: int, work: Path, prof
         "seconds": times, "median_seconds": medians,
         "mean_seconds": {name: float(np.mean(t)) for name, t in times.items()},
         "torch_best_layout": best, "ratio_time": ratio, "target_ratio_max": INFER_TARGET,
+        "ratio_time_per_round": paired, "ratio_time_per_round_median": _median(paired),
         "met": bool(ratio <= INFER_TARGET), "jax_compile_seconds": compile_seconds,
         "check": {"tolerance": OUTPUT_TOLERANCE, "ok": bool(max_diff <= OUTPUT_TOLERANCE), **check},
         "torch": info, "load": load,
@@ -408,7 +410,9 @@ def image_loss_fn(config: Any) -> Callable[..., Any]:
     return loss
 
 
-def profile_jax_train(trainer: Any, params: Any, batch_u8: np.ndarray, reps: int) -> dict[str, list[float]]:
+def jax_train_parts(trainer: Any, params: Any, batch_u8: np.ndarray, full_step: Callable[[], Any]
+                    ) -> dict[str, Callable[[], Any]]:
+    """The step cut in parts, as ``Server.profile_train`` on the torch side (same names)."""
     import jax
     import jax.numpy as jnp
 
@@ -422,16 +426,59 @@ def profile_jax_train(trainer: Any, params: Any, batch_u8: np.ndarray, reps: int
     out0 = jax.jit(model.apply)(params, x)
     loss_grad = jax.jit(jax.value_and_grad(image_loss_fn(config)))
     target = jax.jit(lambda f, x: vgg.features(f["vgg"], x, (losses.CONTENT_LAYER,), config.pooling))
-    fns = {
+    return {
+        "full train step": full_step,
         "net fwd+bwd": lambda: jax.block_until_ready(net_grad(params, x)),
         "loss fwd+bwd (VGG, w.r.t. image)": lambda: jax.block_until_ready(loss_grad(out0, x, trainer.frozen)),
         "VGG content target (fwd to conv4_2)": lambda: jax.block_until_ready(target(trainer.frozen, x)),
     }
-    result = {}
-    for name, fn in fns.items():
-        fn()  # compile
-        result[name] = _timed(fn, reps)
+
+
+def jax_vgg_parts(vgg_params: Mapping[str, Any], batch_u8: np.ndarray) -> list[dict[str, Any]]:
+    """Per VGG layer up to conv5_1 (conv + ReLU, + the pool closing a block): jitted forward, and
+    forward + backward w.r.t. the layer input; with the real activations of ``batch_u8`` as inputs."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxstyle import vgg
+
+    names = vgg.VGG_LAYERS[: vgg.VGG_LAYERS.index("conv5_1") + 1]
+    x = vgg.preprocess(jnp.asarray(batch_u8, jnp.float32) / 255.0)
+    parts = []
+    for name in names:
+        pool = name in vgg._LAST_IN_BLOCK and name != names[-1]
+
+        def layer(v, p=vgg_params[name], pool=pool):
+            y = vgg._conv_relu(v, p)
+            return vgg._pool(y, "avg") if pool else y
+
+        fwd = jax.jit(layer)
+        y = fwd(x).block_until_ready()
+        ct = jnp.ones_like(y)
+        fwd_bwd = jax.jit(lambda v, ct, layer=layer: jax.vjp(layer, v)[1](ct)[0])
+        parts.append({"name": name + ("+pool" if pool else ""), "shape": list(y.shape),
+                      "fwd": lambda fwd=fwd, x=x: fwd(x).block_until_ready(),
+                      "fwd_bwd": lambda f=fwd_bwd, x=x, ct=ct: f(x, ct).block_until_ready()})
+        x = y
+    return parts
+
+
+def profile_jax_vgg(parts: Sequence[Mapping[str, Any]], reps: int) -> list[dict[str, Any]]:
+    result = []
+    for part in parts:
+        part["fwd"]()
+        part["fwd_bwd"]()  # compile
+        result.append({"name": part["name"], "shape": part["shape"],
+                       "fwd_ms": 1e3 * _median(_timed(part["fwd"], reps)),
+                       "fwd_bwd_ms": 1e3 * _median(_timed(part["fwd_bwd"], reps))})
     return result
+
+
+def _paired_ratios(ours: Sequence[float], theirs: Sequence[float], per_round: int) -> list[float]:
+    """ours/theirs of each interleaved round's median (the two ran back to back in that round)."""
+    rounds = len(ours) // per_round
+    return [_median(ours[i * per_round:(i + 1) * per_round]) / _median(theirs[i * per_round:(i + 1) * per_round])
+            for i in range(rounds)]
 
 
 def _rel(a: float, b: float) -> float:
@@ -497,6 +544,7 @@ def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str) -> di
     images_per_s = {name: mode.batch_size / m for name, m in medians.items()}
     best = max(LAYOUTS, key=lambda layout: images_per_s[f"torch {layout}"])
     ratio = images_per_s["jaxstyle"] / images_per_s[f"torch {best}"]
+    paired = [1.0 / q for q in _paired_ratios(timed["jaxstyle"], timed[f"torch {best}"], 1)]
     loss_check = {}
     for layout in LAYOUTS:
         ours_m, theirs_m = metrics["jaxstyle"], metrics[f"torch {layout}"]
@@ -518,24 +566,66 @@ def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str) -> di
         "seconds_per_step": times, "median_seconds_per_step": medians,
         "mean_seconds_per_step": {name: float(np.mean(t)) for name, t in timed.items()},
         "images_per_s": images_per_s, "torch_best_layout": best, "ratio_images_per_s": ratio,
+        "ratio_images_per_s_per_round": paired, "ratio_images_per_s_per_round_median": _median(paired),
         "target_ratio_min": TRAIN_TARGET, "met": bool(ratio >= TRAIN_TARGET),
         "jax_first_step_seconds": times["jaxstyle"][0],
         "metrics": metrics, "loss_check": loss_check, "torch": info, "load": load,
     }
     if profile == "always" or (profile == "auto" and not result["met"]):
-        _log("training profile: the net's fwd+bwd vs the loss's (VGG) fwd+bwd")
-        params = state["params"]
-        meter = LoadMeter([torch.pid]).start()
-        jax_parts = profile_jax_train(trainer, params, batches[0], mode.profile_reps)
-        torch_parts = torch("profile_train", layout=best, batches=str(work / "batches.npz"), index=0,
-                            reps=mode.profile_reps)["parts"]
-        parts = {name: {"jax_s": _median(jax_parts[name]), "torch_s": _median(torch_parts[name]),
-                        "jax_all": jax_parts[name], "torch_all": torch_parts[name]} for name in jax_parts}
-        for entry in parts.values():
-            entry["ratio"] = entry["jax_s"] / entry["torch_s"]
-        result["profile"] = {"torch_layout": best, "parts": parts, "load": meter.stop(),
-                             "full_step_median_s": {"jax": medians["jaxstyle"], "torch": medians[f"torch {best}"]}}
+        result["profile"] = profile_training(torch, trainer, state, ours, batches, best, mode, work)
     return result
+
+
+def profile_training(torch: TorchServer, trainer: Any, state: Any, ours_step: Callable[[int], Any],
+                     batches: np.ndarray, layout: str, mode: Mode, work: Path) -> dict[str, Any]:
+    """Interleaved rounds, each side running all its parts back to back (the full step among them, so
+    the parts compare with a step taken under the same load): then per VGG layer."""
+    import jax
+
+    rounds = 2
+    _log(f"training profile: full step vs net fwd+bwd vs loss (VGG) fwd+bwd, {rounds} interleaved rounds")
+    params = jax.tree.map(jax.numpy.asarray, jax.device_get(state["params"]))  # the step donates its state
+    fns = jax_train_parts(trainer, params, batches[0], lambda: ours_step(0))
+    for fn in fns.values():
+        fn()  # compile / warm up
+    npz = str(work / "batches.npz")
+    jax_runs: dict[str, list[float]] = {name: [] for name in fns}
+    torch_runs: dict[str, list[float]] = {name: [] for name in fns}
+    meter = LoadMeter([torch.pid]).start()
+    for r in range(rounds):
+        for side in (("jax", "torch") if r % 2 == 0 else ("torch", "jax")):
+            if side == "jax":
+                for name, fn in fns.items():
+                    jax_runs[name] += _timed(fn, 1)
+            else:
+                reply = torch("profile_train", layout=layout, batches=npz, index=0, reps=1, warmup=r == 0)
+                for name, times in reply["parts"].items():
+                    torch_runs[name] += times
+    load = meter.stop()
+    parts = {}
+    for name in fns:
+        jax_s, torch_s = _median(jax_runs[name]), _median(torch_runs[name])
+        parts[name] = {"jax_s": jax_s, "torch_s": torch_s, "ratio": jax_s / torch_s,
+                       "jax_all": jax_runs[name], "torch_all": torch_runs[name]}
+    _log(f"training profile: VGG per layer (fwd; fwd+bwd w.r.t. input), {rounds} interleaved rounds")
+    vgg_parts = jax_vgg_parts(trainer.frozen["vgg"], batches[0])
+    vgg_jax, vgg_torch = [], []
+    vgg_meter = LoadMeter([torch.pid]).start()
+    for r in range(rounds):
+        for side in (("jax", "torch") if r % 2 == 0 else ("torch", "jax")):
+            if side == "jax":
+                vgg_jax.append(profile_jax_vgg(vgg_parts, 1))
+            else:
+                vgg_torch.append(torch("profile_vgg", layout=layout, batches=npz, index=0, reps=1)["parts"])
+    vgg_rows = []
+    for i, part in enumerate(vgg_jax[0]):
+        row = {"name": part["name"], "shape_nhwc": part["shape"]}
+        for key in ("fwd_ms", "fwd_bwd_ms"):
+            row[f"jax_{key}"] = _median([run[i][key] for run in vgg_jax])
+            row[f"torch_{key}"] = _median([run[i][key] for run in vgg_torch])
+        vgg_rows.append(row)
+    return {"torch_layout": layout, "rounds": rounds, "parts": parts, "load": load,
+            "vgg_layers": vgg_rows, "vgg_load": vgg_meter.stop()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -618,13 +708,15 @@ def markdown(report: Mapping[str, Any]) -> str:
         med = inf["median_seconds"]
         notes.append("inference, torch per layout: " + ", ".join(
             f"{layout} {1e3 * med[f'torch {layout}']:.0f} ms" for layout in LAYOUTS)
-            + f"; {inf['rounds']} interleaved rounds × {inf['reps_per_round']} calls per side; "
+            + f"; {inf['rounds']} interleaved rounds × {inf['reps_per_round']} calls per side; median of the "
+            f"per-round ratios {inf['ratio_time_per_round_median']:.2f}; "
             f"other load {inf['load']['other_cores']:.2f} cores")
     if tr:
         sec = tr["median_seconds_per_step"]
         notes.append("training s/step (median): " + ", ".join(f"{n} {s:.2f}" for n, s in sec.items())
                      + f"; {tr['timed_steps']} timed steps per side after {tr['warmup_steps']} warm-up "
-                     f"(our first step, with compile: {tr['jax_first_step_seconds']:.0f} s); "
+                     f"(our first step, with compile: {tr['jax_first_step_seconds']:.0f} s); median of the "
+                     f"per-round ratios {tr['ratio_images_per_s_per_round_median']:.2f}; "
                      f"other load {tr['load']['other_cores']:.2f} cores")
     lines += [""] + [f"* {n}" for n in notes]
     if inf and "profile" in inf:
@@ -638,17 +730,30 @@ def markdown(report: Mapping[str, Any]) -> str:
             f"{r['name']} {r['jax_ms']:.1f} vs {r['torch_ms']:.1f} ms" for r in worst)]
     if tr and "profile" in tr:
         p = tr["profile"]
+        parts = p["parts"]
         lines += ["", f"Training profile (batch {tr['batch']}, {tr['image_size']}²; torch {p['torch_layout']}; "
-                  "s, median):", "", "| part | jaxstyle s | torch s | ratio |", "|---|---|---|---|"]
-        for name, e in p["parts"].items():
-            lines.append(f"| {name} | {e['jax_s']:.2f} | {e['torch_s']:.2f} | {e['ratio']:.2f} |")
-        full = p["full_step_median_s"]
-        rest = {side: full[side] - sum(e[f"{side}_s"] for name, e in p["parts"].items() if "target" not in name)
-                for side in ("jax", "torch")}
-        lines.append(f"| rest of the step (full − net − loss: Adam, grad norm, copies) | {rest['jax']:.2f} | "
-                     f"{rest['torch']:.2f} | |")
-        lines.append(f"| full train step | {full['jax']:.2f} | {full['torch']:.2f} | "
-                     f"{full['jax'] / full['torch']:.2f} |")
+                  f"{p['rounds']} interleaved rounds, each side's parts back to back; s, median; other load "
+                  f"{p['load']['other_cores']:.2f} cores):", "",
+                  "| part | jaxstyle s | torch s | ratio | jaxstyle share | torch share |", "|---|---|---|---|---|---|"]
+        full = parts["full train step"]
+        for name, e in parts.items():
+            lines.append(f"| {name} | {e['jax_s']:.2f} | {e['torch_s']:.2f} | {e['ratio']:.2f} | "
+                         f"{e['jax_s'] / full['jax_s']:.0%} | {e['torch_s'] / full['torch_s']:.0%} |")
+        rest = {side: full[f"{side}_s"] - parts["net fwd+bwd"][f"{side}_s"]
+                - parts["loss fwd+bwd (VGG, w.r.t. image)"][f"{side}_s"] for side in ("jax", "torch")}
+        lines.append(f"| rest (full − net − loss: Adam, grad norm, fusion across the cut) | {rest['jax']:.2f} | "
+                     f"{rest['torch']:.2f} | | | |")
+        rows = p["vgg_layers"]
+        lines += ["", f"VGG per layer (batch {tr['batch']}; conv+ReLU(+pool); ms, median; other load "
+                  f"{p['vgg_load']['other_cores']:.2f} cores):", "",
+                  "| layer | out shape (NHWC) | jaxstyle fwd | torch fwd | ratio | jaxstyle fwd+bwd | torch fwd+bwd "
+                  "| ratio |", "|---|---|---|---|---|---|---|---|"]
+        for r in [*rows, {"name": "sum", "shape_nhwc": "", **{k: sum(x[k] for x in rows) for k in (
+                "jax_fwd_ms", "torch_fwd_ms", "jax_fwd_bwd_ms", "torch_fwd_bwd_ms")}}]:
+            shape = "×".join(map(str, r["shape_nhwc"])) if r["shape_nhwc"] else ""
+            lines.append(f"| {r['name']} | {shape} | {r['jax_fwd_ms']:.0f} | {r['torch_fwd_ms']:.0f} | "
+                         f"{r['jax_fwd_ms'] / r['torch_fwd_ms']:.2f} | {r['jax_fwd_bwd_ms']:.0f} | "
+                         f"{r['torch_fwd_bwd_ms']:.0f} | {r['jax_fwd_bwd_ms'] / r['torch_fwd_bwd_ms']:.2f} |")
     return "\n".join(lines)
 
 

@@ -146,7 +146,7 @@ def _step(state, batch, frozen, config: TrainConfig, loss_fn: Callable):
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], images, frozen, config)
     updates, opt_state = make_optimizer(config).update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
-    metrics = {**metrics, "grad_norm": optax.global_norm(grads)}
+    metrics = {**metrics, "grad_norm": optax.tree.norm(grads)}
     return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
 
 
