@@ -133,6 +133,43 @@ class LoadMeter:
         return {"wall_seconds": wall, "own_cores": own / wall, "other_cores": other / wall}
 
 
+QUIET_CORES = 0.25  # a measurement is "quiet" when other processes used less than this many cores
+
+
+class Quiet:
+    """Before each interleaved round, optionally wait (up to ``max_wait`` s) until the rest of the
+    machine is quiet: on a shared 2-core box the two frameworks do not suffer alike from contention
+    (torch's OpenMP threads wait for each other at every barrier), so loaded rounds are biased."""
+
+    def __init__(self, max_wait: float, pids: Sequence[int]) -> None:
+        self.max_wait, self.pids, self.waited = max_wait, list(pids), 0.0
+
+    def wait(self) -> None:
+        if self.max_wait <= 0:
+            return
+        start = time.monotonic()
+        while time.monotonic() - start < self.max_wait:
+            meter = LoadMeter(self.pids).start()
+            time.sleep(2.0)
+            if meter.stop()["other_cores"] < QUIET_CORES:
+                break
+        self.waited += time.monotonic() - start
+
+
+def pick_rounds(times: Mapping[str, Sequence[float]], loads: Mapping[str, Sequence[float]], per_round: int,
+                minimum: int = 2) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """The timings of the quiet rounds (every side's measurement in that round had other load
+    < QUIET_CORES) when there are at least ``minimum`` of them, else of all rounds."""
+    rounds = min(len(v) for v in loads.values())
+    quiet = [r for r in range(rounds) if all(v[r] < QUIET_CORES for v in loads.values())]
+    use = quiet if len(quiet) >= minimum else list(range(rounds))
+    picked = {name: [t for r in use for t in ts[r * per_round:(r + 1) * per_round]] for name, ts in times.items()}
+    basis = (f"quiet rounds ({len(quiet)} of {rounds})" if use is quiet
+             else f"all {rounds} rounds (only {len(quiet)} quiet: CONTENDED, ratios biased)")
+    return picked, {"basis": basis, "quiet_rounds": quiet, "rounds": rounds, "used_rounds": use,
+                    "other_cores_per_round": {name: list(v) for name, v in loads.items()}}
+
+
 # ----------------------------------------------------------------------------------------------
 # The PyTorch side: a server in the throwaway venv
 # ----------------------------------------------------------------------------------------------
@@ -281,7 +318,8 @@ def summarise_profile(jax_runs: Sequence[list[dict[str, Any]]], torch_runs: Sequ
     return {"parts": rows, "stages": stages, "kinds": kinds, "sum_of_parts": total}
 
 
-def run_inference(torch: TorchServer, mode: Mode, threads: int, work: Path, profile: str) -> dict[str, Any]:
+def run_inference(torch: TorchServer, mode: Mode, threads: int, work: Path, profile: str, quiet: Quiet
+                  ) -> dict[str, Any]:
     import jax
     import jax.numpy as jnp
 
@@ -320,23 +358,32 @@ def run_inference(torch: TorchServer, mode: Mode, threads: int, work: Path, prof
     for run in sides.values():  # warm-up (not timed)
         run(2)
     times: dict[str, list[float]] = {name: [] for name in sides}
+    loads: dict[str, list[float]] = {name: [] for name in sides}
     names = list(sides)
     meter = LoadMeter([torch.pid]).start()
     for r in range(mode.infer_rounds):
+        quiet.wait()
         for name in names[r % len(names):] + names[: r % len(names)]:
+            one = LoadMeter([torch.pid]).start()
             times[name] += sides[name](mode.infer_reps)
+            loads[name].append(one.stop()["other_cores"])
     load = meter.stop()
-    medians = {name: _median(t) for name, t in times.items()}
+    used, selection = pick_rounds(times, loads, mode.infer_reps)
+    medians = {name: _median(t) for name, t in used.items()}
     best = min(LAYOUTS, key=lambda layout: medians[f"torch {layout}"])
     ratio = medians["jaxstyle"] / medians[f"torch {best}"]
-    paired = _paired_ratios(times["jaxstyle"], times[f"torch {best}"], mode.infer_reps)
+    paired = _paired_ratios(used["jaxstyle"], used[f"torch {best}"], mode.infer_reps)
+    all_medians = {name: _median(t) for name, t in times.items()}
     _log(f"inference: jaxstyle {1e3 * medians['jaxstyle']:.0f} ms, torch {best} "
-         f"{1e3 * medians[f'torch {best}']:.0f} ms (ratio {ratio:.2f}); other load {load['other_cores']:.2f} cores")
+         f"{1e3 * medians[f'torch {best}']:.0f} ms (ratio {ratio:.2f}), {selection['basis']}; "
+         f"other load {load['other_cores']:.2f} cores")
     result: dict[str, Any] = {
         "size_hw": [h, w], "batch": 1, "dtype": "float32", "model": MODEL, "architecture": arch,
         "rounds": mode.infer_rounds, "reps_per_round": mode.infer_reps,
-        "seconds": times, "median_seconds": medians,
-        "mean_seconds": {name: float(np.mean(t)) for name, t in times.items()},
+        "seconds": times, "median_seconds": medians, "selection": selection,
+        "mean_seconds": {name: float(np.mean(t)) for name, t in used.items()},
+        "median_seconds_all_rounds": all_medians,
+        "ratio_time_all_rounds": all_medians["jaxstyle"] / min(all_medians[f"torch {x}"] for x in LAYOUTS),
         "torch_best_layout": best, "ratio_time": ratio, "target_ratio_max": INFER_TARGET,
         "ratio_time_per_round": paired, "ratio_time_per_round_median": _median(paired),
         "met": bool(ratio <= INFER_TARGET), "jax_compile_seconds": compile_seconds,
@@ -348,6 +395,7 @@ def run_inference(torch: TorchServer, mode: Mode, threads: int, work: Path, prof
         jax_runs, torch_runs = [], []
         meter = LoadMeter([torch.pid]).start()
         for r in range(2):
+            quiet.wait()
             if r % 2 == 0:
                 jax_runs.append(profile_jax_infer(dev_params, x, mode.profile_reps))
                 torch_runs.append(torch("profile_infer", layout=best, reps=mode.profile_reps)["parts"])
@@ -485,7 +533,7 @@ def _rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(a), abs(b), 1e-30)
 
 
-def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str) -> dict[str, Any]:
+def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str, quiet: Quiet) -> dict[str, Any]:
     import jax
 
     from jaxstyle import train, vgg, weights
@@ -527,19 +575,26 @@ def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str) -> di
     sides = {"jaxstyle": ours, **{f"torch {layout}": theirs(layout) for layout in LAYOUTS}}
     names = list(sides)
     times: dict[str, list[float]] = {name: [] for name in names}
+    loads: dict[str, list[float]] = {name: [] for name in names}
     metrics: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for i in range(steps):
         if i == mode.warmup_steps:
             meter = LoadMeter([torch.pid]).start()
+        if i >= mode.warmup_steps:
+            quiet.wait()
         order = names if i < mode.warmup_steps else names[i % len(names):] + names[: i % len(names)]
         for name in order:
+            one = LoadMeter([torch.pid]).start()
             seconds, values = sides[name](i)
+            loads[name].append(one.stop()["other_cores"])
             times[name].append(seconds)
             metrics[name].append(values)
         _log(f"train step {i + 1}/{steps}" + (" (warm-up)" if i < mode.warmup_steps else "") + ": "
              + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in names))
     load = meter.stop()
-    timed = {name: t[mode.warmup_steps:] for name, t in times.items()}
+    timed, selection = pick_rounds({name: t[mode.warmup_steps:] for name, t in times.items()},
+                                   {name: v[mode.warmup_steps:] for name, v in loads.items()}, 1,
+                                   minimum=min(2, mode.train_steps))
     medians = {name: _median(t) for name, t in timed.items()}
     images_per_s = {name: mode.batch_size / m for name, m in medians.items()}
     best = max(LAYOUTS, key=lambda layout: images_per_s[f"torch {layout}"])
@@ -558,12 +613,13 @@ def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str) -> di
     loss_check["torch_layouts_between_themselves"] = {"max_rel_diff_loss_all_steps": max(
         _rel(a["loss"], b["loss"]) for a, b in zip(*(metrics[f"torch {layout}"] for layout in LAYOUTS), strict=True))}
     _log(f"training: jaxstyle {images_per_s['jaxstyle']:.2f} img/s, torch {best} "
-         f"{images_per_s[f'torch {best}']:.2f} img/s (ratio {ratio:.2f}); other load {load['other_cores']:.2f} cores")
+         f"{images_per_s[f'torch {best}']:.2f} img/s (ratio {ratio:.2f}), {selection['basis']}; "
+         f"other load {load['other_cores']:.2f} cores")
     result: dict[str, Any] = {
         "image_size": mode.train_size, "batch": mode.batch_size, "warmup_steps": mode.warmup_steps,
         "timed_steps": mode.train_steps, "data": batch_source,
         "config": dataclasses.asdict(config),
-        "seconds_per_step": times, "median_seconds_per_step": medians,
+        "seconds_per_step": times, "median_seconds_per_step": medians, "selection": selection,
         "mean_seconds_per_step": {name: float(np.mean(t)) for name, t in timed.items()},
         "images_per_s": images_per_s, "torch_best_layout": best, "ratio_images_per_s": ratio,
         "ratio_images_per_s_per_round": paired, "ratio_images_per_s_per_round_median": _median(paired),
@@ -572,12 +628,12 @@ def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str) -> di
         "metrics": metrics, "loss_check": loss_check, "torch": info, "load": load,
     }
     if profile == "always" or (profile == "auto" and not result["met"]):
-        result["profile"] = profile_training(torch, trainer, state, ours, batches, best, mode, work)
+        result["profile"] = profile_training(torch, trainer, state, ours, batches, best, work, quiet)
     return result
 
 
 def profile_training(torch: TorchServer, trainer: Any, state: Any, ours_step: Callable[[int], Any],
-                     batches: np.ndarray, layout: str, mode: Mode, work: Path) -> dict[str, Any]:
+                     batches: np.ndarray, layout: str, work: Path, quiet: Quiet) -> dict[str, Any]:
     """Interleaved rounds, each side running all its parts back to back (the full step among them, so
     the parts compare with a step taken under the same load): then per VGG layer."""
     import jax
@@ -593,6 +649,7 @@ def profile_training(torch: TorchServer, trainer: Any, state: Any, ours_step: Ca
     torch_runs: dict[str, list[float]] = {name: [] for name in fns}
     meter = LoadMeter([torch.pid]).start()
     for r in range(rounds):
+        quiet.wait()
         for side in (("jax", "torch") if r % 2 == 0 else ("torch", "jax")):
             if side == "jax":
                 for name, fn in fns.items():
@@ -612,6 +669,7 @@ def profile_training(torch: TorchServer, trainer: Any, state: Any, ours_step: Ca
     vgg_jax, vgg_torch = [], []
     vgg_meter = LoadMeter([torch.pid]).start()
     for r in range(rounds):
+        quiet.wait()
         for side in (("jax", "torch") if r % 2 == 0 else ("torch", "jax")):
             if side == "jax":
                 vgg_jax.append(profile_jax_vgg(vgg_parts, 1))
@@ -709,19 +767,21 @@ def markdown(report: Mapping[str, Any]) -> str:
         notes.append("inference, torch per layout: " + ", ".join(
             f"{layout} {1e3 * med[f'torch {layout}']:.0f} ms" for layout in LAYOUTS)
             + f"; {inf['rounds']} interleaved rounds × {inf['reps_per_round']} calls per side; median of the "
-            f"per-round ratios {inf['ratio_time_per_round_median']:.2f}; "
+            f"per-round ratios {inf['ratio_time_per_round_median']:.2f}; timings from "
+            f"{inf['selection']['basis']} (all rounds: ratio {inf['ratio_time_all_rounds']:.2f}); "
             f"other load {inf['load']['other_cores']:.2f} cores")
     if tr:
         sec = tr["median_seconds_per_step"]
         notes.append("training s/step (median): " + ", ".join(f"{n} {s:.2f}" for n, s in sec.items())
                      + f"; {tr['timed_steps']} timed steps per side after {tr['warmup_steps']} warm-up "
                      f"(our first step, with compile: {tr['jax_first_step_seconds']:.0f} s); median of the "
-                     f"per-round ratios {tr['ratio_images_per_s_per_round_median']:.2f}; "
-                     f"other load {tr['load']['other_cores']:.2f} cores")
+                     f"per-round ratios {tr['ratio_images_per_s_per_round_median']:.2f}; timings from "
+                     f"{tr['selection']['basis']}; other load {tr['load']['other_cores']:.2f} cores")
     lines += [""] + [f"* {n}" for n in notes]
     if inf and "profile" in inf:
         p = inf["profile"]
-        lines += ["", f"Inference profile (each part jitted / run alone; torch {p['torch_layout']}; ms, median):", "",
+        lines += ["", f"Inference profile (each part jitted / run alone; torch {p['torch_layout']}; ms, median; "
+                  f"other load {p['load']['other_cores']:.2f} cores):", "",
                   "| stage | jaxstyle ms | torch ms | ratio |", "|---|---|---|---|"]
         for name, e in [*p["stages"].items(), *p["kinds"].items(), ("sum of parts", p["sum_of_parts"])]:
             lines.append(f"| {name} | {e['jax_ms']:.1f} | {e['torch_ms']:.1f} | {e['ratio']:.2f} |")
@@ -767,6 +827,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="profile where a target is missed (auto), always, or never")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--torch-venv", type=Path, default=TORCH_VENV)
+    parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
+                        help=f"before each interleaved round, wait up to this long for the other processes to use "
+                             f"< {QUIET_CORES} cores (default 0: do not wait)")
     args = parser.parse_args(argv)
     mode = QUICK if args.quick else FULL
     python = torch_python(args.torch_venv)
@@ -774,12 +837,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     report: dict[str, Any] = {"benchmark": "transform_vs_torch", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                               "mode": "quick" if args.quick else "full", "machine": machine}
     server = TorchServer(python)
+    quiet = Quiet(args.quiet_wait, [server.pid])
     try:
         with tempfile.TemporaryDirectory(prefix="transform_vs_torch.") as tmp:
             work = Path(tmp)
             if args.only in (None, "inference"):
                 _log(f"inference {mode.infer_hw[1]}x{mode.infer_hw[0]}: {mode.infer_rounds} rounds")
-                report["inference"] = run_inference(server, mode, args.threads, work, args.profile)
+                report["inference"] = run_inference(server, mode, args.threads, work, args.profile, quiet)
                 machine["torch_version"] = report["inference"]["torch"]["torch_version"]
                 machine["torch_threads"] = report["inference"]["torch"]["torch_threads"]
             if args.only in (None, "training"):
@@ -788,10 +852,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     machine["torch_version"], machine["torch_threads"] = info["torch_version"], info["torch_threads"]
                 _log(f"training {mode.train_size}², batch {mode.batch_size}: {mode.warmup_steps} warm-up + "
                      f"{mode.train_steps} timed steps per side")
-                report["training"] = run_training(server, mode, work, args.profile)
+                report["training"] = run_training(server, mode, work, args.profile, quiet)
     finally:
         server.close()
     machine["loadavg_end"] = os.getloadavg()
+    machine["quiet_wait_seconds"] = {"max_per_round": args.quiet_wait, "total_waited": quiet.waited}
     machine["peak_rss_mb"] = {"jaxstyle": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                               "torch": server.peak_rss_mb}
     table = markdown(report)
