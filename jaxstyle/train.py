@@ -122,7 +122,13 @@ def perceptual_loss(
 
     batch: float32[N,H,W,3] in [0,1]; frozen: ``{"vgg": params, "grams": {layer: float32[C,C]}}``.
     """
-    out = config.model().apply(params, batch)
+    return output_loss(config.model().apply(params, batch), batch, frozen, config)
+
+
+def output_loss(
+    out: jax.Array, batch: jax.Array, frozen: Mapping[str, Any], config: TrainConfig
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The perceptual loss of the net's output ``out`` for input ``batch`` (both float32[N,H,W,3])."""
     style_weights = dict(zip(losses.STYLE_LAYERS, losses.DEFAULT_STYLE_LAYER_WEIGHTS, strict=True))
     layers = (*losses.STYLE_LAYERS, losses.CONTENT_LAYER)
     feats = vgg.features(frozen["vgg"], out, layers, config.pooling)
