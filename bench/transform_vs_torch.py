@@ -439,23 +439,10 @@ def _load_style(style_size: int) -> np.ndarray:
 
 
 def image_loss_fn(config: Any) -> Callable[..., Any]:
-    """``train.perceptual_loss`` after the net: the loss of an output image (for the profile only;
-    mirrors jaxstyle/train.py)."""
-    import jax
+    """``train.perceptual_loss`` after the net: the total loss of an output image (for the profile)."""
+    from jaxstyle import train
 
-    from jaxstyle import losses, vgg
-
-    def loss(out, batch, frozen):
-        style_weights = dict(zip(losses.STYLE_LAYERS, losses.DEFAULT_STYLE_LAYER_WEIGHTS, strict=True))
-        layers = (*losses.STYLE_LAYERS, losses.CONTENT_LAYER)
-        feats = vgg.features(frozen["vgg"], out, layers, config.pooling)
-        target = vgg.features(frozen["vgg"], batch, (losses.CONTENT_LAYER,), config.pooling)[losses.CONTENT_LAYER]
-        content = losses.content_loss(feats[losses.CONTENT_LAYER], jax.lax.stop_gradient(target))
-        style = losses.style_loss(feats, frozen["grams"], style_weights)
-        tv = losses.total_variation(out)
-        return config.content_weight * content + config.style_weight * style + config.tv_weight * tv
-
-    return loss
+    return lambda out, batch, frozen: train.output_loss(out, batch, frozen, config)[0]
 
 
 def jax_train_parts(trainer: Any, params: Any, batch_u8: np.ndarray, full_step: Callable[[], Any]
