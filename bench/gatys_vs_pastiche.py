@@ -5,9 +5,11 @@
 Both stylise tubingen with starry_night at 400x300 (long side 400; ``--quick``: 200x150) with average
 pooling, in one run, each in its own subprocess (so peak RSS is per run):
 
-* pastiche: its default L-BFGS (one closure evaluation per step), content init and loss weights,
-  run by ``bench/_pastiche_runner.py`` in the throwaway venv ``.bench-venv-pastiche/`` (created here
-  if missing: torch 2.13.0 CPU + ``pastiche==1.6.0``).
+* pastiche: its default L-BFGS (one closure evaluation per step) and content init, with its own loss
+  weights and with weights making its loss proportional to ours (:data:`PASTICHE_CONFIGS`), run by
+  ``bench/_pastiche_runner.py`` in the throwaway venv ``.bench-venv-pastiche/`` (created here if
+  missing: torch 2.13.0 CPU + ``pastiche==1.6.0``). It gets our resized content and style (as PNGs)
+  so both sides optimise towards the same pixels.
 * ours: ``jaxstyle.backprop.gatys`` with each entry of :data:`CONFIGS`.
 
 Every image is measured with OUR loss (``backprop.evaluate_loss``, α=1, β=1e3, avg pooling) so the
@@ -24,8 +26,9 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,21 @@ class OursConfig:
     name: str
     options: Mapping[str, Any]
 
+
+@dataclasses.dataclass(frozen=True)
+class PasticheConfig:
+    """One pastiche row: ``objective`` is ``"default"`` (pastiche's own loss weights) or ``"ours"``
+    (weights making its loss proportional to ours: ``_pastiche_runner.our_objective_weights``)."""
+
+    name: str
+    objective: str
+
+
+# The first is the reference: s/iter ratios are to it; every row is timed to each one's final loss.
+PASTICHE_CONFIGS: tuple[PasticheConfig, ...] = (
+    PasticheConfig("lbfgs", "default"),
+    PasticheConfig("lbfgs-ourloss", "ours"),
+)
 
 # One line per configuration; e.g. a multi-scale mode would be
 #   OursConfig("sign-3scales", {"optimizer": "sign", "scales": 3}),
@@ -115,7 +133,10 @@ def _count_linesearch_steps(sink: list[int]) -> None:
     backprop._step_fn = patched
 
 
-def run_ours(config: OursConfig, mode: Mode, image_dir: Path) -> dict[str, Any]:
+PROGRESS_EVERY = 25  # steps between progress dumps of a worker (off the clock)
+
+
+def run_ours(config: OursConfig, mode: Mode, image_dir: Path, progress_path: Path | None = None) -> dict[str, Any]:
     import jax
 
     from jaxstyle import backprop, images, weights
@@ -126,13 +147,29 @@ def run_ours(config: OursConfig, mode: Mode, image_dir: Path) -> dict[str, Any]:
     linesearch_steps: list[int] = []
     _count_linesearch_steps(linesearch_steps)
 
-    stamps: list[float] = []
+    stamps: list[float] = []  # perf_counter at each callback, less the off-clock time before it
+    seen: list[dict[str, float]] = []  # the terms each callback gets (of the image before that step)
     snapshots: dict[int, np.ndarray] = {}
+    off_clock = 0.0
 
     def callback(step: int, image: jax.Array, terms: dict[str, float]) -> None:
-        stamps.append(time.perf_counter())
+        nonlocal off_clock
+        stamps.append(time.perf_counter() - off_clock)
+        seen.append(terms)
         if step in mode.checkpoints:
-            snapshots[step] = np.array(image[0], copy=True)  # saved after the run, off the clock
+            snapshots[step] = np.array(image[0], copy=True)  # saved after the run
+        if progress_path is not None and step % PROGRESS_EVERY == 0:
+            # So that a run killed part-way still leaves its timings and losses behind.
+            t = time.perf_counter()
+            progress_path.write_text(json.dumps({
+                "name": f"ours {config.name}", "partial": True, "steps_done": step,
+                # seconds since step 1 finished (compile excluded) when the image after i+1 steps existed
+                "times_after_step1": [x - stamps[0] for x in stamps],
+                # [i]: our loss of the image after i steps
+                "history": seen,
+                "linesearch_steps": linesearch_steps or None, "peak_rss_mb": _peak_rss_mb(),
+            }))
+            off_clock += time.perf_counter() - t
 
     result = backprop.gatys(
         content, style, vgg_params=params, callback=callback,
@@ -205,12 +242,29 @@ def ensure_pastiche_venv(venv: Path) -> Path:
     return python
 
 
-def run_pastiche(python: Path, mode: Mode, image_dir: Path, threads: int, result_path: Path) -> dict[str, Any]:
+def prepare_inputs(size: int, directory: Path) -> tuple[Path, Path]:
+    """Our working content (long side ``size``) and style (at the content's pixel count, as our
+    gatys does), written as PNGs for pastiche so that it optimises towards the same pixels as we do
+    (its own bilinear resizing would give other targets, which our metric would then penalise)."""
+    from jaxstyle import images
+
+    content = images.fit_long_side(images.load_image(CONTENT), size)
+    h, w = content.shape[:2]
+    style = images.fit_pixels(images.load_image(STYLE), h * w)
+    content_path, style_path = directory / "content.png", directory / "style.png"
+    images.save_image(content_path, content)
+    images.save_image(style_path, style)
+    return content_path, style_path
+
+
+def run_pastiche(python: Path, config: PasticheConfig, inputs: tuple[Path, Path], mode: Mode, image_dir: Path,
+                 threads: int, result_path: Path) -> dict[str, Any]:
+    content, style = inputs
     subprocess.run(
         [
             str(python), str(PASTICHE_RUNNER),
-            "--content", str(CONTENT), "--style", str(STYLE),
-            "--size", str(mode.size), "--iterations", str(mode.iterations),
+            "--content", str(content), "--style", str(style), "--name", config.name,
+            "--objective", config.objective, "--iterations", str(mode.iterations),
             "--checkpoints", *map(str, mode.checkpoints), "--threads", str(threads),
             "--image-dir", str(image_dir), "--result", str(result_path),
         ],
@@ -270,84 +324,89 @@ def _other_cores(run: Mapping[str, Any]) -> float | None:
     return (run.get("contention") or {}).get("other_cores")
 
 
-def time_to_reach(history: Sequence[Mapping[str, float]], times: Sequence[float], target: float
+def time_to_reach(history: Iterable[tuple[int, Mapping[str, float]]], times: Sequence[float], target: float
                   ) -> tuple[int | None, float | None]:
-    """First step whose image has our total loss <= ``target``, and when that image existed."""
-    for step, terms in enumerate(history):
+    """First step whose image has our total loss <= ``target``, and when that image existed.
+
+    history: (step, terms) pairs in step order — every step for ours, the checkpoints for pastiche."""
+    for step, terms in history:
         if terms["total"] <= target:
             return step, float(times[step])
     return None, None
 
 
-def summarise(pastiche: dict[str, Any], ours: list[dict[str, Any]], metric: OurMetric, mode: Mode
-              ) -> list[dict[str, Any]]:
+def summarise(pastiches: Sequence[dict[str, Any]], ours: Sequence[dict[str, Any]], metric: OurMetric, mode: Mode
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(targets, rows): the pastiche runs' final losses, and one row per run (pastiche's first)."""
     last = mode.checkpoints[-1]
-    p_mean, p_median, p_min = steady_seconds_per_iter(pastiche["times"])
-    p_loss = {int(step): metric.of_png(path) for step, path in pastiche["images"].items()}
-    target = p_loss[last]["total"]
-    p_wall = float(pastiche["times"][last])
-    p_evals = pastiche["closure_evals"] / max(1, pastiche["lbfgs_iterations"])
-    rows = [{
-        "name": pastiche["name"],
-        "s_per_iter": p_mean,
-        "s_per_iter_median": p_median,
-        "s_per_iter_min": p_min,
-        "ratio_s_per_iter": 1.0,
-        "ratio_s_per_iter_min": 1.0,
-        "loss": {str(k): v for k, v in sorted(p_loss.items())},
-        "loss_source": "PNG (uint8) evaluated with our loss",
-        "wall_seconds": {str(k): float(pastiche["times"][k]) for k in mode.checkpoints},
-        "time_to_pastiche_final_loss": p_wall,
-        "step_to_pastiche_final_loss": last,
-        "ratio_time_to_pastiche_wall": 1.0,
-        "evals_per_step": p_evals,
-        "load_seconds": pastiche["load_seconds"],
-        "other_cores": _other_cores(pastiche),
-        "peak_rss_mb": pastiche["peak_rss_mb"],
-        "images": pastiche["images"],
-    }]
-    for run in ours:
+    ref_mean, _, ref_min = steady_seconds_per_iter(pastiches[0]["times"])
+    p_losses = [{int(step): metric.of_png(path) for step, path in run["images"].items()} for run in pastiches]
+    targets = [
+        {"name": run["name"], "total": loss[last]["total"], "wall_seconds": float(run["times"][last])}
+        for run, loss in zip(pastiches, p_losses, strict=True)
+    ]
+
+    def row(run: Mapping[str, Any], loss: Mapping[int, Mapping[str, float]],
+            history: Iterable[tuple[int, Mapping[str, float]]], resolution: str, evals: float) -> dict[str, Any]:
         mean, median, fastest = steady_seconds_per_iter(run["times"])
-        history = run["history"]
-        step, seconds = time_to_reach(history, run["times"], target)
-        ls = run.get("linesearch_steps")
-        rows.append({
+        history = list(history)
+        reach = []
+        for target in targets:
+            step, seconds = time_to_reach(history, run["times"], target["total"])
+            reach.append({
+                "target": target["name"], "step": step, "seconds": seconds, "resolution": resolution,
+                "ratio_to_target_wall": None if seconds is None else seconds / target["wall_seconds"],
+                "seconds_excl_compile": None if seconds is None else seconds - run.get("compile_seconds", 0.0),
+            })
+        return {
             "name": run["name"],
-            "options": run["options"],
             "s_per_iter": mean,
             "s_per_iter_median": median,
             "s_per_iter_min": fastest,
-            "ratio_s_per_iter": mean / p_mean,
-            "ratio_s_per_iter_min": fastest / p_min,
-            "compile_seconds": run["compile_seconds"],
-            "loss": {str(k): history[k] for k in mode.checkpoints},
-            "loss_source": "float image, from the run's history",
-            # The same images as saved (uint8 PNG), for a like-for-like check against pastiche's.
-            "loss_png": {k: metric.of_png(path) for k, path in run["images"].items()},
+            "ratio_s_per_iter": mean / ref_mean,
+            "ratio_s_per_iter_min": fastest / ref_min,
+            "compile_seconds": run.get("compile_seconds"),
+            "loss": {str(k): loss[k] for k in mode.checkpoints},
             "wall_seconds": {str(k): float(run["times"][k]) for k in mode.checkpoints},
-            "time_to_pastiche_final_loss": seconds,
-            "time_to_pastiche_final_loss_excl_compile": None if seconds is None else seconds - run["compile_seconds"],
-            "step_to_pastiche_final_loss": step,
-            "ratio_time_to_pastiche_wall": None if seconds is None else seconds / p_wall,
-            "evals_per_step": 1.0 + float(np.mean(ls)) if ls else 1.0,
-            "linesearch_steps_max": max(ls) if ls else None,
+            "reach": reach,
+            "evals_per_step": evals,
             "other_cores": _other_cores(run),
             "peak_rss_mb": run["peak_rss_mb"],
             "images": run["images"],
+        }
+
+    rows = []
+    for run, loss in zip(pastiches, p_losses, strict=True):
+        evals = run["closure_evals"] / max(1, run["lbfgs_iterations"])
+        rows.append(row(run, loss, sorted(loss.items()), "checkpoints", evals)
+                    | {"objective": run.get("objective"), "loss_source": "its PNGs (uint8), our loss",
+                       "load_seconds": run["load_seconds"]})
+    for run in ours:
+        history = run["history"]
+        ls = run.get("linesearch_steps")
+        evals = 1.0 + float(np.mean(ls)) if ls else 1.0
+        rows.append(row(run, dict(enumerate(history)), enumerate(history), "step", evals) | {
+            "options": run["options"],
+            "loss_source": "float image, from the run's history",
+            # The same images as saved (uint8 PNG), for a like-for-like check against pastiche's.
+            "loss_png": {k: metric.of_png(path) for k, path in run["images"].items()},
+            "linesearch_steps_max": max(ls) if ls else None,
         })
-    return rows
+    return targets, rows
 
 
 def _g(value: float | None, spec: str = ".3g") -> str:
     return "—" if value is None else format(value, spec)
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]], mode: Mode) -> str:
-    head = ["run", "s/iter", "× pastiche", "min s/iter", "× pastiche min"]
+def markdown_table(rows: Sequence[Mapping[str, Any]], targets: Sequence[Mapping[str, Any]], mode: Mode) -> str:
+    last = mode.checkpoints[-1]
+    head = ["run", "s/iter", "× ref", "min s/iter", "× ref min"]
     for step in mode.checkpoints:
         head += [f"content@{step}", f"style@{step}", f"total@{step}"]
-    head += [f"t→pastiche@{mode.checkpoints[-1]} (s)", "× pastiche wall", "evals/step", "peak RSS MB",
-             "other load (cores)"]
+    for target in targets:
+        head += [f"t→{target['name']}@{last} (s)", "× its wall"]
+    head += ["evals/step", "peak RSS MB", "other load (cores)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [row["name"], _g(row["s_per_iter"], ".3f"), _g(row["ratio_s_per_iter"], ".2f"),
@@ -355,10 +414,14 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], mode: Mode) -> str:
         for step in mode.checkpoints:
             terms = row["loss"][str(step)]
             cells += [_g(terms["content"]), _g(terms["style"]), _g(terms["total"])]
-        step = row["step_to_pastiche_final_loss"]
-        reach = "not reached" if step is None else f"{row['time_to_pastiche_final_loss']:.1f} (step {step})"
-        cells += [reach, _g(row["ratio_time_to_pastiche_wall"], ".2f"), _g(row["evals_per_step"], ".2f"),
-                  _g(row["peak_rss_mb"], ".0f"), _g(row["other_cores"], ".2f")]
+        for reach in row["reach"]:
+            if reach["step"] is None:
+                cells += ["not reached", "—"]
+            elif reach["resolution"] == "step":
+                cells += [f"{reach['seconds']:.1f} (step {reach['step']})", _g(reach["ratio_to_target_wall"], ".2f")]
+            else:  # only the checkpoints are measured: an upper bound
+                cells += [f"≤{reach['seconds']:.1f} (ckpt {reach['step']})", _g(reach["ratio_to_target_wall"], ".2f")]
+        cells += [_g(row["evals_per_step"], ".2f"), _g(row["peak_rss_mb"], ".0f"), _g(row["other_cores"], ".2f")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -462,7 +525,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     by_name = {c.name: c for c in CONFIGS}
 
     if args.worker:
-        result = run_ours(by_name[args.worker], mode, args.image_dir)
+        progress = args.worker_result.with_suffix(".partial.json")
+        result = run_ours(by_name[args.worker], mode, args.image_dir, progress)
+        progress.unlink(missing_ok=True)
         args.worker_result.write_text(json.dumps(result, indent=1))
         return 0
 
@@ -478,10 +543,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Each run's raw result lands next to its images as it finishes (raw_*.json), so a cut-short
     # run still shows something and --reuse can pick up where it stopped.
-    _log(f"pastiche lbfgs: {mode.iterations} steps at long side {mode.size}, {args.threads} torch threads")
-    raw = image_dir / "raw_pastiche.json"
-    pastiche = measured(lambda: run_pastiche(python, mode, image_dir, args.threads, raw), raw, mode, args.reuse)
-    _log(f"pastiche done: {pastiche['times'][-1]:.1f}s")
+    pastiches = []
+    with tempfile.TemporaryDirectory(prefix="gatys_vs_pastiche_") as tmp:
+        inputs = prepare_inputs(mode.size, Path(tmp))
+        for config in PASTICHE_CONFIGS:
+            _log(f"pastiche {config.name} ({config.objective} loss): {mode.iterations} steps at long side "
+                 f"{mode.size}, {args.threads} torch threads")
+            raw = image_dir / f"raw_pastiche_{config.name}.json"
+            pastiches.append(measured(
+                lambda config=config, raw=raw: run_pastiche(python, config, inputs, mode, image_dir, args.threads, raw),
+                raw, mode, args.reuse))
+            _log(f"pastiche {config.name} done: {pastiches[-1]['times'][-1]:.1f}s")
+    pastiche = pastiches[0]
     ours = []
     for name in names:
         _log(f"ours {name}: {mode.iterations} steps")
@@ -490,12 +563,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                              raw, mode, args.reuse))
         _log(f"ours {name} done: {ours[-1]['seconds']:.1f}s (compile {ours[-1]['compile_seconds']:.1f}s)")
 
-    shapes = {tuple(r["size"]) for r in [pastiche, *ours]}
+    shapes = {tuple(r["size"]) for r in [*pastiches, *ours]}
     if len(shapes) != 1:
         raise SystemExit(f"the runs produced different sizes {sorted(shapes)}; cannot compare")
     metric = OurMetric(shapes.pop())
-    rows = summarise(pastiche, ours, metric, mode)
-    table = markdown_table(rows, mode)
+    targets, rows = summarise(pastiches, ours, metric, mode)
+    table = markdown_table(rows, targets, mode)
     machine["loadavg_end"] = os.getloadavg()
     machine["torch_version"] = pastiche["torch_version"]
     machine["torch_threads"] = pastiche["torch_threads"]
@@ -510,11 +583,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "style": str(STYLE),
         "metric": "jaxstyle.backprop.evaluate_loss, GatysOptions() defaults (alpha=1, beta=1e3, avg pooling)",
         "pastiche_version": pastiche["pastiche_version"],
-        "target_total_loss": rows[0]["loss"][str(mode.checkpoints[-1])]["total"],
-        "pastiche_wall_seconds": rows[0]["wall_seconds"][str(mode.checkpoints[-1])],
+        "reference": pastiche["name"],
+        "targets": targets,
         "machine": machine,
         "rows": rows,
-        "raw": {"pastiche": pastiche, "ours": ours},
+        "raw": {"pastiche": pastiches, "ours": ours},
         "table_markdown": table,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -525,10 +598,12 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"torch {machine['torch_version']} ({machine['torch_threads']} threads); "
           f"load avg {machine['loadavg_start'][0]:.2f} → {machine['loadavg_end'][0]:.2f}\n")
     print(table)
-    print("\ns/iter: mean over steps 2..N (min: the fastest step, least disturbed by other load)")
-    print(f"t→pastiche: wall time (ours incl. compile) until our total loss "
-          f"<= pastiche's at step {mode.checkpoints[-1]} ({report['target_total_loss']:.4g}, reached by pastiche "
-          f"in {report['pastiche_wall_seconds']:.1f}s)\n\nJSON: {out}\nimages: {image_dir}/")
+    print(f"\ns/iter: mean over steps 2..N (min: the fastest step, least disturbed by other load); × ref: to "
+          f"{pastiche['name']}'s.")
+    print(f"t→X@{mode.checkpoints[-1]}: wall time (ours incl. compile) until our total loss <= X's at step "
+          f"{mode.checkpoints[-1]}; × its wall: over X's wall time for its {mode.checkpoints[-1]} steps. Targets: "
+          + "; ".join(f"{t['name']} {t['total']:.4g} in {t['wall_seconds']:.1f}s" for t in targets) + ".")
+    print(f"\nJSON: {out}\nimages: {image_dir}/")
     return 0
 
 

@@ -709,6 +709,10 @@ def machine_info(threads: int) -> dict[str, Any]:
     }
 
 
+def _contended(load: Mapping[str, float]) -> str:
+    return " — CONTENDED: ratios biased, rerun when the machine is quiet" if load["other_cores"] >= QUIET_CORES else ""
+
+
 def _ok(flag: bool) -> str:
     return "✅" if flag else "❌"
 
@@ -768,7 +772,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     if inf and "profile" in inf:
         p = inf["profile"]
         lines += ["", f"Inference profile (each part jitted / run alone; torch {p['torch_layout']}; ms, median; "
-                  f"other load {p['load']['other_cores']:.2f} cores):", "",
+                  f"other load {p['load']['other_cores']:.2f} cores{_contended(p['load'])}):", "",
                   "| stage | jaxstyle ms | torch ms | ratio |", "|---|---|---|---|"]
         for name, e in [*p["stages"].items(), *p["kinds"].items(), ("sum of parts", p["sum_of_parts"])]:
             lines.append(f"| {name} | {e['jax_ms']:.1f} | {e['torch_ms']:.1f} | {e['ratio']:.2f} |")
@@ -780,7 +784,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         parts = p["parts"]
         lines += ["", f"Training profile (batch {tr['batch']}, {tr['image_size']}²; torch {p['torch_layout']}; "
                   f"{p['rounds']} interleaved rounds, each side's parts back to back; s, median; other load "
-                  f"{p['load']['other_cores']:.2f} cores):", "",
+                  f"{p['load']['other_cores']:.2f} cores{_contended(p['load'])}):", "",
                   "| part | jaxstyle s | torch s | ratio | jaxstyle share | torch share |", "|---|---|---|---|---|---|"]
         full = parts["full train step"]
         for name, e in parts.items():
@@ -792,7 +796,7 @@ def markdown(report: Mapping[str, Any]) -> str:
                      f"{rest['torch']:.2f} | | | |")
         rows = p["vgg_layers"]
         lines += ["", f"VGG per layer (batch {tr['batch']}; conv+ReLU(+pool); ms, median; other load "
-                  f"{p['vgg_load']['other_cores']:.2f} cores):", "",
+                  f"{p['vgg_load']['other_cores']:.2f} cores{_contended(p['vgg_load'])}):", "",
                   "| layer | out shape (NHWC) | jaxstyle fwd | torch fwd | ratio | jaxstyle fwd+bwd | torch fwd+bwd "
                   "| ratio |", "|---|---|---|---|---|---|---|---|"]
         for r in [*rows, {"name": "sum", "shape_nhwc": "", **{k: sum(x[k] for x in rows) for k in (
