@@ -245,13 +245,8 @@ def jax_infer_parts(params: Mapping[str, Any]) -> list[tuple[str, Callable[[Any]
     c = arch["width"]
 
     def conv(sub: Mapping[str, Any], features: int, kernel: int, stride: int = 1, up: bool = False):
-        module = transform.ReflectConv(features, kernel, stride)
-
-        def fn(x):
-            x = transform.upsample_nearest(x) if up else x
-            return module.apply({"params": sub}, x)
-
-        return jax.jit(fn)
+        module = transform.ReflectConv(features, kernel, stride, upsample=up)
+        return jax.jit(lambda x: module.apply({"params": sub}, x))
 
     def norm(sub: Mapping[str, Any]):
         return jax.jit(lambda x: jax.nn.relu(transform.InstanceNorm().apply({"params": sub}, x)))

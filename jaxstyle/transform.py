@@ -48,6 +48,43 @@ def upsample_nearest(x: jax.Array) -> jax.Array:
     return x.reshape(n, 2 * h, 2 * w, c)
 
 
+def _phase_kernels(kernel: jax.Array) -> jax.Array:
+    """Fold a 3x3 kernel float[3,3,Cin,Cout] into float[2,2,Cin,4*Cout], one 2x2 kernel per phase.
+
+    A 3x3 conv over a nearest-x2 upsampled image reads, for output row ``2i + a``, low-res rows
+    ``i-1, i, i`` (a = 0) or ``i, i, i+1`` (a = 1); the repeated rows' kernel taps can be summed.
+    Output channels are ordered by phase (a, b) = (0,0), (0,1), (1,0), (1,1).
+    """
+    rows = [jnp.stack([kernel[0], kernel[1] + kernel[2]]), jnp.stack([kernel[0] + kernel[1], kernel[2]])]
+    phases = []
+    for r in rows:
+        phases.append(jnp.stack([r[:, 0], r[:, 1] + r[:, 2]], axis=1))
+        phases.append(jnp.stack([r[:, 0] + r[:, 1], r[:, 2]], axis=1))
+    return jnp.concatenate(phases, axis=-1)
+
+
+def upsample_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Nearest x2 upsampling, reflection pad 1, 3x3 conv, without making the big image.
+
+    float[N,H,W,Cin], kernel float[3,3,Cin,Cout] -> float[N,2H,2W,Cout]. Reflection-padding the
+    upsampled image by 1 equals upsampling the edge-padded low-res image, so each of the four
+    output phases is a 2x2 conv of the edge-padded input: 16 instead of 36 multiply-adds per
+    low-res pixel and channel pair, and equal to the direct way up to float rounding (tested).
+    """
+    n, h, w, _ = x.shape
+    cout = kernel.shape[-1]
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    y = jax.lax.conv_general_dilated(
+        xp, _phase_kernels(kernel), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )  # SAME for a 2x2 kernel pads 0 before, 1 after: y[p] reads xp rows p, p+1
+    phases = [y[:, a : a + h, b : b + w, i * cout : (i + 1) * cout] for i, (a, b) in enumerate(_PHASES)]
+    z = jnp.stack(phases, axis=3).reshape(n, h, w, 2, 2, cout)
+    return z.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, cout)
+
+
+_PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
 class InstanceNorm(nn.Module):
     """Normalise each image and channel over H, W; learned scale and shift per channel."""
 
@@ -65,28 +102,79 @@ class InstanceNorm(nn.Module):
         return y.astype(x.dtype)
 
 
-class ReflectConv(nn.Module):
-    """A k x k conv over a reflection-padded input (output size = input size / stride).
+class Conv(nn.Module):
+    """A k x k conv with SAME padding: float[N,H,W,Cin] -> float[N,ceil(H/s),ceil(W/s),features].
 
-    Stride 1 runs as a SAME conv over the padded input, cropped: XLA's CPU backend has a fast
-    path only for SAME-style padding, and a VALID conv measured 4-25x slower here
-    (docs/performance.md). The cropped border costs ~6% extra work at 256 px.
+    Params ``kernel`` float32[k,k,Cin,features] and ``bias`` float32[features], as ``nn.Conv``
+    names them. A 3-channel input is zero-padded to 4 channels (and the kernel with it): XLA's CPU
+    convolution measured 3x faster on 4 input channels than on 3 (docs/performance.md). Likewise
+    a 3-channel output is computed as 4 and sliced: its backward pass measured 1.5x faster.
+    With ``upsample`` (3x3, stride 1 only) the input is first upsampled x2 (nearest) and the conv
+    sees it reflection-padded: see ``upsample_conv``.
     """
 
     features: int
     kernel: int
     stride: int = 1
+    upsample: bool = False
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        cin = x.shape[-1]
+        shape = (self.kernel, self.kernel, cin, self.features)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape, jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        if cin == 3:
+            x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, 1)))
+            kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, 1), (0, 0)))
+        if self.features == 3 and not self.upsample:
+            kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, 0), (0, 1)))
+            bias = jnp.pad(bias, (0, 1))
+        if self.upsample:
+            return upsample_conv(x.astype(self.dtype), kernel.astype(self.dtype)) + bias.astype(self.dtype)
+        y = jax.lax.conv_general_dilated(
+            x.astype(self.dtype),
+            kernel.astype(self.dtype),
+            window_strides=(self.stride, self.stride),
+            padding="SAME",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        return (y + bias.astype(self.dtype))[..., : self.features]
+
+
+class ReflectConv(nn.Module):
+    """A k x k conv over a reflection-padded input (output size = input size / stride).
+
+    Runs as a SAME conv over the padded input, then crops: XLA's CPU backend has a fast path only
+    for SAME-style padding, and a VALID conv measured 2-25x slower here (docs/performance.md).
+    For stride 1 the crop drops ``pad`` on each side (about 6% extra work at 256 px). For stride
+    2 on an even padded size, SAME pads 0 before and 1 after, so output ``i`` is centred on padded
+    pixel ``2i + pad`` exactly as a VALID conv's; the crop keeps the first H/2 rows and W/2
+    columns. Both are bit-identical to the VALID conv (tested). With ``upsample`` the input is
+    upsampled x2 (nearest) first, folded into the conv (``upsample_conv``).
+    """
+
+    features: int
+    kernel: int
+    stride: int = 1
+    upsample: bool = False
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.upsample:
+            if self.kernel != 3 or self.stride != 1:
+                raise ValueError("upsampling ReflectConv supports 3x3, stride 1 only")
+            return Conv(self.features, 3, upsample=True, dtype=self.dtype, name="conv")(x)
         pad = self.kernel // 2
-        x = reflect_pad(x, pad)
-        size = (self.kernel, self.kernel)
+        h, w = x.shape[1], x.shape[2]
+        y = Conv(self.features, self.kernel, self.stride, dtype=self.dtype, name="conv")(reflect_pad(x, pad))
         if self.stride == 1:
-            x = nn.Conv(self.features, size, padding="SAME", dtype=self.dtype, name="conv")(x)
-            return x[:, pad : x.shape[1] - pad, pad : x.shape[2] - pad, :] if pad else x
-        return nn.Conv(self.features, size, strides=self.stride, padding="VALID", dtype=self.dtype, name="conv")(x)
+            return y[:, pad : pad + h, pad : pad + w, :] if pad else y
+        if self.stride != 2 or pad != 1 or h % 2 or w % 2:
+            raise ValueError(f"strided ReflectConv supports stride 2, 3x3, even sizes; got {self.stride}, {h}x{w}")
+        return y[:, : h // 2, : w // 2, :]
 
 
 class ConvLayer(nn.Module):
@@ -96,11 +184,12 @@ class ConvLayer(nn.Module):
     kernel: int
     stride: int = 1
     norm_relu: bool = True
+    upsample: bool = False
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = ReflectConv(self.features, self.kernel, self.stride, dtype=self.dtype, name="conv")(x)
+        x = ReflectConv(self.features, self.kernel, self.stride, self.upsample, dtype=self.dtype, name="conv")(x)
         if self.norm_relu:
             x = nn.relu(InstanceNorm(name="norm")(x))
         return x
@@ -139,8 +228,8 @@ class TransformNet(nn.Module):
         x = ConvLayer(4 * c, 3, stride=2, dtype=self.dtype, name="down3")(x)
         for i in range(self.residual_blocks):
             x = ResidualBlock(4 * c, dtype=self.dtype, name=f"res{i + 1}")(x)
-        x = ConvLayer(2 * c, 3, dtype=self.dtype, name="up1")(upsample_nearest(x))
-        x = ConvLayer(c, 3, dtype=self.dtype, name="up2")(upsample_nearest(x))
+        x = ConvLayer(2 * c, 3, upsample=True, dtype=self.dtype, name="up1")(x)
+        x = ConvLayer(c, 3, upsample=True, dtype=self.dtype, name="up2")(x)
         x = ConvLayer(3, 9, norm_relu=False, dtype=self.dtype, name="out")(x)
         return x[:, :h, :w, :].astype(jnp.float32)
 

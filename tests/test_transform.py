@@ -41,15 +41,22 @@ def test_instance_norm_normalises_each_image_and_channel():
     np.testing.assert_allclose(np.asarray(y.std(axis=(1, 2))), 1.0, atol=1e-3)
 
 
-def test_reflect_conv_equals_valid_conv_on_reflect_padded_input():
-    conv = transform.ReflectConv(5, 9)
-    x = jax.random.uniform(jax.random.key(0), (1, 20, 17, 3))
+@pytest.mark.parametrize(("kernel", "stride", "cin", "cout", "size"),
+                         [(9, 1, 3, 5, (20, 17)), (3, 1, 8, 5, (7, 9)), (3, 2, 3, 5, (20, 18)), (3, 2, 16, 5, (6, 10)),
+                          (9, 1, 6, 3, (11, 12))])
+def test_reflect_conv_equals_valid_conv_on_reflect_padded_input(kernel, stride, cin, cout, size):
+    conv = transform.ReflectConv(cout, kernel, stride)
+    x = jax.random.uniform(jax.random.key(0), (2, *size, cin))
     params = conv.init(jax.random.key(1), x)
-    kernel = params["params"]["conv"]["kernel"]
-    padded = jnp.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect")
-    expected = jax.lax.conv_general_dilated(padded, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    assert params["params"]["conv"]["kernel"].shape == (kernel, kernel, cin, cout)
+    pad = kernel // 2
+    padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    expected = jax.lax.conv_general_dilated(padded, params["params"]["conv"]["kernel"], (stride, stride), "VALID",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
     expected = expected + params["params"]["conv"]["bias"]
-    np.testing.assert_allclose(np.asarray(conv.apply(params, x)), np.asarray(expected), rtol=1e-5, atol=1e-5)
+    out = conv.apply(params, x)
+    assert out.shape == (2, size[0] // stride, size[1] // stride, cout)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(expected), rtol=1e-5, atol=1e-5)
 
 
 def test_model_file_round_trip(tmp_path, small_params):
@@ -98,3 +105,14 @@ def test_shipped_models_load_and_stylise(name):
     out = jaxstyle.stylize(img, params)
     assert out.shape == img.shape
     assert np.abs(out - img).mean() > 0.05
+
+
+@pytest.mark.parametrize("size", [(5, 7), (1, 1), (6, 4)])
+def test_upsample_conv_equals_conv_of_upsampled_image(size):
+    x = jax.random.normal(jax.random.key(0), (2, *size, 6))
+    kernel = jax.random.normal(jax.random.key(1), (3, 3, 6, 4))
+    padded = jnp.pad(transform.upsample_nearest(x), ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    expected = jax.lax.conv_general_dilated(padded, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    out = transform.upsample_conv(x, kernel)
+    assert out.shape == (2, 2 * size[0], 2 * size[1], 4)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(expected), rtol=1e-5, atol=1e-4)

@@ -57,6 +57,18 @@ def test_avg_and_max_pooling_differ_and_avg_is_the_mean():
     np.testing.assert_allclose(np.asarray(pooled)[0, :, :, 0], [[2.5, 4.5], [10.5, 12.5]])
 
 
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+@pytest.mark.parametrize("size", [(6, 8), (7, 9)])
+def test_pool_equals_reduce_window_and_drops_odd_edges(pooling, size):
+    x = jax.random.normal(jax.random.key(0), (2, *size, 5))
+    op, init = (jax.lax.max, -jnp.inf) if pooling == "max" else (jax.lax.add, 0.0)
+    expected = jax.lax.reduce_window(x, init, op, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+    expected = expected if pooling == "max" else expected / 4
+    out = vgg._pool(x, pooling)
+    assert out.shape == (2, size[0] // 2, size[1] // 2, 5)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(expected), rtol=1e-6, atol=1e-6)
+
+
 def test_bad_layer_and_pooling_names_raise():
     params = vgg.to_device(random_params(upto="conv1_1"))
     with pytest.raises(OptionError, match="conv9_9"):
