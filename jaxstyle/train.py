@@ -15,6 +15,9 @@ import json
 import math
 import os
 import platform
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -313,7 +316,10 @@ def run(
     frozen = {"vgg": vgg_params, "grams": style_grams(vgg_params, style_image, config)}
     trainer = Trainer(config, mesh, frozen)
 
-    options = ocp.CheckpointManagerOptions(max_to_keep=3, enable_async_checkpointing=True, create=True)
+    # A checkpoint is written to a temporary folder and renamed when complete, so a kill during a
+    # write leaves only a temporary folder, which the next start removes.
+    options = ocp.CheckpointManagerOptions(max_to_keep=3, enable_async_checkpointing=True, create=True,
+                                           cleanup_tmp_directories=True)
     manager = ocp.CheckpointManager(workdir / "checkpoints", options=options, item_names=("state", "data"))
     state = trainer.replicate(init_state(config, jax.random.key(config.seed)))
     start, seconds_before, images_before = 0, 0.0, 0
@@ -339,6 +345,8 @@ def run(
                                            config.image_size).astype(np.float32) / 255.0
 
     metrics_path = workdir / "metrics.jsonl"
+    if primary:
+        trim_metrics(metrics_path, start)
     bar = progress_bar(config.steps, desc=f"train {config.style}", unit="step", disable=None if progress is None
                        else not progress)
     bar.update(start)
@@ -354,8 +362,12 @@ def run(
                 "positions": positions, "seconds": seconds_before + time.perf_counter() - t0,
                 "images": images_before + images_seen})))
 
+    stop = _StopRequest()
     try:
+        stop.install()
         while step < config.steps:
+            if stop.requested:
+                raise KeyboardInterrupt
             if config.warmup_steps and step == config.warmup_steps:
                 # Switch to the perceptual loss with fresh Adam moments: the warmup's pixel-loss
                 # statistics are ~1e12x smaller and would make the first perceptual steps huge.
@@ -398,14 +410,19 @@ def run(
                 log(f"stopping at step {step}: --max-seconds {max_seconds:g} reached")
                 break
     except KeyboardInterrupt:
-        # Ctrl-C: keep the work done since the last checkpoint (the state is finite: the last
-        # step's metrics were not checked, so only save when they are).
-        if step > start and step != manager.latest_step() and _finite(
+        # Ctrl-C: keep the work done since the last checkpoint. The state may be unusable after a
+        # second Ctrl-C inside a step (its buffers were donated), and may not be finite (the last
+        # step's metrics were not checked): save only when neither is the case.
+        usable = not any(leaf.is_deleted() for leaf in jax.tree.leaves(state) if isinstance(leaf, jax.Array))
+        if usable and step > start and step != manager.latest_step() and _finite(
                 {k: float(v) for k, v in jax.device_get(metrics).items()}):
             save(step, state)
             log(f"interrupted: saved a checkpoint at step {step}; rerun the same command to resume")
+        else:
+            log(f"interrupted at step {step}; the last checkpoint (step {manager.latest_step()}) is kept")
         raise
     finally:
+        stop.uninstall()
         bar.close()
         manager.wait_until_finished()
         manager.close()
@@ -416,6 +433,30 @@ def run(
         transform.save_transform(out, params, meta)
         log(f"wrote {out}")
     return RunResult(params, step, start, seconds, last)
+
+
+class _StopRequest:
+    """Ctrl-C during training: the first press asks the loop to stop after the current step (so
+    the state it saves is whole); a second press stops at once. Main thread only."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def uninstall(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        sys.stderr.write("\nCtrl-C: stopping after this step and saving a checkpoint (press again to stop now)\n")
 
 
 def _agree(flag: bool) -> bool:
@@ -477,6 +518,27 @@ def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen
         "machine": f"{platform.node() or 'unknown'}; {jax.devices()[0].device_kind} x{jax.device_count()}",
         "jax": jax.__version__, "vgg": vgg_source,
     }
+
+
+def trim_metrics(path: Path, upto_step: int) -> None:
+    """Keep the complete rows of metrics.jsonl with ``step <= upto_step`` (atomic rewrite).
+
+    After a crash the file can end in a half-written line, and hold rows for steps past the
+    checkpoint the run resumes from; those steps are trained again and logged anew.
+    """
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= upto_step:
+            kept.append(line)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
 
 
 def write_loss_plot(metrics_path: Path, out_path: Path, width: int = 640, height: int = 360) -> None:
