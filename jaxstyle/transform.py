@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -283,19 +283,64 @@ def apply_batch(params: Mapping[str, Any], images: np.ndarray, dtype: Any = jnp.
     return np.asarray(apply(params, batch, dtype))[:n]
 
 
-def stylize(img: Any, params: Mapping[str, Any], dtype: Any = jnp.float32) -> Any:
-    """Stylise an image (or batch) with a trained transform net.
+def stylize_batch(
+    models: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    images: np.ndarray,
+    *,
+    weights: Sequence[float] | None = None,
+    strength: float = 1.0,
+    preserve_color: bool = False,
+    dtype: Any = jnp.float32,
+) -> np.ndarray:
+    """float32[N,H,W,3] in [0,1] -> the same, stylised (batches spread over all local devices).
+
+    models: one params tree, or several whose outputs are mixed by ``weights`` (default equal).
+    preserve_color: keep the photo's chroma, take the stylised luminance (``color.keep_colors``).
+    strength: 0 returns the photo, 1 the full style; between, a pixel mix of the two.
+    """
+    from jaxstyle import color
+
+    models = [models] if isinstance(models, Mapping) else list(models)
+    check_blend(len(models), weights, strength)
+    outs = [apply_batch(p, images, dtype) for p in models]
+    out = outs[0] if len(outs) == 1 else color.mix(outs, list(weights or [1.0] * len(outs)))
+    if preserve_color:
+        out = color.keep_colors(out, images)
+    if strength != 1.0:
+        out = color.mix([images, out], [1.0 - strength, strength])
+    return out
+
+
+def check_blend(count: int, weights: Sequence[float] | None, strength: float) -> None:
+    """Raise OptionError unless there is one weight >= 0 per model (positive sum) and 0 <= strength <= 1."""
+    from jaxstyle.errors import OptionError
+
+    if not 0.0 <= strength <= 1.0:
+        raise OptionError(f"--strength must be between 0 and 1, got {strength}")
+    if weights is not None:
+        if len(weights) != count:
+            raise OptionError(f"{len(weights)} style weights for {count} styles; give one weight per style")
+        if any(not (w >= 0 and np.isfinite(w)) for w in weights) or sum(weights) <= 0:
+            raise OptionError(f"style weights must be finite, >= 0 and not all 0, got {list(weights)}")
+
+
+def stylize(img: Any, params: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
+            weights: Sequence[float] | None = None, strength: float = 1.0, preserve_color: bool = False,
+            dtype: Any = jnp.float32) -> Any:
+    """Stylise an image (or batch) with a trained transform net (or a blend of several).
 
     img: uint8[H,W,3], float[H,W,3] in [0,1], a batch [N,H,W,3] of either, or a PIL image.
-    Returns the same kind, shape and dtype (a PIL image for a PIL image).
+    Returns the same kind, shape and dtype (a PIL image for a PIL image). Options as
+    :func:`stylize_batch`.
     """
     from PIL import Image
 
     from jaxstyle.errors import ImageError
     from jaxstyle.images import to_float_image
 
+    options = dict(weights=weights, strength=strength, preserve_color=preserve_color, dtype=dtype)
     if isinstance(img, Image.Image):
-        out = stylize(np.asarray(to_float_image(img)), params, dtype)
+        out = stylize(np.asarray(to_float_image(img)), params, **options)
         return Image.fromarray(np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8))
     array = np.asarray(img)
     if array.ndim not in (3, 4) or array.shape[-1] != 3:
@@ -305,7 +350,7 @@ def stylize(img: Any, params: Mapping[str, Any], dtype: Any = jnp.float32) -> An
         floats = batch.astype(np.float32) / 255.0
     else:
         floats = batch.astype(np.float32)
-    out = np.asarray(apply(params, jnp.asarray(floats), dtype))
+    out = stylize_batch(params, floats, **options)
     if array.dtype == np.uint8:
         out = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
     else:

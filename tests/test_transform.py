@@ -116,3 +116,33 @@ def test_upsample_conv_equals_conv_of_upsampled_image(size):
     out = transform.upsample_conv(x, kernel)
     assert out.shape == (2, 2 * size[0], 2 * size[1], 4)
     np.testing.assert_allclose(np.asarray(out), np.asarray(expected), rtol=1e-5, atol=1e-4)
+
+
+def test_strength_blend_and_preserve_color(small_params):
+    from jaxstyle import color
+    from jaxstyle.errors import OptionError
+
+    other = transform.init_params(jax.random.key(5), width=8, residual_blocks=2)
+    img = (np.random.default_rng(2).random((20, 28, 3)) * 255).astype(np.uint8)
+    x = img.astype(np.float32) / 255.0
+    # Strength 0 gives the photo back (uint8 in, uint8 out, within rounding); 1 the full style.
+    np.testing.assert_array_equal(jaxstyle.stylize(img, small_params, strength=0.0), img)
+    full = jaxstyle.stylize(x, small_params)
+    half = jaxstyle.stylize(x, small_params, strength=0.5)
+    np.testing.assert_allclose(half, (x + full) / 2, atol=1e-6)
+    # A blend with weights (1, 0) is the first style alone; (1, 1) the mean of the two.
+    np.testing.assert_array_equal(jaxstyle.stylize(x, [small_params, other], weights=[1, 0]), full)
+    np.testing.assert_allclose(jaxstyle.stylize(x, [small_params, other], weights=[1, 1]),
+                               (full + jaxstyle.stylize(x, other)) / 2, atol=1e-6)
+    # Preserve colour: the output's chroma is the photo's.
+    kept = jaxstyle.stylize(x, small_params, preserve_color=True)
+    for channel in (1, 2):
+        a, b = color.rgb_to_ycbcr(kept)[..., channel], color.rgb_to_ycbcr(x)[..., channel]
+        assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9
+    for bad in (dict(strength=1.5), dict(strength=-0.1)):
+        with pytest.raises(OptionError, match="strength"):
+            jaxstyle.stylize(x, small_params, **bad)
+    with pytest.raises(OptionError, match="one weight per style"):
+        jaxstyle.stylize(x, [small_params, other], weights=[1])
+    with pytest.raises(OptionError, match="not all 0"):
+        jaxstyle.stylize(x, [small_params, other], weights=[0, 0])
