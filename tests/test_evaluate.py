@@ -91,6 +91,16 @@ def test_evaluate_writes_tables_json_and_figures(tmp_path, data_dir, vgg_params,
     assert sorted(results["figures"]) == ["figure1", "figure2", "figure3", "figure4"]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 
+    # --only table2 re-times Table 2 and keeps Table 1 and the figures of the run before.
+    code = evaluate_cli.main(["--content", str(content), "--limit", "2", "--only", "table2",
+                              "--table2-iterations", "3", "--table2-size", "32x24", "--repeats", "1",
+                              "--model", str(model), "--warmup-model", str(warmup), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    again = json.loads((out / "results.json").read_text())
+    assert again["table2"]["backprop"]["iterations"] == 3 and again["parts_run"] == ["table2"]
+    assert again["table1"] == results["table1"] and again["figures"] == results["figures"]
+    assert _table_rows((out / "table1.md").read_text()) == rows1
+
 
 @pytest.mark.parametrize("args, needle", [
     (["--content", "/no/such/folder"], "no such content folder"),

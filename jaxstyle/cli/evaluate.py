@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -77,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--repeats", type=positive_int, default=5,
                    help="Table 2: timed calls of each transform net after the first (default: %(default)s)")
     w.add_argument("--skip-figures", action="store_true", help="tables only")
+    w.add_argument("--only", type=_parts, default=None, metavar="PARTS",
+                   help="run only these parts (comma list of table1, table2, figures); the other parts "
+                        "of an existing results.json in --out are kept, e.g. --only table2 to re-time "
+                        "on a quiet machine")
     o = p.add_argument_group("output")
     o.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                    help="output folder, created if missing (default: %(default)s)")
@@ -106,6 +111,26 @@ def _prepare_out(out: Path) -> None:
         raise OptionError(f"--out {out}: the output folder is not writable")
 
 
+PARTS = ("table1", "table2", "figures")
+
+
+def _parts(text: str) -> frozenset[str]:
+    parts = frozenset(p.strip() for p in text.split(",") if p.strip())
+    unknown = sorted(parts - set(PARTS))
+    if unknown or not parts:
+        raise argparse.ArgumentTypeError(f"unknown part(s) {', '.join(unknown) or '(none)'}; use {', '.join(PARTS)}")
+    return parts
+
+
+def _previous_results(out: Path) -> dict:
+    """results.json from an earlier run in ``out`` (empty when there is none or it is unreadable)."""
+    try:
+        previous = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return previous if isinstance(previous, dict) else {}
+
+
 def _log(message: str) -> None:
     print(message, flush=True)
 
@@ -116,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jaxstyle import images, styles
     from jaxstyle.weights import load_vgg_params
 
+    parts = args.only or frozenset(PARTS)
+    if args.skip_figures:
+        parts = parts - {"figures"}
     table2_iterations = args.table2_iterations or args.iterations
     figure_iterations = args.figure_iterations or args.iterations
     if table2_iterations < 2:
@@ -130,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     style = images.load_image(style_path)
     model = ev.load_model(args.model)
     warmup_model = ev.load_model(args.warmup_model)
-    figure_styles = {} if args.skip_figures else {name: styles.load_style(name) for name in ev.FIGURE1_STYLES}
+    figure_styles = {} if "figures" not in parts else {name: styles.load_style(name) for name in ev.FIGURE1_STYLES}
     _prepare_out(args.out)
     vgg_params = load_vgg_params()
 
@@ -153,32 +181,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "table1": None, "table2": None, "figures": None,
     }
+    if args.only:
+        previous = _previous_results(args.out)
+        for part in set(PARTS) - parts:
+            results[part] = previous.get(part)
+        results["parts_run"] = sorted(parts)
     _log(f"evaluate: {len(contents)} photo(s) from {content_dir}, style {args.style}; "
          f"{ev.machine_line(results['machine'])}")
     cache: dict = {}
 
     # Table 2 first: it times compilation from cleared jit caches, which would otherwise throw away
     # what Table 1 and the figures share.
-    bar = progress_bar(0, desc="table 2", unit="step")
-    name, first = next(iter(raw.items()))
-    try:
-        results["table2"] = ev.table2(first, style, model, warmup_model, vgg_params=vgg_params,
-                                      iterations=table2_iterations, shape=args.table2_size, repeats=args.repeats,
-                                      image_name=name, progress=bar, log=_log)
-    finally:
-        bar.close()
-    ev.write_results(args.out, results)
+    if "table2" in parts:
+        bar = progress_bar(0, desc="table 2", unit="step")
+        name, first = next(iter(raw.items()))
+        try:
+            results["table2"] = ev.table2(first, style, model, warmup_model, vgg_params=vgg_params,
+                                          iterations=table2_iterations, shape=args.table2_size,
+                                          repeats=args.repeats, image_name=name, progress=bar, log=_log)
+        finally:
+            bar.close()
+        ev.write_results(args.out, results)
 
-    bar = progress_bar(0, desc="table 1", unit="step")
-    try:
-        results["table1"] = ev.table1(contents, style, model, warmup_model, vgg_params=vgg_params,
-                                      iterations=args.iterations, style_name=args.style, cache=cache,
-                                      progress=bar, log=_log)
-    finally:
-        bar.close()
-    ev.write_results(args.out, results)
+    if "table1" in parts:
+        bar = progress_bar(0, desc="table 1", unit="step")
+        try:
+            results["table1"] = ev.table1(contents, style, model, warmup_model, vgg_params=vgg_params,
+                                          iterations=args.iterations, style_name=args.style, cache=cache,
+                                          progress=bar, log=_log)
+        finally:
+            bar.close()
+        ev.write_results(args.out, results)
 
-    if not args.skip_figures:
+    if "figures" in parts:
         bar = progress_bar(0, desc="figures", unit="step")
         try:
             results["figures"] = ev.figures(args.out, contents, style, figure_styles, model, warmup_model,
@@ -190,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for text in ev.render_markdown(results).values():
         print(text)
-    written = ["table1.md", "table2.md", "results.json", *(f"{k}.png" for k in results["figures"] or {})]
+    written = [*(f"{p}.md" for p in ("table1", "table2") if p in parts), "results.json",
+               *(f"{k}.png" for k in (results["figures"] or {}) if "figures" in parts)]
     _log(f"wrote {', '.join(written)} to {args.out}")
     return 0
 
