@@ -27,6 +27,9 @@ OPTIMIZERS = ("sign", "adam", "lbfgs")
 INITS = ("content+noise", "content", "random")
 # Learning rates on the [0,1] image scale; chosen by measurement (docs/performance.md).
 DEFAULT_LR = {"sign": 4.0 / 255.0, "adam": 0.02, "lbfgs": 1.0}
+# The paper converges in a few hundred steps; 100k is over a day at 400x300 on a laptop CPU, so more
+# is a typo (an extra zero or two), refused before any work instead of running for weeks.
+MAX_ITERATIONS = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,10 +70,11 @@ class GatysOptions:
     seed: int = 0
     size: int | None = 400
     style_size: int | None = None
+    max_pixels: int | None = imagelib.DEFAULT_MAX_PIXELS
 
     def validate(self) -> None:
-        if self.iterations <= 0:
-            raise OptionError(f"--iterations must be positive, got {self.iterations}")
+        if not 0 < self.iterations <= MAX_ITERATIONS:
+            raise OptionError(f"--iterations must be between 1 and {MAX_ITERATIONS:,}, got {self.iterations:,}")
         if self.optimizer not in OPTIMIZERS:
             raise OptionError(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
         if self.init not in INITS:
@@ -281,22 +285,26 @@ def optimise(
 MIN_SIDE = 16
 
 
-def check_shape(shape: tuple[int, int], what: str = "output") -> None:
+def check_shape(shape: tuple[int, int], what: str = "output", option: str = "--size") -> None:
+    """Refuse an (H, W) working size with a side below :data:`MIN_SIDE`; the message says to raise ``option``."""
     if min(shape) < MIN_SIDE:
         raise OptionError(f"the {what} would be {shape[1]}x{shape[0]} px; both sides must be at least {MIN_SIDE} "
-                          "(raise --size)")
+                          f"(raise {option})")
 
 
-def _working_images(content: np.ndarray, style_images: Sequence[np.ndarray], size: int | None,
-                    style_size: int | None) -> tuple[np.ndarray, list[np.ndarray]]:
-    if size is not None:
-        content = imagelib.fit_long_side(content, size)
+def _working_images(content: np.ndarray, style_images: Sequence[np.ndarray], opts: GatysOptions
+                    ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Content at ``opts.size`` and styles at ``opts.style_size`` (default: the content's pixel count),
+    all float32[H,W,3]; sizes are checked (``MIN_SIDE``, ``opts.max_pixels``) before resizing."""
+    limit = opts.max_pixels
+    if opts.size is not None:
+        content = imagelib.fit_long_side(content, opts.size, max_pixels=limit)
     h, w = content.shape[:2]
     check_shape((h, w))
-    if style_size is not None:
-        styles = [imagelib.fit_long_side(s, style_size) for s in style_images]
+    if opts.style_size is not None:
+        styles = [imagelib.fit_long_side(s, opts.style_size, max_pixels=limit) for s in style_images]
     else:
-        styles = [imagelib.fit_pixels(s, h * w) for s in style_images]
+        styles = [imagelib.fit_pixels(s, h * w, max_pixels=limit) for s in style_images]
     return content, styles
 
 
@@ -320,7 +328,7 @@ def gatys(
     opts.validate()
     styles = style if isinstance(style, (list, tuple)) else [style]
     content_img, style_imgs = _working_images(
-        imagelib.to_float_image(content), [imagelib.to_float_image(s) for s in styles], opts.size, opts.style_size
+        imagelib.to_float_image(content), [imagelib.to_float_image(s) for s in styles], opts
     )
     for style_img in style_imgs:
         check_shape(style_img.shape[:2], "style image")
@@ -350,19 +358,21 @@ def texture(
     opts = GatysOptions(**options)
     opts.validate()
     style_img = imagelib.to_float_image(style)
+    limit = opts.max_pixels
     if isinstance(size, int):
         if size <= 0:
             raise OptionError(f"texture size must be positive, got {size}")
-        shape = imagelib.fit_long_side(style_img, size).shape[:2]
+        shape = imagelib.fit_long_side(style_img, size, max_pixels=limit).shape[:2]
     else:
         shape = (int(size[0]), int(size[1]))
         if min(shape) <= 0:
             raise OptionError(f"texture size must be positive, got {size}")
+        imagelib.check_pixels(shape[1], shape[0], limit, "the texture")
     check_shape(shape)
     if opts.style_size is not None:
-        style_img = imagelib.fit_long_side(style_img, opts.style_size)
+        style_img = imagelib.fit_long_side(style_img, opts.style_size, max_pixels=limit)
     else:
-        style_img = imagelib.fit_pixels(style_img, shape[0] * shape[1])
+        style_img = imagelib.fit_pixels(style_img, shape[0] * shape[1], max_pixels=limit)
     check_shape(style_img.shape[:2], "style image")
     params = _device_params(vgg_params)
     spec = opts.loss_spec(with_content=False)

@@ -139,8 +139,7 @@ def decode_uint8(path: str | os.PathLike[str], min_short_side: int | None = None
         raise ImageError(f"{path}: file is empty (0 bytes)")
     with Image.open(path) as img:
         width, height = img.size
-        if width * height > MAX_PIXELS:
-            raise ImageError(f"{path}: image is {width}x{height}, more than {MAX_PIXELS:,} pixels")
+        images.check_pixels(width, height, MAX_PIXELS, f"{path}: image", "too large to train on")
         if min_short_side is not None and min(width, height) >= 2 * min_short_side:
             ratio = min_short_side / min(width, height)
             img.draft("RGB", (math.ceil(width * ratio), math.ceil(height * ratio)))

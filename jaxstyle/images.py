@@ -23,8 +23,14 @@ from jaxstyle.errors import ImageError, OptionError
 # 50 megapixels is about a 8660x5770 photo: larger than any camera most people own, and as a
 # float32 RGB array already 600 MB, before the network's activations (which are many times that).
 # A file that claims more is either a decompression bomb (a few KB that expand to gigabytes) or a
-# job that should run at a smaller size / multi-scale. Callers can raise it (``--max-pixels``).
+# job that should run at a smaller size. The same limit applies to resizing (``--size``), checked
+# before anything is allocated. Callers can raise it (``--max-pixels``).
 DEFAULT_MAX_PIXELS = 50_000_000
+
+#: How to get past :func:`check_pixels`: for a planned resize, and for a file that is too large.
+RESIZE_ADVICE = "use a smaller size (--size, --style-size), or pass a larger --max-pixels if the machine has the memory"
+FILE_ADVICE = ("a decompression bomb, or simply too large: if you trust the file, pass a larger --max-pixels "
+               "(and a smaller --size to keep the output small)")
 
 #: File extensions that :func:`list_images` treats as images when expanding a folder.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
@@ -47,12 +53,18 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def _bomb_message(name: str, width: int, height: int, max_pixels: int) -> str:
-    return (
-        f"{name}: image is {width}x{height} = {width * height:,} pixels, more than the limit of "
-        f"{max_pixels:,} pixels (a decompression bomb or simply too large); pass a larger --max-pixels "
-        f"if you trust the file, or work on a smaller / multi-scale version"
-    )
+def check_pixels(width: int, height: int, max_pixels: int | None, what: str, advice: str = RESIZE_ADVICE) -> None:
+    """Refuse an image of ``width x height`` pixels above ``max_pixels`` (``None``: no limit).
+
+    Called with sizes from a file header or a planned resize, *before* any pixel is allocated.
+    ``what`` starts the message (e.g. ``"photo.jpg: image"``, ``"the resized image"``), ``advice`` ends it.
+
+    Raises:
+        ImageError: ``"<what> is WxH = N pixels, more than the limit of M; <advice>"``.
+    """
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageError(f"{what} is {width}x{height} = {width * height:,} pixels, more than the limit of "
+                         f"{max_pixels:,}; {advice}")
 
 
 def load_image(
@@ -86,24 +98,17 @@ def load_image(
         # Truncated files must fail loudly instead of decoding to a partly grey image.
         ImageFile.LOAD_TRUNCATED_IMAGES = False
         with _open_header(path) as img:
-            width, height = img.size
-            if max_pixels is not None and width * height > max_pixels:
-                raise ImageError(_bomb_message(name, width, height, max_pixels))
+            check_pixels(*img.size, max_pixels, f"{name}: image", FILE_ADVICE)
             img.load()
             # Some formats only learn their final size while decoding: check again.
-            width, height = img.size
-            if max_pixels is not None and width * height > max_pixels:
-                raise ImageError(_bomb_message(name, width, height, max_pixels))
+            check_pixels(*img.size, max_pixels, f"{name}: image", FILE_ADVICE)
             array = _pil_to_float(ImageOps.exif_transpose(img), name)
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file (or a format Pillow cannot read)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(
-            f"{name}: too many pixels ({_one_line(err)}); pass a larger --max-pixels if you trust the "
-            f"file, or work on a smaller / multi-scale version"
-        ) from None
+        raise ImageError(f"{name}: too many pixels ({_one_line(err)}); {FILE_ADVICE}") from None
     except PermissionError:
         raise ImageError(f"{name}: permission denied") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as err:
@@ -206,15 +211,20 @@ def to_float_image(img: Image.Image | np.ndarray) -> np.ndarray:
     return np.clip(array, 0.0, 1.0)
 
 
-def resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+def resize(img: np.ndarray, height: int, width: int, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Resize ``float32[H, W, 3]`` to ``float32[height, width, 3]`` in ``[0, 1]``.
 
     Each channel is resampled in float (PIL mode ``F``, no 8-bit rounding): Lanczos when either side
     shrinks (anti-aliased), bicubic when only enlarging. The result is clipped to ``[0, 1]`` because
     both filters overshoot at sharp edges.
+
+    Raises:
+        OptionError: a side below 1 pixel.
+        ImageError: more than ``max_pixels`` pixels (``None``: no limit), refused before allocating.
     """
     if height < 1 or width < 1:
         raise OptionError(f"cannot resize to {width}x{height}: sides must be at least 1 pixel")
+    check_pixels(width, height, max_pixels, "the resized image")
     img = to_float_image(img)
     h, w = img.shape[:2]
     if (h, w) == (height, width):
@@ -227,23 +237,26 @@ def resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
-def fit_long_side(img: np.ndarray, size: int) -> np.ndarray:
-    """Resize so the longer side is ``size`` pixels, keeping the aspect ratio (other side >= 1)."""
+def fit_long_side(img: np.ndarray, size: int, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Resize so the longer side is ``size`` pixels, keeping the aspect ratio (other side >= 1).
+
+    ``max_pixels``: as for :func:`resize` (the result's pixel count is checked before resizing).
+    """
     if size < 1:
         raise OptionError(f"image size must be at least 1 pixel, got {size}")
     h, w = np.shape(img)[:2]
     if h >= w:
-        return resize(img, size, max(1, round(w * size / h)))
-    return resize(img, max(1, round(h * size / w)), size)
+        return resize(img, size, max(1, round(w * size / h)), max_pixels=max_pixels)
+    return resize(img, max(1, round(h * size / w)), size, max_pixels=max_pixels)
 
 
-def fit_pixels(img: np.ndarray, pixels: int) -> np.ndarray:
+def fit_pixels(img: np.ndarray, pixels: int, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Resize to about ``pixels`` pixels in total (``H * W``), keeping the aspect ratio."""
     if pixels < 1:
         raise OptionError(f"pixel count must be at least 1, got {pixels}")
     h, w = np.shape(img)[:2]
     scale = math.sqrt(pixels / (h * w))
-    return resize(img, max(1, round(h * scale)), max(1, round(w * scale)))
+    return resize(img, max(1, round(h * scale)), max(1, round(w * scale)), max_pixels=max_pixels)
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ import collections
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import struct
@@ -202,9 +203,15 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+class _RestrictedUnpickler(pickle._Unpickler):
     """Unpickler that resolves only :data:`_ALLOWED_GLOBALS` (to stand-ins) and, when ``storages`` is
-    given, torch ``('storage', ...)`` persistent ids (to :class:`_StorageRef`, recorded there)."""
+    given, torch ``('storage', ...)`` persistent ids (to :class:`_StorageRef`, recorded there).
+
+    Built on the pure-Python unpickler on purpose: the C one keeps its memo in an array sized by the
+    largest index a file names, so one ``LONG_BINPUT 1258647924`` made it allocate and zero ~20 GB
+    (found by bench/fuzz.py); here the memo is a dict. Our pickles are tiny (the tensors' bytes are
+    read separately), so speed does not matter.
+    """
 
     def __init__(self, file: IO[bytes], path: Path, storages: dict[str, _StorageRef] | None = None):
         super().__init__(file, fix_imports=False)
@@ -239,16 +246,29 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return known
 
 
-def _materialize(state: Any, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Turn the unpickled ``{name: _TensorRef}`` plus storage bytes into ``{name: ndarray}``."""
+def _materialize(state: Any, arrays: Mapping[str, np.ndarray], file_size: int) -> dict[str, np.ndarray]:
+    """Turn the unpickled ``{name: _TensorRef}`` plus storage bytes into ``{name: ndarray}``.
+
+    A view may not have more elements than its storage holds from its offset (a zero stride would
+    let a few bytes claim gigabytes), and all tensors together may not exceed twice ``file_size``
+    bytes (many views of one big storage): a small file never expands into a huge allocation.
+    """
     if not isinstance(state, Mapping):
         raise ValueError(f"top-level object is {type(state).__name__}, not a dict of tensors")
     out: dict[str, np.ndarray] = {}
+    budget = 2 * file_size
     for name, ref in state.items():
         if not isinstance(name, str) or not isinstance(ref, _TensorRef):
             raise ValueError(f"entry {name!r} is not a named tensor")
         data = arrays[ref.storage.key]
-        if 0 in ref.size:
+        numel = math.prod(ref.size)
+        if numel > max(data.size - ref.offset, 0):
+            raise ValueError(f"tensor {name!r} has more elements than its storage (overlapping views are "
+                             "not supported)")
+        budget -= numel * data.itemsize
+        if budget < 0:
+            raise ValueError(f"tensors add up to more than twice the file's {file_size} bytes (at {name!r})")
+        if numel == 0:
             out[name] = np.zeros(ref.size, dtype=data.dtype.newbyteorder("="))
             continue
         last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride, strict=True))
@@ -288,10 +308,11 @@ def _read_legacy_stream(fh: IO[bytes], path: Path, size: int) -> dict[str, np.nd
         if count != ref.numel:
             raise ValueError(f"storage {key} holds {count} elements, expected {ref.numel}")
         arrays[key] = np.frombuffer(_read_exact(fh, count * ref.dtype.itemsize, size), dtype=ref.dtype)
-    return _materialize(state, arrays)
+    return _materialize(state, arrays, size)
 
 
 def _read_torch_zip(zf: zipfile.ZipFile, path: Path) -> dict[str, np.ndarray]:
+    size = path.stat().st_size
     pkl = [n for n in zf.namelist() if n.endswith("data.pkl") and n.count("/") <= 1]
     if len(pkl) != 1:
         raise ValueError("zip file without a torch data.pkl")
@@ -307,8 +328,10 @@ def _read_torch_zip(zf: zipfile.ZipFile, path: Path) -> dict[str, np.ndarray]:
         info = zf.getinfo(f"{prefix}data/{key}")
         if info.file_size != ref.numel * ref.dtype.itemsize:
             raise ValueError(f"storage {key} has {info.file_size} bytes, expected {ref.numel} elements")
+        if info.file_size > size:  # torch stores storages uncompressed: more would be a zip bomb
+            raise ValueError(f"storage {key} unpacks to {info.file_size} bytes, more than the whole file")
         arrays[key] = np.frombuffer(zf.read(info), dtype=ref.dtype)
-    return _materialize(state, arrays)
+    return _materialize(state, arrays, size)
 
 
 def _corrupt(path: Path, err: BaseException) -> WeightsError:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.imagefiles import bomb_png, noise_png
 from PIL import Image
 
 from jaxstyle import images
@@ -30,27 +29,6 @@ def _check_float_rgb(img: np.ndarray, height: int, width: int) -> None:
     assert img.dtype == np.float32
     assert img.shape == (height, width, 3)
     assert img.min() >= 0.0 and img.max() <= 1.0
-
-
-def _noise_png(path: Path, size: int = 64) -> Path:
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path)
-    return path
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _bomb_png(path: Path, side: int = 50_000) -> Path:
-    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)  # 8-bit RGB
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + _png_chunk(b"IEND", b"")
-    )
-    return path
 
 
 def _assert_image_error(path: Path, **kwargs) -> str:
@@ -101,7 +79,7 @@ def test_truncated(tmp_path, ext):
 def test_truncated_ignores_global_pil_setting(tmp_path, monkeypatch):
     from PIL import ImageFile
 
-    full = _noise_png(tmp_path / "full.png")
+    full = noise_png(tmp_path / "full.png")
     cut = tmp_path / "cut.png"
     cut.write_bytes(full.read_bytes()[:600])
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
@@ -116,27 +94,27 @@ def test_too_small(tmp_path):
 
 
 def test_decompression_bomb_refused_before_decode(tmp_path):
-    bomb = _bomb_png(tmp_path / "bomb.png")
+    bomb = bomb_png(tmp_path / "bomb.png")
     message = _assert_image_error(bomb)
     assert "pixels" in message and "--max-pixels" in message
 
 
 def test_max_pixels_limit_and_override(tmp_path):
-    img = _noise_png(tmp_path / "img.png", size=100)  # 10,000 pixels
+    img = noise_png(tmp_path / "img.png", size=100)  # 10,000 pixels
     assert "pixels" in _assert_image_error(img, max_pixels=9_999)
     _check_float_rgb(load_image(img, max_pixels=10_000), 100, 100)
     _check_float_rgb(load_image(img, max_pixels=None), 100, 100)
 
 
 def test_pil_global_limit_does_not_override_ours(tmp_path, monkeypatch):
-    img = _noise_png(tmp_path / "img.png", size=100)
+    img = noise_png(tmp_path / "img.png", size=100)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL would refuse (> 2x) this file
     _check_float_rgb(load_image(img), 100, 100)
     assert Image.MAX_IMAGE_PIXELS == 1000  # restored after the header read
 
 
 def test_pil_bomb_error_becomes_image_error(tmp_path, monkeypatch):
-    path = _noise_png(tmp_path / "img.png")
+    path = noise_png(tmp_path / "img.png")
 
     def refuse(*args, **kwargs):
         raise Image.DecompressionBombError("Image size (4096 pixels) exceeds limit")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from jaxstyle.errors import JaxstyleError
+from jaxstyle.errors import JaxstyleError, OptionError
 
 T = TypeVar("T")
 
@@ -66,6 +66,16 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+def check_output_folder(path: Path, option: str) -> None:
+    """Before any work: the folder that ``path`` (the value of ``option``) will be written into must
+    exist and be writable, so a long run never fails at its very end."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OptionError(f"{option} {path}: output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OptionError(f"{option} {path}: output folder {parent} is not writable")
 
 
 def float_list(text: str) -> list[float]:

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxstyle.cli.common import ArgumentParser, cli_entry, float_list, positive_int, progress_bar
+from jaxstyle.cli.common import (
+    ArgumentParser,
+    check_output_folder,
+    cli_entry,
+    float_list,
+    positive_int,
+    progress_bar,
+)
 from jaxstyle.errors import OptionError
 
 METHODS = ("transform", "gatys", "texture")
@@ -29,6 +36,10 @@ Stylise photos with a painting's style.
 
 Styles: a path to any image, or a built-in name (scream, starry_night, wave, udnie,
 composition_vii), downloaded once into ~/.cache/jaxstyle (or read from $JAXSTYLE_STYLES_DIR).
+
+Images: JPEG, PNG, WebP, BMP, TIFF, GIF, in any common mode. The EXIF orientation is applied
+(the output is upright); CMYK, 16-bit, palette and grayscale become RGB; transparency (RGBA,
+palette with a transparent colour) is composited over white. Sides must be at least 16 px.
 """
 
 EPILOG = """\
@@ -41,6 +52,9 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from jaxstyle.backprop import MAX_ITERATIONS
+    from jaxstyle.images import DEFAULT_MAX_PIXELS
+
     p = ArgumentParser(
         prog="stylize", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -62,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--style-size", type=positive_int, default=None,
                    help="long side of the style image; default: scaled to the output's pixel count")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--iterations", type=positive_int, default=500, help="steps (default: %(default)s)")
+    o.add_argument("--iterations", type=positive_int, default=500,
+                   help=f"steps, at most {MAX_ITERATIONS:,} (default: %(default)s)")
     o.add_argument("--optimizer", choices=("sign", "adam", "lbfgs"), default="sign",
                    help="sign: the paper's g' = g - lr*sgn(grad); adam; lbfgs (optax, line search) "
                    "(default: %(default)s)")
@@ -89,8 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the image every N iterations (<out>_iter00100.png, ...)")
     r.add_argument("--report", type=Path, default=None, metavar="FILE.json",
                    help="write a JSON report: losses, history, timing, options")
-    r.add_argument("--max-pixels", type=positive_int, default=None,
-                   help="refuse input images larger than this many pixels (default: 50 million)")
+    r.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
+                   help="refuse images with more pixels than this: input files (from their header, before "
+                   "decoding: decompression bombs cost nothing) and the image at --size (before resizing) "
+                   f"(default: {DEFAULT_MAX_PIXELS:,}, about 8660x5770)")
     return p
 
 
@@ -107,21 +124,33 @@ def _output_paths(inputs: Sequence[Path], out: str | None, style_label: str) -> 
     return [out_path / f"{path.stem}_{style_label}.png" for path in inputs]
 
 
-def _check_writable(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OptionError(f"output folder {parent} does not exist (for {path})")
-    if not os.access(parent, os.W_OK):
-        raise OptionError(f"output folder {parent} is not writable (for {path})")
-
-
 def _gatys_options(args: argparse.Namespace) -> dict:
     return dict(
         iterations=args.iterations, optimizer=args.optimizer, lr=args.lr,
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
         style_layer_weights=args.style_layer_weights, pooling=args.pooling, init=args.init,
         noise=args.noise, seed=args.seed, size=args.size or DEFAULT_GATYS_SIZE, style_size=args.style_size,
+        max_pixels=args.max_pixels,
     )
+
+
+def _load_image(path: Path, args: argparse.Namespace) -> np.ndarray:
+    """An input image as float32[H,W,3], within ``--max-pixels`` and at least ``MIN_SIDE`` a side."""
+    from jaxstyle import backprop, images
+
+    return images.load_image(path, max_pixels=args.max_pixels, min_side=backprop.MIN_SIDE)
+
+
+def _load_content(path: Path, args: argparse.Namespace) -> np.ndarray:
+    """A content photo for the transform net: :func:`_load_image`, then at ``--size`` (long side) if given,
+    float32[h,w,3]; the resized shape is checked (pixels, ``MIN_SIDE``) before resizing."""
+    from jaxstyle import backprop, images
+
+    img = _load_image(path, args)
+    if args.size is not None:
+        img = images.fit_long_side(img, args.size, max_pixels=args.max_pixels)
+        backprop.check_shape(img.shape[:2])
+    return img
 
 
 def _style_label(style: str) -> str:
@@ -133,12 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from jaxstyle import images
 
-    # A photo smaller than this is almost certainly a mistake (the nets and VGG need 16 px anyway).
-    load_kwargs = {"min_side": 16, **({} if args.max_pixels is None else {"max_pixels": args.max_pixels})}
     if args.sheet:
         if args.method != "transform":
             raise OptionError("--sheet works with --method transform")
-        return _run_sheet(args, load_kwargs)
+        return _run_sheet(args)
     if args.style is None:
         raise OptionError("--style is required (a shipped model name, a model file, or a style image)")
     style_label = _style_label(args.style)
@@ -155,11 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in out_paths:
         images.check_output_path(path)
     if args.report is not None:
-        _check_writable(args.report)
+        check_output_folder(args.report, "--report")
     if args.method == "transform":
-        reports = _run_transform(args, content_paths, out_paths, load_kwargs)
+        reports = _run_transform(args, content_paths, out_paths)
     else:
-        reports = _run_gatys(args, content_paths, out_paths, load_kwargs)
+        reports = _run_gatys(args, content_paths, out_paths)
     if args.report is not None:
         import jax
 
@@ -172,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _run_sheet(args: argparse.Namespace, load_kwargs: dict) -> int:
+def _run_sheet(args: argparse.Namespace) -> int:
     """Every style for each photo, plus one labelled contact sheet per photo."""
     from jaxstyle import images, transform
 
@@ -186,9 +213,7 @@ def _run_sheet(args: argparse.Namespace, load_kwargs: dict) -> int:
         raise OptionError(f"--out {out_dir} must be an existing folder for --sheet")
     models = {name: transform.load_transform(name) for name in names}
     for path in content_paths:
-        photo = images.load_image(path, **load_kwargs)
-        if args.size is not None:
-            photo = images.fit_long_side(photo, args.size)
+        photo = _load_content(path, args)
         tiles, labels = [photo], ["photo"]
         for name, params in models.items():
             output = transform.stylize(photo, params)
@@ -201,8 +226,7 @@ def _run_sheet(args: argparse.Namespace, load_kwargs: dict) -> int:
     return 0
 
 
-def _run_transform(args: argparse.Namespace, content_paths: list[Path], out_paths: list[Path],
-                   load_kwargs: dict) -> list[dict]:
+def _run_transform(args: argparse.Namespace, content_paths: list[Path], out_paths: list[Path]) -> list[dict]:
     """Feed-forward stylisation: same-size images are batched and spread over all local devices."""
     import time
 
@@ -211,9 +235,7 @@ def _run_transform(args: argparse.Namespace, content_paths: list[Path], out_path
     params = transform.load_transform(args.style)
     groups: dict[tuple[int, int], list[tuple[np.ndarray, Path]]] = {}
     for path, out_path in zip(content_paths, out_paths, strict=True):
-        img = images.load_image(path, **load_kwargs)
-        if args.size is not None:
-            img = images.fit_long_side(img, args.size)
+        img = _load_content(path, args)
         groups.setdefault(img.shape[:2], []).append((img, out_path))
     bar = progress_bar(len(content_paths), desc="stylize", unit="img")
     reports, start = [], time.perf_counter()
@@ -239,15 +261,14 @@ def _run_transform(args: argparse.Namespace, content_paths: list[Path], out_path
     return reports
 
 
-def _run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: list[Path],
-               load_kwargs: dict) -> list[dict]:
+def _run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: list[Path]) -> list[dict]:
     from jaxstyle import backprop, images, styles
     from jaxstyle.weights import load_vgg_params
 
     options = _gatys_options(args)
     backprop.GatysOptions(**options).validate()
-    style_image = images.load_image(styles.resolve_style(args.style), **load_kwargs)
-    contents = [images.load_image(path, **load_kwargs) for path in content_paths]
+    style_image = _load_image(styles.resolve_style(args.style), args)
+    contents = [_load_image(path, args) for path in content_paths]
     vgg_params = load_vgg_params()
     reports = []
     jobs = list(zip(contents, out_paths, strict=True)) if contents else [(None, out_paths[0])]

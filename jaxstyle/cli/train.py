@@ -7,8 +7,21 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jaxstyle.cli.common import ArgumentParser, cli_entry, positive_int
+import numpy as np
+
+from jaxstyle import images
+from jaxstyle.cli.common import ArgumentParser, check_output_folder, cli_entry, positive_int
+from jaxstyle.errors import OptionError
+from jaxstyle.images import DEFAULT_MAX_PIXELS
+
+if TYPE_CHECKING:
+    from jaxstyle.train import TrainConfig
+
+# 40k steps is the default (2 COCO epochs); 10 million is 250 times that and weeks on any machine, so
+# more is a typo. (The check belongs in TrainConfig.validate; it lives here until train.py moves.)
+MAX_STEPS = 10_000_000
 
 DESCRIPTION = """\
 Train a transform net (Johnson et al., instance norm) that stylises a photo in one forward pass.
@@ -39,7 +52,8 @@ def build_parser() -> ArgumentParser:
                    help="folder of training photos (recursive; e.g. COCO train2014/) or tfds:coco/2014")
     p.add_argument("--workdir", required=True, type=Path, help="checkpoints, metrics and samples go here")
     p.add_argument("--out", type=Path, default=None, help="export the trained model to this .msgpack file")
-    p.add_argument("--steps", type=positive_int, default=d.steps, help="total steps (default: %(default)s)")
+    p.add_argument("--steps", type=positive_int, default=d.steps,
+                   help=f"total steps, at most {MAX_STEPS:,} (default: %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
                    help="images per step per process (default: %(default)s)")
     p.add_argument("--image-size", type=positive_int, default=d.image_size,
@@ -66,7 +80,30 @@ def build_parser() -> ArgumentParser:
                    help="channels of the first conv; 16 makes a faster, lighter net (default: %(default)s)")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default=d.dtype,
                    help="compute dtype of the transform net (default: %(default)s)")
+    p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
+                   help="refuse a style image file, or a style image at --style-size or a crop at --image-size, "
+                   f"with more pixels than this (default: {DEFAULT_MAX_PIXELS:,}); training photos above "
+                   f"{DEFAULT_MAX_PIXELS:,} pixels are skipped and counted")
     return p
+
+
+def _check_sizes(config: TrainConfig, max_pixels: int) -> None:
+    """Refuse absurd step counts and crop sizes before anything is loaded."""
+    if config.steps > MAX_STEPS:
+        raise OptionError(f"--steps must be at most {MAX_STEPS:,}, got {config.steps:,}")
+    images.check_pixels(config.image_size, config.image_size, max_pixels, f"--image-size {config.image_size}: a crop",
+                        "use a smaller --image-size, or pass a larger --max-pixels if the machine has the memory")
+
+
+def _style_image(config: TrainConfig, max_pixels: int) -> np.ndarray:
+    """The style image at --style-size, float32[h,w,3]: loaded within ``max_pixels``, and both sides
+    at least ``MIN_SIDE`` before and after resizing (VGG pools four times)."""
+    from jaxstyle import backprop, styles
+
+    style = styles.load_style(config.style, max_pixels=max_pixels, min_side=backprop.MIN_SIDE)
+    style = images.fit_long_side(style, config.style_size, max_pixels=max_pixels)
+    backprop.check_shape(style.shape[:2], "style image at --style-size", "--style-size")
+    return style
 
 
 @cli_entry
@@ -78,12 +115,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     fields = {f.name for f in dataclasses.fields(train.TrainConfig)}
     config = train.TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
     config.validate()
-    if args.out is not None and not args.out.parent.is_dir():
-        from jaxstyle.errors import OptionError
+    _check_sizes(config, args.max_pixels)
+    # Every input is checked before train.run touches --workdir (a failed start must not leave a
+    # config.json behind that a corrected rerun would then be refused by).
+    if args.out is not None:
+        check_output_folder(args.out, "--out")
+    style = _style_image(config, args.max_pixels)
+    if config.init_from:
+        from jaxstyle import transform
 
-        raise OptionError(f"output folder {args.out.parent} does not exist (for --out {args.out})")
+        transform.load_transform(config.init_from)  # a missing, corrupt or foreign model fails here
     result = train.run(config, args.workdir, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-                       sample_every=args.sample_every, out=args.out,
+                       sample_every=args.sample_every, out=args.out, style_image=style,
                        max_seconds=args.max_seconds)
     print(f"trained {result.steps} steps in {result.seconds:.0f} s; last loss {result.last_metrics.get('loss')}")
     return 0
