@@ -304,6 +304,8 @@ def run(
                                          shard_count=jax.process_count(),
                                          num_threads=min(16, os.cpu_count() or 4))
         batches = iter(pipeline)
+    # --init-from is read (and its architecture checked) before the workdir is touched too.
+    initial = init_state(config, jax.random.key(config.seed))
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     _check_workdir_config(workdir, config, primary)
@@ -321,7 +323,7 @@ def run(
     options = ocp.CheckpointManagerOptions(max_to_keep=3, enable_async_checkpointing=True, create=True,
                                            cleanup_tmp_directories=True)
     manager = ocp.CheckpointManager(workdir / "checkpoints", options=options, item_names=("state", "data"))
-    state = trainer.replicate(init_state(config, jax.random.key(config.seed)))
+    state = trainer.replicate(initial)
     start, seconds_before, images_before = 0, 0.0, 0
     latest = manager.latest_step()
     if latest is not None:

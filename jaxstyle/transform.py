@@ -382,6 +382,7 @@ def save_transform(path: str | os.PathLike[str], params: Mapping[str, Any], meta
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temporary file and a rename; a failure raises WeightsError and leaves nothing."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -389,6 +390,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        raise WeightsError(f"{path}: cannot write the model file ({err.strerror or err})") from None
     finally:
         tmp.unlink(missing_ok=True)
 

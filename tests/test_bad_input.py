@@ -335,12 +335,10 @@ def test_evil_npz_payload_is_live_with_pickle_allowed(setup: Setup) -> None:
     assert bad.marker.exists()
 
 
-@pytest.mark.xfail(strict=True, raises=FileNotFoundError,
-                   reason="transform.save_transform raises a raw FileNotFoundError for a missing folder "
-                   "(transform.py is being edited elsewhere; see the issue-7 report)")
 def test_save_transform_to_missing_folder_raises_typed_error(tmp_path: Path, tiny_params: dict) -> None:
-    with pytest.raises(JaxstyleError):
+    with pytest.raises(JaxstyleError, match="missing/model.msgpack: cannot write"):
         transform.save_transform(tmp_path / "missing" / "model.msgpack", tiny_params, {})
+    assert not (tmp_path / "missing").exists()
 
 
 # --------------------------------------------------------------------------------------------
