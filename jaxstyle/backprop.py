@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxstyle import color, losses, vgg
 from jaxstyle import images as imagelib
-from jaxstyle import losses, vgg
 from jaxstyle.errors import NonFiniteLossError, OptionError
 
 OPTIMIZERS = ("sign", "adam", "lbfgs")
@@ -71,6 +71,7 @@ class GatysOptions:
     size: int | None = 400
     style_size: int | None = None
     max_pixels: int | None = imagelib.DEFAULT_MAX_PIXELS
+    preserve_color: bool = False
 
     def validate(self) -> None:
         if not 0 < self.iterations <= MAX_ITERATIONS:
@@ -332,13 +333,23 @@ def gatys(
     )
     for style_img in style_imgs:
         check_shape(style_img.shape[:2], "style image")
+    color.check_weights(len(style_imgs), style_blend)
+    photo = content_img
+    if opts.preserve_color:
+        # Luminance-only transfer (Gatys et al. 2016): optimise a grey image against the style's
+        # luminance matched to the photo's, then put the photo's chroma back.
+        content_img = color.luminance(photo)
+        style_imgs = [color.match_luminance(s, photo) for s in style_imgs]
     params = _device_params(vgg_params)
     spec = opts.loss_spec(with_content=True)
     shape = content_img.shape[:2]
     targets = make_targets(params, spec, shape, content_img, style_imgs, style_blend)
     key = jax.random.key(opts.seed)
     image = initial_image(opts.init, content_img, shape, opts.noise, key)
-    return optimise(image, targets, params, spec, opts.iterations, opts.optimizer, opts.lr, callback)
+    result = optimise(image, targets, params, spec, opts.iterations, opts.optimizer, opts.lr, callback)
+    if opts.preserve_color:
+        result.image = color.keep_colors(result.image, photo)
+    return result
 
 
 def texture(
@@ -346,23 +357,28 @@ def texture(
     size: int | tuple[int, int] = 256,
     *,
     vgg_params: vgg.Params | None = None,
+    style_blend: Sequence[float] | None = None,
     callback: Callable[[int, jax.Array, dict[str, float]], None] | None = None,
     **options: Any,
 ) -> GatysResult:
     """Texture synthesis: the same optimisation from noise with no content term.
 
-    size: the output's long side (aspect of the style kept) or (height, width).
+    style: one image or a list blended by ``style_blend``; size: the output's long side (aspect
+    of the first style kept) or (height, width).
     """
     options.setdefault("init", "random")
     options.setdefault("size", None)
     opts = GatysOptions(**options)
     opts.validate()
-    style_img = imagelib.to_float_image(style)
+    if opts.preserve_color:
+        raise OptionError("--preserve-color needs a content photo to take the colours from (not a texture)")
+    style_list = [imagelib.to_float_image(s) for s in (style if isinstance(style, (list, tuple)) else [style])]
+    color.check_weights(len(style_list), style_blend)
     limit = opts.max_pixels
     if isinstance(size, int):
         if size <= 0:
             raise OptionError(f"texture size must be positive, got {size}")
-        shape = imagelib.fit_long_side(style_img, size, max_pixels=limit).shape[:2]
+        shape = imagelib.fit_long_side(style_list[0], size, max_pixels=limit).shape[:2]
     else:
         shape = (int(size[0]), int(size[1]))
         if min(shape) <= 0:
@@ -370,13 +386,14 @@ def texture(
         imagelib.check_pixels(shape[1], shape[0], limit, "the texture")
     check_shape(shape)
     if opts.style_size is not None:
-        style_img = imagelib.fit_long_side(style_img, opts.style_size, max_pixels=limit)
+        style_imgs = [imagelib.fit_long_side(s, opts.style_size, max_pixels=limit) for s in style_list]
     else:
-        style_img = imagelib.fit_pixels(style_img, shape[0] * shape[1], max_pixels=limit)
-    check_shape(style_img.shape[:2], "style image")
+        style_imgs = [imagelib.fit_pixels(s, shape[0] * shape[1], max_pixels=limit) for s in style_list]
+    for style_img in style_imgs:
+        check_shape(style_img.shape[:2], "style image")
     params = _device_params(vgg_params)
     spec = opts.loss_spec(with_content=False)
-    targets = make_targets(params, spec, shape, None, [style_img])
+    targets = make_targets(params, spec, shape, None, style_imgs, style_blend)
     image = initial_image("random", None, shape, opts.noise, jax.random.key(opts.seed))
     return optimise(image, targets, params, spec, opts.iterations, opts.optimizer, opts.lr, callback)
 

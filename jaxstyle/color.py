@@ -6,6 +6,9 @@ All images are float32[..., H, W, 3] RGB in [0,1]. YCbCr is the full-range BT.60
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 
 _RGB_TO_YCBCR = np.array(
@@ -52,6 +55,18 @@ def keep_colors(stylised: np.ndarray, content: np.ndarray) -> np.ndarray:
     out = rgb_to_ycbcr(content)
     out[..., 0] = rgb_to_ycbcr(stylised)[..., 0]
     return ycbcr_to_rgb(out)
+
+
+def check_weights(count: int, weights: Sequence[float] | None) -> None:
+    """Raise OptionError unless ``weights`` is None or one finite weight >= 0 per style, not all 0."""
+    from jaxstyle.errors import OptionError
+
+    if weights is None:
+        return
+    if len(weights) != count:
+        raise OptionError(f"{len(weights)} style weights for {count} styles; give one weight per style")
+    if any(not (w >= 0 and math.isfinite(w)) for w in weights) or sum(weights) <= 0:
+        raise OptionError(f"style weights must be finite, >= 0 and not all 0, got {list(weights)}")
 
 
 def mix(images: list[np.ndarray], weights: list[float]) -> np.ndarray:

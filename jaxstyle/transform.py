@@ -313,15 +313,12 @@ def stylize_batch(
 
 def check_blend(count: int, weights: Sequence[float] | None, strength: float) -> None:
     """Raise OptionError unless there is one weight >= 0 per model (positive sum) and 0 <= strength <= 1."""
+    from jaxstyle import color
     from jaxstyle.errors import OptionError
 
     if not 0.0 <= strength <= 1.0:
         raise OptionError(f"--strength must be between 0 and 1, got {strength}")
-    if weights is not None:
-        if len(weights) != count:
-            raise OptionError(f"{len(weights)} style weights for {count} styles; give one weight per style")
-        if any(not (w >= 0 and np.isfinite(w)) for w in weights) or sum(weights) <= 0:
-            raise OptionError(f"style weights must be finite, >= 0 and not all 0, got {list(weights)}")
+    color.check_weights(count, weights)
 
 
 def stylize(img: Any, params: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,

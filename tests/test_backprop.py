@@ -47,3 +47,23 @@ def test_options_are_validated():
         jaxstyle.gatys(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)), vgg_params={}, iterations=0)
     with pytest.raises(OptionError, match="optimizer"):
         jaxstyle.gatys(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)), vgg_params={}, optimizer="sgd")
+
+
+def test_gatys_blend_and_preserve_color(small_pair, vgg_params):
+    from jaxstyle import color, images
+
+    content, style = small_pair
+    other = np.ascontiguousarray(style[::-1, ::-1])
+    common = dict(vgg_params=vgg_params, size=32, iterations=4, seed=0)
+    single = jaxstyle.gatys(content, style, **common)
+    blend = jaxstyle.gatys(content, [style, other], style_blend=[1, 0], **common)
+    np.testing.assert_array_equal(blend.image, single.image)  # weights (1, 0) are the first style alone
+    with pytest.raises(OptionError, match="one weight per style"):
+        jaxstyle.gatys(content, [style, other], style_blend=[1], **common)
+    kept = jaxstyle.gatys(content, style, preserve_color=True, **common).image
+    small = images.fit_long_side(images.to_float_image(content), 32)
+    for channel in (1, 2):  # Cb, Cr of the output follow the photo's
+        a, b = color.rgb_to_ycbcr(kept)[..., channel], color.rgb_to_ycbcr(small)[..., channel]
+        assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9
+    with pytest.raises(OptionError, match="preserve-color"):
+        jaxstyle.texture(style, 32, vgg_params=vgg_params, iterations=1, preserve_color=True)

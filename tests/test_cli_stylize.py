@@ -94,3 +94,33 @@ def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, capsys, make_in
     assert len(err.splitlines()) == 1 and message in err, err
     assert not out.exists()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temp files left
+
+
+def test_transform_strength_blend_and_preserve_color(tmp_path, capsys):
+    from jaxstyle import color
+
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "p.png"
+    pixels = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(photo)
+    out = tmp_path / "o.png"
+    assert stylize.main([str(photo), "--style", "scream", "--strength", "0", "--out", str(out)]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), pixels)  # strength 0: the photo back
+    assert stylize.main([str(photo), "--style", "scream,wave", "--style-weights", "1,0", "--out", str(out)]) == 0
+    blended = np.asarray(Image.open(out))
+    assert stylize.main([str(photo), "--style", "scream", "--out", str(out)]) == 0
+    np.testing.assert_array_equal(blended, np.asarray(Image.open(out)))  # (1, 0) is scream alone
+    assert stylize.main([str(photo), "--style", "wave", "--preserve-color", "--out", str(out)]) == 0
+    kept = color.rgb_to_ycbcr(np.asarray(Image.open(out)).astype(np.float32) / 255)
+    source = color.rgb_to_ycbcr(pixels.astype(np.float32) / 255)
+    assert min(np.corrcoef(kept[..., c].ravel(), source[..., c].ravel())[0, 1] for c in (1, 2)) > 0.9
+    capsys.readouterr()
+    for argv, needle in ((["--style", "scream,wave", "--style-weights", "1"], "one weight per style"),
+                         (["--style", "scream", "--style-weights", "1,2"], "several comma-separated"),
+                         (["--style", "scream", "--strength", "2"], "between 0 and 1"),
+                         (["--method", "gatys", "--style", "wave", "--strength", "0.5"],
+                          "works with --method transform")):
+        assert _exit_code([str(photo), *argv, "--out", str(tmp_path / "bad.png")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / "bad.png").exists()

@@ -48,6 +48,9 @@ examples:
   bin/stylize photos/ --style wave --out stylised/
   bin/stylize photo.jpg --method gatys --style my_painting.png --size 384 --iterations 300
   bin/stylize --method texture --style wave --size 256 --out wave_texture.png
+  bin/stylize photo.jpg --style scream --strength 0.6 --preserve-color
+  bin/stylize photo.jpg --style scream,wave --style-weights 0.7,0.3
+  bin/stylize photo.jpg --method gatys --style starry_night,udnie --style-weights 0.5,0.5
 """
 
 
@@ -64,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, default="transform", help="algorithm (default: %(default)s)")
     p.add_argument("--style", default=None,
                    help="transform: a shipped model name (scream, starry_night, wave) or a .msgpack model file; "
-                   "gatys/texture: a style image path or built-in style name")
+                   "gatys/texture: a style image path or built-in style name. Several, comma-separated, "
+                   "are blended (see --style-weights)")
     p.add_argument("--out", help="output file (one input) or folder (several inputs); "
                    "default: <content>_<style>.png in the current folder")
     g = p.add_argument_group("size")
@@ -96,6 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="starting image (default: %(default)s, as in the paper)")
     o.add_argument("--noise", type=float, default=0.1, help="std of the init noise (default: %(default)s)")
     o.add_argument("--seed", type=int, default=0, help="random seed; same seed, same image (default: 0)")
+    c = p.add_argument_group("look")
+    c.add_argument("--style-weights", type=float_list, default=None, metavar="W1,W2,...",
+                   help="blend of the comma-separated --style list, one weight each, normalised to sum 1 "
+                   "(default: equal). gatys/texture blend the styles' Gram targets; transform mixes the "
+                   "models' outputs")
+    c.add_argument("--strength", type=float, default=1.0, metavar="S",
+                   help="transform: 0 returns the photo, 1 the full style, between them a mix (default: 1)")
+    c.add_argument("--preserve-color", action="store_true",
+                   help="keep the photo's colours: the output's luminance (Y of YCbCr) with the photo's "
+                   "chroma (Cb, Cr). gatys also transfers luminance only: it optimises a grey image "
+                   "against the style's luminance, matched to the photo's mean and spread")
     r = p.add_argument_group("output")
     r.add_argument("--sheet", action="store_true",
                    help="transform: stylise each photo with every shipped model (or the comma-separated --style "
@@ -130,7 +145,7 @@ def _gatys_options(args: argparse.Namespace) -> dict:
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
         style_layer_weights=args.style_layer_weights, pooling=args.pooling, init=args.init,
         noise=args.noise, seed=args.seed, size=args.size or DEFAULT_GATYS_SIZE, style_size=args.style_size,
-        max_pixels=args.max_pixels,
+        max_pixels=args.max_pixels, preserve_color=args.preserve_color,
     )
 
 
@@ -154,7 +169,31 @@ def _load_content(path: Path, args: argparse.Namespace) -> np.ndarray:
 
 
 def _style_label(style: str) -> str:
-    return Path(style).stem if Path(style).is_file() else style
+    return "+".join(Path(s).stem if Path(s).is_file() else s for s in _style_list(style))
+
+
+def _style_list(style: str) -> list[str]:
+    """The comma-separated --style value as a list (a path that exists is taken whole)."""
+    if Path(style).exists():
+        return [style]
+    names = [name.strip() for name in style.split(",") if name.strip()]
+    if not names:
+        raise OptionError("--style is empty")
+    return names
+
+
+def _check_look(args: argparse.Namespace) -> None:
+    """--style-weights / --strength / --preserve-color against the method and the style list."""
+    from jaxstyle.transform import check_blend
+
+    count = len(_style_list(args.style))
+    if args.style_weights is not None and count == 1:
+        raise OptionError("--style-weights needs several comma-separated --style values")
+    check_blend(count, args.style_weights, args.strength)
+    if args.strength != 1.0 and args.method != "transform":
+        raise OptionError("--strength works with --method transform (for gatys, lower --style-weight)")
+    if args.preserve_color and args.method == "texture":
+        raise OptionError("--preserve-color needs a content photo to take the colours from (not --method texture)")
 
 
 @cli_entry
@@ -169,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.style is None:
         raise OptionError("--style is required (a shipped model name, a model file, or a style image)")
     style_label = _style_label(args.style)
+    _check_look(args)
     if args.method == "texture":
         if args.inputs:
             raise OptionError("--method texture takes no content images")
@@ -232,7 +272,7 @@ def _run_transform(args: argparse.Namespace, content_paths: list[Path], out_path
 
     from jaxstyle import images, transform
 
-    params = transform.load_transform(args.style)
+    models = [transform.load_transform(name) for name in _style_list(args.style)]
     groups: dict[tuple[int, int], list[tuple[np.ndarray, Path]]] = {}
     for path, out_path in zip(content_paths, out_paths, strict=True):
         img = _load_content(path, args)
@@ -244,7 +284,9 @@ def _run_transform(args: argparse.Namespace, content_paths: list[Path], out_path
             for i in range(0, len(items), args.batch_size):
                 chunk = items[i : i + args.batch_size]
                 t = time.perf_counter()
-                outputs = transform.apply_batch(params, np.stack([img for img, _ in chunk]))
+                outputs = transform.stylize_batch(models, np.stack([img for img, _ in chunk]),
+                                                  weights=args.style_weights, strength=args.strength,
+                                                  preserve_color=args.preserve_color)
                 seconds = time.perf_counter() - t
                 for output, (_, out_path) in zip(outputs, chunk, strict=True):
                     images.save_image(out_path, output)
@@ -267,7 +309,7 @@ def _run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: l
 
     options = _gatys_options(args)
     backprop.GatysOptions(**options).validate()
-    style_image = _load_image(styles.resolve_style(args.style), args)
+    style_images = [_load_image(styles.resolve_style(name), args) for name in _style_list(args.style)]
     contents = [_load_image(path, args) for path in content_paths]
     vgg_params = load_vgg_params()
     reports = []
@@ -284,10 +326,12 @@ def _run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: l
 
         try:
             if content is None:
-                result = backprop.texture(style_image, options["size"], vgg_params=vgg_params, callback=on_step,
+                result = backprop.texture(style_images, options["size"], vgg_params=vgg_params,
+                                          style_blend=args.style_weights, callback=on_step,
                                           **{k: v for k, v in options.items() if k not in ("size", "init")})
             else:
-                result = backprop.gatys(content, style_image, vgg_params=vgg_params, callback=on_step, **options)
+                result = backprop.gatys(content, style_images, vgg_params=vgg_params, style_blend=args.style_weights,
+                                        callback=on_step, **options)
         finally:
             bar.close()
         images.save_image(out_path, result.image)

@@ -1,0 +1,102 @@
+"""Acceptance check of the shipped transform nets: do they carry their style and keep the photo?
+
+For each shipped model and each photo (not in the training set), at --size px:
+  * style loss L_style(g, s) of the photo itself and of the stylised output, against the model's
+    own style (the paper's definition, our VGG19); the ratio photo/output says how much closer to
+    the style the output is;
+  * layout kept: the correlation of the photo's and the output's luminance after both are shrunk
+    8x (broad light/dark layout; 1 = same layout, 0 = unrelated).
+
+    .venv/bin/python bench/shipped_models.py [--photos a.jpg,b.jpg] [--size 256] [--out FILE.json]
+
+Prints a markdown table and writes JSON (default bench/results/shipped_models.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+DATA = Path(os.environ.get("JAXSTYLE_DATA", REPO.parent / "shared" / "data"))
+DEFAULT_PHOTOS = ("golden_gate.jpg", "hoovertowernight.jpg", "stata.jpg", "chelsea (skimage)")
+
+
+def _photo(name: str, size: int) -> np.ndarray:
+    from jaxstyle import images
+
+    if name == "chelsea (skimage)":
+        from skimage import data
+
+        img = images.to_float_image(np.asarray(data.chelsea()))
+    else:
+        path = Path(name) if Path(name).is_file() else DATA / "content" / name
+        img = images.to_float_image(images.load_image(path))
+    return images.fit_long_side(img, size)
+
+
+def _layout_correlation(a: np.ndarray, b: np.ndarray, factor: int = 8) -> float:
+    from jaxstyle import color
+
+    def small(x: np.ndarray) -> np.ndarray:
+        y = color.rgb_to_ycbcr(x)[..., 0]
+        h, w = (y.shape[0] // factor) * factor, (y.shape[1] // factor) * factor
+        return y[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+
+    return float(np.corrcoef(small(a).ravel(), small(b).ravel())[0, 1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", default=",".join(DEFAULT_PHOTOS),
+                        help="comma list: names in $JAXSTYLE_DATA/content, files, or 'chelsea (skimage)'")
+    parser.add_argument("--size", type=int, default=256, help="long side of the photos (default 256)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "shipped_models.json")
+    args = parser.parse_args()
+
+    import jax.numpy as jnp
+
+    from jaxstyle import backprop, images, transform
+    from jaxstyle.styles import load_style
+    from jaxstyle.weights import load_vgg_params
+
+    params_vgg = backprop._device_params(load_vgg_params())
+    spec = backprop.LossSpec()
+    photos = {name: _photo(name, args.size) for name in args.photos.split(",") if name}
+    rows = []
+    for model, path in transform.shipped_models().items():
+        params, meta = transform.read_transform(path)
+        style = images.to_float_image(load_style(meta.get("style", model)))
+        for name, photo in photos.items():
+            shape = photo.shape[:2]
+            style_img = images.fit_pixels(style, shape[0] * shape[1])
+            targets = backprop.make_targets(params_vgg, spec, shape, photo, [style_img])
+            out = transform.stylize(photo, params)
+            before = backprop.evaluate_loss(jnp.asarray(photo)[None], targets, params_vgg, spec)
+            after = backprop.evaluate_loss(jnp.asarray(out)[None], targets, params_vgg, spec)
+            rows.append({"model": model, "photo": name, "style_loss_photo": float(before["style"]),
+                         "style_loss_output": float(after["style"]),
+                         "style_ratio": float(before["style"]) / float(after["style"]),
+                         "content_loss_output": float(after["content"]),
+                         "layout_correlation": _layout_correlation(photo, out),
+                         "model_steps": meta.get("steps"), "content_weight": meta.get("content_weight")})
+    print(f"| model | photo ({args.size} px) | L_style photo | L_style output | photo/output | layout corr. |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['model']} | {r['photo']} | {r['style_loss_photo']:.3g} | {r['style_loss_output']:.3g} | "
+              f"{r['style_ratio']:.1f}× | {r['layout_correlation']:.2f} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"size": args.size, "rows": rows}, indent=1) + "\n")
+    print(f"\nJSON: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
