@@ -242,12 +242,17 @@ def fit_long_side(img: np.ndarray, size: int, *, max_pixels: int | None = DEFAUL
 
     ``max_pixels``: as for :func:`resize` (the result's pixel count is checked before resizing).
     """
+    return resize(img, *long_side_shape(np.shape(img)[:2], size), max_pixels=max_pixels)
+
+
+def long_side_shape(shape: tuple[int, int], size: int) -> tuple[int, int]:
+    """(H, W) scaled so the longer side is ``size``, aspect kept (other side >= 1)."""
     if size < 1:
         raise OptionError(f"image size must be at least 1 pixel, got {size}")
-    h, w = np.shape(img)[:2]
+    h, w = shape[:2]
     if h >= w:
-        return resize(img, size, max(1, round(w * size / h)), max_pixels=max_pixels)
-    return resize(img, max(1, round(h * size / w)), size, max_pixels=max_pixels)
+        return size, max(1, round(w * size / h))
+    return max(1, round(h * size / w)), size
 
 
 def fit_pixels(img: np.ndarray, pixels: int, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:

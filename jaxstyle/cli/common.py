@@ -86,6 +86,17 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def int_list(text: str) -> list[int]:
+    """argparse type: comma-separated positive integers, e.g. ``300,150,75``."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive whole numbers, got {text!r}")
+    return values
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with one-line errors: ``prog: error: message (see --help)``, exit code 2."""
 

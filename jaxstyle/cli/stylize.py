@@ -17,6 +17,7 @@ from jaxstyle.cli.common import (
     check_output_folder,
     cli_entry,
     float_list,
+    int_list,
     positive_int,
     progress_bar,
 )
@@ -55,7 +56,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jaxstyle.backprop import MAX_ITERATIONS
+    from jaxstyle.backprop import DEFAULT_MIN_SIZE, MAX_ITERATIONS
     from jaxstyle.images import DEFAULT_MAX_PIXELS
 
     p = ArgumentParser(
@@ -81,13 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="long side of the style image; default: scaled to the output's pixel count")
     o = p.add_argument_group("optimisation")
     o.add_argument("--iterations", type=positive_int, default=500,
-                   help=f"steps, at most {MAX_ITERATIONS:,} (default: %(default)s)")
+                   help=f"steps (at the coarsest scale; see --scales), at most {MAX_ITERATIONS:,} "
+                   "(default: %(default)s)")
     o.add_argument("--optimizer", choices=("sign", "adam", "lbfgs"), default="sign",
                    help="sign: the paper's g' = g - lr*sgn(grad); adam; lbfgs (optax, line search) "
                    "(default: %(default)s)")
     o.add_argument("--lr", type=float, default=None,
                    help="step size on the [0,1] image scale (default: sign 4/255 with cosine decay to 10%%, "
                    "adam 0.02, lbfgs 1)")
+    o.add_argument("--scales", type=positive_int, default=None,
+                   help="gatys: optimise coarse to fine over this many scales, each twice the size of the one "
+                   "before, starting from the previous result (default: halve the long side while it stays "
+                   f">= --min-size, so up to {2 * DEFAULT_MIN_SIZE - 1} px is one scale)")
+    o.add_argument("--min-size", type=positive_int, default=DEFAULT_MIN_SIZE,
+                   help="gatys: long side of the coarsest scale when --scales is not given (default: %(default)s)")
+    o.add_argument("--scale-iterations", type=int_list, default=None, metavar="N1,N2,...",
+                   help="gatys: iterations per scale, coarsest first (default: --iterations at the coarsest "
+                   "scale and half as many at each finer one)")
     o.add_argument("--content-weight", type=float, default=1.0, help="alpha (default: %(default)s)")
     o.add_argument("--style-weight", type=float, default=1e3, help="beta (default: %(default)s)")
     o.add_argument("--tv-weight", type=float, default=0.0,
@@ -146,6 +157,7 @@ def _gatys_options(args: argparse.Namespace) -> dict:
         style_layer_weights=args.style_layer_weights, pooling=args.pooling, init=args.init,
         noise=args.noise, seed=args.seed, size=args.size or DEFAULT_GATYS_SIZE, style_size=args.style_size,
         max_pixels=args.max_pixels, preserve_color=args.preserve_color,
+        scales=args.scales, min_size=args.min_size, scale_iterations=args.scale_iterations,
     )
 
 
@@ -315,12 +327,16 @@ def _run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: l
     reports = []
     jobs = list(zip(contents, out_paths, strict=True)) if contents else [(None, out_paths[0])]
     for content, out_path in jobs:
-        bar = progress_bar(args.iterations, desc=out_path.name, unit="it")
+        total = args.iterations
+        if content is not None:
+            shape = images.long_side_shape(content.shape[:2], options["size"])
+            total = sum(its for _, its in backprop.scale_plan(shape, backprop.GatysOptions(**options)))
+        bar = progress_bar(total, desc=out_path.name, unit="it")
 
-        def on_step(step, image, terms, out_path=out_path, bar=bar):
+        def on_step(step, image, terms, out_path=out_path, bar=bar, total=total):
             bar.update(1)
             bar.set_postfix(loss=f"{terms['total']:.4g}", refresh=False)
-            if args.save_every and step % args.save_every == 0 and step < args.iterations:
+            if args.save_every and step % args.save_every == 0 and step < total:
                 snapshot = out_path.with_name(f"{out_path.stem}_iter{step:05d}{out_path.suffix}")
                 images.save_image(snapshot, np.asarray(image[0]))
 
