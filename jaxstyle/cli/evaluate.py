@@ -182,9 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "table1": None, "table2": None, "figures": None,
     }
     if args.only:
+        # Parts not rerun are kept, each table with the context (date, machine, settings) it was made in.
         previous = _previous_results(args.out)
         for part in set(PARTS) - parts:
-            results[part] = previous.get(part)
+            kept = previous.get(part)
+            if isinstance(kept, dict) and part != "figures" and not kept.get("context"):
+                kept = {**kept, "context": ev.context(previous)}
+            results[part] = kept
         results["parts_run"] = sorted(parts)
     _log(f"evaluate: {len(contents)} photo(s) from {content_dir}, style {args.style}; "
          f"{ev.machine_line(results['machine'])}")
@@ -192,36 +196,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Table 2 first: it times compilation from cleared jit caches, which would otherwise throw away
     # what Table 1 and the figures share.
+    def run_part(part: str, compute) -> None:
+        """Compute one part with a progress bar, store it (tables with their run context), save."""
+        bar = progress_bar(0, desc=part.replace("table", "table "), unit="step")
+        try:
+            value = compute(bar)
+        finally:
+            bar.close()
+        results[part] = value if part == "figures" else {**value, "context": ev.context(results)}
+        ev.write_results(args.out, results)
+
+    name, first = next(iter(raw.items()))
     if "table2" in parts:
-        bar = progress_bar(0, desc="table 2", unit="step")
-        name, first = next(iter(raw.items()))
-        try:
-            results["table2"] = ev.table2(first, style, model, warmup_model, vgg_params=vgg_params,
-                                          iterations=table2_iterations, shape=args.table2_size,
-                                          repeats=args.repeats, image_name=name, progress=bar, log=_log)
-        finally:
-            bar.close()
-        ev.write_results(args.out, results)
-
+        run_part("table2", lambda bar: ev.table2(
+            first, style, model, warmup_model, vgg_params=vgg_params, iterations=table2_iterations,
+            shape=args.table2_size, repeats=args.repeats, image_name=name, progress=bar, log=_log))
     if "table1" in parts:
-        bar = progress_bar(0, desc="table 1", unit="step")
-        try:
-            results["table1"] = ev.table1(contents, style, model, warmup_model, vgg_params=vgg_params,
-                                          iterations=args.iterations, style_name=args.style, cache=cache,
-                                          progress=bar, log=_log)
-        finally:
-            bar.close()
-        ev.write_results(args.out, results)
-
+        run_part("table1", lambda bar: ev.table1(
+            contents, style, model, warmup_model, vgg_params=vgg_params, iterations=args.iterations,
+            style_name=args.style, cache=cache, progress=bar, log=_log))
     if "figures" in parts:
-        bar = progress_bar(0, desc="figures", unit="step")
-        try:
-            results["figures"] = ev.figures(args.out, contents, style, figure_styles, model, warmup_model,
-                                            vgg_params=vgg_params, iterations=figure_iterations,
-                                            style_name=args.style, cache=cache, progress=bar, log=_log)
-        finally:
-            bar.close()
-        ev.write_results(args.out, results)
+        run_part("figures", lambda bar: ev.figures(
+            args.out, contents, style, figure_styles, model, warmup_model, vgg_params=vgg_params,
+            iterations=figure_iterations, style_name=args.style, cache=cache, progress=bar, log=_log))
 
     for text in ev.render_markdown(results).values():
         print(text)
