@@ -76,6 +76,7 @@ class GatysOptions:
     style_size: int | None = None
     max_pixels: int | None = imagelib.DEFAULT_MAX_PIXELS
     preserve_color: bool = False
+    style_scale: float = 1.0
     scales: int | None = None
     min_size: int = DEFAULT_MIN_SIZE
     scale_iterations: Sequence[int] | None = None
@@ -95,6 +96,8 @@ class GatysOptions:
             raise OptionError(f"--style-size must be positive, got {self.style_size}")
         if self.lr is not None and not self.lr > 0:
             raise OptionError(f"--lr must be positive, got {self.lr}")
+        if not (0 < self.style_scale <= 8 and math.isfinite(self.style_scale)):
+            raise OptionError(f"--style-scale must be above 0 and at most 8, got {self.style_scale}")
         if self.scales is not None and not 1 <= self.scales <= MAX_SCALES:
             raise OptionError(f"--scales must be between 1 and {MAX_SCALES}, got {self.scales}")
         if self.min_size < MIN_SIDE:
@@ -320,11 +323,19 @@ def _working_images(content: np.ndarray, style_images: Sequence[np.ndarray], opt
         content = imagelib.fit_long_side(content, opts.size, max_pixels=limit)
     h, w = content.shape[:2]
     check_shape((h, w))
+    return content, _working_styles(style_images, (h, w), opts)
+
+
+def _working_styles(style_images: Sequence[np.ndarray], shape: tuple[int, int], opts: GatysOptions
+                    ) -> list[np.ndarray]:
+    """Styles at ``opts.style_size`` (long side), else at the output's pixel count, times
+    ``opts.style_scale`` (larger: bigger brush strokes, as the VGG filters see them smaller)."""
+    limit = opts.max_pixels
     if opts.style_size is not None:
-        styles = [imagelib.fit_long_side(s, opts.style_size, max_pixels=limit) for s in style_images]
-    else:
-        styles = [imagelib.fit_pixels(s, h * w, max_pixels=limit) for s in style_images]
-    return content, styles
+        size = max(1, round(opts.style_size * opts.style_scale))
+        return [imagelib.fit_long_side(s, size, max_pixels=limit) for s in style_images]
+    pixels = max(1, round(shape[0] * shape[1] * opts.style_scale**2))
+    return [imagelib.fit_pixels(s, pixels, max_pixels=limit) for s in style_images]
 
 
 def scale_plan(shape: tuple[int, int], opts: GatysOptions) -> list[tuple[tuple[int, int], int]]:
@@ -457,10 +468,7 @@ def texture(
             raise OptionError(f"texture size must be positive, got {size}")
         imagelib.check_pixels(shape[1], shape[0], limit, "the texture")
     check_shape(shape)
-    if opts.style_size is not None:
-        style_imgs = [imagelib.fit_long_side(s, opts.style_size, max_pixels=limit) for s in style_list]
-    else:
-        style_imgs = [imagelib.fit_pixels(s, shape[0] * shape[1], max_pixels=limit) for s in style_list]
+    style_imgs = _working_styles(style_list, shape, opts)
     for style_img in style_imgs:
         check_shape(style_img.shape[:2], "style image")
     params = _device_params(vgg_params)

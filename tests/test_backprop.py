@@ -93,3 +93,23 @@ def test_multiscale_gives_requested_size_and_beats_single_scale_at_equal_cost(sm
     # 24 iterations at a quarter of the pixels cost about 6 at full size: compare with 12 + 6.
     single = jaxstyle.gatys(content, style, iterations=18, **common)
     assert multi.history[-1]["total"] <= single.history[-1]["total"], (multi.history[-1], single.history[-1])
+
+
+def test_style_scale_resizes_the_style(monkeypatch, small_pair, vgg_params):
+    from jaxstyle import backprop
+
+    content, style = small_pair
+    seen = []
+    original = backprop.make_targets
+
+    def spy(params, spec, shape, content_img, styles, blend=None):
+        seen.append([s.shape[:2] for s in styles])
+        return original(params, spec, shape, content_img, styles, blend)
+
+    monkeypatch.setattr(backprop, "make_targets", spy)
+    for scale in (1.0, 2.0):
+        jaxstyle.gatys(content, style, vgg_params=vgg_params, size=32, iterations=1, style_scale=scale)
+    (h1, w1), (h2, w2) = seen[0][0], seen[1][0]
+    assert abs(h2 - 2 * h1) <= 1 and abs(w2 - 2 * w1) <= 1
+    with pytest.raises(OptionError, match="style-scale"):
+        jaxstyle.gatys(content, style, vgg_params=vgg_params, size=32, iterations=1, style_scale=0)

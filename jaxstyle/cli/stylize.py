@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="blend of the comma-separated --style list, one weight each, normalised to sum 1 "
                    "(default: equal). gatys/texture blend the styles' Gram targets; transform mixes the "
                    "models' outputs")
+    c.add_argument("--style-scale", type=float, default=1.0, metavar="F",
+                   help="gatys/texture: size of the style's brush strokes: the style image is scaled by F "
+                   "before its Grams are taken (2: strokes twice as large; default: 1)")
     c.add_argument("--strength", type=float, default=1.0, metavar="S",
                    help="transform: 0 returns the photo, 1 the full style, between them a mix (default: 1)")
     c.add_argument("--preserve-color", action="store_true",
@@ -156,7 +159,7 @@ def _gatys_options(args: argparse.Namespace) -> dict:
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
         style_layer_weights=args.style_layer_weights, pooling=args.pooling, init=args.init,
         noise=args.noise, seed=args.seed, size=args.size or DEFAULT_GATYS_SIZE, style_size=args.style_size,
-        max_pixels=args.max_pixels, preserve_color=args.preserve_color,
+        max_pixels=args.max_pixels, preserve_color=args.preserve_color, style_scale=args.style_scale,
         scales=args.scales, min_size=args.min_size, scale_iterations=args.scale_iterations,
     )
 
@@ -204,6 +207,9 @@ def _check_look(args: argparse.Namespace) -> None:
     check_blend(count, args.style_weights, args.strength)
     if args.strength != 1.0 and args.method != "transform":
         raise OptionError("--strength works with --method transform (for gatys, lower --style-weight)")
+    if args.style_scale != 1.0 and args.method == "transform":
+        raise OptionError("--style-scale works with --method gatys or texture (a transform net's strokes are "
+                          "fixed by its training; use --size)")
     if args.preserve_color and args.method == "texture":
         raise OptionError("--preserve-color needs a content photo to take the colours from (not --method texture)")
 
