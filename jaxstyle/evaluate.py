@@ -518,6 +518,16 @@ def _display_path(path: str) -> str:
         return str(path)
 
 
+def context(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The run a table was measured in: ``{"date", "machine", "settings", "command"}`` of ``results``."""
+    return {key: results.get(key) for key in ("date", "machine", "settings", "command")}
+
+
+def _context(results: Mapping[str, Any], part: str) -> Mapping[str, Any]:
+    """A table's own run context (tables kept from an earlier run carry it), else the top level's."""
+    return results[part].get("context") or results
+
+
 def _header(results: Mapping[str, Any], what: str) -> str:
     machine = results.get("machine") or machine_info()
     return f"_{what} · machine: {machine_line(machine)} · date: {results.get('date', now_iso())}_"
@@ -526,11 +536,11 @@ def _header(results: Mapping[str, Any], what: str) -> str:
 def render_table1(results: Mapping[str, Any]) -> str:
     """Markdown for Table 1 from ``results["table1"]`` (and ``results["settings"]``)."""
     t = results["table1"]
-    s = results.get("settings", {})
+    s = _context(results, "table1").get("settings") or {}
     loss = t["loss"]
     size = s.get("size")
     models = s.get("models", {})
-    header = _header(results, (
+    header = _header(_context(results, "table1"), (
         f"content long side {size} px, style {t['style']} scaled to the same pixel count; back-prop "
         f"{t['iterations']} iterations (sign optimizer, default options)"))
     lines = [
@@ -565,7 +575,7 @@ def render_table2(results: Mapping[str, Any]) -> str:
     t = results["table2"]
     h, w = t["shape"]
     b = t["backprop"]
-    header = _header(results, (
+    header = _header(_context(results, "table2"), (
         f"{w}x{h} (w x h) image{' (' + t['image'] + ')' if t.get('image') else ''}; back-prop measured for "
         f"{b['iterations']} iterations; nets: first call, then mean of {t['transform']['repeats']} call(s)"))
     lines = [

@@ -99,7 +99,9 @@ def test_evaluate_writes_tables_json_and_figures(tmp_path, data_dir, vgg_params,
     again = json.loads((out / "results.json").read_text())
     assert again["table2"]["backprop"]["iterations"] == 3 and again["parts_run"] == ["table2"]
     assert again["table1"] == results["table1"] and again["figures"] == results["figures"]
+    assert again["table1"]["context"]["settings"]["size"] == 32 and again["settings"]["size"] == 256
     assert _table_rows((out / "table1.md").read_text()) == rows1
+    assert "content long side 32 px" in (out / "table1.md").read_text()
 
 
 @pytest.mark.parametrize("args, needle", [
