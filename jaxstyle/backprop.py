@@ -106,8 +106,6 @@ class GatysOptions:
             its = list(self.scale_iterations)
             if not its or any(not 0 < i <= MAX_ITERATIONS for i in its):
                 raise OptionError(f"--scale-iterations must be 1 to {MAX_ITERATIONS:,} each, got {its}")
-            if self.scales is not None and len(its) != self.scales:
-                raise OptionError(f"--scale-iterations has {len(its)} values for --scales {self.scales}")
         for name in ("content_weight", "style_weight", "tv_weight", "noise"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
@@ -347,12 +345,11 @@ def scale_plan(shape: tuple[int, int], opts: GatysOptions) -> list[tuple[tuple[i
     coarse scales set the style, the finer ones add detail at 4x the cost per iteration).
     """
     h, w = shape
-    count = opts.scales
+    count = opts.scales or (len(opts.scale_iterations) if opts.scale_iterations is not None else None)
     if count is None:
-        count = len(opts.scale_iterations) if opts.scale_iterations is not None else 1
-        if opts.scale_iterations is None:
-            while max(h, w) / 2**count >= opts.min_size and count < MAX_SCALES:
-                count += 1
+        count = 1
+        while max(h, w) / 2**count >= opts.min_size and count < MAX_SCALES:
+            count += 1
     shapes = [(max(1, round(h / 2**k)), max(1, round(w / 2**k))) for k in reversed(range(count))]
     for s in shapes:
         check_shape(s, "coarsest scale", "--size or lower --scales")
