@@ -42,7 +42,7 @@ TRANSFORM_FIGURES = 3
 MIN_SIDE = 16
 DEFAULT_STYLE = "starry_night"
 DEFAULT_MODEL = REPO / "weights" / "paper" / "starry_night_nowarmup.msgpack"
-DEFAULT_WARMUP_MODEL = "starry_night"
+DEFAULT_WARMUP_MODEL = REPO / "weights" / "paper" / "starry_night_warmup.msgpack"
 
 METHODS = ("input", "backprop", "transform", "transform_warmup")
 METHOD_LABELS = {
