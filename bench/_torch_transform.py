@@ -14,17 +14,15 @@ Commands: ``setup_infer``, ``infer``, ``setup_train``, ``train``, ``profile_infe
 
 from __future__ import annotations
 
-import json
-import resource
 import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _jsonl_server import serve, timed  # bench/, next to this file
 from torch import nn
 
 LAYOUTS = ("contiguous", "channels_last")
@@ -226,15 +224,6 @@ def _nchw(images: np.ndarray, layout: str) -> torch.Tensor:
     return _layout(x, layout)
 
 
-def _timed(fn: Callable[[], Any], reps: int) -> list[float]:
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
 class Server:
     def __init__(self) -> None:
         self.nets: dict[str, TransformNet] = {}
@@ -272,7 +261,7 @@ class Server:
             with torch.inference_mode():
                 net(x).clamp(0.0, 1.0)
 
-        return {"times": _timed(call, reps)}
+        return {"times": timed(call, reps)}
 
     def profile_infer(self, layout: str, reps: int) -> dict[str, Any]:
         net = self.nets[layout]
@@ -281,7 +270,7 @@ class Server:
             x = self.x[layout]
             for name, fn in net.parts():
                 fn(x)  # warm-up
-                times = _timed(lambda fn=fn, x=x: fn(x), reps)
+                times = timed(lambda fn=fn, x=x: fn(x), reps)
                 y = fn(x)
                 result.append({"name": name, "shape": list(y.shape), "ms": 1e3 * float(np.median(times))})
                 x = y
@@ -373,7 +362,7 @@ class Server:
                          ("VGG content target (fwd to conv4_2)", vgg_target)):
             if warmup:
                 fn()
-            result[name] = _timed(fn, reps)
+            result[name] = timed(fn, reps)
         net.zero_grad(set_to_none=True)
         return {"parts": result}
 
@@ -408,33 +397,17 @@ class Server:
             fwd()
             fwd_bwd()
             result.append({"name": name + ("+pool" if pool else ""), "shape": list(y.shape),
-                           "fwd_ms": 1e3 * float(np.median(_timed(fwd, reps))),
-                           "fwd_bwd_ms": 1e3 * float(np.median(_timed(fwd_bwd, reps)))})
+                           "fwd_ms": 1e3 * float(np.median(timed(fwd, reps))),
+                           "fwd_bwd_ms": 1e3 * float(np.median(timed(fwd_bwd, reps)))})
             x = y
         return {"parts": result}
 
 
 def main() -> int:
     server = Server()
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        command = json.loads(line)
-        name = command.pop("cmd")
-        if name == "quit":
-            print(json.dumps({"ok": True, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
-                  flush=True)
-            return 0
-        try:
-            handler = {"setup_infer": server.setup_infer, "infer": server.infer, "profile_infer": server.profile_infer,
-                       "setup_train": server.setup_train, "train": server.train_steps,
-                       "profile_train": server.profile_train, "profile_vgg": server.profile_vgg}[name]
-            reply = {"ok": True, **handler(**command)}
-        except Exception as err:  # report to the driver, keep serving
-            traceback.print_exc(file=sys.stderr)
-            reply = {"ok": False, "error": f"{type(err).__name__}: {err}"}
-        print(json.dumps(reply), flush=True)
-    return 0
+    return serve({"setup_infer": server.setup_infer, "infer": server.infer, "profile_infer": server.profile_infer,
+                  "setup_train": server.setup_train, "train": server.train_steps, "profile_train": server.profile_train,
+                  "profile_vgg": server.profile_vgg})
 
 
 if __name__ == "__main__":

@@ -78,6 +78,15 @@ def main() -> None:
                             scale_iterations=plan)
     rows["gatys_multiscale_1200x900"] = {"wall_s": time.perf_counter() - t, "compile_s": result.compile_seconds,
                                           "iterations": float(sum(plan)), "final_total": result.history[-1]["total"]}
+    # The issue-5 reference: one scale at 1200x900 for the same count as the 400x300 run (400 by default).
+    t = time.perf_counter()
+    single = backprop.gatys(big_content, style, vgg_params=vgg_params, size=max(big) * (4 if args.quick else 1),
+                            scales=1, iterations=iters)
+    rows["gatys_singlescale_1200x900"] = {"wall_s": time.perf_counter() - t, "compile_s": single.compile_seconds,
+                                           "iterations": float(iters), "final_total": single.history[-1]["total"]}
+    rows["multiscale_vs_single_1200x900"] = {
+        "wall_ratio": rows["gatys_multiscale_1200x900"]["wall_s"] / rows["gatys_singlescale_1200x900"]["wall_s"],
+        "loss_ratio": result.history[-1]["total"] / single.history[-1]["total"]}
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_bench.json").write_text(json.dumps(rows, indent=1))

@@ -7,7 +7,10 @@ For each shipped model and each photo (not in the training set), at --size px:
   * layout kept: the correlation of the photo's and the output's luminance after both are shrunk
     8x (broad light/dark layout; 1 = same layout, 0 = unrelated).
 
-    .venv/bin/python bench/shipped_models.py [--photos a.jpg,b.jpg] [--size 256] [--out FILE.json]
+    .venv/bin/python bench/shipped_models.py [--photos a.jpg,b.jpg] [--size 256] [--fast] [--out FILE.json]
+
+With --fast, each style's half-width ``--fast`` model (width 16, distilled from the full one) gets a row
+too, measured the same way, plus the PSNR of its output against the full model's (dB; higher = closer).
 
 Prints a markdown table and writes JSON (default bench/results/shipped_models.json).
 """
@@ -53,11 +56,28 @@ def _layout_correlation(a: np.ndarray, b: np.ndarray, factor: int = 8) -> float:
     return float(np.corrcoef(small(a).ravel(), small(b).ravel())[0, 1])
 
 
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two float images in [0,1]."""
+    return float(-10.0 * np.log10(max(float(np.mean(np.square(a - b))), 1e-12)))
+
+
+def _fast_summary(rows: list[dict], model: str) -> str:
+    """One style's mean style ratio and layout correlation, fast vs full, and the mean PSNR of fast vs full."""
+    def mean(variant: str, key: str) -> float:
+        return float(np.mean([r[key] for r in rows if r["model"] == model and r["variant"] == variant]))
+
+    return (f"{model}: style ratio {mean('fast', 'style_ratio'):.1f}× vs {mean('full', 'style_ratio'):.1f}×, "
+            f"layout {mean('fast', 'layout_correlation'):.2f} vs {mean('full', 'layout_correlation'):.2f}, "
+            f"PSNR {mean('fast', 'psnr_vs_full_db'):.1f} dB")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", default=",".join(DEFAULT_PHOTOS),
                         help="comma list: names in $JAXSTYLE_DATA/content, files, or 'chelsea (skimage)'")
     parser.add_argument("--size", type=int, default=256, help="long side of the photos (default 256)")
+    parser.add_argument("--fast", action="store_true", help="also measure the --fast models, and their PSNR "
+                        "against the full models' outputs")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "shipped_models.json")
     args = parser.parse_args()
 
@@ -70,28 +90,42 @@ def main() -> int:
     params_vgg = backprop._device_params(load_vgg_params())
     spec = backprop.LossSpec()
     photos = {name: _photo(name, args.size) for name in args.photos.split(",") if name}
+    fast_models = transform.shipped_models(fast=True) if args.fast else {}
     rows = []
     for model, path in transform.shipped_models().items():
-        params, meta = transform.read_transform(path)
-        style = images.to_float_image(load_style(meta.get("style", model)))
+        variants = {"full": transform.read_transform(path)}
+        if model in fast_models:
+            variants["fast"] = transform.read_transform(fast_models[model])
+        style = images.to_float_image(load_style(variants["full"][1].get("style", model)))
         for name, photo in photos.items():
             shape = photo.shape[:2]
             style_img = images.fit_pixels(style, shape[0] * shape[1])
             targets = backprop.make_targets(params_vgg, spec, shape, photo, [style_img])
-            out = transform.stylize(photo, params)
             before = backprop.evaluate_loss(jnp.asarray(photo)[None], targets, params_vgg, spec)
-            after = backprop.evaluate_loss(jnp.asarray(out)[None], targets, params_vgg, spec)
-            rows.append({"model": model, "photo": name, "style_loss_photo": float(before["style"]),
-                         "style_loss_output": float(after["style"]),
-                         "style_ratio": float(before["style"]) / float(after["style"]),
-                         "content_loss_output": float(after["content"]),
-                         "layout_correlation": _layout_correlation(photo, out),
-                         "model_steps": meta.get("steps"), "content_weight": meta.get("content_weight")})
-    print(f"| model | photo ({args.size} px) | L_style photo | L_style output | photo/output | layout corr. |")
-    print("|---|---|---:|---:|---:|---:|")
+            outputs = {}
+            for variant, (params, meta) in variants.items():
+                out = outputs[variant] = transform.stylize(photo, params)
+                after = backprop.evaluate_loss(jnp.asarray(out)[None], targets, params_vgg, spec)
+                rows.append({"model": model, "variant": variant, "photo": name,
+                             "style_loss_photo": float(before["style"]), "style_loss_output": float(after["style"]),
+                             "style_ratio": float(before["style"]) / float(after["style"]),
+                             "content_loss_output": float(after["content"]),
+                             "layout_correlation": _layout_correlation(photo, out),
+                             "psnr_vs_full_db": _psnr(out, outputs["full"]) if variant != "full" else None,
+                             "width": transform.architecture(params)["width"],
+                             "model_steps": meta.get("steps"), "content_weight": meta.get("content_weight")})
+    psnr_col = " PSNR vs full (dB) |" if args.fast else ""
+    print(f"| model | photo ({args.size} px) | L_style photo | L_style output | photo/output | layout corr. |"
+          + psnr_col)
+    print("|---|---|---:|---:|---:|---:|" + ("---:|" if args.fast else ""))
     for r in rows:
-        print(f"| {r['model']} | {r['photo']} | {r['style_loss_photo']:.3g} | {r['style_loss_output']:.3g} | "
-              f"{r['style_ratio']:.1f}× | {r['layout_correlation']:.2f} |")
+        label = r["model"] + (" --fast" if r["variant"] == "fast" else "")
+        psnr = f" {r['psnr_vs_full_db']:.1f} |" if r["psnr_vs_full_db"] is not None else " |" if args.fast else ""
+        print(f"| {label} | {r['photo']} | {r['style_loss_photo']:.3g} | {r['style_loss_output']:.3g} | "
+              f"{r['style_ratio']:.1f}× | {r['layout_correlation']:.2f} |{psnr}")
+    if args.fast:
+        print("\nMeans over the photos (fast vs full): "
+              + "; ".join(_fast_summary(rows, model) for model in fast_models))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"size": args.size, "rows": rows}, indent=1) + "\n")
     print(f"\nJSON: {args.out}")

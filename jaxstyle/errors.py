@@ -29,3 +29,7 @@ class OptionError(JaxstyleError):
 
 class NonFiniteLossError(JaxstyleError):
     """The loss became NaN or Inf; the run stops instead of writing garbage."""
+
+
+class VideoError(JaxstyleError):
+    """A video file that is missing, unreadable, corrupt, has no video stream, or cannot be written."""

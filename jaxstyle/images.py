@@ -8,6 +8,7 @@ names the file.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import secrets
@@ -92,12 +93,29 @@ def load_image(
         raise ImageError(f"{name}: no such file")
     if path.is_dir():
         raise ImageError(f"{name}: is a folder, not an image file")
+    return _decode(path, name, max_pixels, min_side)
+
+
+def decode_image(
+    data: bytes, name: str = "image", *, max_pixels: int | None = DEFAULT_MAX_PIXELS, min_side: int = 1
+) -> np.ndarray:
+    """:func:`load_image` for an image file's bytes already in memory (an upload, say).
+
+    Same checks, same result; ``name`` only labels the error messages (nothing is opened by name).
+    """
+    return _decode(io.BytesIO(data), name, max_pixels, min_side)
+
+
+def _decode(source: Path | io.BytesIO, name: str, max_pixels: int | None, min_side: int) -> np.ndarray:
+    """The shared body of :func:`load_image` and :func:`decode_image`: header pixel check, full
+    decode, EXIF rotation, mode conversion, side check; every failure an ImageError naming ``name``."""
     try:
-        if path.stat().st_size == 0:
+        size = source.stat().st_size if isinstance(source, Path) else source.getbuffer().nbytes
+        if size == 0:
             raise ImageError(f"{name}: file is empty (0 bytes)")
         # Truncated files must fail loudly instead of decoding to a partly grey image.
         ImageFile.LOAD_TRUNCATED_IMAGES = False
-        with _open_header(path) as img:
+        with _open_header(source) as img:
             check_pixels(*img.size, max_pixels, f"{name}: image", FILE_ADVICE)
             img.load()
             # Some formats only learn their final size while decoding: check again.
@@ -119,10 +137,10 @@ def load_image(
     return array
 
 
-def _open_header(path: Path) -> Image.Image:
+def _open_header(source: Path | io.BytesIO) -> Image.Image:
     """``Image.open`` (header only) with PIL's own global pixel limit switched off.
 
-    :func:`load_image` checks ``max_pixels`` itself right after this, with a clearer message and a
+    :func:`_decode` checks ``max_pixels`` itself right after this, with a clearer message and a
     limit the caller chooses; PIL's global limit would otherwise refuse or warn about sizes the
     caller explicitly allowed. The swap is done under a lock and always restored.
     """
@@ -130,7 +148,7 @@ def _open_header(path: Path) -> Image.Image:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None
         try:
-            return Image.open(path)
+            return Image.open(source)
         finally:
             Image.MAX_IMAGE_PIXELS = saved
 
@@ -274,6 +292,13 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
         return array
     array = np.nan_to_num(array.astype(np.float32), nan=0.0)
     return np.clip(np.rint(array * 255.0), 0, 255).astype(np.uint8)
+
+
+def encode_png(img: np.ndarray) -> bytes:
+    """An image (as :func:`save_image` takes) as the bytes of a PNG file, in memory."""
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(to_float_image(img))).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def check_output_path(path: str | os.PathLike[str]) -> str:

@@ -131,11 +131,23 @@ def resolve_style(name_or_path: str | os.PathLike[str]) -> Path:
     if path.is_file():
         return path
     text = str(name_or_path)
+    if text.strip().lower().replace("-", "_") not in BUILTIN_STYLES:
+        what = "a folder, not an image file" if path.is_dir() else "not a file"
+        raise StyleError(f"unknown style {text!r}: {what} and not one of {', '.join(BUILTIN_STYLES)}")
+    return builtin_style(text)
+
+
+def builtin_style(name: str) -> Path:
+    """The verified image file of a built-in style name (never a path: no file named ``name`` is read).
+
+    Raises:
+        StyleError: not a built-in name; a checksum mismatch; a failed download.
+    """
+    text = name
     name = text.strip().lower().replace("-", "_")
     source = BUILTIN_STYLES.get(name)
     if source is None:
-        what = "a folder, not an image file" if path.is_dir() else "not a file"
-        raise StyleError(f"unknown style {text!r}: {what} and not one of {', '.join(BUILTIN_STYLES)}")
+        raise StyleError(f"unknown style {text!r}: not one of {', '.join(BUILTIN_STYLES)}")
 
     styles_dir = os.environ.get(STYLES_DIR_ENV)
     if styles_dir:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import os
@@ -57,6 +58,8 @@ class TrainConfig:
     pooling: str = "avg"
     dtype: str = "float32"
     init_from: str = ""
+    teacher: str = ""  # distillation: match this model's output instead of the perceptual loss
+
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "image_size", "style_size", "width", "residual_blocks"):
@@ -74,6 +77,9 @@ class TrainConfig:
                 raise OptionError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
         if self.dtype not in ("float32", "bfloat16"):
             raise OptionError(f"--dtype must be float32 or bfloat16, got {self.dtype}")
+        if self.teacher and self.warmup_steps:
+            raise OptionError("--warmup-steps does not apply with --teacher (distillation has no perceptual loss "
+                              "to warm up for)")
 
     def model(self) -> transform.TransformNet:
         return transform.TransformNet(self.width, self.residual_blocks, dtype=jnp.dtype(self.dtype))
@@ -103,7 +109,8 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
 
 
 def init_state(config: TrainConfig, key: jax.Array) -> dict[str, Any]:
-    """``{"params", "opt_state", "step": int32[]}`` for a fresh run."""
+    """``{"params", "opt_state", "step": int32[]}`` for a fresh run: random params, ``--init-from``'s, or
+    with ``--teacher`` the teacher's narrowed to ``config.width`` (when it is as wide, with the same blocks)."""
     if config.init_from:
         # Fine-tuning: start from a trained model (another style's converges in far fewer steps).
         params = jax.tree.map(jnp.asarray, transform.load_transform(config.init_from))
@@ -113,9 +120,21 @@ def init_state(config: TrainConfig, key: jax.Array) -> dict[str, Any]:
                               f"{arch['residual_blocks']} residual blocks; this run wants {config.width} and "
                               f"{config.residual_blocks}")
     else:
-        # One compiled init instead of ~140 tiny op-by-op compilations (about 10 s on a CPU).
-        params = jax.jit(transform.init_params, static_argnums=(1, 2))(key, config.width, config.residual_blocks)
+        teacher = transform.load_transform(config.teacher) if config.teacher else None
+        if teacher is not None and _narrows_to(teacher, config):
+            # Distillation: the student starts as the teacher cut down to its width (transform.narrow),
+            # which converges several times faster than a random init (docs/performance.md, "--fast").
+            params = jax.tree.map(jnp.asarray, transform.narrow(teacher, config.width))
+        else:
+            # One compiled init instead of ~140 tiny op-by-op compilations (about 10 s on a CPU).
+            params = jax.jit(transform.init_params, static_argnums=(1, 2))(key, config.width, config.residual_blocks)
     return {"params": params, "opt_state": make_optimizer(config).init(params), "step": jnp.zeros((), jnp.int32)}
+
+
+def _narrows_to(teacher: Any, config: TrainConfig) -> bool:
+    """Whether the teacher can be cut down to the student: as wide or wider, the same residual blocks."""
+    arch = transform.architecture(teacher)
+    return arch["residual_blocks"] == config.residual_blocks and arch["width"] >= config.width
 
 
 def perceptual_loss(
@@ -151,6 +170,21 @@ def identity_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], conf
     return pixel, {"loss": pixel, "pixel": pixel}
 
 
+def distill_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], config: TrainConfig):
+    """Distillation: mean squared error, in [0,1] pixels, between the net's output and the teacher's.
+
+    batch: float32[N,H,W,3] in [0,1]; frozen: ``{"teacher": params}`` of any width (read off its
+    shapes). The teacher's output is clipped to [0,1] as at inference; the student's is not, so it is
+    also pulled back into range. ``psnr`` (dB) is that of the student's output against the teacher's.
+    """
+    teacher = frozen["teacher"]
+    target = transform.TransformNet(**transform.architecture(teacher)).apply(teacher, batch)
+    target = jax.lax.stop_gradient(jnp.clip(target, 0.0, 1.0))
+    out = config.model().apply(params, batch)
+    pixel = jnp.mean(jnp.square(out - target))
+    return pixel, {"loss": pixel, "pixel": pixel, "psnr": -10.0 * jnp.log10(jnp.maximum(pixel, 1e-12))}
+
+
 def _step(state, batch, frozen, config: TrainConfig, loss_fn: Callable):
     images = batch.astype(jnp.float32) / 255.0
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], images, frozen, config)
@@ -175,12 +209,13 @@ class Trainer:
         # Only what changes the computation keys the compiled step, so runs that differ in style,
         # seed or warmup share one compilation.
         loss_config = dataclasses.replace(self.config, style="", data="", warmup_steps=0, seed=0, steps=1)
-        self._perceptual = _compiled_step(loss_config, "perceptual", self.mesh)
+        self._main = _compiled_step(loss_config, "distill" if self.config.teacher else "perceptual", self.mesh)
         self._identity = _compiled_step(loss_config, "identity", self.mesh)
 
     def train_step(self, state: dict, batch: jax.Array) -> tuple[dict, dict]:
-        """Pure ``(state, batch) -> (state, metrics)`` with the perceptual loss."""
-        return self._perceptual(state, batch, self.frozen)
+        """Pure ``(state, batch) -> (state, metrics)`` with the perceptual loss, or with ``config.teacher``
+        the distillation loss (``frozen`` is then ``{"teacher": params}``)."""
+        return self._main(state, batch, self.frozen)
 
     def warmup_step(self, state: dict, batch: jax.Array) -> tuple[dict, dict]:
         """The same with the identity (pixel) loss, for the first ``warmup_steps`` steps."""
@@ -197,7 +232,7 @@ class Trainer:
 @functools.lru_cache(maxsize=8)
 def _compiled_step(config: TrainConfig, kind: str, mesh: Mesh) -> Callable:
     replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-    loss_fn = perceptual_loss if kind == "perceptual" else identity_loss
+    loss_fn = {"perceptual": perceptual_loss, "identity": identity_loss, "distill": distill_loss}[kind]
     return jax.jit(functools.partial(_step, config=config, loss_fn=loss_fn),
                    in_shardings=(replicated, batch_sharding, replicated),
                    out_shardings=(replicated, replicated), donate_argnums=(0,))
@@ -272,6 +307,9 @@ def run(
 ) -> RunResult:
     """Train (or resume) in ``workdir`` until ``config.steps``; returns the final params.
 
+    With ``config.teacher`` (a model file or shipped name) the net learns to reproduce that model's
+    output (:func:`distill_loss`): no style image and no VGG are needed.
+
     ``batches`` overrides the data pipeline (tests); otherwise ``config.data`` is read through
     :func:`jaxstyle.data.make_pipeline`, sharded per process. Checkpoints (Orbax, async, the
     last 3 kept) hold the train state and the data-iterator position; a NaN/Inf loss stops the
@@ -291,12 +329,14 @@ def run(
     global_batch = config.batch_size * jax.process_count()
     if global_batch % n_dev:
         raise OptionError(f"the global batch ({global_batch}) must be a multiple of the device count ({n_dev})")
-    # Inputs first: a bad style or data folder must fail before the workdir is touched.
-    if style_image is None:
+    # Inputs first: a bad style, teacher or data folder must fail before the workdir is touched.
+    teacher = jax.tree.map(jnp.asarray, transform.load_transform(config.teacher)) if config.teacher else None
+    if style_image is None and teacher is None:
         from jaxstyle.styles import load_style
 
         style_image = load_style(config.style)
-    style_image = imagelib.fit_long_side(imagelib.to_float_image(style_image), config.style_size)
+    if style_image is not None:
+        style_image = imagelib.fit_long_side(imagelib.to_float_image(style_image), config.style_size)
     pipeline = None
     if batches is None:
         pipeline = datalib.make_pipeline(config.data, batch_size=config.batch_size, image_size=config.image_size,
@@ -310,12 +350,15 @@ def run(
     workdir.mkdir(parents=True, exist_ok=True)
     _check_workdir_config(workdir, config, primary)
 
-    if vgg_params is None:
-        from jaxstyle.weights import load_vgg_params
+    if teacher is not None:
+        frozen: dict[str, Any] = {"teacher": teacher}
+    else:
+        if vgg_params is None:
+            from jaxstyle.weights import load_vgg_params
 
-        vgg_params = load_vgg_params()
-    vgg_params = vgg.to_device(vgg_params, upto=("conv5_1",))
-    frozen = {"vgg": vgg_params, "grams": style_grams(vgg_params, style_image, config)}
+            vgg_params = load_vgg_params()
+        vgg_params = vgg.to_device(vgg_params, upto=("conv5_1",))
+        frozen = {"vgg": vgg_params, "grams": style_grams(vgg_params, style_image, config)}
     trainer = Trainer(config, mesh, frozen)
 
     # A checkpoint is written to a temporary folder and renamed when complete, so a kill during a
@@ -481,21 +524,22 @@ def _gather_positions(iterator: Any) -> list[int]:
 
 
 ARCH_KEYS = ("width", "residual_blocks", "image_size", "style", "style_size", "content_weight", "style_weight",
-             "tv_weight", "warmup_steps", "pooling", "seed", "batch_size", "init_from")
+             "tv_weight", "warmup_steps", "pooling", "seed", "batch_size", "init_from", "teacher")
 
 
 def _check_workdir_config(workdir: Path, config: TrainConfig, primary: bool) -> None:
     """A workdir belongs to one model: refuse to resume a run with different settings."""
     path = workdir / "config.json"
     current = dataclasses.asdict(config)
+    defaults = dataclasses.asdict(TrainConfig())  # a key added since the workdir was made has its default
     if path.exists():
         try:
             saved = json.loads(path.read_text())
         except ValueError:
             raise JaxstyleError(f"{path}: unreadable run config; use a fresh --workdir") from None
-        diff = [k for k in ARCH_KEYS if saved.get(k) != current.get(k)]
+        diff = [k for k in ARCH_KEYS if saved.get(k, defaults[k]) != current[k]]
         if diff:
-            what = ", ".join(f"{k}={saved.get(k)!r} (now {current.get(k)!r})" for k in diff)
+            what = ", ".join(f"{k}={saved.get(k, defaults[k])!r} (now {current[k]!r})" for k in diff)
             raise JaxstyleError(f"{workdir} holds a checkpoint of a different model: {what}; use another --workdir")
     if primary:
         tmp = path.with_name(".config.json.tmp")
@@ -510,7 +554,15 @@ def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen
         vgg_source = read_meta().get("source")
     except Exception:  # metadata is informative only
         vgg_source = None
+    teacher = {}
+    if config.teacher:
+        teacher_file = transform.shipped_models().get(config.teacher, Path(config.teacher))
+        narrowed = not config.init_from and _narrows_to(transform.read_transform(teacher_file)[0], config)
+        teacher = {"teacher": config.teacher, "loss": "distillation: MSE to the teacher's output, [0,1] pixels",
+                   "teacher_sha256": hashlib.sha256(teacher_file.read_bytes()).hexdigest(),
+                   "student_init": "the teacher narrowed (transform.narrow)" if narrowed else None}
     return {
+        **teacher,
         "style": config.style, "steps": steps, "warmup_steps": config.warmup_steps,
         "image_size": config.image_size, "batch_size": config.batch_size, "style_size": config.style_size,
         "content_weight": config.content_weight, "style_weight": config.style_weight, "tv_weight": config.tv_weight,

@@ -32,6 +32,7 @@ FORMAT = "jaxstyle-transform"
 FORMAT_VERSION = 1
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 MODEL_SUFFIX = ".msgpack"
+FAST_SUFFIX = "_fast"  # weights/<style>_fast.msgpack: the half-width variant of <style>
 
 
 def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
@@ -102,15 +103,30 @@ class InstanceNorm(nn.Module):
         return y.astype(x.dtype)
 
 
+def _padded_channels(channels: int, kernel: int) -> int:
+    """Input or output channels to run a ``kernel`` x ``kernel`` conv with: zero-padded inputs (the kernel
+    gets zero slices) or extra outputs sliced off, so exact either way.
+
+    XLA:CPU slow paths, measured (docs/performance.md): 3 channels in or out ran 3x slower than 4 (the
+    first and last convs, and the last one's backward pass 1.5x); a 9x9 conv with 8-19 channels in or out
+    ran 2-5x slower than with 20, although 20 is more work (the half-width net's 9x9 convs at 400x300:
+    16 -> 3 channels 235 vs 52 ms, 4 -> 16 channels 81 vs 40 ms). 3x3 convs showed no such step.
+    """
+    if channels == 3:
+        return 4
+    if kernel == 9 and 8 <= channels < 20:
+        return 20
+    return channels
+
+
 class Conv(nn.Module):
     """A k x k conv with SAME padding: float[N,H,W,Cin] -> float[N,ceil(H/s),ceil(W/s),features].
 
     Params ``kernel`` float32[k,k,Cin,features] and ``bias`` float32[features], as ``nn.Conv``
-    names them. A 3-channel input is zero-padded to 4 channels (and the kernel with it): XLA's CPU
-    convolution measured 3x faster on 4 input channels than on 3 (docs/performance.md). Likewise
-    a 3-channel output is computed as 4 and sliced: its backward pass measured 1.5x faster.
-    With ``upsample`` (3x3, stride 1 only) the input is first upsampled x2 (nearest) and the conv
-    sees it reflection-padded: see ``upsample_conv``.
+    names them. Channel counts that hit a slow XLA:CPU path are padded: inputs with zeros (and the
+    kernel with zero slices), outputs computed and sliced off (see ``_padded_channels``). With
+    ``upsample`` (3x3, stride 1 only) the input is first upsampled x2 (nearest) and the conv sees it
+    reflection-padded: see ``upsample_conv``.
     """
 
     features: int
@@ -125,12 +141,14 @@ class Conv(nn.Module):
         shape = (self.kernel, self.kernel, cin, self.features)
         kernel = self.param("kernel", nn.initializers.lecun_normal(), shape, jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-        if cin == 3:
-            x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, 1)))
-            kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, 1), (0, 0)))
-        if self.features == 3 and not self.upsample:
-            kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, 0), (0, 1)))
-            bias = jnp.pad(bias, (0, 1))
+        cin_run = _padded_channels(cin, self.kernel)
+        if cin_run != cin:
+            x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, cin_run - cin)))
+            kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, cin_run - cin), (0, 0)))
+        cout_run = self.features if self.upsample else _padded_channels(self.features, self.kernel)
+        if cout_run != self.features:
+            kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, 0), (0, cout_run - self.features)))
+            bias = jnp.pad(bias, (0, cout_run - self.features))
         if self.upsample:
             return upsample_conv(x.astype(self.dtype), kernel.astype(self.dtype)) + bias.astype(self.dtype)
         y = jax.lax.conv_general_dilated(
@@ -249,6 +267,64 @@ def architecture(params: Mapping[str, Any]) -> dict[str, int]:
     except (KeyError, TypeError, AttributeError, IndexError) as err:
         raise WeightsError(f"not a transform-net params tree ({err})") from None
     return {"width": width, "residual_blocks": blocks}
+
+
+def narrow(params: Mapping[str, Any], width: int) -> dict:
+    """The params of a net of ``width`` (same residual blocks) cut out of a wider net's: float32 numpy.
+
+    Each group of channels keeps its ``width``-proportional share with the largest importance, (|scale|
+    + |bias|) of the instance norm(s) that produce it times the L2 norm of the kernel slices that read it;
+    the groups are each layer's output, and the residual stream (down3 and every block's norm2 write it;
+    every block's conv1 and up1 read it) as one. Kept weights are copied as they are: the instance norm
+    after every conv re-normalises what is left. This starts a distilled student (``bin/train
+    --teacher``) well ahead of a random init (docs/performance.md); at the same width it is the identity.
+    """
+    arch = architecture(params)
+    if not 0 < width <= arch["width"]:
+        raise ValueError(f"can only narrow width {arch['width']} to a width in 1..{arch['width']}, not {width}")
+    p = jax.tree.map(lambda a: np.asarray(a, np.float32), dict(params["params"]))
+    blocks = [f"res{i + 1}" for i in range(arch["residual_blocks"])]
+
+    def node(*path: str) -> Any:
+        return functools.reduce(lambda d, k: d[k], path, p)
+
+    def size(*path: str) -> np.ndarray:  # what an instance norm's output channel amounts to
+        return np.abs(node(*path, "scale")) + np.abs(node(*path, "bias"))
+
+    def fan_out(*paths: tuple[str, ...]) -> np.ndarray:  # how much the reading convs use each input channel
+        return sum(np.sqrt(np.square(node(*path, "conv", "conv", "kernel")).sum(axis=(0, 1, 3))) for path in paths)
+
+    def keep(score: np.ndarray, count: int) -> np.ndarray:
+        return np.sort(np.argsort(-score, kind="stable")[:count])
+
+    c = width
+    kept = {
+        "down1": keep(size("down1", "norm") * fan_out(("down2",)), c),
+        "down2": keep(size("down2", "norm") * fan_out(("down3",)), 2 * c),
+        "stream": keep((size("down3", "norm") + sum(size(b, "norm2") for b in blocks))
+                       * fan_out(("up1",), *((b, "conv1") for b in blocks)), 4 * c),
+        "up1": keep(size("up1", "norm") * fan_out(("up2",)), 2 * c),
+        "up2": keep(size("up2", "norm") * fan_out(("out",)), c),
+        **{b: keep(size(b, "conv1", "norm") * fan_out((b, "conv2")), 4 * c) for b in blocks},
+        "rgb": np.arange(3),
+    }
+
+    def norm(path: tuple[str, ...], ch: str) -> dict:
+        return {"scale": node(*path, "scale")[kept[ch]], "bias": node(*path, "bias")[kept[ch]]}
+
+    def layer(path: tuple[str, ...], cin: str, cout: str, with_norm: bool = True) -> dict:
+        conv = node(*path, "conv", "conv")
+        out = {"conv": {"conv": {"kernel": conv["kernel"][:, :, kept[cin]][..., kept[cout]],
+                                 "bias": conv["bias"][kept[cout]]}}}
+        return {**out, "norm": norm((*path, "norm"), cout)} if with_norm else out
+
+    q = {"down1": layer(("down1",), "rgb", "down1"), "down2": layer(("down2",), "down1", "down2"),
+         "down3": layer(("down3",), "down2", "stream"), "up1": layer(("up1",), "stream", "up1"),
+         "up2": layer(("up2",), "up1", "up2"), "out": layer(("out",), "up2", "rgb", with_norm=False)}
+    for b in blocks:
+        q[b] = {"conv1": layer((b, "conv1"), "stream", b), "conv2": layer((b, "conv2"), b, "stream", with_norm=False),
+                "norm2": norm((b, "norm2"), "stream")}
+    return {"params": q}
 
 
 @functools.partial(jax.jit, static_argnames=("width", "residual_blocks", "dtype"))
@@ -393,9 +469,17 @@ def _atomic_write(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def shipped_models() -> dict[str, Path]:
-    """Names of the transform nets that ship in ``weights/`` -> their files."""
-    return {p.name[: -len(MODEL_SUFFIX)]: p for p in sorted(WEIGHTS_DIR.glob(f"*{MODEL_SUFFIX}"))}
+def shipped_models(fast: bool = False) -> dict[str, Path]:
+    """Style names of the transform nets that ship in ``weights/`` -> their files.
+
+    ``weights/<style>.msgpack`` is the full model (width 32). ``weights/<style>_fast.msgpack`` is its
+    ``--fast`` variant (width 16, distilled from the full one: ``bin/train --teacher``); it is listed
+    only with ``fast=True``, under the same style name.
+    """
+    files = {p.name[: -len(MODEL_SUFFIX)]: p for p in sorted(WEIGHTS_DIR.glob(f"*{MODEL_SUFFIX}"))}
+    if fast:
+        return {name[: -len(FAST_SUFFIX)]: path for name, path in files.items() if name.endswith(FAST_SUFFIX)}
+    return {name: path for name, path in files.items() if not name.endswith(FAST_SUFFIX)}
 
 
 def read_transform(path: str | os.PathLike[str]) -> tuple[dict, dict]:
@@ -432,10 +516,25 @@ def read_transform(path: str | os.PathLike[str]) -> tuple[dict, dict]:
     return params, metadata
 
 
-def load_transform(name_or_path: str | os.PathLike[str]) -> dict:
-    """Params of a shipped model (``scream``, ``starry_night``, ``wave``...) or a model file."""
-    shipped = shipped_models()
+def load_transform(name_or_path: str | os.PathLike[str], fast: bool = False) -> dict:
+    """Params of a shipped model (``scream``, ``starry_night``, ``wave``...) or a model file.
+
+    fast: the shipped name's half-width variant (see :func:`shipped_models`); raises OptionError for
+    a file or a style without one.
+    """
     key = str(name_or_path)
+    if fast:
+        from jaxstyle.errors import OptionError
+
+        variants = shipped_models(fast=True)
+        if key not in variants and Path(key).exists():
+            raise OptionError(f"--fast picks the fast variant of a shipped style, and {key} is a file; "
+                              "pass a model file without --fast")
+        if key not in variants:
+            raise OptionError(f"--fast: no fast model for {key!r}; fast models ship for: "
+                              f"{', '.join(variants) or 'none'} (to make one: bin/train --teacher MODEL --width 16)")
+        return read_transform(variants[key])[0]
+    shipped = shipped_models()
     if key in shipped:
         return read_transform(shipped[key])[0]
     path = Path(name_or_path)

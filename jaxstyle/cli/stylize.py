@@ -1,4 +1,5 @@
-"""``bin/stylize``: stylise photos by back-propagation (Gatys) or synthesise a texture."""
+"""``bin/stylize``: stylise photos and videos by a transform net or back-propagation (Gatys), or
+synthesise a texture."""
 
 from __future__ import annotations
 
@@ -25,12 +26,15 @@ from jaxstyle.errors import OptionError
 
 METHODS = ("transform", "gatys", "texture")
 DEFAULT_GATYS_SIZE = 400  # the paper's 400x300; about 1.1 s per iteration on 2 CPU cores
+# Measured by bench/shipped_models.py --fast and bench/inference_vs_peers.py (docs/performance.md, "--fast").
+FAST_NOTE = "FILLED IN AFTER MEASURING"
 
 DESCRIPTION = """\
 Stylise photos with a painting's style.
 
   transform  one forward pass of a trained transform net (Johnson et al.): milliseconds per image.
              Shipped models: scream, starry_night, wave; train more with bin/train.
+             --fast uses their half-width variants (FAST_NOTE).
   gatys    back-propagation through VGG19 (Gatys et al.): optimises the image itself.
            Slow (about 1 s per iteration at 400x300 on a laptop CPU) but works with any style.
   texture  synthesise a texture of the style from noise (no content image).
@@ -41,37 +45,47 @@ composition_vii), downloaded once into ~/.cache/jaxstyle (or read from $JAXSTYLE
 Images: JPEG, PNG, WebP, BMP, TIFF, GIF, in any common mode. The EXIF orientation is applied
 (the output is upright); CMYK, 16-bit, palette and grayscale become RGB; transparency (RGBA,
 palette with a transparent colour) is composited over white. Sides must be at least 16 px.
+
+Videos (.mp4 .mov .m4v .mkv .avi .webm; one per run, --method transform): stylised frame by frame
+into an H.264 .mp4/.mov/.m4v/.mkv at the same frame rate, the audio track kept. --smooth steadies
+the painted texture; the run prints the flicker (mean frame-to-frame change) before and after.
 """
 
 EPILOG = """\
 examples:
   bin/stylize photo.jpg --style scream --out photo_scream.jpg
+  bin/stylize photo.jpg --style scream --fast
   bin/stylize photos/ --style wave --out stylised/
   bin/stylize photo.jpg --method gatys --style my_painting.png --size 384 --iterations 300
   bin/stylize --method texture --style wave --size 256 --out wave_texture.png
   bin/stylize photo.jpg --style scream --strength 0.6 --preserve-color
   bin/stylize photo.jpg --style scream,wave --style-weights 0.7,0.3
   bin/stylize photo.jpg --method gatys --style starry_night,udnie --style-weights 0.5,0.5
+  bin/stylize clip.mp4 --style scream --smooth 0.6 --out clip_scream.mp4
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     from jaxstyle.backprop import DEFAULT_MIN_SIZE, MAX_ITERATIONS
     from jaxstyle.images import DEFAULT_MAX_PIXELS
+    from jaxstyle.tiling import AUTO_TILE, AUTO_TILE_PIXELS, DEFAULT_HALO
 
     p = ArgumentParser(
         prog="stylize", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="*", metavar="CONTENT",
-                   help="content image(s) or folder(s) of images (not used by --method texture)")
+                   help="content image(s) or folder(s) of images, or one video (not used by --method texture)")
     p.add_argument("--method", choices=METHODS, default="transform", help="algorithm (default: %(default)s)")
     p.add_argument("--style", default=None,
                    help="transform: a shipped model name (scream, starry_night, wave) or a .msgpack model file; "
                    "gatys/texture: a style image path or built-in style name. Several, comma-separated, "
                    "are blended (see --style-weights)")
+    p.add_argument("--fast", action="store_true",
+                   help=f"transform: use the shipped style's half-width model (width 16, distilled from the full "
+                   f"one with bin/train --teacher): {FAST_NOTE}")
     p.add_argument("--out", help="output file (one input) or folder (several inputs); "
-                   "default: <content>_<style>.png in the current folder")
+                   "default: <content>_<style>.png (a video: .mp4) in the current folder")
     g = p.add_argument_group("size")
     g.add_argument("--size", type=positive_int, default=None,
                    help=f"long side of the output in pixels, aspect kept (default: transform keeps the input's "
@@ -80,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="transform: images per batch, spread over all devices (default: %(default)s)")
     g.add_argument("--style-size", type=positive_int, default=None,
                    help="long side of the style image; default: scaled to the output's pixel count")
+    g.add_argument("--tile", type=int, default=None, metavar="N",
+                   help="gatys/texture: compute the loss and gradient in tiles of at most N x N px (a multiple "
+                   f"of 16, each with {DEFAULT_HALO} px of context: the same result in the memory of one tile); "
+                   f"0: never. Default: tiles of {AUTO_TILE} for images above {AUTO_TILE_PIXELS / 1e6:g} million "
+                   "pixels")
     o = p.add_argument_group("optimisation")
     o.add_argument("--iterations", type=positive_int, default=500,
                    help=f"steps (at the coarsest scale; see --scales), at most {MAX_ITERATIONS:,} "
@@ -125,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the photo's colours: the output's luminance (Y of YCbCr) with the photo's "
                    "chroma (Cb, Cr). gatys also transfers luminance only: it optimises a grey image "
                    "against the style's luminance, matched to the photo's mean and spread")
+    v = p.add_argument_group("video")
+    v.add_argument("--smooth", type=float, default=0.0, metavar="S",
+                   help="video: temporal smoothing in [0, 1) against flicker. Each output frame keeps S of "
+                   "the previous output where the input frame did not change and follows the new frame where "
+                   "it moved; 0.5-0.7 steadies the texture, near 1 leaves trails. The run prints the flicker "
+                   "(mean frame-to-frame change) of the input and the output (default: 0, off)")
     r = p.add_argument_group("output")
     r.add_argument("--sheet", action="store_true",
                    help="transform: stylise each photo with every shipped model (or the comma-separated --style "
@@ -140,9 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _output_paths(inputs: Sequence[Path], out: str | None, style_label: str) -> list[Path]:
+def _output_paths(inputs: Sequence[Path], out: str | None, style_label: str, suffix: str = ".png") -> list[Path]:
     if out is None:
-        return [Path.cwd() / f"{path.stem}_{style_label}.png" for path in inputs]
+        return [Path.cwd() / f"{path.stem}_{style_label}{suffix}" for path in inputs]
     out_path = Path(out)
     if len(inputs) == 1 and not out_path.is_dir() and not out.endswith(os.sep):
         return [out_path]
@@ -150,7 +175,7 @@ def _output_paths(inputs: Sequence[Path], out: str | None, style_label: str) -> 
         raise OptionError(f"--out {out} must be a folder when several inputs are given")
     if not out_path.is_dir():
         raise OptionError(f"output folder {out} does not exist")
-    return [out_path / f"{path.stem}_{style_label}.png" for path in inputs]
+    return [out_path / f"{path.stem}_{style_label}{suffix}" for path in inputs]
 
 
 def _gatys_options(args: argparse.Namespace) -> dict:
@@ -160,7 +185,7 @@ def _gatys_options(args: argparse.Namespace) -> dict:
         style_layer_weights=args.style_layer_weights, pooling=args.pooling, init=args.init,
         noise=args.noise, seed=args.seed, size=args.size or DEFAULT_GATYS_SIZE, style_size=args.style_size,
         max_pixels=args.max_pixels, preserve_color=args.preserve_color, style_scale=args.style_scale,
-        scales=args.scales, min_size=args.min_size, scale_iterations=args.scale_iterations,
+        scales=args.scales, min_size=args.min_size, scale_iterations=args.scale_iterations, tile=args.tile,
     )
 
 
@@ -217,15 +242,23 @@ def _check_look(args: argparse.Namespace) -> None:
 @cli_entry
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from jaxstyle import images
+    from jaxstyle import images, video
 
+    is_video = any(video.is_video_path(path) for path in args.inputs)
+    if is_video:
+        _check_video_options(args)
+    elif args.smooth != 0.0:
+        raise OptionError("--smooth works with a video input")
+
+    if args.fast and args.method != "transform":
+        raise OptionError("--fast works with --method transform (it picks the half-width transform nets)")
     if args.sheet:
         if args.method != "transform":
             raise OptionError("--sheet works with --method transform")
         return _run_sheet(args)
     if args.style is None:
         raise OptionError("--style is required (a shipped model name, a model file, or a style image)")
-    style_label = _style_label(args.style)
+    style_label = _style_label(args.style) + ("_fast" if args.fast else "")
     _check_look(args)
     if args.method == "texture":
         if args.inputs:
@@ -235,13 +268,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         if not args.inputs:
             raise OptionError("no content image given (or use --method texture)")
-        content_paths = images.list_images(args.inputs)
-        out_paths = _output_paths(content_paths, args.out, style_label)
+        content_paths = [Path(args.inputs[0])] if is_video else images.list_images(args.inputs)
+        out_paths = _output_paths(content_paths, args.out, style_label, ".mp4" if is_video else ".png")
     for path in out_paths:
-        images.check_output_path(path)
+        if is_video:
+            video.check_output(path, content_paths[0])
+        else:
+            images.check_output_path(path)
     if args.report is not None:
         check_output_folder(args.report, "--report")
-    if args.method == "transform":
+    if is_video:
+        reports = [_run_video(args, content_paths[0], out_paths[0])]
+    elif args.method == "transform":
         reports = _run_transform(args, content_paths, out_paths)
     else:
         reports = _run_gatys(args, content_paths, out_paths)
@@ -257,6 +295,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _check_video_options(args: argparse.Namespace) -> None:
+    """A video input: one video alone, the transform method, a valid --smooth."""
+    from jaxstyle import video
+
+    if len(args.inputs) != 1:
+        raise OptionError(f"a video is stylised on its own: give one video per run (got {len(args.inputs)} inputs)")
+    if args.method != "transform":
+        raise OptionError(f"videos work with --method transform only, not {args.method} (back-propagation takes "
+                          "minutes per frame)")
+    if args.sheet:
+        raise OptionError("--sheet works with photos, not videos")
+    video.check_smooth(args.smooth)
+
+
+def _run_video(args: argparse.Namespace, src: Path, dst: Path) -> dict:
+    """Stylise one video with the transform net(s); a progress bar in frames, one summary line."""
+    import time
+
+    from jaxstyle import transform, video
+
+    info = video.probe(src, max_pixels=args.max_pixels, min_side=video.MIN_SIDE)  # fails fast, before the models
+    video.working_shape((info.height, info.width), args.size, args.max_pixels)
+    models = [transform.load_transform(name, fast=args.fast) for name in _style_list(args.style)]
+    bar = progress_bar(info.frames, desc=src.name, unit="frame")  # None: length unknown
+    start = time.perf_counter()
+
+    def on_frames(count: int) -> None:
+        bar.update(count)
+        bar.set_postfix(frames_per_s=f"{bar.n / (time.perf_counter() - start):.1f}", refresh=False)
+
+    try:
+        report = video.stylize_video(src, dst, models, weights=args.style_weights, strength=args.strength,
+                                     preserve_color=args.preserve_color, smooth=args.smooth,
+                                     batch_size=args.batch_size, size=args.size, max_pixels=args.max_pixels,
+                                     on_frames=on_frames)
+    finally:
+        bar.close()
+    h, w = report["size"]
+    audio = f"audio {report['audio']}" if report["audio_kept"] else "no audio"
+    print(f"wrote {dst} ({w}x{h}, {report['frames']} frames at {report['fps']:g} fps) with {args.style} in "
+          f"{report['seconds']:.1f} s ({report['frames_per_second']:.1f} frames/s, first batch includes "
+          f"compilation); flicker {report['flicker_in']:.4f} -> {report['flicker_out']:.4f}; {audio}")
+    return {**report, "style": args.style}
+
+
 def _run_sheet(args: argparse.Namespace) -> int:
     """Every style for each photo, plus one labelled contact sheet per photo."""
     from jaxstyle import images, transform
@@ -265,17 +348,17 @@ def _run_sheet(args: argparse.Namespace) -> int:
         raise OptionError("no content image given")
     content_paths = images.list_images(args.inputs)
     names = [name.strip() for name in args.style.split(",") if name.strip()] if args.style else []
-    names = names or list(transform.shipped_models())
+    names = names or list(transform.shipped_models(fast=args.fast))
     out_dir = Path(args.out) if args.out else Path.cwd()
     if not out_dir.is_dir():
         raise OptionError(f"--out {out_dir} must be an existing folder for --sheet")
-    models = {name: transform.load_transform(name) for name in names}
+    models = {name: transform.load_transform(name, fast=args.fast) for name in names}
     for path in content_paths:
         photo = _load_content(path, args)
         tiles, labels = [photo], ["photo"]
         for name, params in models.items():
             output = transform.stylize(photo, params)
-            label = _style_label(name)
+            label = _style_label(name) + ("_fast" if args.fast else "")
             images.save_image(out_dir / f"{path.stem}_{label}.png", output)
             tiles.append(output)
             labels.append(label)
@@ -290,7 +373,7 @@ def _run_transform(args: argparse.Namespace, content_paths: list[Path], out_path
 
     from jaxstyle import images, transform
 
-    models = [transform.load_transform(name) for name in _style_list(args.style)]
+    models = [transform.load_transform(name, fast=args.fast) for name in _style_list(args.style)]
     groups: dict[tuple[int, int], list[tuple[np.ndarray, Path]]] = {}
     for path, out_path in zip(content_paths, out_paths, strict=True):
         img = _load_content(path, args)

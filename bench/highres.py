@@ -1,0 +1,128 @@
+"""Benchmark: a 1200×900 Gatys result, coarse to fine, against one single-scale 400-iteration run.
+
+    .venv/bin/python bench/highres.py [--only multiscale,single] [--size 1200] [--out bench/results/highres.json]
+
+Both stylise tubingen with starry_night (long side ``--size``; 1200 gives 1200×900), sign optimiser,
+α=1, β=1e3, average pooling, seed 0. Each run is its own subprocess, so the peak RSS
+(``ru_maxrss``) is per run:
+
+* ``single``: one scale at full size for 400 iterations (the reference; about 70 min on 2 cores).
+* ``multiscale``: :data:`MULTISCALE` (coarse to fine, the same code path as ``bin/stylize --scales``).
+
+Both final images are measured with the same loss at full size (content and style targets at
+1200×900), so "equal or lower loss" compares like with like. ``--only`` runs some parts and keeps
+the others' numbers already in the JSON. The single run also records its loss every 25 iterations,
+so the iteration at which it first reaches the multi-scale loss can be read off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+DATA = Path(os.environ.get("JAXSTYLE_DATA") or REPO.parent / "shared" / "data")
+CONTENT = DATA / "content" / "tubingen.jpg"
+STYLE = DATA / "styles" / "starry_night.jpg"
+DEFAULT_OUT = REPO / "bench" / "results" / "highres.json"
+SINGLE = {"scales": 1, "iterations": 400}
+# Three scales (300, 600, 1200 px long side): most iterations where they are cheap.
+MULTISCALE = {"scales": 3, "scale_iterations": [200, 80, 30]}
+RUNS = {"single": SINGLE, "multiscale": MULTISCALE}
+LOG_EVERY = 25
+
+
+def worker(name: str, size: int, result_path: Path) -> None:
+    """Run one configuration in this process and write its numbers (and image) next to ``result_path``."""
+    import numpy as np
+
+    from jaxstyle import backprop, images
+    from jaxstyle.weights import load_vgg_params
+
+    content = images.load_image(CONTENT)
+    style = images.load_image(STYLE)
+    params = load_vgg_params()
+    losses: dict[int, float] = {}
+
+    def on_step(step: int, _image: Any, terms: dict[str, float]) -> None:
+        if step % LOG_EVERY == 0:
+            losses[step] = terms["total"]
+            print(f"{name}: step {step} loss {terms['total']:.4g}", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    result = backprop.gatys(content, style, vgg_params=params, size=size, callback=on_step, seed=0, **RUNS[name])
+    wall = time.perf_counter() - start
+    final = result.history[-1]
+    image_path = result_path.with_suffix(".jpg")
+    images.save_image(image_path, np.asarray(result.image))
+    report = {
+        "run": name, "options": RUNS[name], "scales": result.scales,
+        "shape": list(result.image.shape[:2]), "wall_s": wall, "optimise_s": result.seconds,
+        "compile_s": result.compile_seconds, "final": final, "loss_every_25": losses,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, "image": str(image_path),
+    }
+    result_path.write_text(json.dumps(report, indent=1))
+
+
+def run(name: str, size: int, out_dir: Path) -> dict[str, Any]:
+    """One configuration in a fresh subprocess (so its peak RSS is its own)."""
+    result_path = out_dir / f"highres_{name}.json"
+    subprocess.run([sys.executable, __file__, "--worker", name, "--size", str(size), "--result", str(result_path)],
+                   check=True)
+    return json.loads(result_path.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="multiscale,single", help="comma-separated runs: multiscale, single")
+    parser.add_argument("--size", type=int, default=1200, help="long side of the result (default 1200 → 1200×900)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.size, args.result)
+        return
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = set(names) - set(RUNS)
+    if unknown:
+        parser.error(f"unknown run(s) {sorted(unknown)}; use multiscale, single")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results = previous.get("runs", {}) if previous.get("size") == args.size else {}
+    for name in names:
+        results[name] = run(name, args.size, args.out.parent)
+    payload = {"size": args.size, "content": CONTENT.name, "style": STYLE.name, "runs": results,
+               "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+               "date": time.strftime("%Y-%m-%d %H:%M")}
+    print(f"{'run':<11} {'scales':<32} {'wall s':>8} {'peak RSS GB':>12} {'final loss':>11}")
+    for name, r in results.items():
+        scales = " + ".join(f"{its}@{max(h, w)}" for h, w, its in r["scales"])
+        print(f"{name:<11} {scales:<32} {r['wall_s']:>8.0f} {r['peak_rss_gb']:>12.2f} {r['final']['total']:>11.4g}")
+    if {"single", "multiscale"} <= results.keys():
+        ms, single = results["multiscale"], results["single"]
+        payload["wall_ratio"] = ms["wall_s"] / single["wall_s"]
+        payload["loss_ratio"] = ms["final"]["total"] / single["final"]["total"]
+        reached = [int(s) for s, v in single["loss_every_25"].items() if v <= ms["final"]["total"]]
+        payload["single_reaches_multiscale_loss_at"] = min(reached) if reached else None
+        print(f"multiscale / single: wall {payload['wall_ratio']:.3f}×, final loss {payload['loss_ratio']:.3f}×; "
+              f"single-scale reaches the multi-scale loss at iteration {payload['single_reaches_multiscale_loss_at']}")
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
