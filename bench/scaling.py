@@ -61,7 +61,10 @@ def gatys_step_timer(side: int, vgg_params: Any):
     opts = backprop.GatysOptions(size=None, iterations=1)
     spec = opts.loss_spec()
     targets = backprop.make_targets(vgg_params, spec, (side, side), content, [style])
-    step, optimizer = backprop._step_fn(spec, opts.optimizer, opts.lr, 1000)
+    from jaxstyle import tiling
+
+    grid = tiling.tile_grid((side, side), spec.tile)  # what optimise() picks: tiled above the auto threshold
+    step, optimizer = backprop._step_fn(spec, opts.optimizer, opts.lr, 1000, grid)
     state = {"image": jnp.asarray(content)[None]}
     state["opt"] = jax.tree.map(jnp.copy, optimizer.init(state["image"]))
 
@@ -154,8 +157,11 @@ def main() -> None:
         first, steady = median_seconds(inference_timer(side, net), args.repeats)
         row["inference_s"], row["inference_first_s"] = steady, first
         if side <= args.gatys_max:
+            from jaxstyle import tiling
+
             first, steady = median_seconds(gatys_step_timer(side, vgg_params), args.repeats)
             row["gatys_step_s"], row["gatys_first_s"] = steady, first
+            row["gatys_tiled"] = tiling.tile_grid((side, side), None) is not None
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     base = rows[0]

@@ -110,7 +110,7 @@ def _padded_channels(channels: int, kernel: int) -> int:
     XLA:CPU slow paths, measured (docs/performance.md): 3 channels in or out ran 3x slower than 4 (the
     first and last convs, and the last one's backward pass 1.5x); a 9x9 conv with 8-19 channels in or out
     ran 2-5x slower than with 20, although 20 is more work (the half-width net's 9x9 convs at 400x300:
-    16 -> 3 channels 235 vs 52 ms, 4 -> 16 channels 81 vs 40 ms). 3x3 convs showed no such step.
+    16 -> 4 channels 235 vs 52 ms, 4 -> 16 channels 81 vs 40 ms). 3x3 convs showed no such step.
     """
     if channels == 3:
         return 4

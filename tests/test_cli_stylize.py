@@ -135,3 +135,20 @@ def test_gatys_multiscale_cli(tmp_path, data_dir):
     assert len(data["history"]) == 4  # 2 + 1 iterations + the final evaluation
     assert _exit_code([_content(data_dir), "--method", "gatys", "--style", "wave", "--scale-iterations", "2,x",
                        "--out", str(tmp_path / "bad.png")]) == 2
+
+
+def test_sheet_has_one_labelled_tile_per_style(tmp_path, data_dir):
+    from jaxstyle import images
+
+    photo = tmp_path / "cat.png"
+    Image.open(data_dir / "content" / "cat.jpg").resize((64, 48)).save(photo)
+    assert stylize.main([str(photo), "--sheet", "--style", "scream,wave", "--out", str(tmp_path)]) == 0
+    sheet = np.asarray(Image.open(tmp_path / "cat_sheet.png").convert("RGB"))
+    tiles = [images.load_image(photo)] + [images.load_image(tmp_path / f"cat_{s}.png") for s in ("scream", "wave")]
+    expected = images.to_uint8(images.make_grid(tiles, ["photo", "scream", "wave"]))
+    # The photo and exactly one tile per style, in order (up to the PNG rounding of the saved tiles).
+    assert sheet.shape == expected.shape
+    assert np.abs(sheet.astype(int) - expected).max() <= 2
+    # The labels are drawn: a band of dark text pixels under the tiles that an unlabelled grid lacks.
+    assert images.make_grid(tiles, ["", "", ""]).shape[0] < sheet.shape[0]
+    assert (sheet[-20:].min(axis=-1) < 100).sum() > 20
