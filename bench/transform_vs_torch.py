@@ -42,6 +42,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+from _jsonl_server import timed as _timed  # noqa: E402  (bench/, next to this file)
 
 DATA = Path(os.environ.get("JAXSTYLE_DATA") or REPO.parent / "shared" / "data")
 STYLE = DATA / "styles" / "starry_night.jpg"
@@ -77,15 +78,6 @@ QUICK = Mode(infer_hw=(300, 400), infer_rounds=4, infer_reps=2, train_size=128, 
 
 def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _timed(fn: Callable[[], Any], reps: int) -> list[float]:
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
 
 
 def _median(values: Sequence[float]) -> float:

@@ -313,14 +313,19 @@ def check_output_path(path: str | os.PathLike[str]) -> str:
     if fmt is None:
         known = ", ".join(sorted(_SAVE_FORMATS))
         raise ImageError(f"{path}: cannot tell the image format from extension {ext!r} (use one of {known})")
+    check_output_target(path, ImageError)
+    return fmt
+
+
+def check_output_target(path: Path, error: type[Exception]) -> None:
+    """Raise ``error`` unless ``path`` could be written: not a folder, in an existing writable folder."""
     if path.is_dir():
-        raise ImageError(f"{path}: is a folder, not an output file")
+        raise error(f"{path}: is a folder, not an output file")
     folder = path.parent
     if not folder.is_dir():
-        raise ImageError(f"{path}: output folder {folder} does not exist")
+        raise error(f"{path}: output folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise ImageError(f"{path}: output folder {folder} is not writable")
-    return fmt
+        raise error(f"{path}: output folder {folder} is not writable")
 
 
 def save_image(path: str | os.PathLike[str], img: np.ndarray, *, quality: int = 95) -> Path:

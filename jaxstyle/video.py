@@ -376,13 +376,7 @@ def check_output(dst: str | os.PathLike[str], src: str | os.PathLike[str] | None
         known = ", ".join(OUTPUT_SUFFIXES)
         raise VideoError(f"{dst}: cannot write a video as {dst.suffix.lower() or 'a file without extension'!r} "
                          f"(use one of {known}; H.264 video, AAC audio)")
-    if dst.is_dir():
-        raise VideoError(f"{dst}: is a folder, not an output file")
-    folder = dst.parent
-    if not folder.is_dir():
-        raise VideoError(f"{dst}: output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise VideoError(f"{dst}: output folder {folder} is not writable")
+    images.check_output_target(dst, VideoError)
     if src is not None and dst.exists() and Path(src).exists() and os.path.samefile(src, dst):
         raise VideoError(f"{dst}: the output would overwrite the input video")
     return dst
