@@ -32,9 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-DATA = Path(os.environ.get("JAXSTYLE_DATA") or REPO.parent / "shared" / "data")
-CONTENT = DATA / "content" / "tubingen.jpg"
-STYLE = DATA / "styles" / "starry_night.jpg"
+from gatys_vs_pastiche import CONTENT, STYLE  # noqa: E402  (bench/, next to this file: the same pair)
+
 DEFAULT_OUT = REPO / "bench" / "results" / "highres.json"
 SINGLE = {"scales": 1, "iterations": 400}
 # Three scales (300, 600, 1200 px long side): most iterations where they are cheap.

@@ -30,20 +30,15 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from _jsonl_server import timed  # noqa: E402  (bench/, next to this file)
+
 DEFAULT_OUT = REPO / "bench" / "results" / "scaling.json"
 DEFAULT_PLOT = REPO / "docs" / "figures" / "scaling.png"
 
 
 def median_seconds(fn, repeats: int) -> tuple[float, float]:
     """(first call incl. compile, median of ``repeats`` further calls) in seconds; ``fn`` blocks."""
-    t = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
+    first, *times = timed(fn, 1 + repeats)
     return first, statistics.median(times)
 
 
