@@ -420,6 +420,24 @@ def scale_plan(shape: tuple[int, int], opts: GatysOptions) -> list[tuple[tuple[i
     return list(zip(shapes, its, strict=True))
 
 
+_CONSISTENT = True
+
+
+def scale_spec(spec: LossSpec, shape: tuple[int, int], full: tuple[int, int]) -> LossSpec:
+    """The loss at a coarser ``shape`` made to weigh its terms as the loss at ``full`` size does.
+
+    The content loss sums over feature positions, so at a scale with r times the full size's
+    pixels it is about r times smaller, while the style loss (normalised by 1/M²) is not; left
+    alone, a coarse scale would optimise a 1/r times stronger style than the requested size and
+    hand the finer scales an image they must pull back. Scaling the content weight by 1/r keeps one
+    objective at every scale.
+    """
+    ratio = (shape[0] * shape[1]) / (full[0] * full[1])
+    if ratio >= 1.0 or not _CONSISTENT:
+        return spec
+    return dataclasses.replace(spec, content_weight=spec.content_weight / ratio)
+
+
 def upsample_result(image: np.ndarray, content: np.ndarray, coarse_content: np.ndarray,
                     add_detail: bool = True) -> np.ndarray:
     """The next scale's start: float32[h,w,3] ``image`` resized to ``content``'s float32[H,W,3] size.
@@ -485,7 +503,8 @@ def gatys(
             for s in style_imgs]
         for s in styles_s:
             check_shape(s.shape[:2], "style image at the coarsest scale", "--style-size or lower --scales")
-        targets = make_targets(params, spec, shape, content_s, styles_s, style_blend)
+        spec_s = scale_spec(spec, shape, full)
+        targets = make_targets(params, spec_s, shape, content_s, styles_s, style_blend)
         if image is None:
             image = initial_image(opts.init, content_s, shape, opts.noise, key)
         else:
@@ -497,7 +516,7 @@ def gatys(
             if callback is not None:
                 callback(offset + step, img, terms)
 
-        run = optimise(image, targets, params, spec, iterations, opts.optimizer, opts.lr, on_step)
+        run = optimise(image, targets, params, spec_s, iterations, opts.optimizer, opts.lr, on_step)
         runs.append(run)
         image = jnp.asarray(run.image)[None]
         done += iterations

@@ -65,7 +65,6 @@ import logging
 import math
 import os
 import re
-import secrets
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -76,7 +75,7 @@ import grain
 import numpy as np
 from PIL import Image, ImageOps
 
-from jaxstyle import images
+from jaxstyle import atomic, images
 from jaxstyle.errors import ImageError, JaxstyleError, OptionError
 
 __all__ = [
@@ -544,16 +543,6 @@ def _flat_names(files: Sequence[Path], root: Path) -> list[str]:
     return names
 
 
-def _write_jpeg_atomic(path: Path, img: Image.Image, quality: int) -> None:
-    tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "xb") as f:
-            img.save(f, format="JPEG", quality=quality)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def prepare_crops(
     src_folder: str | os.PathLike[str], dst_folder: str | os.PathLike[str], size: int, quality: int = 92
 ) -> int:
@@ -596,7 +585,8 @@ def prepare_crops(
             method = Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC
             img = img.resize(new, method, reducing_gap=3.0 if scale < 1 else None)
         try:
-            _write_jpeg_atomic(dst / name, img, quality)
+            with atomic.atomic_open(dst / name) as f:
+                img.save(f, format="JPEG", quality=quality)
         except OSError as err:
             raise ImageError(f"{dst / name}: could not write image ({_one_line(err)})") from None
         return True

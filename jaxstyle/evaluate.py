@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from jaxstyle import atomic
 from jaxstyle import images as imagelib
 from jaxstyle.errors import ImageError, OptionError
 
@@ -618,27 +619,17 @@ def render_markdown(results: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def _write_text(path: Path, text: str) -> Path:
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        return atomic.write_atomic(path, text)
     except OSError as err:
         raise OptionError(f"{path}: cannot write ({err.strerror or err})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def write_results(out_dir: str | os.PathLike[str], results: Mapping[str, Any]) -> list[Path]:
     """Write ``results.json`` and the markdown tables present in ``results`` (all atomically)."""
     out = Path(out_dir)
-    written = [write_text_atomic(out / "results.json", json.dumps(results, indent=1, sort_keys=False) + "\n")]
+    written = [_write_text(out / "results.json", json.dumps(results, indent=1, sort_keys=False) + "\n")]
     for name, text in render_markdown(results).items():
-        written.append(write_text_atomic(out / name, text))
+        written.append(_write_text(out / name, text))
     return written

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import secrets
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFile, ImageFont, ImageOps, UnidentifiedImageError
 
+from jaxstyle import atomic
 from jaxstyle.errors import ImageError, OptionError
 
 # 50 megapixels is about a 8660x5770 photo: larger than any camera most people own, and as a
@@ -341,33 +341,16 @@ def save_image(path: str | os.PathLike[str], img: np.ndarray, *, quality: int = 
     """
     path = Path(path)
     fmt = check_output_path(path)
-    ext = path.suffix.lower()
     if not 1 <= quality <= 100:
         raise OptionError(f"image quality must be between 1 and 100, got {quality}")
-    folder = path.parent
 
     pil = Image.fromarray(to_uint8(to_float_image(img)))
     options: dict[str, object] = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    tmp: Path | None = None
     try:
-        while True:  # O_EXCL: never clobber another writer's temp file; umask applies as usual
-            tmp = folder / f".{path.stem}.{secrets.token_hex(4)}{ext}"
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-                break
-            except FileExistsError:
-                continue
-        with os.fdopen(fd, "wb") as f:
+        with atomic.atomic_open(path) as f:
             pil.save(f, format=fmt, **options)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
     except OSError as err:
         raise ImageError(f"{path}: could not write image ({_one_line(err)})") from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
     return path
 
 

@@ -13,7 +13,6 @@ import hashlib
 import http.client
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxstyle import atomic
 from jaxstyle.errors import StyleError
 from jaxstyle.images import load_image
 
@@ -93,32 +93,27 @@ def _download(name: str, source: StyleSource, target: Path) -> None:
     """Fetch ``source.url`` into ``target`` atomically; nothing is left behind on failure."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{source.filename}.", suffix=".part")
+        with atomic.atomic_path(target) as tmp:
+            with open(tmp, "wb") as f:
+                try:
+                    with urllib.request.urlopen(source.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+                        shutil.copyfileobj(response, f)
+                except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
+                    reason = " ".join(str(getattr(err, "reason", err)).split())
+                    raise StyleError(
+                        f"cannot download style '{name}' from {source.url} ({reason}); no network? set "
+                        f"{STYLES_DIR_ENV} to a folder with {source.filename} or pass the path of an image file"
+                    ) from None
+                f.flush()
+                os.fsync(f.fileno())
+            actual = _sha256(tmp)
+            if actual != source.sha256:
+                raise StyleError(
+                    f"downloaded style '{name}' from {source.url} has sha256 {actual}, expected "
+                    f"{source.sha256}; not cached"
+                )
     except OSError as err:
         raise StyleError(f"cannot write the style cache {target.parent}: {err}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            try:
-                with urllib.request.urlopen(source.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-                    shutil.copyfileobj(response, f)
-            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
-                reason = " ".join(str(getattr(err, "reason", err)).split())
-                raise StyleError(
-                    f"cannot download style '{name}' from {source.url} ({reason}); no network? set "
-                    f"{STYLES_DIR_ENV} to a folder with {source.filename} or pass the path of an image file"
-                ) from None
-            f.flush()
-            os.fsync(f.fileno())
-        actual = _sha256(tmp)
-        if actual != source.sha256:
-            raise StyleError(
-                f"downloaded style '{name}' from {source.url} has sha256 {actual}, expected "
-                f"{source.sha256}; not cached"
-            )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def resolve_style(name_or_path: str | os.PathLike[str]) -> Path:

