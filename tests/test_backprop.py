@@ -89,9 +89,11 @@ def test_multiscale_gives_requested_size_and_beats_single_scale_at_equal_cost(sm
     multi = jaxstyle.gatys(content, style, scales=2, scale_iterations=(24, 12), callback=lambda i, *_: steps.append(i),
                            **common)
     assert multi.image.shape == (96, 128, 3) and multi.scales == [[48, 64, 24], [96, 128, 12]]
+    assert multi.optimizer == "adam"  # auto: coarse to fine uses Adam
     assert steps == list(range(1, 37)) and len(multi.history) == 37
     # 24 iterations at a quarter of the pixels cost about 6 at full size: compare with 12 + 6.
     single = jaxstyle.gatys(content, style, iterations=18, **common)
+    assert single.optimizer == "sign"  # auto: one scale keeps the paper's update
     assert multi.history[-1]["total"] <= single.history[-1]["total"], (multi.history[-1], single.history[-1])
 
 
@@ -119,6 +121,15 @@ def test_coarse_scales_weigh_the_terms_as_the_requested_size_does():
     assert scale_spec(spec, (100, 120), (100, 120)) == spec
     texture = GatysOptions().loss_spec(with_content=False)
     assert scale_spec(texture, (25, 30), (100, 120)).content_weight == 0.0
+
+
+def test_auto_optimizer_and_explicit_choice():
+    from jaxstyle.backprop import GatysOptions, resolve_optimizer
+
+    assert [resolve_optimizer("auto", n) for n in (1, 2, 3)] == ["sign", "adam", "adam"]
+    assert resolve_optimizer("sign", 3) == "sign" and resolve_optimizer("lbfgs", 1) == "lbfgs"
+    with pytest.raises(OptionError, match="auto, sign, adam, lbfgs"):
+        GatysOptions(optimizer="sgd").validate()
 
 
 def test_upsample_result_adds_the_content_detail():

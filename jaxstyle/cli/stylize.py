@@ -106,9 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--iterations", type=positive_int, default=500,
                    help=f"steps (at the coarsest scale; see --scales), at most {MAX_ITERATIONS:,} "
                    "(default: %(default)s)")
-    o.add_argument("--optimizer", choices=("sign", "adam", "lbfgs"), default="sign",
-                   help="sign: the paper's g' = g - lr*sgn(grad); adam; lbfgs (optax, line search) "
-                   "(default: %(default)s)")
+    o.add_argument("--optimizer", choices=("auto", "sign", "adam", "lbfgs"), default="auto",
+                   help="sign: the paper's g' = g - lr*sgn(grad); adam; lbfgs (optax, line search); auto: sign "
+                   "at one scale, adam coarse to fine, where it reaches a lower loss (default: %(default)s)")
     o.add_argument("--lr", type=float, default=None,
                    help="step size on the [0,1] image scale (default: sign 4/255 with cosine decay to 10%%, "
                    "adam 0.02, lbfgs 1)")
@@ -449,7 +449,8 @@ def _run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: l
             "seconds": result.seconds, "compile_seconds": result.compile_seconds,
             "content_loss": result.content_loss, "style_loss": result.style_loss,
             "total_loss": result.history[-1]["total"], "size": [h, w],
-            "style": args.style, "options": options, "history": result.history,
+            "style": args.style, "options": options, "optimizer": result.optimizer, "scales": result.scales,
+            "history": result.history,
         })
     return reports
 
