@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/highres.py [--only multiscale,single] [--size 1200] [--out bench/results/highres.json]
 
-Both stylise tubingen with starry_night (long side ``--size``; 1200 gives 1200×900), sign optimiser,
+Both stylise tubingen with starry_night (long side ``--size``; 1200 gives 1200×900),
 α=1, β=1e3, average pooling, seed 0. Each run is its own subprocess, so the peak RSS
 (``ru_maxrss``) is per run:
 
-* ``single``: one scale at full size for 400 iterations (the reference; about 70 min on 2 cores).
-* ``multiscale``: :data:`MULTISCALE` (coarse to fine, the same code path as ``bin/stylize --scales``).
+* ``single``: one scale at full size for 400 iterations, the sign update (the reference; about 75 min
+  on 2 cores).
+* ``multiscale``: :data:`MULTISCALE` (coarse to fine, Adam, the same code path as ``bin/stylize
+  --scale-iterations``), sized to about 10 minutes here; ``--scale-iterations`` / ``--optimizer`` change it.
 
 Both final images are measured with the same loss at full size (content and style targets at
 1200×900), so "equal or lower loss" compares like with like. ``--only`` runs some parts and keeps
