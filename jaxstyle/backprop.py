@@ -361,7 +361,7 @@ def optimise(
     final = {k: float(v) for k, v in evaluate_loss(image, targets, vgg_params, spec).items()}
     history.append(final)
     seconds = time.perf_counter() - start
-    return GatysResult(np.asarray(image[0]), history, seconds, compile_seconds)
+    return GatysResult(np.asarray(image[0]), history, seconds, compile_seconds, optimizer=optimizer)
 
 
 # VGG19 pools four times before conv5_1: smaller sides leave conv5_1 with no positions.
@@ -580,9 +580,7 @@ def texture(
     spec = opts.loss_spec(with_content=False)
     targets = make_targets(params, spec, shape, None, style_imgs, style_blend)
     image = initial_image("random", None, shape, opts.noise, jax.random.key(opts.seed))
-    result = optimise(image, targets, params, spec, opts.iterations, optimizer, opts.lr, callback)
-    result.optimizer = optimizer
-    return result
+    return optimise(image, targets, params, spec, opts.iterations, optimizer, opts.lr, callback)
 
 
 def _device_params(vgg_params: vgg.Params | None) -> dict:

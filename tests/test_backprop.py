@@ -37,7 +37,7 @@ def test_other_optimizers_also_converge(small_pair, vgg_params, optimizer):
 def test_texture_synthesis_lowers_style_loss_tenfold(small_pair, vgg_params):
     _, style = small_pair
     result = jaxstyle.texture(style, (64, 80), vgg_params=vgg_params, iterations=60, seed=1)
-    assert result.image.shape == (64, 80, 3)
+    assert result.image.shape == (64, 80, 3) and result.optimizer == "sign"  # auto: one scale
     assert result.history[-1]["style"] < result.history[0]["style"] / 10
     assert result.history[-1]["content"] == 0.0
 
