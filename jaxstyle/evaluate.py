@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from jaxstyle import atomic
+from jaxstyle import atomic, models
 from jaxstyle import images as imagelib
 from jaxstyle.errors import ImageError, OptionError
 
@@ -42,8 +42,8 @@ TRANSFORM_FIGURES = 3
 #: The smallest short side VGG19's four poolings can take.
 MIN_SIDE = 16
 DEFAULT_STYLE = "starry_night"
-DEFAULT_MODEL = REPO / "weights" / "paper" / "starry_night_nowarmup.msgpack"
-DEFAULT_WARMUP_MODEL = REPO / "weights" / "paper" / "starry_night_warmup.msgpack"
+DEFAULT_MODEL = models.asset("paper/starry_night_nowarmup.msgpack")
+DEFAULT_WARMUP_MODEL = models.asset("paper/starry_night_warmup.msgpack")
 
 METHODS = ("input", "backprop", "transform", "transform_warmup")
 METHOD_LABELS = {
@@ -91,15 +91,9 @@ def load_model(name_or_path: str | os.PathLike[str]) -> Model:
 
     Raises WeightsError (one line) for an unknown name or a missing / corrupt / foreign file.
     """
-    from jaxstyle import transform
-
-    shipped = transform.shipped_models()
-    key = str(name_or_path)
-    path = shipped.get(key, Path(name_or_path))
-    if not path.is_file():
-        transform.load_transform(name_or_path)  # raises its one-line WeightsError naming the choices
-    params, metadata = transform.read_transform(path)
-    return Model(key, path.resolve(), params, metadata)
+    path = models.resolve(name_or_path)
+    params, metadata = models.load(path)
+    return Model(str(name_or_path), path.resolve(), params, metadata)
 
 
 def default_content_dir() -> Path:

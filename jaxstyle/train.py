@@ -31,7 +31,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxstyle import atomic, losses, transform, vgg
+from jaxstyle import atomic, losses, models, transform, vgg
 from jaxstyle.errors import JaxstyleError, NonFiniteLossError, OptionError
 
 
@@ -554,7 +554,7 @@ def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen
         vgg_source = None
     teacher = {}
     if config.teacher:
-        teacher_file = transform.shipped_models().get(config.teacher, Path(config.teacher))
+        teacher_file = models.resolve(config.teacher)
         narrowed = not config.init_from and _narrows_to(transform.read_transform(teacher_file)[0], config)
         teacher = {"teacher": config.teacher, "loss": "distillation: MSE to the teacher's output, [0,1] pixels",
                    "teacher_sha256": hashlib.sha256(teacher_file.read_bytes()).hexdigest(),

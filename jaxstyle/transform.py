@@ -31,9 +31,6 @@ from jaxstyle.errors import WeightsError
 
 FORMAT = "jaxstyle-transform"
 FORMAT_VERSION = 1
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-MODEL_SUFFIX = ".msgpack"
-FAST_SUFFIX = "_fast"  # weights/<style>_fast.msgpack: the half-width variant of <style>
 
 
 def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
@@ -463,16 +460,10 @@ def _write_model_file(path: Path, data: bytes) -> None:
         raise WeightsError(f"{path}: cannot write the model file ({err.strerror or err})") from None
 
 def shipped_models(fast: bool = False) -> dict[str, Path]:
-    """Style names of the transform nets that ship in ``weights/`` -> their files.
+    """Style names of the shipped transform nets -> their files (:func:`jaxstyle.models.shipped`)."""
+    from jaxstyle import models
 
-    ``weights/<style>.msgpack`` is the full model (width 32). ``weights/<style>_fast.msgpack`` is its
-    ``--fast`` variant (width 16, distilled from the full one: ``bin/train --teacher``); it is listed
-    only with ``fast=True``, under the same style name.
-    """
-    files = {p.name[: -len(MODEL_SUFFIX)]: p for p in sorted(WEIGHTS_DIR.glob(f"*{MODEL_SUFFIX}"))}
-    if fast:
-        return {name[: -len(FAST_SUFFIX)]: path for name, path in files.items() if name.endswith(FAST_SUFFIX)}
-    return {name: path for name, path in files.items() if not name.endswith(FAST_SUFFIX)}
+    return models.shipped("transform", fast=fast)
 
 
 def read_transform(path: str | os.PathLike[str]) -> tuple[dict, dict]:
@@ -512,27 +503,9 @@ def read_transform(path: str | os.PathLike[str]) -> tuple[dict, dict]:
 def load_transform(name_or_path: str | os.PathLike[str], fast: bool = False) -> dict:
     """Params of a shipped model (``scream``, ``starry_night``, ``wave``...) or a model file.
 
-    fast: the shipped name's half-width variant (see :func:`shipped_models`); raises OptionError for
-    a file or a style without one.
+    fast: the shipped name's half-width variant; raises OptionError for a file or a style without
+    one. The lookup is :func:`jaxstyle.models.resolve`.
     """
-    key = str(name_or_path)
-    if fast:
-        from jaxstyle.errors import OptionError
+    from jaxstyle import models
 
-        variants = shipped_models(fast=True)
-        if key not in variants and Path(key).exists():
-            raise OptionError(f"--fast picks the fast variant of a shipped style, and {key} is a file; "
-                              "pass a model file without --fast")
-        if key not in variants:
-            raise OptionError(f"--fast: no fast model for {key!r}; fast models ship for: "
-                              f"{', '.join(variants) or 'none'} (to make one: bin/train --teacher MODEL --width 16)")
-        return read_transform(variants[key])[0]
-    shipped = shipped_models()
-    if key in shipped:
-        return read_transform(shipped[key])[0]
-    path = Path(name_or_path)
-    if path.is_file():
-        return read_transform(path)[0]
-    names = ", ".join(shipped) or "none shipped yet"
-    raise WeightsError(f"no transform model {key!r}: not a file and not a shipped model ({names}); "
-                       "--method gatys works with any style image")
+    return models.load(name_or_path, "transform", fast=fast)[0]

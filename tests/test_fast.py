@@ -101,7 +101,7 @@ def test_shipped_models_lists_full_styles_and_fast_variants_separately():
     assert set(STYLES) <= set(full) and not any(name.endswith("_fast") for name in full)
     for name in STYLES:
         if name not in fast:
-            pytest.fail(f"fast model {name} missing from weights/ ({name}_fast.msgpack)")
+            pytest.fail(f"fast model {name} missing from jaxstyle/assets/ ({name}_fast.msgpack)")
         assert fast[name].name == f"{name}_fast.msgpack"
         assert fast[name].stat().st_size < 0.4 * full[name].stat().st_size
         params = transform.load_transform(name, fast=True)

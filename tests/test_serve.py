@@ -117,7 +117,7 @@ BAD_UPLOADS = {
     "unknown style": (dict(style="nope"), 400, "unknown style"),
     "path as style": (dict(style="../../etc/passwd"), 400, "unknown style"),
     "path as gatys style": (dict(method="gatys", style="/etc/passwd"), 400, "unknown style"),
-    "model file as style": (dict(style=str(REPO / "weights" / "scream.msgpack")), 400, "unknown style"),
+    "model file as style": (dict(style=str(REPO / "jaxstyle" / "assets" / "scream.msgpack")), 400, "unknown style"),
     "unknown method": (dict(method="magic"), 400, "unknown method"),
     "missing photo": (dict(photo=None), 400, "photo"),
     "strength 2": (dict(strength="2"), 400, "strength"),

@@ -99,7 +99,7 @@ def test_bad_model_files_are_refused(tmp_path, small_params):
 @pytest.mark.parametrize("name", ["scream", "starry_night", "wave"])
 def test_shipped_models_load_and_stylise(name):
     if name not in transform.shipped_models():
-        pytest.fail(f"shipped model {name} missing from weights/")
+        pytest.fail(f"shipped model {name} missing from jaxstyle/assets/")
     params = jaxstyle.load_transform(name)
     img = np.random.default_rng(0).random((48, 64, 3), dtype=np.float32)
     out = jaxstyle.stylize(img, params)

@@ -58,10 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="style image: a built-in name or an image file (default: %(default)s)")
     i.add_argument("--model", default=str(ev.DEFAULT_MODEL),
                    help="transform net trained without warmup: a .msgpack file or a shipped model name "
-                   "(default: weights/paper/starry_night_nowarmup.msgpack)")
+                   "(default: the shipped paper/starry_night_nowarmup.msgpack)")
     i.add_argument("--warmup-model", default=str(ev.DEFAULT_WARMUP_MODEL),
                    help="transform net trained with warmup: a .msgpack file or a shipped model name "
-                   "(default: weights/paper/starry_night_warmup.msgpack, the same schedule with warmup)")
+                   "(default: the shipped paper/starry_night_warmup.msgpack, the same schedule with warmup)")
     w = p.add_argument_group("work (shrink these on a CPU)")
     w.add_argument("--size", type=positive_int, default=256,
                    help="long side of the content images in Table 1 and the figures, px (default: %(default)s)")

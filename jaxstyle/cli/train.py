@@ -119,12 +119,10 @@ def _style_image(config: TrainConfig, max_pixels: int) -> np.ndarray:
 
 def _teacher_style(teacher: str) -> str:
     """The style a teacher model was trained for (its metadata), else its name."""
-    from jaxstyle import transform
+    from jaxstyle import models
 
-    path = transform.shipped_models().get(teacher, Path(teacher))
-    if not path.is_file():
-        transform.load_transform(teacher)  # raises its one-line WeightsError naming the choices
-    return str(transform.read_transform(path)[1].get("style") or path.stem)
+    path = models.resolve(teacher)
+    return str(models.load(path)[1].get("style") or path.stem)
 
 
 @cli_entry

@@ -1,0 +1,145 @@
+"""Model files by name: the one resolver for shipped models (package data) and model files.
+
+Shipped models live in the installed package, under ``jaxstyle/assets/`` (read through
+:mod:`importlib.resources`, so they are found wherever jaxstyle is installed). Each *kind* of
+model has its own folder there and its own reader:
+
+* ``transform``: ``assets/<style>.msgpack`` (+ ``.msgpack.json``, its metadata), the Johnson
+  transform nets; ``assets/<style>_fast.msgpack`` is the half-width ``--fast`` variant of
+  ``<style>``. ``assets/paper/`` holds the paper's comparison models (not listed as styles; see
+  :func:`asset`).
+
+Another kind (decoders for arbitrary styles, say ``assets/decoders/*.msgpack``) is one more
+:func:`register` call with its folder and reader; :func:`shipped`, :func:`resolve` and
+:func:`load` then work for it unchanged.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.resources
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jaxstyle.errors import OptionError, WeightsError
+
+MODEL_SUFFIX = ".msgpack"
+FAST_SUFFIX = "_fast"  # assets/<style>_fast.msgpack: the half-width variant of <style>
+
+Reader = Callable[[Path], tuple[Any, dict]]
+"""A model file -> ``(params, metadata)``; raises WeightsError (one line) on a bad file."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of shipped model file.
+
+    name: the key passed as ``kind=`` (``"transform"``).
+    folder: its folder under ``jaxstyle/assets/`` (``""``: the top level).
+    read: the file reader, ``path -> (params, metadata)``.
+    what: how errors name it (``"transform model"``).
+    hint: appended to the error for an unknown name.
+    """
+
+    name: str
+    folder: str
+    read: Reader
+    what: str
+    hint: str = ""
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    """Add (or replace) a kind of shipped model; returns it."""
+    KINDS[kind.name] = kind
+    return kind
+
+
+def _read_transform(path: Path) -> tuple[Any, dict]:
+    from jaxstyle import transform
+
+    return transform.read_transform(path)
+
+
+register(Kind("transform", "", _read_transform, "transform model", "--method gatys works with any style image"))
+
+_files = contextlib.ExitStack()
+atexit.register(_files.close)
+_assets: Path | None = None
+
+
+def assets_dir() -> Path:
+    """The installed ``jaxstyle/assets`` folder as a file-system path."""
+    global _assets
+    if _assets is None:
+        # A plain install gives a real folder; a zipped one is extracted once, for this process.
+        _assets = _files.enter_context(importlib.resources.as_file(importlib.resources.files("jaxstyle") / "assets"))
+    return _assets
+
+
+def asset(relative: str) -> Path:
+    """A file shipped under ``jaxstyle/assets``, e.g. ``asset("paper/starry_night_warmup.msgpack")``."""
+    return assets_dir() / relative
+
+
+def _kind(kind: str) -> Kind:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise OptionError(f"unknown model kind {kind!r} (known: {', '.join(KINDS)})") from None
+
+
+def shipped(kind: str = "transform", fast: bool = False) -> dict[str, Path]:
+    """Names of the shipped models of ``kind`` -> their files, sorted by name.
+
+    ``<name>_fast.msgpack`` is the fast variant of ``<name>``: listed (under ``<name>``) only with
+    ``fast=True``, and never among the full models.
+    """
+    folder = assets_dir() / _kind(kind).folder
+    files = {p.name[: -len(MODEL_SUFFIX)]: p for p in sorted(folder.glob(f"*{MODEL_SUFFIX}")) if p.is_file()}
+    if fast:
+        return {name[: -len(FAST_SUFFIX)]: path for name, path in files.items() if name.endswith(FAST_SUFFIX)}
+    return {name: path for name, path in files.items() if not name.endswith(FAST_SUFFIX)}
+
+
+def resolve(name_or_path: str | os.PathLike[str], kind: str = "transform", fast: bool = False) -> Path:
+    """A shipped model's name (``scream``) or a model file's path -> the file.
+
+    A shipped name wins over a file of the same name in the current folder. ``fast`` picks the
+    shipped name's fast variant (OptionError for a file or a name without one). Raises
+    WeightsError (one line, naming the shipped choices) when it is neither.
+    """
+    spec = _kind(kind)
+    key = str(name_or_path)
+    if fast:
+        variants = shipped(kind, fast=True)
+        if key not in variants and Path(key).exists():
+            raise OptionError(f"--fast picks the fast variant of a shipped style, and {key} is a file; "
+                              "pass a model file without --fast")
+        if key not in variants:
+            raise OptionError(f"--fast: no fast model for {key!r}; fast models ship for: "
+                              f"{', '.join(variants) or 'none'} (to make one: bin/train --teacher MODEL --width 16)")
+        return variants[key]
+    names = shipped(kind)
+    if key in names:
+        return names[key]
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    hint = f"; {spec.hint}" if spec.hint else ""
+    raise WeightsError(f"no {spec.what} {key!r}: not a file and not a shipped model "
+                       f"({', '.join(names) or 'none shipped yet'}){hint}")
+
+
+def load(name_or_path: str | os.PathLike[str], kind: str = "transform", fast: bool = False) -> tuple[Any, dict]:
+    """``(params, metadata)`` of a shipped model or a model file (see :func:`resolve`).
+
+    For ``transform``: params float32 ``{"params": {...}}``, metadata the training record.
+    """
+    return _kind(kind).read(resolve(name_or_path, kind, fast))
