@@ -1,11 +1,13 @@
 # Two entry points for a fresh machine:
-#   make demo   set up .venv, port the VGG19 weights, stylise scikit-image's cat with every shipped style
+#   make demo   set up .venv, port the VGG19 weights into ~/.cache/jaxstyle, stylise scikit-image's cat with every shipped style
 #   make test   the same set-up, then the test suite
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-VGG := weights/vgg19.npz
+# The ported VGG19 lives in the user cache (jaxstyle.cache.cache_dir; jaxstyle.weights.vgg_weights_path).
+CACHE := $(or $(JAXSTYLE_CACHE),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/jaxstyle,$(HOME)/.cache/jaxstyle))
+VGG := $(or $(JAXSTYLE_VGG_WEIGHTS),$(CACHE)/vgg19.npz)
 DATA ?= $(abspath ../shared/data)
 export JAXSTYLE_DATA ?= $(DATA)
 export JAXSTYLE_STYLES_DIR ?= $(if $(wildcard $(DATA)/styles),$(DATA)/styles,)
@@ -19,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(VGG): | $(STAMP)
-	$(PY) -m jaxstyle.cli.port_weights
+	$(PY) -m jaxstyle.cli.port_weights --out $@
 
 setup: $(STAMP) $(VGG)
 

