@@ -12,7 +12,7 @@ DATA ?= $(abspath ../shared/data)
 export JAXSTYLE_DATA ?= $(DATA)
 export JAXSTYLE_STYLES_DIR ?= $(if $(wildcard $(DATA)/styles),$(DATA)/styles,)
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint clean wheel-test
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+wheel-test: setup  # build the wheel, install it into a fresh venv, use it from an empty folder
+	PY=$(PY) .ci/wheel_test.sh
 
 lint: setup
 	$(VENV)/bin/ruff check jaxstyle tests bench
