@@ -364,8 +364,7 @@ def optimise(
     return GatysResult(np.asarray(image[0]), history, seconds, compile_seconds, optimizer=optimizer)
 
 
-# VGG19 pools four times before conv5_1: smaller sides leave conv5_1 with no positions.
-MIN_SIDE = 16
+MIN_SIDE = vgg.MIN_SIDE  # re-exported for callers of check_shape
 
 
 def check_shape(shape: tuple[int, int], what: str = "output", option: str = "--size") -> None:

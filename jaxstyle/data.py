@@ -76,7 +76,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from jaxstyle import atomic, images
-from jaxstyle.errors import ImageError, JaxstyleError, OptionError
+from jaxstyle.errors import ImageError, JaxstyleError, OptionError, one_line
 
 __all__ = [
     "FolderSource",
@@ -98,10 +98,6 @@ MAX_UPSCALE = 1.15
 MAX_PIXELS = images.DEFAULT_MAX_PIXELS
 
 _TFDS_PREFIX = "tfds:"
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 def _max_short_side(image_size: int) -> int:
@@ -248,7 +244,7 @@ class _SkippingSource:
                 first_time = index not in self._bad
                 self._bad.add(index)
             if first_time:
-                log.warning("skipping undecodable image %s: %s", self._describe(index), _one_line(err))
+                log.warning("skipping undecodable image %s: %s", self._describe(index), one_line(err))
             return None
         with self._lock:
             self._decoded += 1
@@ -349,7 +345,7 @@ def _tfds_source(name: str, split: str) -> TfdsSource:
     except Exception as err:
         splits = ", ".join(sorted(builder.info.splits.keys())) or "none"
         raise JaxstyleError(
-            f"tfds:{name}: cannot read split {split!r} (available: {splits}): {_one_line(err)}"
+            f"tfds:{name}: cannot read split {split!r} (available: {splits}): {one_line(err)}"
         ) from None
     if len(data_source) == 0:
         raise JaxstyleError(f"tfds:{name}:{split} has no examples")
@@ -576,7 +572,7 @@ def prepare_crops(
         try:
             img = Image.fromarray(decode_uint8(path, size))
         except Exception as err:
-            log.warning("skipping undecodable image %s: %s", path, _one_line(err))
+            log.warning("skipping undecodable image %s: %s", path, one_line(err))
             return False
         w, h = img.size
         scale = size / min(w, h)
@@ -588,7 +584,7 @@ def prepare_crops(
             with atomic.atomic_open(dst / name) as f:
                 img.save(f, format="JPEG", quality=quality)
         except OSError as err:
-            raise ImageError(f"{dst / name}: could not write image ({_one_line(err)})") from None
+            raise ImageError(f"{dst / name}: could not write image ({one_line(err)})") from None
         return True
 
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:

@@ -7,6 +7,13 @@ code 2. Core modules raise these and never call ``sys.exit``.
 from __future__ import annotations
 
 
+def one_line(text: object) -> str:
+    """``text`` (an exception or any object) as one line: whitespace runs become one space; an
+    exception with no message gives its class name."""
+    line = " ".join(str(text).split())
+    return line or (type(text).__name__ if isinstance(text, BaseException) else "")
+
+
 class JaxstyleError(Exception):
     """Base class: a problem the user can fix (bad input, missing file, bad option)."""
 

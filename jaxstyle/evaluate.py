@@ -29,6 +29,7 @@ import numpy as np
 from jaxstyle import atomic, models
 from jaxstyle import images as imagelib
 from jaxstyle.errors import ImageError, OptionError
+from jaxstyle.vgg import MIN_SIDE
 
 REPO = Path(__file__).resolve().parents[1]
 #: The paper's back-propagation iteration count (Table 2 is extrapolated to it when fewer are run).
@@ -39,8 +40,6 @@ TABLE2_SHAPE = (300, 400)
 FIGURE1_STYLES = ("scream", "starry_night", "wave")
 #: How many content images get a Figure 3, 4, 5.
 TRANSFORM_FIGURES = 3
-#: The smallest short side VGG19's four poolings can take.
-MIN_SIDE = 16
 DEFAULT_STYLE = "starry_night"
 DEFAULT_MODEL = models.asset("paper/starry_night_nowarmup.msgpack")
 DEFAULT_WARMUP_MODEL = models.asset("paper/starry_night_warmup.msgpack")

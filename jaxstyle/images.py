@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFile, ImageFont, ImageOps, UnidentifiedImageError
 
 from jaxstyle import atomic
-from jaxstyle.errors import ImageError, OptionError
+from jaxstyle.errors import ImageError, OptionError, one_line
 
 # 50 megapixels is about a 8660x5770 photo: larger than any camera most people own, and as a
 # float32 RGB array already 600 MB, before the network's activations (which are many times that).
@@ -48,10 +48,6 @@ _SAVE_FORMATS = {
 
 # Guards the brief swap of PIL's global MAX_IMAGE_PIXELS while a file's header is read.
 _OPEN_LOCK = threading.Lock()
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 def check_pixels(width: int, height: int, max_pixels: int | None, what: str, advice: str = RESIZE_ADVICE) -> None:
@@ -126,11 +122,11 @@ def _decode(source: Path | io.BytesIO, name: str, max_pixels: int | None, min_si
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file (or a format Pillow cannot read)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{name}: too many pixels ({_one_line(err)}); {FILE_ADVICE}") from None
+        raise ImageError(f"{name}: too many pixels ({one_line(err)}); {FILE_ADVICE}") from None
     except PermissionError:
         raise ImageError(f"{name}: permission denied") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as err:
-        raise ImageError(f"{name}: corrupt or truncated image ({_one_line(err)})") from None
+        raise ImageError(f"{name}: corrupt or truncated image ({one_line(err)})") from None
     if min(array.shape[:2]) < min_side:
         h, w = array.shape[:2]
         raise ImageError(f"{name}: image is {w}x{h} pixels, sides must be at least {min_side} pixels")
@@ -186,7 +182,7 @@ def _pil_to_float(img: Image.Image, name: str = "image") -> np.ndarray:
         try:
             converted = img.convert("RGB")
         except ValueError as err:
-            raise ImageError(f"{name}: unsupported colour mode {mode} ({_one_line(err)})") from None
+            raise ImageError(f"{name}: unsupported colour mode {mode} ({one_line(err)})") from None
         out = np.asarray(converted, dtype=np.float32) / 255.0
 
     if out.ndim == 2:
@@ -350,7 +346,7 @@ def save_image(path: str | os.PathLike[str], img: np.ndarray, *, quality: int = 
         with atomic.atomic_open(path) as f:
             pil.save(f, format=fmt, **options)
     except OSError as err:
-        raise ImageError(f"{path}: could not write image ({_one_line(err)})") from None
+        raise ImageError(f"{path}: could not write image ({one_line(err)})") from None
     return path
 
 

@@ -41,8 +41,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from jaxstyle import backprop, images, styles, transform
-from jaxstyle.errors import JaxstyleError
+from jaxstyle import backprop, images, styles, transform, vgg
+from jaxstyle.errors import JaxstyleError, one_line
 
 log = logging.getLogger("jaxstyle.serve")
 
@@ -82,8 +82,8 @@ class Limits:
             if getattr(self, field.name) < 1:
                 raise OptionError(f"{field.name.replace('_', ' ')} must be at least 1, got {getattr(self, field.name)}")
         for name in ("max_side", "gatys_size"):
-            if getattr(self, name) < backprop.MIN_SIDE:
-                raise OptionError(f"{name.replace('_', ' ')} must be at least {backprop.MIN_SIDE} px, "
+            if getattr(self, name) < vgg.MIN_SIDE:
+                raise OptionError(f"{name.replace('_', ' ')} must be at least {vgg.MIN_SIDE} px, "
                                   f"got {getattr(self, name)}")
         self.gatys_options().validate()
 
@@ -175,10 +175,10 @@ class Worker:
             job.png = images.encode_png(job.task(job))
             job.progress, job.message, job.state = 1.0, "done", "done"
         except JaxstyleError as err:
-            job.message, job.state = _one_line(err), "error"
+            job.message, job.state = one_line(err), "error"
         except Exception as err:  # a bug: log it, tell the page something short
             log.exception("job %s failed", job.id)
-            job.message, job.state = f"internal error ({type(err).__name__}): {_one_line(err)}"[:300], "error"
+            job.message, job.state = f"internal error ({type(err).__name__}): {one_line(err)}"[:300], "error"
         finally:
             job.task = None  # frees the decoded images
             self._prune()
@@ -239,13 +239,8 @@ class Stylist:
         if name not in self._styles:
             # builtin_style never treats the name as a path (a file named "scream" here is not read).
             self._styles[name] = images.load_image(styles.builtin_style(name), max_pixels=self.limits.max_pixels,
-                                                   min_side=backprop.MIN_SIDE)
+                                                   min_side=vgg.MIN_SIDE)
         return self._styles[name]
-
-
-def _one_line(err: BaseException | str) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -324,7 +319,7 @@ async def read_form(request: Request, limit: int) -> dict[str, bytes]:
             reader.parser.write(chunk)
         reader.parser.finalize()
     except FormParserError as err:
-        raise HTTPException(400, f"malformed form data ({_one_line(err)[:120]})") from None
+        raise HTTPException(400, f"malformed form data ({one_line(err)[:120]})") from None
     return {name: bytes(value) for name, value in reader.fields.items()}
 
 
@@ -351,9 +346,9 @@ def _decode(data: bytes, what: str, limits: Limits, long_side: int) -> np.ndarra
     if not data:
         raise HTTPException(400, f"the {what} is empty; choose an image file")
     try:
-        image = images.decode_image(data, what, max_pixels=limits.max_pixels, min_side=backprop.MIN_SIDE)
+        image = images.decode_image(data, what, max_pixels=limits.max_pixels, min_side=vgg.MIN_SIDE)
     except JaxstyleError as err:
-        raise HTTPException(400, _one_line(err)) from None
+        raise HTTPException(400, one_line(err)) from None
     if max(image.shape[:2]) > long_side:
         image = images.fit_long_side(image, long_side, max_pixels=limits.max_pixels)
     return image
@@ -475,11 +470,11 @@ def create_app(
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return _error(exc.status_code, _one_line(exc.detail))
+    return _error(exc.status_code, one_line(exc.detail))
 
 
 async def _user_error(request: Request, exc: Exception) -> JSONResponse:
-    return _error(400, _one_line(exc))
+    return _error(400, one_line(exc))
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:

@@ -25,6 +25,9 @@ VGG_LAYERS: tuple[str, ...] = (
 )
 _LAST_IN_BLOCK = frozenset({"conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4"})
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+#: The smallest image side VGG19 takes: it pools four times before conv5_1, and smaller sides leave
+#: conv5_1 with no positions. Images, videos and the web page refuse anything smaller.
+MIN_SIDE = 16
 POOLINGS = ("avg", "max")
 
 Params = Mapping[str, Mapping[str, jax.Array]]

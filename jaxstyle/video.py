@@ -28,7 +28,8 @@ import imageio_ffmpeg
 import numpy as np
 
 from jaxstyle import atomic, images
-from jaxstyle.errors import ImageError, OptionError, VideoError
+from jaxstyle.errors import ImageError, OptionError, VideoError, one_line
+from jaxstyle.vgg import MIN_SIDE
 
 #: File extensions read as videos (by suffix, case-insensitive).
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"})
@@ -39,8 +40,6 @@ OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
 _DEMUXERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
 #: Source audio codecs copied as they are (all four output containers hold them); others become AAC.
 _COPY_AUDIO = frozenset({"aac", "mp3"})
-#: Sides below this are refused, as for images (``backprop.MIN_SIDE``).
-MIN_SIDE = 16
 #: Frame rate used when ffmpeg reports none.
 FALLBACK_FPS = 25.0
 #: Motion scale of :func:`smooth_frames`: a mean input change of ``tau`` per pixel cuts the carry-over by e.
@@ -117,7 +116,7 @@ def _reason(log: str) -> str:
     text = (tagged or lines or ["no details"])[-1]
     text = re.sub(r"^\[[^\]]*\]\s*", "", text)
     text = re.sub(r"^Error opening input:\s*", "", text)
-    return images._one_line(text)[:200]
+    return one_line(text)[:200]
 
 
 def _streams(log: str) -> tuple[list[str], list[str]]:
@@ -519,7 +518,7 @@ def stylize_video(
                 raise
             _check_written(tmp, dst, count, audio_codec is not None)
     except OSError as err:
-        raise VideoError(f"{dst}: cannot write the video ({images._one_line(err)})") from None
+        raise VideoError(f"{dst}: cannot write the video ({one_line(err)})") from None
     finally:
         frames_in.close()
     seconds = time.perf_counter() - start
