@@ -139,7 +139,7 @@ def frozen_bias(name: str) -> bool:
     return (name.endswith("conv.bias") and not name.startswith("out.")) or name.endswith("norm2.bias")
 
 
-# -- VGG19 and the perceptual loss (jaxstyle.vgg / losses / train.perceptual_loss) -------------------
+# -- VGG19 and the perceptual loss (jaxstyle.vgg / objective / train.perceptual_loss) -------------------
 
 VGG_LAYERS = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4",
               "conv4_1", "conv4_2", "conv4_3", "conv4_4", "conv5_1", "conv5_2", "conv5_3", "conv5_4")
@@ -188,7 +188,7 @@ def gram(fmap: torch.Tensor) -> torch.Tensor:
 def image_loss(out: torch.Tensor, target: torch.Tensor, vgg: VGG19, grams: dict[str, torch.Tensor],
                weights: tuple[float, float, float]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """α·content + β·style + γ·TV of the net's output ``out`` (float[N,3,H,W]); ``target``: the content
-    image's conv4_2 responses. Every term per image, batch mean, exactly as jaxstyle.losses."""
+    image's conv4_2 responses. Every term per image, batch mean, exactly as jaxstyle.objective."""
     feats = vgg(out, (*STYLE_LAYERS, CONTENT_LAYER))
     content = 0.5 * (feats[CONTENT_LAYER] - target).square().sum(dim=(1, 2, 3)).mean()
     style = out.new_zeros(())

@@ -104,35 +104,6 @@ def _log(message: str) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def _count_linesearch_steps(sink: list[int]) -> None:
-    """Instrument ``backprop._step_fn`` so each step appends its zoom line-search step count.
-
-    Only for reporting evaluations per L-BFGS step (each line-search step is one more forward +
-    backward pass). It reads the optax state the step already returns; if backprop's internals
-    change, counting is silently skipped.
-    """
-    from jaxstyle import backprop
-
-    original = getattr(backprop, "_step_fn", None)
-    if original is None:
-        return
-
-    def patched(*args: Any, **kwargs: Any) -> Any:
-        step, optimizer = original(*args, **kwargs)
-
-        def counted(*step_args: Any) -> Any:
-            image, opt_state, aux = step(*step_args)
-            for part in opt_state if isinstance(opt_state, tuple) else ():
-                info = getattr(part, "info", None)
-                if info is not None and hasattr(info, "num_linesearch_steps"):
-                    sink.append(int(info.num_linesearch_steps))  # read now: the state is donated next step
-            return image, opt_state, aux
-
-        return counted, optimizer
-
-    backprop._step_fn = patched
-
-
 PROGRESS_EVERY = 25  # steps between progress dumps of a worker (off the clock)
 
 
@@ -144,8 +115,7 @@ def run_ours(config: OursConfig, mode: Mode, image_dir: Path, progress_path: Pat
     params = weights.load_vgg_params()
     content = images.load_image(CONTENT)
     style = images.load_image(STYLE)
-    linesearch_steps: list[int] = []
-    _count_linesearch_steps(linesearch_steps)
+    linesearch_steps: list[int] = []  # per lbfgs step: its zoom line-search steps (each one more fwd + bwd)
 
     stamps: list[float] = []  # perf_counter at each callback, less the off-clock time before it
     seen: list[dict[str, float]] = []  # the terms each callback gets (of the image before that step)
@@ -156,6 +126,8 @@ def run_ours(config: OursConfig, mode: Mode, image_dir: Path, progress_path: Pat
         nonlocal off_clock
         stamps.append(time.perf_counter() - off_clock)
         seen.append(terms)
+        if "linesearch_steps" in terms:  # backprop.make_step reports them for lbfgs
+            linesearch_steps.append(int(terms["linesearch_steps"]))
         if step in mode.checkpoints:
             snapshots[step] = np.array(image[0], copy=True)  # saved after the run
         if progress_path is not None and step % PROGRESS_EVERY == 0:

@@ -59,7 +59,7 @@ def gatys_step_timer(side: int, vgg_params: Any):
     from jaxstyle import tiling
 
     grid = tiling.tile_grid((side, side), spec.tile)  # what optimise() picks: tiled above the auto threshold
-    step, optimizer = backprop._step_fn(spec, opts.optimizer, opts.lr, 1000, grid)
+    step, optimizer = backprop.make_step(spec, opts.optimizer, opts.lr, 1000, grid)
     state = {"image": jnp.asarray(content)[None]}
     state["opt"] = jax.tree.map(jnp.copy, optimizer.init(state["image"]))
 

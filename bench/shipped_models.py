@@ -83,12 +83,12 @@ def main() -> int:
 
     import jax.numpy as jnp
 
-    from jaxstyle import backprop, images, transform
+    from jaxstyle import backprop, images, objective, transform, vgg
     from jaxstyle.styles import load_style
     from jaxstyle.weights import load_vgg_params
 
-    params_vgg = backprop._device_params(load_vgg_params())
-    spec = backprop.LossSpec()
+    params_vgg = vgg.to_device(load_vgg_params())
+    spec = objective.LossSpec()
     photos = {name: _photo(name, args.size) for name in args.photos.split(",") if name}
     fast_models = transform.shipped_models(fast=True) if args.fast else {}
     rows = []

@@ -455,7 +455,7 @@ def jax_train_parts(trainer: Any, params: Any, batch_u8: np.ndarray, full_step: 
     import jax
     import jax.numpy as jnp
 
-    from jaxstyle import losses, vgg
+    from jaxstyle import objective, vgg
 
     config = trainer.config
     model = config.model()
@@ -464,7 +464,7 @@ def jax_train_parts(trainer: Any, params: Any, batch_u8: np.ndarray, full_step: 
     net_grad = jax.jit(jax.grad(lambda p, x: jnp.sum(model.apply(p, x) * r)))
     out0 = jax.jit(model.apply)(params, x)
     loss_grad = jax.jit(jax.value_and_grad(image_loss_fn(config)))
-    target = jax.jit(lambda f, x: vgg.features(f["vgg"], x, (losses.CONTENT_LAYER,), config.pooling))
+    target = jax.jit(lambda f, x: vgg.features(f["vgg"], x, (objective.CONTENT_LAYER,), config.pooling))
     return {
         "full train step": full_step,
         "net fwd+bwd": lambda: jax.block_until_ready(net_grad(params, x)),
@@ -485,11 +485,11 @@ def jax_vgg_parts(vgg_params: Mapping[str, Any], batch_u8: np.ndarray) -> list[d
     x = vgg.preprocess(jnp.asarray(batch_u8, jnp.float32) / 255.0)
     parts = []
     for name in names:
-        pool = name in vgg._LAST_IN_BLOCK and name != names[-1]
+        pool = name in vgg.closes_block(name) and name != names[-1]
 
         def layer(v, p=vgg_params[name], pool=pool):
-            y = vgg._conv_relu(v, p)
-            return vgg._pool(y, "avg") if pool else y
+            y = vgg.conv_relu(v, p)
+            return vgg.pool(y, "avg") if pool else y
 
         fwd = jax.jit(layer)
         y = fwd(x).block_until_ready()

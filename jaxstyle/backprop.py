@@ -1,8 +1,9 @@
 """Gatys et al. back-propagation (the module behind ``jaxstyle.gatys``) and texture synthesis.
 
 The image itself is the parameter: float32[1,H,W,3] RGB in [0,1]. One jitted step
-computes the paper's loss with ``jax.value_and_grad`` through the VGG19 and applies an
-optax update, then clips the image back into [0,1].
+(:func:`make_step`) computes the paper's loss (:mod:`jaxstyle.objective`) with
+``jax.value_and_grad`` through the VGG19 and applies an optax update, then clips the image
+back into [0,1].
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxstyle import color, losses, tiling, vgg
+from jaxstyle import color, objective, tiling, vgg
 from jaxstyle import images as imagelib
 from jaxstyle.errors import NonFiniteLossError, OptionError
+from jaxstyle.objective import LossSpec
+from jaxstyle.vgg import MIN_SIDE
 
 OPTIMIZERS = ("sign", "adam", "lbfgs")
 # "auto": the paper's sign update for one scale (Table 1 and the 400x300 default), Adam when the plan
@@ -38,32 +41,6 @@ MAX_ITERATIONS = 100_000
 # so outputs up to 511 px run at one scale (the paper's 400x300 included) and 1200 px at three.
 DEFAULT_MIN_SIZE = 256
 MAX_SCALES = 8
-
-
-@dataclasses.dataclass(frozen=True)
-class LossSpec:
-    """Everything static about the loss and how it is computed: hashable, so it keys the jit cache.
-
-    tile: core tile size in px for :mod:`jaxstyle.tiling` (None: auto, tiling only large images;
-    0: never). Tiling changes the memory, not the loss (see :func:`loss_terms`).
-    """
-
-    content_weight: float = 1.0
-    style_weight: float = 1e3
-    tv_weight: float = 0.0
-    style_layer_weights: tuple[tuple[str, float], ...] = tuple(
-        zip(losses.STYLE_LAYERS, losses.DEFAULT_STYLE_LAYER_WEIGHTS, strict=True)
-    )
-    content_layer: str = losses.CONTENT_LAYER
-    pooling: str = "avg"
-    tile: int | None = None
-
-    @property
-    def layers(self) -> tuple[str, ...]:
-        names = [name for name, _ in self.style_layer_weights]
-        if self.content_weight:
-            names.append(self.content_layer)
-        return tuple(dict.fromkeys(names))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +100,7 @@ class GatysOptions:
                 raise OptionError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
 
     def loss_spec(self, with_content: bool = True) -> LossSpec:
-        weights = losses.layer_weight_map(self.style_layer_weights)
+        weights = objective.layer_weight_map(self.style_layer_weights)
         return LossSpec(
             content_weight=float(self.content_weight) if with_content else 0.0,
             style_weight=float(self.style_weight),
@@ -177,31 +154,18 @@ def make_optimizer(name: str, lr: float | None = None, iterations: int | None = 
     raise OptionError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
 
 
-def loss_terms(
-    image: jax.Array, targets: Mapping[str, Any], vgg_params: vgg.Params, spec: LossSpec
-) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """The weighted total and the unweighted terms for float32[1,H,W,3] ``image`` in [0,1].
-
-    targets: ``{"content": float32[1,h,w,C] or None, "grams": {layer: float32[C,C]}}``.
-    Returns (α·L_content + β·L_style + γ·TV, {"content", "style", "tv", "total"}).
-    Whole-image; :func:`jaxstyle.tiling.loss_terms` is the tiled equivalent.
-    """
-    feats = vgg.features(vgg_params, image, spec.layers, spec.pooling)
-    zero = jnp.float32(0.0)
-    content = losses.content_loss(feats[spec.content_layer], targets["content"]) if spec.content_weight else zero
-    style = losses.style_loss(feats, targets["grams"], dict(spec.style_layer_weights))
-    tv = losses.total_variation(image) if spec.tv_weight else zero
-    total = spec.content_weight * content + spec.style_weight * style + spec.tv_weight * tv
-    return total, {"content": content, "style": style, "tv": tv, "total": total}
-
-
 @functools.lru_cache(maxsize=32)
-def _step_fn(spec: LossSpec, optimizer_name: str, lr: float | None, iterations: int | None,
-             grid: tiling.TileGrid | None = None) -> tuple[Callable, optax.GradientTransformation]:
-    """``step(image, opt_state, targets, vgg_params) -> (image, opt_state, terms)`` and its optimizer.
+def make_step(spec: LossSpec, optimizer_name: str, lr: float | None = None, iterations: int | None = None,
+              grid: tiling.TileGrid | None = None) -> tuple[Callable, optax.GradientTransformation]:
+    """The Gatys step ``step(image, opt_state, targets, vgg_params) -> (image, opt_state, terms)`` and its
+    optimizer (built once per argument set and cached).
 
-    With a ``grid`` the gradient comes from :func:`jaxstyle.tiling.value_and_grad` (tile by tile,
-    outside jit) and only the update is jitted; lbfgs needs whole-image steps (its line search).
+    image: float32[1,H,W,3] in [0,1] (donated, as is ``opt_state``); targets: :func:`make_targets`'s;
+    terms: :func:`jaxstyle.objective.total`'s, of the image before the update, float32[] on the device,
+    plus ``linesearch_steps`` (int32[]) for lbfgs. ``iterations`` sets the sign step's decay
+    (:func:`make_optimizer`). With a ``grid`` the gradient comes from
+    :func:`jaxstyle.tiling.value_and_grad` (tile by tile, outside jit) and only the update is
+    jitted; lbfgs needs whole-image steps (its line search).
     """
     optimizer = make_optimizer(optimizer_name, lr, iterations)
     if grid is not None:
@@ -222,15 +186,17 @@ def _step_fn(spec: LossSpec, optimizer_name: str, lr: float | None, iterations: 
 
     def step(image, opt_state, targets, vgg_params):
         def value_fn(x):
-            return loss_terms(x, targets, vgg_params, spec)[0]
+            return objective.loss_terms(x, targets, vgg_params, spec)[0]
 
         (value, aux), grad = jax.value_and_grad(
-            lambda x: loss_terms(x, targets, vgg_params, spec), has_aux=True
+            lambda x: objective.loss_terms(x, targets, vgg_params, spec), has_aux=True
         )(image)
         updates, opt_state = optimizer.update(
             grad, opt_state, image, value=value, grad=grad, value_fn=value_fn
         )
         image = jnp.clip(optax.apply_updates(image, updates), 0.0, 1.0)
+        if optimizer_name == "lbfgs":  # each line-search step is one more forward + backward pass
+            aux = {**aux, "linesearch_steps": optax.tree_utils.tree_get(opt_state, "num_linesearch_steps")}
         return image, opt_state, aux
 
     return jax.jit(step, donate_argnums=(0, 1)), optimizer
@@ -245,14 +211,9 @@ def _check_tiled_optimizer(optimizer: str, shapes: Sequence[tuple[int, int]], ti
                           "use --optimizer sign or adam, or --tile 0")
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "pooling"))
-def _features(vgg_params, image, layers, pooling):
-    return vgg.features(vgg_params, image, layers, pooling)
-
-
 @functools.partial(jax.jit, static_argnames=("spec",))
 def _evaluate_whole(image, targets, vgg_params, spec):
-    return loss_terms(image, targets, vgg_params, spec)[1]
+    return objective.loss_terms(image, targets, vgg_params, spec)[1]
 
 
 def evaluate_loss(image: jax.Array, targets: Mapping[str, Any], vgg_params: vgg.Params, spec: LossSpec
@@ -279,22 +240,17 @@ def make_targets(
     blended by ``style_blend`` (weights, normalised to sum 1). Images that ``spec.tile`` tiles
     are run tile by tile (:mod:`jaxstyle.tiling`), with the same results.
     """
-    style_layers = tuple(name for name, _ in spec.style_layer_weights)
-
-    def positions_at(h: int, w: int) -> dict[str, int]:  # conv{b}_x sees the image after b-1 pools
-        return {layer: (h // 2 ** (int(layer[4]) - 1)) * (w // 2 ** (int(layer[4]) - 1)) for layer in style_layers}
-
-    positions = positions_at(*output_shape)
+    style_layers = spec.style_layers
+    positions = objective.generated_positions(spec, output_shape)
     blend = np.ones(len(styles)) if style_blend is None else np.asarray(style_blend, dtype=np.float64)
     blend = blend / blend.sum()
     grams: dict[str, jax.Array] = {}
     for weight, style in zip(blend, styles, strict=True):
         grid = tiling.tile_grid(style.shape[:2], spec.tile)
         if grid is None:
-            feats = _features(vgg_params, jnp.asarray(style)[None], style_layers, spec.pooling)
-            style_grams = losses.style_targets(feats, positions)
-        else:  # as losses.style_targets: rescaled by M_gen / M_style
-            own = positions_at(*style.shape[:2])
+            style_grams = objective.style_grams(vgg_params, style, spec, output_shape)
+        else:  # as objective.style_targets: rescaled by M_gen / M_style
+            own = objective.generated_positions(spec, style.shape[:2])
             raw = tiling.grams(vgg_params, jnp.asarray(style)[None], grid, style_layers, spec.pooling)
             style_grams = {layer: g * (positions[layer] / float(own[layer])) for layer, g in raw.items()}
         for layer, g in style_grams.items():
@@ -304,7 +260,8 @@ def make_targets(
         image = jnp.asarray(content)[None]
         grid = tiling.tile_grid(content.shape[:2], spec.tile)
         if grid is None:
-            content_target = _features(vgg_params, image, (spec.content_layer,), spec.pooling)[spec.content_layer]
+            layer = spec.content_layer
+            content_target = vgg.jit_features(vgg_params, image, (layer,), spec.pooling)[layer]
         else:
             content_target = tiling.responses(vgg_params, image, grid, spec.content_layer, spec.pooling)
     return {"content": content_target, "grams": grams}
@@ -340,7 +297,7 @@ def optimise(
     loss raises :class:`NonFiniteLossError` at once. Images that ``spec.tile`` tiles
     (:func:`jaxstyle.tiling.tile_grid`) take tiled steps: the same gradient in bounded memory.
     """
-    step, opt = _step_fn(spec, optimizer, lr, iterations, tiling.tile_grid(image.shape[1:3], spec.tile))
+    step, opt = make_step(spec, optimizer, lr, iterations, tiling.tile_grid(image.shape[1:3], spec.tile))
     # Fresh buffers: optax may alias leaves of its state, and the step donates them.
     opt_state = jax.tree.map(jnp.copy, opt.init(image))
     history: list[dict[str, float]] = []
@@ -362,9 +319,6 @@ def optimise(
     history.append(final)
     seconds = time.perf_counter() - start
     return GatysResult(np.asarray(image[0]), history, seconds, compile_seconds, optimizer=optimizer)
-
-
-MIN_SIDE = vgg.MIN_SIDE  # re-exported for callers of check_shape
 
 
 def check_shape(shape: tuple[int, int], what: str = "output", option: str = "--size") -> None:
@@ -496,7 +450,7 @@ def gatys(
         # luminance matched to the photo's, then put the photo's chroma back.
         content_img = color.luminance(photo)
         style_imgs = [color.match_luminance(s, photo) for s in style_imgs]
-    params = _device_params(vgg_params)
+    params = vgg.to_device(vgg_params)
     spec = opts.loss_spec(with_content=True)
     full = content_img.shape[:2]
     plan = scale_plan(full, opts)
@@ -575,16 +529,8 @@ def texture(
     style_imgs = _working_styles(style_list, shape, opts)
     for style_img in style_imgs:
         check_shape(style_img.shape[:2], "style image")
-    params = _device_params(vgg_params)
+    params = vgg.to_device(vgg_params)
     spec = opts.loss_spec(with_content=False)
     targets = make_targets(params, spec, shape, None, style_imgs, style_blend)
     image = initial_image("random", None, shape, opts.noise, jax.random.key(opts.seed))
     return optimise(image, targets, params, spec, opts.iterations, optimizer, opts.lr, callback)
-
-
-def _device_params(vgg_params: vgg.Params | None) -> dict:
-    if vgg_params is None:
-        from jaxstyle.weights import load_vgg_params
-
-        vgg_params = load_vgg_params()
-    return vgg.to_device(vgg_params, upto=("conv5_1",))

@@ -202,7 +202,7 @@ def device_vgg(vgg_params: Any) -> dict:
     """VGG19 params (numpy or jax) on the default device, only the layers the losses use."""
     from jaxstyle import vgg
 
-    return vgg.to_device(vgg_params, upto=("conv5_1",))
+    return vgg.to_device(vgg_params)
 
 
 def _backprop_key(name: str, style_name: str, shape: tuple[int, ...], iterations: int) -> str:

@@ -7,7 +7,7 @@ image borders), and only the responses at the core's positions are summed:
 
 * pass 1 (forward, per tile): the unnormalised Gram partial sums and the content partial sum
   over the core. Their sum over tiles gives the full Grams, hence the style loss with the
-  normalisation of :func:`jaxstyle.losses.style_loss`, and ∂L_style/∂G;
+  normalisation of :func:`jaxstyle.objective.style_loss`, and ∂L_style/∂G;
 * pass 2 (backward, per tile): the gradient of Σ_l ⟨∂L/∂G_l, G_l(core)⟩ + α·L_content(core)
   with respect to the crop's pixels, added into the full-image gradient (crops overlap; the
   total gradient is the sum of the partials' gradients).
@@ -30,18 +30,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxstyle import losses, vgg
+from jaxstyle import objective, vgg
 from jaxstyle.errors import OptionError
-
-if TYPE_CHECKING:
-    from jaxstyle.backprop import LossSpec
+from jaxstyle.objective import LossSpec
 
 ALIGN = 16  # 2**4: VGG19 pools four times before conv5_1
 # conv5_1 reaches 70 px beyond its 16 px cell on each side; 80 is the next multiple of 16: exact.
@@ -123,11 +121,6 @@ def tile_grid(shape: tuple[int, int], tile: int | None, halo: int = DEFAULT_HALO
     return TileGrid((h, w), (wy, wx), origins, cores)
 
 
-def _level(layer: str) -> int:
-    """conv{b}_x sees the image after b-1 pools."""
-    return int(layer[4]) - 1
-
-
 def _crop(image: jax.Array, origin: jax.Array, window: tuple[int, int]) -> jax.Array:
     """float32[1,H,W,3] -> float32[1,h,w,3], the window at ``origin`` (int32[2], y and x)."""
     return lax.dynamic_slice(image, (0, origin[0], origin[1], 0), (image.shape[0], *window, image.shape[3]))
@@ -148,7 +141,7 @@ def _core_mask(origin: jax.Array, core: jax.Array, size: tuple[int, int], level:
 def _core_gram(fmap: jax.Array, origin: jax.Array, core: jax.Array, level: int) -> jax.Array:
     """The Gram partial sum over the core's positions: float[1,h,w,C] -> float32[1,C,C]."""
     mask = _core_mask(origin, core, fmap.shape[1:3], level)
-    return losses.gram(jnp.where(mask, fmap, 0.0))
+    return objective.gram(jnp.where(mask, fmap, 0.0))
 
 
 def _tile_partials(crop: jax.Array, origin: jax.Array, core: jax.Array, content_target: jax.Array | None,
@@ -156,27 +149,15 @@ def _tile_partials(crop: jax.Array, origin: jax.Array, core: jax.Array, content_
     """One crop float32[1,h,w,3] -> ({style layer: Gram partial float32[1,C,C]}, content partial float32[]),
     both summed over the core's positions only (content: ½ Σ (X − Y)², Y the full-image target)."""
     feats = vgg.features(params, crop, spec.layers, spec.pooling)
-    grams = {layer: _core_gram(feats[layer], origin, core, _level(layer)) for layer, _ in spec.style_layer_weights}
+    grams = {layer: _core_gram(feats[layer], origin, core, vgg.level(layer)) for layer, _ in spec.style_layer_weights}
     content = jnp.float32(0.0)
     if spec.content_weight:
         fmap = feats[spec.content_layer].astype(jnp.float32)
-        level = _level(spec.content_layer)
+        level = vgg.level(spec.content_layer)
         target = lax.dynamic_slice(content_target, (0, origin[0] >> level, origin[1] >> level, 0), fmap.shape)
         mask = _core_mask(origin, core, fmap.shape[1:3], level)
         content = 0.5 * jnp.sum(jnp.where(mask, jnp.square(fmap - target.astype(jnp.float32)), 0.0))
     return grams, content
-
-
-def style_from_grams(grams: Mapping[str, jax.Array], target_grams: Mapping[str, jax.Array],
-                     layer_weights: Sequence[tuple[str, float]], shape: tuple[int, int]) -> jax.Array:
-    """L_style from full-image Grams {layer: float32[1,C,C]} of an (H, W) image: the same
-    Σ_l w_l E_l as :func:`jaxstyle.losses.style_loss`, M_l = (H >> level)·(W >> level)."""
-    total = jnp.float32(0.0)
-    for layer, weight in layer_weights:
-        level = _level(layer)
-        total = total + weight * losses.style_layer_loss(grams[layer], target_grams[layer],
-                                                         shape[0] >> level, shape[1] >> level)
-    return total
 
 
 def _sum_partials(image: jax.Array, targets: Mapping[str, Any], params: vgg.Params, spec: LossSpec,
@@ -199,11 +180,12 @@ def _add_partials(acc, image, origin, core, content_target, params, spec, window
 def _style_terms(image: jax.Array, grams: Mapping[str, jax.Array], content: jax.Array,
                  target_grams: Mapping[str, jax.Array], spec: LossSpec, shape: tuple[int, int]
                  ) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
-    """The loss terms (as :func:`jaxstyle.backprop.loss_terms`'s) from the summed partials, and ∂L_style/∂G."""
-    style, d_style = jax.value_and_grad(style_from_grams)(grams, target_grams, spec.style_layer_weights, shape)
-    tv = losses.total_variation(image) if spec.tv_weight else jnp.float32(0.0)
-    total = spec.content_weight * content + spec.style_weight * style + spec.tv_weight * tv
-    return {"content": content, "style": style, "tv": tv, "total": total}, d_style
+    """The loss terms (as :func:`jaxstyle.objective.loss_terms`'s) from the summed partials, and ∂L_style/∂G."""
+    sizes = {layer: vgg.feature_shape(shape, layer) for layer in spec.style_layers}
+    style, d_style = jax.value_and_grad(objective.style_from_grams)(grams, target_grams, spec.style_layer_weights,
+                                                                    sizes)
+    tv = objective.total_variation(image) if spec.tv_weight else jnp.float32(0.0)
+    return objective.total(spec, content, style, tv), d_style
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "window"), donate_argnames=("grad",))
@@ -223,12 +205,12 @@ def _add_tile_grad(grad, image, origin, core, content_target, params, d_style, s
 
 @functools.partial(jax.jit, static_argnames=("tv_weight",), donate_argnames=("grad",))
 def _add_tv_grad(grad: jax.Array, image: jax.Array, tv_weight: float) -> jax.Array:
-    return grad + tv_weight * jax.grad(losses.total_variation)(image)
+    return grad + tv_weight * jax.grad(objective.total_variation)(image)
 
 
 def loss_terms(image: jax.Array, targets: Mapping[str, Any], params: vgg.Params, spec: LossSpec, grid: TileGrid
                ) -> dict[str, jax.Array]:
-    """Tiled :func:`jaxstyle.backprop.loss_terms` terms {"content", "style", "tv", "total"} (float32[]).
+    """Tiled :func:`jaxstyle.objective.loss_terms` terms {"content", "style", "tv", "total"} (float32[]).
 
     image: float32[1,H,W,3] in [0,1], (H, W) = grid.shape; targets as for the untiled loss
     (``targets["content"]``: the full image's content response float32[1,H>>3,W>>3,C] or None).
@@ -264,13 +246,13 @@ def _tile_arrays(grid: TileGrid) -> tuple[tuple[jax.Array, jax.Array], ...]:
 @functools.partial(jax.jit, static_argnames=("window", "layers", "pooling"), donate_argnames=("acc",))
 def _add_grams(acc, params, image, origin, core, window, layers, pooling):
     feats = vgg.features(params, _crop(image, origin, window), layers, pooling)
-    return {layer: acc[layer] + _core_gram(feats[layer], origin, core, _level(layer))[0] for layer in layers}
+    return {layer: acc[layer] + _core_gram(feats[layer], origin, core, vgg.level(layer))[0] for layer in layers}
 
 
 def grams(params: vgg.Params, image: jax.Array, grid: TileGrid, layers: tuple[str, ...], pooling: str
           ) -> dict[str, jax.Array]:
     """Full-image Grams of ``layers``, tile by tile: float32[1,H,W,3] in [0,1] -> {layer: float32[C,C]}
-    (as ``losses.gram(features)[0]``, unnormalised)."""
+    (as ``objective.gram(features)[0]``, unnormalised)."""
     acc = {layer: jnp.zeros((params[layer]["w"].shape[-1],) * 2, jnp.float32) for layer in layers}
     for origin, core in _tile_arrays(grid):
         acc = _add_grams(acc, params, image, origin, core, grid.window, layers, pooling)
@@ -279,7 +261,7 @@ def grams(params: vgg.Params, image: jax.Array, grid: TileGrid, layers: tuple[st
 
 @functools.partial(jax.jit, static_argnames=("window", "layer", "pooling"), donate_argnames=("out",))
 def _put_responses(out, params, image, origin, core, window, layer, pooling):
-    level = _level(layer)
+    level = vgg.level(layer)
     fmap = vgg.features(params, _crop(image, origin, window), (layer,), pooling)[layer]
     start = (0, origin[0] >> level, origin[1] >> level, 0)
     mask = _core_mask(origin, core, fmap.shape[1:3], level)
@@ -289,7 +271,7 @@ def _put_responses(out, params, image, origin, core, window, layer, pooling):
 def responses(params: vgg.Params, image: jax.Array, grid: TileGrid, layer: str, pooling: str) -> jax.Array:
     """Full-image responses of one layer, tile by tile: float32[1,H,W,3] in [0,1] ->
     float32[1,H>>level,W>>level,C] (as ``vgg.features``; each position from the crop whose core holds it)."""
-    level = _level(layer)
+    level = vgg.level(layer)
     h, w = grid.shape
     out = jnp.zeros((1, h >> level, w >> level, params[layer]["w"].shape[-1]), jnp.float32)
     for origin, core in _tile_arrays(grid):

@@ -31,7 +31,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxstyle import atomic, losses, models, transform, vgg
+from jaxstyle import atomic, models, objective, transform, vgg
 from jaxstyle.errors import JaxstyleError, NonFiniteLossError, OptionError
 
 
@@ -80,6 +80,12 @@ class TrainConfig:
         if self.teacher and self.warmup_steps:
             raise OptionError("--warmup-steps does not apply with --teacher (distillation has no perceptual loss "
                               "to warm up for)")
+
+    def loss_spec(self) -> objective.LossSpec:
+        """The perceptual loss of the net's output: the paper's layers, this config's weights, never tiled
+        (training crops are small)."""
+        return objective.LossSpec(content_weight=float(self.content_weight), style_weight=float(self.style_weight),
+                                  tv_weight=float(self.tv_weight), pooling=self.pooling, tile=0)
 
     def model(self) -> transform.TransformNet:
         return transform.TransformNet(self.width, self.residual_blocks, dtype=jnp.dtype(self.dtype))
@@ -150,16 +156,15 @@ def perceptual_loss(
 def output_loss(
     out: jax.Array, batch: jax.Array, frozen: Mapping[str, Any], config: TrainConfig
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """The perceptual loss of the net's output ``out`` for input ``batch`` (both float32[N,H,W,3])."""
-    style_weights = dict(zip(losses.STYLE_LAYERS, losses.DEFAULT_STYLE_LAYER_WEIGHTS, strict=True))
-    layers = (*losses.STYLE_LAYERS, losses.CONTENT_LAYER)
-    feats = vgg.features(frozen["vgg"], out, layers, config.pooling)
-    target = vgg.features(frozen["vgg"], batch, (losses.CONTENT_LAYER,), config.pooling)[losses.CONTENT_LAYER]
-    content = losses.content_loss(feats[losses.CONTENT_LAYER], jax.lax.stop_gradient(target))
-    style = losses.style_loss(feats, frozen["grams"], style_weights)
-    tv = losses.total_variation(out)
-    total = config.content_weight * content + config.style_weight * style + config.tv_weight * tv
-    return total, {"loss": total, "content": content, "style": style, "tv": tv}
+    """The perceptual loss (:func:`jaxstyle.objective.loss_terms` with ``config.loss_spec()``) of the net's
+    output ``out`` for input ``batch`` (both float32[N,H,W,3]): the content target is the input's responses."""
+    spec = config.loss_spec()
+    target = None
+    if spec.content_weight:
+        target = vgg.features(frozen["vgg"], batch, (spec.content_layer,), spec.pooling)[spec.content_layer]
+        target = jax.lax.stop_gradient(target)
+    total, terms = objective.loss_terms(out, {"content": target, "grams": frozen["grams"]}, frozen["vgg"], spec)
+    return total, {"loss": total, "content": terms["content"], "style": terms["style"], "tv": terms["tv"]}
 
 
 def identity_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], config: TrainConfig):
@@ -263,14 +268,9 @@ def maybe_initialize_distributed() -> None:
 
 
 def style_grams(vgg_params: Any, style: np.ndarray, config: TrainConfig) -> dict[str, jax.Array]:
-    """Target Grams of the style image (float32[h,w,3] in [0,1] at --style-size), rescaled to the
+    """Target Grams of the style image (float32[h,w,3] in [0,1] at ``style_size``), rescaled to the
     number of positions the training crops have at each layer."""
-    from jaxstyle.backprop import _features
-
-    feats = _features(vgg_params, jnp.asarray(style)[None], losses.STYLE_LAYERS, config.pooling)
-    size = config.image_size
-    positions = {layer: (size // 2 ** (int(layer[4]) - 1)) ** 2 for layer in losses.STYLE_LAYERS}
-    return losses.style_targets(feats, positions)
+    return objective.style_grams(vgg_params, style, config.loss_spec(), (config.image_size, config.image_size))
 
 
 # -- the loop --------------------------------------------------------------------------------------
@@ -353,11 +353,7 @@ def run(
     if teacher is not None:
         frozen: dict[str, Any] = {"teacher": teacher}
     else:
-        if vgg_params is None:
-            from jaxstyle.weights import load_vgg_params
-
-            vgg_params = load_vgg_params()
-        vgg_params = vgg.to_device(vgg_params, upto=("conv5_1",))
+        vgg_params = vgg.to_device(vgg_params)
         frozen = {"vgg": vgg_params, "grams": style_grams(vgg_params, style_image, config)}
     trainer = Trainer(config, mesh, frozen)
 

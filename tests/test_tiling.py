@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jaxstyle
-from jaxstyle import backprop, tiling
+from jaxstyle import backprop, objective, tiling, vgg
 from jaxstyle.errors import OptionError
 
 SIZE = 256  # tubingen at 192x256; tile 128 splits it 2x2 with the default 80 px halo (crops 176x208)
@@ -24,7 +24,7 @@ def setup(small_pair, vgg_params):
     opts = backprop.GatysOptions(size=SIZE, tile=TILE)
     content_img, styles = backprop._working_images(images.to_float_image(content), [images.to_float_image(style)],
                                                    opts)
-    params = backprop._device_params(vgg_params)
+    params = vgg.to_device(vgg_params)
     shape = content_img.shape[:2]
     spec = opts.loss_spec()
     whole_spec = backprop.GatysOptions(tile=0).loss_spec()
@@ -97,7 +97,7 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_tiled_gradient_equals_whole_gradient(setup):
     image, params = setup["image"], setup["params"]
-    whole_fn = jax.jit(jax.value_and_grad(lambda x: backprop.loss_terms(x, setup["whole_targets"], params,
+    whole_fn = jax.jit(jax.value_and_grad(lambda x: objective.loss_terms(x, setup["whole_targets"], params,
                                                                         setup["whole_spec"]), has_aux=True))
     (_, whole_terms), whole_grad = whole_fn(image)
     whole_grad = np.asarray(whole_grad[0])
@@ -156,7 +156,7 @@ def test_auto_tiling_leaves_small_images_bit_identical(small_pair, vgg_params):
 
 
 def test_tiled_adam_lowers_the_loss(setup):
-    step, opt = backprop._step_fn(setup["spec"], "adam", None, 2, tiling.tile_grid(setup["shape"], TILE))
+    step, opt = backprop.make_step(setup["spec"], "adam", None, 2, tiling.tile_grid(setup["shape"], TILE))
     image, state = jnp.array(setup["image"]), opt.init(setup["image"])
     totals = []
     for _ in range(2):

@@ -53,7 +53,7 @@ def test_avg_and_max_pooling_differ_and_avg_is_the_mean():
     a = vgg.features(params, x, ("conv2_1",), "avg")["conv2_1"]
     m = vgg.features(params, x, ("conv2_1",), "max")["conv2_1"]
     assert not np.allclose(a, m)
-    pooled = vgg._pool(jnp.arange(16.0).reshape(1, 4, 4, 1), "avg")
+    pooled = vgg.pool(jnp.arange(16.0).reshape(1, 4, 4, 1), "avg")
     np.testing.assert_allclose(np.asarray(pooled)[0, :, :, 0], [[2.5, 4.5], [10.5, 12.5]])
 
 
@@ -64,7 +64,7 @@ def test_pool_equals_reduce_window_and_drops_odd_edges(pooling, size):
     op, init = (jax.lax.max, -jnp.inf) if pooling == "max" else (jax.lax.add, 0.0)
     expected = jax.lax.reduce_window(x, init, op, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
     expected = expected if pooling == "max" else expected / 4
-    out = vgg._pool(x, pooling)
+    out = vgg.pool(x, pooling)
     assert out.shape == (2, size[0] // 2, size[1] // 2, 5)
     np.testing.assert_allclose(np.asarray(out), np.asarray(expected), rtol=1e-6, atol=1e-6)
 

@@ -95,8 +95,10 @@ def _size_wh(text: str) -> tuple[int, int]:
         w, h = (int(v) for v in parts)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 400x300, got {text!r}") from None
-    if min(w, h) < ev.MIN_SIDE:
-        raise argparse.ArgumentTypeError(f"sides must be at least {ev.MIN_SIDE} px, got {text}")
+    from jaxstyle.vgg import MIN_SIDE
+
+    if min(w, h) < MIN_SIDE:
+        raise argparse.ArgumentTypeError(f"sides must be at least {MIN_SIDE} px, got {text}")
     return h, w
 
 

@@ -194,9 +194,9 @@ def _gatys_options(args: argparse.Namespace) -> dict:
 
 def _load_image(path: Path, args: argparse.Namespace) -> np.ndarray:
     """An input image as float32[H,W,3], within ``--max-pixels`` and at least ``MIN_SIDE`` a side."""
-    from jaxstyle import backprop, images
+    from jaxstyle import images, vgg
 
-    return images.load_image(path, max_pixels=args.max_pixels, min_side=backprop.MIN_SIDE)
+    return images.load_image(path, max_pixels=args.max_pixels, min_side=vgg.MIN_SIDE)
 
 
 def _load_content(path: Path, args: argparse.Namespace) -> np.ndarray:
@@ -314,9 +314,9 @@ def _run_video(args: argparse.Namespace, src: Path, dst: Path) -> dict:
     """Stylise one video with the transform net(s); a progress bar in frames, one summary line."""
     import time
 
-    from jaxstyle import transform, video
+    from jaxstyle import transform, vgg, video
 
-    info = video.probe(src, max_pixels=args.max_pixels, min_side=video.MIN_SIDE)  # fails fast, before the models
+    info = video.probe(src, max_pixels=args.max_pixels, min_side=vgg.MIN_SIDE)  # fails fast, before the models
     video.working_shape((info.height, info.width), args.size, args.max_pixels)
     models = [transform.load_transform(name, fast=args.fast) for name in _style_list(args.style)]
     bar = progress_bar(info.frames, desc=src.name, unit="frame")  # None: length unknown

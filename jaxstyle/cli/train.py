@@ -109,9 +109,9 @@ def _check_sizes(config: TrainConfig, max_pixels: int) -> None:
 def _style_image(config: TrainConfig, max_pixels: int) -> np.ndarray:
     """The style image at --style-size, float32[h,w,3]: loaded within ``max_pixels``, and both sides
     at least ``MIN_SIDE`` before and after resizing (VGG pools four times)."""
-    from jaxstyle import backprop, styles
+    from jaxstyle import backprop, styles, vgg
 
-    style = styles.load_style(config.style, max_pixels=max_pixels, min_side=backprop.MIN_SIDE)
+    style = styles.load_style(config.style, max_pixels=max_pixels, min_side=vgg.MIN_SIDE)
     style = images.fit_long_side(style, config.style_size, max_pixels=max_pixels)
     backprop.check_shape(style.shape[:2], "style image at --style-size", "--style-size")
     return style
