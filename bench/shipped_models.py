@@ -7,7 +7,7 @@ For each shipped model and each photo (not in the training set), at --size px:
   * layout kept: the correlation of the photo's and the output's luminance after both are shrunk
     8x (broad light/dark layout; 1 = same layout, 0 = unrelated).
 
-    .venv/bin/python bench/shipped_models.py [--photos a.jpg,b.jpg] [--size 256] [--fast] [--out FILE.json]
+    .venv/bin/python -m bench.shipped_models [--photos a.jpg,b.jpg] [--size 256] [--fast] [--out FILE.json]
 
 With --fast, each style's half-width ``--fast`` model (width 16, distilled from the full one) gets a row
 too, measured the same way, plus the PSNR of its output against the full model's (dB; higher = closer).
@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench._common import REPO
 
 DATA = Path(os.environ.get("JAXSTYLE_DATA", REPO.parent / "shared" / "data"))
 DEFAULT_PHOTOS = ("golden_gate.jpg", "hoovertowernight.jpg", "stata.jpg", "chelsea (skimage)")

@@ -1,6 +1,6 @@
 """Benchmark: our transform net (inference and training) against a PyTorch reference of it, on the CPU.
 
-    .venv/bin/python bench/transform_vs_torch.py [--quick] [--out bench/results/transform_vs_torch.json]
+    .venv/bin/python -m bench.transform_vs_torch [--quick] [--out bench/results/transform_vs_torch.json]
 
 In one run, interleaved (round-robin over the contestants, so a burst of load from other processes
 hits every side alike):
@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -37,12 +36,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import numpy as np
 
-import numpy as np  # noqa: E402
-from _jsonl_server import timed as _timed  # noqa: E402  (bench/, next to this file)
+from bench._common import REPO, log, machine_info, require_venv
+from bench._common import timed as _timed
 
 DATA = Path(os.environ.get("JAXSTYLE_DATA") or REPO.parent / "shared" / "data")
 STYLE = DATA / "styles" / "starry_night.jpg"
@@ -74,10 +71,6 @@ FULL = Mode(infer_hw=(300, 400), infer_rounds=10, infer_reps=3, train_size=256, 
             train_steps=5, profile_reps=3)
 QUICK = Mode(infer_hw=(300, 400), infer_rounds=4, infer_reps=2, train_size=128, batch_size=4, warmup_steps=2,
              train_steps=2, profile_reps=2)
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def _median(values: Sequence[float]) -> float:
@@ -206,12 +199,10 @@ class TorchServer:
 
 
 def torch_python(venv: Path) -> Path:
-    python = venv / "bin" / "python"
-    check = "import torch, numpy; assert torch.__version__.split('+')[0] == '2.13.0', torch.__version__"
-    if not python.exists() or subprocess.run([str(python), "-c", check], capture_output=True).returncode != 0:
-        raise SystemExit(f"{venv} has no torch 2.13.0: create it with `.venv/bin/python bench/gatys_vs_pastiche.py"
-                         " --quick` (it sets that venv up) or pass --torch-venv")
-    return python
+    """The Python of the torch venv (the one ``bench.gatys_vs_pastiche`` creates)."""
+    return require_venv(venv, "import torch, numpy; assert torch.__version__.split('+')[0] == '2.13.0'",
+                        "no torch 2.13.0: create it with `.venv/bin/python -m bench.gatys_vs_pastiche --quick` "
+                        "or pass --torch-venv")
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
@@ -362,7 +353,7 @@ def run_inference(torch: TorchServer, mode: Mode, threads: int, work: Path, prof
         diff = np.abs(ours - theirs[layout])
         check[layout] = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
     max_diff = max(c["max_abs_diff"] for c in check.values())
-    _log(f"inference outputs agree to {max_diff:.2e} (tolerance {OUTPUT_TOLERANCE:g}); "
+    log(f"inference outputs agree to {max_diff:.2e} (tolerance {OUTPUT_TOLERANCE:g}); "
          f"jax compile {compile_seconds:.1f}s")
 
     def ours_call() -> None:
@@ -378,7 +369,7 @@ def run_inference(torch: TorchServer, mode: Mode, threads: int, work: Path, prof
     ratio = medians["jaxstyle"] / medians[f"torch {best}"]
     paired = _paired_ratios(used["jaxstyle"], used[f"torch {best}"], mode.infer_reps)
     all_medians = {name: _median(t) for name, t in times.items()}
-    _log(f"inference: jaxstyle {1e3 * medians['jaxstyle']:.0f} ms, torch {best} "
+    log(f"inference: jaxstyle {1e3 * medians['jaxstyle']:.0f} ms, torch {best} "
          f"{1e3 * medians[f'torch {best}']:.0f} ms (ratio {ratio:.2f}), {selection['basis']}; "
          f"other load {load['other_cores']:.2f} cores")
     result: dict[str, Any] = {
@@ -395,7 +386,7 @@ def run_inference(torch: TorchServer, mode: Mode, threads: int, work: Path, prof
         "torch": info, "load": load,
     }
     if profile == "always" or (profile == "auto" and not result["met"]):
-        _log("inference profile: per layer, conv and norm separately")
+        log("inference profile: per layer, conv and norm separately")
         jax_runs, torch_runs = [], []
         meter = LoadMeter([torch.pid]).start()
         for r in range(2):
@@ -580,7 +571,7 @@ def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str, quiet
             loads[name].append(one.stop()["other_cores"])
             times[name].append(seconds)
             metrics[name].append(values)
-        _log(f"train step {i + 1}/{steps}" + (" (warm-up)" if i < mode.warmup_steps else "") + ": "
+        log(f"train step {i + 1}/{steps}" + (" (warm-up)" if i < mode.warmup_steps else "") + ": "
              + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in names))
     load = meter.stop()
     timed, selection = pick_rounds({name: t[mode.warmup_steps:] for name, t in times.items()},
@@ -603,7 +594,7 @@ def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str, quiet
     # maths, other summation order). Adam's first steps (≈ lr·sign(g)) amplify rounding differences.
     loss_check["torch_layouts_between_themselves"] = {"max_rel_diff_loss_all_steps": max(
         _rel(a["loss"], b["loss"]) for a, b in zip(*(metrics[f"torch {layout}"] for layout in LAYOUTS), strict=True))}
-    _log(f"training: jaxstyle {images_per_s['jaxstyle']:.2f} img/s, torch {best} "
+    log(f"training: jaxstyle {images_per_s['jaxstyle']:.2f} img/s, torch {best} "
          f"{images_per_s[f'torch {best}']:.2f} img/s (ratio {ratio:.2f}), {selection['basis']}; "
          f"other load {load['other_cores']:.2f} cores")
     result: dict[str, Any] = {
@@ -630,7 +621,7 @@ def profile_training(torch: TorchServer, trainer: Any, state: Any, ours_step: Ca
     import jax
 
     rounds = 2
-    _log(f"training profile: full step vs net fwd+bwd vs loss (VGG) fwd+bwd, {rounds} interleaved rounds")
+    log(f"training profile: full step vs net fwd+bwd vs loss (VGG) fwd+bwd, {rounds} interleaved rounds")
     params = jax.tree.map(jax.numpy.asarray, jax.device_get(state["params"]))  # the step donates its state
     fns = jax_train_parts(trainer, params, batches[0], lambda: ours_step(0))
     for fn in fns.values():
@@ -655,7 +646,7 @@ def profile_training(torch: TorchServer, trainer: Any, state: Any, ours_step: Ca
         jax_s, torch_s = _median(jax_runs[name]), _median(torch_runs[name])
         parts[name] = {"jax_s": jax_s, "torch_s": torch_s, "ratio": jax_s / torch_s,
                        "jax_all": jax_runs[name], "torch_all": torch_runs[name]}
-    _log(f"training profile: VGG per layer (fwd; fwd+bwd w.r.t. input), {rounds} interleaved rounds")
+    log(f"training profile: VGG per layer (fwd; fwd+bwd w.r.t. input), {rounds} interleaved rounds")
     vgg_parts = jax_vgg_parts(trainer.frozen["vgg"], batches[0])
     vgg_jax, vgg_torch = [], []
     vgg_meter = LoadMeter([torch.pid]).start()
@@ -682,37 +673,6 @@ def profile_training(torch: TorchServer, trainer: Any, state: Any, ours_step: Ca
 # ----------------------------------------------------------------------------------------------
 
 
-def machine_info(threads: int) -> dict[str, Any]:
-    import flax
-    import jax
-    import optax
-
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": model,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "jax_version": jax.__version__,
-        "jax_backend": jax.default_backend(),
-        "jax_devices": len(jax.devices()),
-        "flax_version": flax.__version__,
-        "optax_version": optax.__version__,
-        "xla_flags": os.environ.get("XLA_FLAGS"),
-        "torch_threads_requested": threads,
-        "loadavg_start": os.getloadavg(),
-    }
-
-
 def _contended(load: Mapping[str, float]) -> str:
     return " — CONTENDED: ratios biased, rerun when the machine is quiet" if load["other_cores"] >= QUIET_CORES else ""
 
@@ -724,9 +684,9 @@ def _ok(flag: bool) -> str:
 def markdown(report: Mapping[str, Any]) -> str:
     m = report["machine"]
     lines = [
-        f"{m['cpu_model']}, {m['cpus_usable']} cores usable; jax {m['jax_version']} (CPU), "
+        f"{m['cpu_model']}, {m['cpus_usable']} cores usable; jax {m['jax']} (CPU), "
         f"torch {m.get('torch_version', '?')} ({m.get('torch_threads', '?')} threads); "
-        f"load avg {m['loadavg_start'][0]:.2f} → {m['loadavg_end'][0]:.2f}",
+        f"load avg {m['load_average'][0]:.2f} → {m['loadavg_end'][0]:.2f}",
         "",
         "| benchmark | jaxstyle | PyTorch (faster layout) | ratio | target | met | check |",
         "|---|---|---|---|---|---|---|",
@@ -828,7 +788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     mode = QUICK if args.quick else FULL
     python = torch_python(args.torch_venv)
-    machine = machine_info(args.threads)
+    machine = machine_info(("flax", "optax"), torch_threads_requested=args.threads)
     report: dict[str, Any] = {"benchmark": "transform_vs_torch", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                               "mode": "quick" if args.quick else "full", "machine": machine}
     server = TorchServer(python)
@@ -837,7 +797,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="transform_vs_torch.") as tmp:
             work = Path(tmp)
             if args.only in (None, "inference"):
-                _log(f"inference {mode.infer_hw[1]}x{mode.infer_hw[0]}: {mode.infer_rounds} rounds")
+                log(f"inference {mode.infer_hw[1]}x{mode.infer_hw[0]}: {mode.infer_rounds} rounds")
                 report["inference"] = run_inference(server, mode, args.threads, work, args.profile, quiet)
                 machine["torch_version"] = report["inference"]["torch"]["torch_version"]
                 machine["torch_threads"] = report["inference"]["torch"]["torch_threads"]
@@ -845,7 +805,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if "torch_version" not in machine:
                     info = server("setup_infer", **_setup_stub(work, args.threads))
                     machine["torch_version"], machine["torch_threads"] = info["torch_version"], info["torch_threads"]
-                _log(f"training {mode.train_size}², batch {mode.batch_size}: {mode.warmup_steps} warm-up + "
+                log(f"training {mode.train_size}², batch {mode.batch_size}: {mode.warmup_steps} warm-up + "
                      f"{mode.train_steps} timed steps per side")
                 report["training"] = run_training(server, mode, work, args.profile, quiet)
     finally:

@@ -18,7 +18,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 from jaxstyle import atomic, models
 from jaxstyle import images as imagelib
 from jaxstyle.errors import ImageError, OptionError
+from jaxstyle.machine import machine_info, machine_line
 from jaxstyle.vgg import MIN_SIDE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,37 +123,6 @@ def working_content(image: np.ndarray, size: int, name: str = "image") -> np.nda
         raise ImageError(f"{name}: at --size {size} the image is {w}x{h}; VGG19 needs sides of at least "
                          f"{MIN_SIDE} px (use a larger --size)")
     return out
-
-
-def machine_info() -> dict[str, Any]:
-    """Where the numbers come from: jax device kind/count, jax version, CPU, load average, host."""
-    import jax
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    try:
-        load = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        load = None
-    devices = jax.devices()
-    return {
-        "device_kind": devices[0].device_kind, "platform": devices[0].platform, "device_count": len(devices),
-        "jax": jax.__version__, "cpu": cpu, "cpu_count": os.cpu_count(), "load_average": load,
-        "host": platform.node(), "os": platform.platform(),
-    }
-
-
-def machine_line(machine: Mapping[str, Any]) -> str:
-    """One human line from :func:`machine_info`."""
-    device = f"{machine['device_kind']} x{machine['device_count']}" if machine["device_count"] > 1 \
-        else str(machine["device_kind"])
-    load = machine.get("load_average")
-    load_text = f", load average {load[0]:g} at start" if load else ""
-    return f"{device} ({machine['cpu']}, {machine['cpu_count']} CPUs{load_text}), jax {machine['jax']}"
 
 
 def now_iso() -> str:

@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import signal
 import sys
 import threading
@@ -33,6 +32,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxstyle import atomic, models, objective, transform, vgg
 from jaxstyle.errors import JaxstyleError, NonFiniteLossError, OptionError
+from jaxstyle.machine import machine_info
 
 
 @dataclasses.dataclass(frozen=True)
@@ -563,7 +563,7 @@ def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen
         "lr": config.lr, "seed": config.seed, "data": config.data, "init_from": config.init_from or None,
         "data_files": pipeline.stats.get("files") if pipeline is not None else None,
         "wall_seconds": round(seconds, 1), "images_seen": images_seen,
-        "machine": f"{platform.node() or 'unknown'}; {jax.devices()[0].device_kind} x{jax.device_count()}",
+        "machine": machine_info(),
         "jax": jax.__version__, "vgg": vgg_source,
     }
 

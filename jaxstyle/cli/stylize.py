@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -287,11 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         reports = _run_gatys(args, content_paths, out_paths)
     if args.report is not None:
-        import jax
+        from jaxstyle.machine import machine_info
 
         payload = dict(reports[0]) if len(reports) == 1 else {"runs": reports}
-        payload["machine"] = {"platform": platform.platform(), "jax": jax.__version__,
-                              "device": jax.devices()[0].device_kind}
+        payload["machine"] = machine_info()
         atomic.write_atomic(args.report, json.dumps(payload, indent=1))
     return 0
 
