@@ -26,7 +26,7 @@ $PY - "$WHEEL" <<'EOF'
 import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 need = {f"jaxstyle/assets/{n}.msgpack{j}" for n in ("scream", "wave", "starry_night", "scream_fast",
-        "paper/starry_night_warmup", "paper/starry_night_nowarmup") for j in ("", ".json")}
+        "paper/starry_night_warmup", "paper/starry_night_nowarmup") for j in ("", ".json")} | {"jaxstyle/serve/page.html"}
 missing = sorted(need - names)
 assert not missing, f"wheel lacks package data: {missing}"
 assert not [n for n in names if n.startswith(("tests/", "bench/", "weights/"))], "wheel ships non-package files"

@@ -2,7 +2,8 @@
 
 :func:`create_app` returns a Starlette app (run it with ``bin/serve``, or any ASGI server).
 
-* ``GET /``                        the page (one self-contained HTML file: inline CSS and JS)
+* ``GET /``                        the page: ``page.html`` beside this module (package data; one
+                                   self-contained file, inline CSS and JS, no outside assets)
 * ``GET /api/styles``              shipped transform models, built-in styles, the limits
 * ``POST /api/jobs``               multipart form -> ``{"id": ...}`` (202); everything is checked first
 * ``GET /api/jobs/{id}``           ``{"state": "queued|running|done|error", "progress": 0..1, "message": ...}``
@@ -20,10 +21,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import importlib.resources
 import logging
 import math
 import queue
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -115,13 +118,23 @@ class Job:
     progress: float = 0.0
     message: str = "waiting for the worker"
     png: bytes | None = None
+    delivered: bool = False  # the client has its outcome (the result, or the error's status)
 
     def status(self) -> dict[str, Any]:
         return {"state": self.state, "progress": round(self.progress, 4), "message": self.message}
 
 
 class QueueFullError(Exception):
-    """More than ``max_queued`` jobs are waiting."""
+    """More than ``max_queued`` jobs are waiting; ``retry_after``: seconds until one is likely free."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+#: Retry-After (s) when the queue is full and no job has finished yet to time.
+DEFAULT_RETRY_AFTER_S = 5
+MAX_RETRY_AFTER_S = 300
 
 
 class Worker:
@@ -136,13 +149,22 @@ class Worker:
         self._lock = threading.Lock()
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._job_seconds: float | None = None  # moving average of finished jobs' run time
+
+    def retry_after(self, waiting: int) -> int:
+        """Seconds until a queue slot is likely free: the average job time (once known) times the jobs
+        ahead, within 1..:data:`MAX_RETRY_AFTER_S`."""
+        if self._job_seconds is None:
+            return DEFAULT_RETRY_AFTER_S
+        return int(min(MAX_RETRY_AFTER_S, max(1, math.ceil(self._job_seconds * max(1, waiting)))))
 
     def submit(self, task: Callable[[Job], np.ndarray]) -> Job:
         """Queue ``task`` (called with its :class:`Job` in the worker thread; returns the image)."""
         with self._lock:
             waiting = sum(job.state == "queued" for job in self._jobs.values())
             if waiting >= self._max_queued:
-                raise QueueFullError(f"busy: {waiting} jobs are waiting; try again in a minute")
+                retry = self.retry_after(waiting)
+                raise QueueFullError(f"busy: {waiting} jobs are waiting; try again in {retry} s", retry)
             job = Job(uuid.uuid4().hex, task)
             self._jobs[job.id] = job
             if self._thread is None:
@@ -170,6 +192,7 @@ class Worker:
 
     def _run(self, job: Job) -> None:
         job.state, job.message = "running", "working"
+        started = time.perf_counter()
         try:
             assert job.task is not None
             job.png = images.encode_png(job.task(job))
@@ -181,11 +204,15 @@ class Worker:
             job.message, job.state = f"internal error ({type(err).__name__}): {one_line(err)}"[:300], "error"
         finally:
             job.task = None  # frees the decoded images
+            seconds = time.perf_counter() - started
+            self._job_seconds = seconds if self._job_seconds is None else 0.7 * self._job_seconds + 0.3 * seconds
             self._prune()
 
     def _prune(self) -> None:
         with self._lock:
             finished = [key for key, job in self._jobs.items() if job.state in ("done", "error")]
+            # Past ``keep``, drop what the clients already have first, then the oldest.
+            finished.sort(key=lambda key: not self._jobs[key].delivered)  # stable: oldest first in each group
             for key in finished[: max(0, len(finished) - self._keep)]:
                 del self._jobs[key]
 
@@ -390,6 +417,11 @@ async def parse_job(form: dict[str, bytes], limits: Limits, decoders: anyio.Capa
 # ---------------------------------------------------------------- the app
 
 
+def page_text() -> str:
+    """The web page, ``jaxstyle/serve/page.html`` (package data, read with importlib.resources)."""
+    return importlib.resources.files("jaxstyle.serve").joinpath("page.html").read_text(encoding="utf-8")
+
+
 def create_app(
     *,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
@@ -413,8 +445,10 @@ def create_app(
     worker, stylist = Worker(keep_results, max_queued), Stylist(limits)
     decoders = anyio.CapacityLimiter(2)
 
+    page_html = page_text()
+
     async def page(request: Request) -> HTMLResponse:
-        return HTMLResponse(PAGE, headers={"Content-Security-Policy": _CSP, "X-Content-Type-Options": "nosniff"})
+        return HTMLResponse(page_html, headers={"Content-Security-Policy": _CSP, "X-Content-Type-Options": "nosniff"})
 
     async def style_list(request: Request) -> JSONResponse:
         return JSONResponse({
@@ -430,7 +464,7 @@ def create_app(
         try:
             job = worker.submit(functools.partial(stylist, job_request))
         except QueueFullError as err:
-            raise HTTPException(429, str(err)) from None
+            raise HTTPException(429, str(err), headers={"Retry-After": str(err.retry_after)}) from None
         return JSONResponse({"id": job.id}, status_code=202)
 
     def find(request: Request) -> Job:
@@ -440,12 +474,15 @@ def create_app(
         return job
 
     async def status(request: Request) -> JSONResponse:
-        return JSONResponse(find(request).status())
+        job = find(request)
+        job.delivered = job.delivered or job.state == "error"
+        return JSONResponse(job.status())
 
     async def result(request: Request) -> Response:
         job = find(request)
         if job.png is None:
             raise HTTPException(404, f"the result is not ready (job is {job.state})")
+        job.delivered = True
         return Response(job.png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @contextlib.asynccontextmanager
@@ -470,7 +507,9 @@ def create_app(
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return _error(exc.status_code, one_line(exc.detail))
+    response = _error(exc.status_code, one_line(exc.detail))
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def _user_error(request: Request, exc: Exception) -> JSONResponse:
@@ -484,241 +523,3 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 _CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' blob:; "
         "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'")
-
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>jaxstyle</title>
-<style>
-  :root { --ink: #1d2433; --muted: #667085; --line: #d9dee8; --accent: #c2410c; --bg: #f6f4ef; }
-  * { box-sizing: border-box; }
-  body { margin: 0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink);
-         background: var(--bg); }
-  header { padding: 20px 28px 6px; }
-  h1 { margin: 0; font-size: 24px; letter-spacing: .5px; }
-  h1 span { color: var(--accent); }
-  header p { margin: 2px 0 0; color: var(--muted); }
-  main { display: grid; grid-template-columns: minmax(280px, 360px) 1fr; gap: 20px; padding: 16px 28px 28px; }
-  @media (max-width: 760px) { main { grid-template-columns: 1fr; } }
-  .card { background: #fff; border: 1px solid var(--line); border-radius: 12px; padding: 18px; }
-  label.field { display: block; font-weight: 600; margin: 14px 0 6px; }
-  form > label.field:first-child { margin-top: 0; }
-  .hint { color: var(--muted); font-size: 13px; font-weight: 400; }
-  input[type=file], select { width: 100%; font: inherit; }
-  select { padding: 6px 8px; border: 1px solid var(--line); border-radius: 8px; background: #fff; }
-  .methods { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; }
-  .methods label { border: 1px solid var(--line); border-radius: 8px; padding: 8px 10px; cursor: pointer; }
-  .methods label:has(input:checked) { border-color: var(--accent); background: #fff7ed; }
-  .methods small { display: block; color: var(--muted); }
-  .row { display: flex; align-items: center; gap: 10px; }
-  .row input[type=range] { flex: 1; accent-color: var(--accent); }
-  .check { display: flex; align-items: center; gap: 8px; margin-top: 14px; }
-  button { margin-top: 18px; width: 100%; padding: 11px; font: inherit; font-weight: 600; color: #fff;
-           background: var(--accent); border: 0; border-radius: 8px; cursor: pointer; }
-  button:disabled { opacity: .55; cursor: progress; }
-  progress { width: 100%; height: 10px; margin-top: 14px; accent-color: var(--accent); }
-  #status { color: var(--muted); font-size: 13px; min-height: 1.4em; }
-  #error { display: none; margin-top: 12px; padding: 10px 12px; border-radius: 8px; color: #991b1b;
-           background: #fef2f2; border: 1px solid #fecaca; }
-  .stage { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; align-items: start; }
-  @media (max-width: 1000px) { .stage { grid-template-columns: 1fr; } }
-  figure { margin: 0; }
-  figcaption { font-weight: 600; margin-bottom: 8px; display: flex; justify-content: space-between; }
-  .frame { border: 1px dashed var(--line); border-radius: 10px; min-height: 220px; display: grid;
-           place-items: center; color: var(--muted); background: #fafaf9; overflow: hidden; }
-  .frame img { display: block; width: 100%; height: auto; max-height: 70vh; object-fit: contain; }
-  a.download { color: var(--accent); font-weight: 600; text-decoration: none; }
-  [hidden] { display: none !important; }
-</style>
-</head>
-<body>
-<header>
-  <h1>jax<span>style</span></h1>
-  <p>Neural style transfer on this computer: nothing leaves it.</p>
-</header>
-<main>
-  <form id="form" class="card" novalidate>
-    <label class="field" for="photo">Photo <span class="hint" id="limits"></span></label>
-    <input type="file" id="photo" name="photo" accept="image/*">
-
-    <label class="field">Method</label>
-    <div class="methods">
-      <label><input type="radio" name="method" value="transform" checked> Fast
-        <small>trained model, seconds</small></label>
-      <label><input type="radio" name="method" value="gatys"> Gatys
-        <small>any style, minutes</small></label>
-    </div>
-
-    <label class="field" for="style">Style</label>
-    <select id="style" name="style"></select>
-    <div id="style-upload" hidden>
-      <label class="field" for="style-image">Style image</label>
-      <input type="file" id="style-image" name="style_image" accept="image/*">
-    </div>
-
-    <div id="strength-box">
-      <label class="field" for="strength">Strength <span class="hint" id="strength-value">100%</span></label>
-      <div class="row"><input type="range" id="strength" name="strength" min="0" max="1" step="0.05" value="1">
-      </div>
-    </div>
-
-    <label class="check"><input type="checkbox" id="preserve-color" name="preserve_color"> Keep the photo's
-      colours</label>
-
-    <button type="submit" id="go">Stylise</button>
-    <progress id="progress" max="1" value="0" hidden></progress>
-    <div id="status"></div>
-    <div id="error" role="alert"></div>
-  </form>
-
-  <section class="card stage">
-    <figure>
-      <figcaption>Photo</figcaption>
-      <div class="frame" id="photo-frame"><span>choose a photo</span></div>
-    </figure>
-    <figure>
-      <figcaption>Result <a class="download" id="download" download="jaxstyle.png" hidden>Download PNG</a>
-      </figcaption>
-      <div class="frame"><img id="result" alt="stylised result" hidden><span id="result-empty">nothing yet</span>
-      </div>
-    </figure>
-  </section>
-</main>
-<script>
-"use strict";
-const $ = (id) => document.getElementById(id);
-const UPLOAD_OWN = "__upload__";
-let catalogue = { transform: [], gatys: [], limits: {} };
-let photoUrl = null;
-
-function pretty(name) { return name.replace(/_/g, " ").replace(/\\b\\w/g, (c) => c.toUpperCase()); }
-function method() { return document.querySelector("input[name=method]:checked").value; }
-
-function showError(text) {
-  $("error").textContent = text;
-  $("error").style.display = text ? "block" : "none";
-}
-
-function fillStyles() {
-  const select = $("style"), previous = select.value, gatys = method() === "gatys";
-  select.replaceChildren();
-  for (const name of catalogue[method()]) select.add(new Option(pretty(name), name));
-  if (gatys) select.add(new Option("My own style image\\u2026", UPLOAD_OWN));
-  if ([...select.options].some((o) => o.value === previous)) select.value = previous;
-  $("style-upload").hidden = !(gatys && select.value === UPLOAD_OWN);
-  $("strength-box").hidden = gatys;
-}
-
-async function loadStyles() {
-  try {
-    const response = await fetch("/api/styles");
-    catalogue = await response.json();
-    const l = catalogue.limits;
-    $("limits").textContent = `up to ${l.max_upload_bytes / 1e6} MB, ${Math.round(l.max_pixels / 1e6)} megapixels`;
-    fillStyles();
-  } catch (err) {
-    showError("cannot reach the server: " + err);
-  }
-}
-
-function formData() {
-  const data = new FormData();
-  data.append("method", method());
-  const style = $("style").value;
-  if (method() === "gatys" && style === UPLOAD_OWN) {
-    data.append("style_image", $("style-image").files[0]);
-  } else {
-    data.append("style", style);
-  }
-  if (method() === "transform") data.append("strength", $("strength").value);
-  if ($("preserve-color").checked) data.append("preserve_color", "1");
-  data.append("photo", $("photo").files[0], "photo");
-  return data;
-}
-
-function checkForm() {
-  const photo = $("photo").files[0], limit = catalogue.limits.max_upload_bytes;
-  if (!photo) return "choose a photo first";
-  if (limit && photo.size > limit) {
-    return `the photo is ${(photo.size / 1e6).toFixed(1)} MB; the limit is ${limit / 1e6} MB`;
-  }
-  if (method() === "gatys" && $("style").value === UPLOAD_OWN && !$("style-image").files[0]) {
-    return "choose a style image, or pick a built-in style";
-  }
-  return "";
-}
-
-async function errorOf(response) {
-  try { return (await response.json()).error || response.statusText; } catch (e) { return response.statusText; }
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function follow(id) {
-  for (;;) {
-    const response = await fetch(`/api/jobs/${id}`);
-    if (!response.ok) throw new Error(await errorOf(response));
-    const job = await response.json();
-    $("progress").value = job.progress;
-    $("status").textContent = job.message;
-    if (job.state === "done") return `/api/jobs/${id}/result.png`;
-    if (job.state === "error") throw new Error(job.message);
-    await sleep(400);
-  }
-}
-
-async function stylise(event) {
-  event.preventDefault();
-  showError("");
-  const problem = checkForm();
-  if (problem) { showError(problem); return; }
-  $("go").disabled = true;
-  $("progress").hidden = false;
-  $("progress").removeAttribute("value");
-  $("status").textContent = "uploading";
-  try {
-    const response = await fetch("/api/jobs", { method: "POST", body: formData() });
-    if (!response.ok) throw new Error(await errorOf(response));
-    const url = await follow((await response.json()).id);
-    $("result").src = url;
-    $("result").hidden = false;
-    $("result-empty").hidden = true;
-    $("download").href = url;
-    $("download").hidden = false;
-    $("status").textContent = "done";
-  } catch (err) {
-    showError(err.message || String(err));
-    $("status").textContent = "";
-    $("progress").hidden = true;
-  } finally {
-    $("go").disabled = false;
-  }
-}
-
-function previewPhoto() {
-  const file = $("photo").files[0], frame = $("photo-frame");
-  if (photoUrl) URL.revokeObjectURL(photoUrl);
-  frame.replaceChildren();
-  if (!file) { frame.append("choose a photo"); return; }
-  photoUrl = URL.createObjectURL(file);
-  const img = new Image();
-  img.src = photoUrl;
-  img.alt = "your photo";
-  img.onerror = () => frame.replaceChildren("the browser cannot show this file");
-  frame.append(img);
-}
-
-$("form").addEventListener("submit", stylise);
-$("photo").addEventListener("change", previewPhoto);
-$("style").addEventListener("change", fillStyles);
-for (const radio of document.querySelectorAll("input[name=method]")) radio.addEventListener("change", fillStyles);
-$("strength").addEventListener("input", () => {
-  $("strength-value").textContent = Math.round($("strength").value * 100) + "%";
-});
-loadStyles();
-</script>
-</body>
-</html>
-"""
