@@ -153,3 +153,25 @@ def test_sheet_has_one_labelled_tile_per_style(tmp_path, data_dir):
     # The labels are drawn: a band of dark text pixels under the tiles that an unlabelled grid lacks.
     assert images.make_grid(tiles, ["", "", ""]).shape[0] < sheet.shape[0]
     assert (sheet[-20:].min(axis=-1) < 100).sum() > 20
+
+
+def test_sheet_out_file_writes_that_file(tmp_path, data_dir, capsys):
+    """``--sheet --out sheet.png`` writes the sheet to that file (only it); a folder still works."""
+    photo = tmp_path / "cat.png"
+    Image.fromarray((np.random.default_rng(1).random((32, 40, 3)) * 255).astype(np.uint8)).save(photo)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert stylize.main([str(photo), "--sheet", "--style", "scream,wave", "--out", str(out / "sheet.png")]) == 0
+    assert [p.name for p in out.iterdir()] == ["sheet.png"]
+    assert stylize.main([str(photo), "--sheet", "--style", "scream,wave", "--out", str(out)]) == 0
+    folder_sheet = np.asarray(Image.open(out / "cat_sheet.png").convert("RGB"))
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "sheet.png").convert("RGB")), folder_sheet)
+    capsys.readouterr()
+    other = tmp_path / "dog.png"
+    Image.fromarray((np.random.default_rng(2).random((32, 40, 3)) * 255).astype(np.uint8)).save(other)
+    for argv, message in (([str(photo), str(other)], "for one photo"), ([str(photo)], "does not exist")):
+        target = out / "two.png" if message == "for one photo" else tmp_path / "missing" / "s.png"
+        assert stylize.main([*argv, "--sheet", "--style", "scream", "--out", str(target)]) == 2
+        assert message in capsys.readouterr().err
+        assert not target.exists()
+

@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = p.add_argument_group("output")
     r.add_argument("--sheet", action="store_true",
                    help="transform: stylise each photo with every shipped model (or the comma-separated --style "
-                   "list) and write <photo>_<style>.png plus a labelled side-by-side <photo>_sheet.png into --out")
+                   "list) and write <photo>_<style>.png plus a labelled side-by-side <photo>_sheet.png into the "
+                   "--out folder; with --out FILE.png (one photo), only the sheet, to that file")
     r.add_argument("--save-every", type=positive_int, default=None, metavar="N",
                    help="also write the image every N iterations (<out>_iter00100.png, ...)")
     r.add_argument("--report", type=Path, default=None, metavar="FILE.json",
@@ -348,9 +349,14 @@ def _run_sheet(args: argparse.Namespace) -> int:
     content_paths = images.list_images(args.inputs)
     names = [name.strip() for name in args.style.split(",") if name.strip()] if args.style else []
     names = names or list(transform.shipped_models(fast=args.fast))
-    out_dir = Path(args.out) if args.out else Path.cwd()
-    if not out_dir.is_dir():
-        raise OptionError(f"--out {out_dir} must be an existing folder for --sheet")
+    out = Path(args.out) if args.out else Path.cwd()
+    sheet_file = not out.is_dir() and out.suffix.lower() in images.IMAGE_EXTENSIONS  # --out sheet.png: that file
+    if sheet_file:
+        check_output_folder(out, "--out")
+        if len(content_paths) != 1:
+            raise OptionError(f"--out {out} is one sheet file, for one photo; give a folder for {len(content_paths)}")
+    elif not out.is_dir():
+        raise OptionError(f"--out {out} must be an existing folder or an image file name for --sheet")
     models = {name: transform.load_transform(name, fast=args.fast) for name in names}
     for path in content_paths:
         photo = _load_content(path, args)
@@ -358,11 +364,13 @@ def _run_sheet(args: argparse.Namespace) -> int:
         for name, params in models.items():
             output = transform.stylize(photo, params)
             label = _style_label(name) + ("_fast" if args.fast else "")
-            images.save_image(out_dir / f"{path.stem}_{label}.png", output)
+            if not sheet_file:
+                images.save_image(out / f"{path.stem}_{label}.png", output)
             tiles.append(output)
             labels.append(label)
-        sheet = images.save_image(out_dir / f"{path.stem}_sheet.png", images.make_grid(tiles, labels))
-        print(f"wrote {sheet} and {len(models)} stylised image(s)")
+        sheet_path = out if sheet_file else out / f"{path.stem}_sheet.png"
+        sheet = images.save_image(sheet_path, images.make_grid(tiles, labels))
+        print(f"wrote {sheet}" if sheet_file else f"wrote {sheet} and {len(models)} stylised image(s)")
     return 0
 
 
