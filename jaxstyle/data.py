@@ -304,7 +304,7 @@ class TfdsSource(_SkippingSource):
         return f"TfdsSource({self.name}, {len(self)} examples)"
 
 
-def parse_spec(spec: str) -> tuple[str, str | None, str]:
+def parse_spec(spec: str) -> tuple[str, str, str]:
     """Split a pipeline spec: ``("folder", path, "")`` or ``("tfds", "NAME[/CONFIG]", SPLIT)``."""
     spec = os.fspath(spec)
     if not spec.startswith(_TFDS_PREFIX):

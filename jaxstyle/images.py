@@ -410,7 +410,7 @@ def make_grid(
     if labels is not None:
         text_heights = [ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), t, font=font)[3]
                         for t in labels]
-        label_height = max(text_heights, default=0) + pad // 2
+        label_height = round(max(text_heights, default=0)) + pad // 2
     col_widths = [max(t.shape[1] for t in tiles[c::columns]) for c in range(columns)]
     cell_height = tile_height + label_height
     canvas = Image.new(

@@ -19,7 +19,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -156,7 +156,7 @@ def _check_input_file(path: Path) -> None:
         raise VideoError(f"{name}: file is empty (0 bytes)")
 
 
-def _open_frames(path: Path, max_pixels: int | None) -> tuple[dict, Iterator[bytes]]:
+def _open_frames(path: Path, max_pixels: int | None) -> tuple[dict, Generator[bytes, None, None]]:
     """Start decoding ``path`` to rgb24: (imageio-ffmpeg's metadata, a generator of raw frames).
 
     The size is checked against ``max_pixels`` before any frame is decoded. The caller closes the
@@ -219,7 +219,7 @@ def probe(path: str | os.PathLike[str], *, max_pixels: int | None = images.DEFAU
 
 
 def iter_frames(path: str | os.PathLike[str], *, max_pixels: int | None = images.DEFAULT_MAX_PIXELS
-                ) -> Iterator[np.ndarray]:
+                ) -> Generator[np.ndarray, None, None]:
     """The frames of a clip in order, each ``uint8[H, W, 3]`` RGB (read-only views; copy to modify).
 
     Call :func:`probe` first for the checks and clear messages on bad files.
@@ -239,7 +239,7 @@ def iter_frames(path: str | os.PathLike[str], *, max_pixels: int | None = images
         gen.close()
 
 
-def _guarded(gen: Iterator[bytes], path: Path) -> Iterator[bytes]:
+def _guarded(gen: Generator[bytes, None, None], path: Path) -> Generator[bytes, None, None]:
     """``gen`` with imageio-ffmpeg's read errors turned into a one-line VideoError."""
     count = 0
     while True:
@@ -326,7 +326,7 @@ def working_shape(shape: tuple[int, int], size: int | None, max_pixels: int | No
         ImageError: the resized frame has more than ``max_pixels`` pixels (checked before resizing).
         OptionError: a side of the written frame below :data:`jaxstyle.vgg.MIN_SIDE` (as for images).
     """
-    resized = tuple(shape) if size is None else images.long_side_shape(shape, size)
+    resized = (shape[0], shape[1]) if size is None else images.long_side_shape(shape, size)
     if size is not None:
         images.check_pixels(resized[1], resized[0], max_pixels, "the resized video frame")
     h, w = even_shape(resized)

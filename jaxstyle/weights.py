@@ -537,7 +537,7 @@ def save_params(params: Mapping[str, Mapping[str, np.ndarray]], dest: Path | str
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         with atomic.atomic_open(dest) as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy stubs: kwargs typed as allow_pickle
     except OSError as err:
         raise WeightsError(f"cannot write {dest} ({err.strerror or err})") from err
     return dest

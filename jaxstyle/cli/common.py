@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from jaxstyle.errors import JaxstyleError, OptionError
 
@@ -17,7 +17,13 @@ T = TypeVar("T")
 EXIT_USAGE = 2
 
 
-def cli_entry(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
+class Main(Protocol):
+    """A command's ``main(argv=None) -> exit code``."""
+
+    def __call__(self, argv: Sequence[str] | None = None) -> int: ...
+
+
+def cli_entry(main: Callable[[Sequence[str] | None], int]) -> Main:
     """Wrap a command's ``main`` so user errors become one line on stderr and exit 2.
 
     Ctrl-C exits 130 with a short message instead of a traceback.
@@ -40,7 +46,7 @@ def cli_entry(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence
     return wrapper
 
 
-def progress(iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it",
+def progress(iterable: Iterable[T] | None, total: int | None = None, desc: str = "", unit: str = "it",
              disable: bool | None = None):
     """A tqdm progress bar on stderr; quiet when stderr is not a terminal and
     JAXSTYLE_PROGRESS is unset, so logs and tests stay readable."""

@@ -391,14 +391,13 @@ async def parse_job(form: dict[str, bytes], limits: Limits, decoders: anyio.Capa
     if method not in METHODS:
         raise HTTPException(400, f"unknown method {method[:40]!r}; use one of {', '.join(METHODS)}")
     allowed = list(transform.shipped_models()) if method == "transform" else list(styles.BUILTIN_STYLES)
-    style: str | None = _text(form, "style", "")
+    style_name = _text(form, "style", "")
     has_style_image = bool(form.get("style_image"))
     if has_style_image and method != "gatys":
         raise HTTPException(400, "a style image works with method gatys (transform uses trained models)")
-    if has_style_image:
-        style = None
-    elif style not in allowed:
-        raise HTTPException(400, f"unknown style {style[:40]!r} for {method}; choose one of {', '.join(allowed)}")
+    if not has_style_image and style_name not in allowed:
+        raise HTTPException(400, f"unknown style {style_name[:40]!r} for {method}; choose one of {', '.join(allowed)}")
+    style: str | None = None if has_style_image else style_name
     strength = _strength(_text(form, "strength", "1"))
     if strength != 1.0 and method != "transform":
         raise HTTPException(400, "strength works with method transform")
