@@ -12,7 +12,7 @@ DATA ?= $(abspath ../shared/data)
 export JAXSTYLE_DATA ?= $(DATA)
 export JAXSTYLE_STYLES_DIR ?= $(if $(wildcard $(DATA)/styles),$(DATA)/styles,)
 
-.PHONY: setup demo test lint clean wheel-test
+.PHONY: setup demo test check lint clean wheel-test
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,11 +34,17 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+check: setup  # the quick loop (under 2 minutes): the tests not marked slow, ruff and mypy
+	$(PY) -m pytest -q -m "not slow"
+	$(VENV)/bin/ruff check jaxstyle tests bench
+	$(VENV)/bin/mypy
+
 wheel-test: setup  # build the wheel, install it into a fresh venv, use it from an empty folder
 	PY=$(PY) .ci/wheel_test.sh
 
 lint: setup
 	$(VENV)/bin/ruff check jaxstyle tests bench
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

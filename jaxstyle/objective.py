@@ -118,7 +118,7 @@ def style_loss(
     M_gen/M_style so that E_l compares like with like, see :func:`style_targets`).
     """
     grams = {layer: gram(generated[layer]) for layer in layer_weights}
-    sizes = {layer: generated[layer].shape[1:3] for layer in layer_weights}
+    sizes = {layer: (generated[layer].shape[1], generated[layer].shape[2]) for layer in layer_weights}
     return style_from_grams(grams, target_grams, layer_weights.items(), sizes)
 
 

@@ -140,7 +140,7 @@ def _core_mask(origin: jax.Array, core: jax.Array, size: tuple[int, int], level:
 
 def _core_gram(fmap: jax.Array, origin: jax.Array, core: jax.Array, level: int) -> jax.Array:
     """The Gram partial sum over the core's positions: float[1,h,w,C] -> float32[1,C,C]."""
-    mask = _core_mask(origin, core, fmap.shape[1:3], level)
+    mask = _core_mask(origin, core, (fmap.shape[1], fmap.shape[2]), level)
     return objective.gram(jnp.where(mask, fmap, 0.0))
 
 
@@ -154,8 +154,9 @@ def _tile_partials(crop: jax.Array, origin: jax.Array, core: jax.Array, content_
     if spec.content_weight:
         fmap = feats[spec.content_layer].astype(jnp.float32)
         level = vgg.level(spec.content_layer)
+        assert content_target is not None  # the caller passes it whenever there is a content term
         target = lax.dynamic_slice(content_target, (0, origin[0] >> level, origin[1] >> level, 0), fmap.shape)
-        mask = _core_mask(origin, core, fmap.shape[1:3], level)
+        mask = _core_mask(origin, core, (fmap.shape[1], fmap.shape[2]), level)
         content = 0.5 * jnp.sum(jnp.where(mask, jnp.square(fmap - target.astype(jnp.float32)), 0.0))
     return grams, content
 

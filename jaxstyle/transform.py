@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -253,7 +253,7 @@ class TransformNet(nn.Module):
 def init_params(key: jax.Array, width: int = 32, residual_blocks: int = 5) -> dict:
     """Fresh params ``{"params": ...}`` (float32) for a net of the given size."""
     model = TransformNet(width=width, residual_blocks=residual_blocks)
-    return model.init(key, jnp.zeros((1, 16, 16, 3), jnp.float32))
+    return cast(dict, model.init(key, jnp.zeros((1, 16, 16, 3), jnp.float32)))
 
 
 def architecture(params: Mapping[str, Any]) -> dict[str, int]:

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import NoReturn, Protocol, TypeVar
 
 from jaxstyle.errors import JaxstyleError, OptionError
 
@@ -106,6 +106,6 @@ def int_list(text: str) -> list[int]:
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with one-line errors: ``prog: error: message (see --help)``, exit code 2."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
