@@ -1,0 +1,469 @@
+"""Arbitrary-style transfer in one pass: universal style transfer (Li et al. 2017, "WCT") and AdaIN.
+
+The frozen VGG19 encodes an image to ``relu{k}_1``; a decoder, trained only to reconstruct photos
+from those features, maps them back to pixels. At inference the content features are matched to
+a style's statistics (whitening and colouring with the style's covariance, or per-channel mean and
+std), then decoded, coarse to fine: the deepest level first, each next level re-encoding the
+previous result.
+
+Decoders are pure functions over a params pytree ``{"dec4": {"conv4_1": {"w", "b"}, ...}, ...}``:
+``w`` float32[3,3,Cin,Cout] (HWIO), ``b`` float32[Cout]. Each mirrors VGG19 from its level down to
+pixels: 3x3 convs with reflection padding, ReLU, and nearest x2 upsampling where VGG pools.
+Images are float32[N,H,W,3] RGB in [0,1] throughout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxstyle import vgg
+from jaxstyle.errors import OptionError
+from jaxstyle.transform import reflect_pad, upsample_conv
+
+LEVELS: tuple[int, ...] = (1, 2, 3, 4)
+# The RMS of relu{k}_1 on training photos (Caffe input scale), measured: 46, 228, 299, 1030. The
+# decoder divides its input by it, so its He-initialised convs start at unit scale.
+FEATURE_SCALE: dict[int, float] = {1: 50.0, 2: 200.0, 3: 300.0, 4: 1000.0}
+FEATURE_TRANSFORMS = ("wct", "adain")
+ENCODER_POOLING = "max"  # the net the VGG19 weights were trained as; WCT's published encoders use it
+SHIPPED_DECODERS = Path(__file__).resolve().parent / "assets" / "decoders.msgpack"
+
+# The VGG19 convs from conv1_1 to conv5_1, (name, Cin, Cout); a 2x pool follows conv{b}_last.
+_VGG_CONVS: tuple[tuple[str, int, int], ...] = (
+    ("conv1_1", 3, 64), ("conv1_2", 64, 64),
+    ("conv2_1", 64, 128), ("conv2_2", 128, 128),
+    ("conv3_1", 128, 256), ("conv3_2", 256, 256), ("conv3_3", 256, 256), ("conv3_4", 256, 256),
+    ("conv4_1", 256, 512), ("conv4_2", 512, 512), ("conv4_3", 512, 512), ("conv4_4", 512, 512),
+    ("conv5_1", 512, 512),
+)
+_VGG_ORDER = tuple(name for name, _, _ in _VGG_CONVS)
+_POOL_BEFORE = frozenset({"conv2_1", "conv3_1", "conv4_1", "conv5_1"})
+
+
+def level_layer(level: int) -> str:
+    """The VGG19 conv whose ReLU a level's decoder inverts: 4 -> ``conv4_1`` (relu4_1)."""
+    if level not in LEVELS:
+        raise OptionError(f"level must be one of {', '.join(map(str, LEVELS))}, got {level}")
+    return f"conv{level}_1"
+
+
+def decoder_layers(level: int, width: float = 1.0) -> list[tuple[str, int, int]]:
+    """The decoder for ``level`` as ``[(name, Cin, Cout), ...]``, pixels last.
+
+    It mirrors VGG19's convs from ``conv{level}_1`` back to ``conv1_1``: the mirror of conv X
+    maps X's output channels to its input channels, and where VGG pools before X the decoder
+    upsamples after it. ``width`` scales every inner channel count (not the input features or the
+    3 output channels): 0.5 is a quarter of the multiply-adds.
+    """
+    top = _VGG_CONVS.index(next(c for c in _VGG_CONVS if c[0] == level_layer(level)))
+    chain = list(reversed(_VGG_CONVS[: top + 1]))
+    layers = []
+    for i, (name, cin, cout) in enumerate(chain):
+        c_in = cout if i == 0 else max(8, round(cout * width))
+        c_out = 3 if name == "conv1_1" else max(8, round(cin * width))
+        layers.append((name, c_in, c_out))
+    return layers
+
+
+def init_decoder(key: jax.Array, level: int, width: float = 1.0) -> dict[str, dict[str, jax.Array]]:
+    """He-normal conv weights, zero biases: ``{name: {"w": float32[3,3,Cin,Cout], "b": float32[Cout]}}``."""
+    params = {}
+    for i, (name, cin, cout) in enumerate(decoder_layers(level, width)):
+        std = np.sqrt(2.0 / (9 * cin))
+        params[name] = {
+            "w": std * jax.random.normal(jax.random.fold_in(key, i), (3, 3, cin, cout), jnp.float32),
+            "b": jnp.zeros((cout,), jnp.float32),
+        }
+    return params
+
+
+def init_decoders(key: jax.Array, levels: Sequence[int], width: float = 1.0) -> dict[str, Any]:
+    """``{"dec{k}": init_decoder(...)}`` for each level, each from its own fold of ``key``."""
+    return {f"dec{k}": init_decoder(jax.random.fold_in(key, k), k, width) for k in levels}
+
+
+def _conv(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
+    """Reflection-padded 3x3 conv (a SAME conv over the padded input, then cropped: XLA:CPU's fast path)."""
+    h, wd = x.shape[1], x.shape[2]
+    y = jax.lax.conv_general_dilated(reflect_pad(x, 1), w.astype(x.dtype), (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y[:, 1 : 1 + h, 1 : 1 + wd] + b.astype(x.dtype)
+
+
+def decode(params: Mapping[str, Mapping[str, jax.Array]], features: jax.Array) -> jax.Array:
+    """A decoder's image from its level's features: float32[N,h,w,C] -> float32[N,h*2^(k-1),w*2^(k-1),3].
+
+    The output is unbounded (the training loss sees exactly this, and inference clips it to [0,1]).
+    """
+    # Deepest conv first (jit sorts dict keys, so the order comes from the VGG table, not the dict).
+    names = sorted(params, key=_VGG_ORDER.index, reverse=True)
+    x = features / FEATURE_SCALE[int(names[0][4])]
+    for i, name in enumerate(names):
+        layer = params[name]
+        if i > 0 and _upsamples_before(names[i - 1]):
+            x = upsample_conv(x, layer["w"].astype(x.dtype)) + layer["b"].astype(x.dtype)
+        else:
+            x = _conv(x, layer["w"], layer["b"])
+        if name != "conv1_1":
+            x = jax.nn.relu(x)
+    return x
+
+
+def _upsamples_before(previous: str) -> bool:
+    """Whether the layer after the mirror of ``previous`` runs on the x2 upsampled image."""
+    return previous in _POOL_BEFORE
+
+
+def encode(vgg_params: vgg.Params, images: jax.Array, level: int) -> jax.Array:
+    """VGG19's ``relu{level}_1``: float32[N,H,W,3] in [0,1] -> float32[N,H/2^(k-1),W/2^(k-1),C]."""
+    layer = level_layer(level)
+    return vgg.features(vgg_params, images, [layer], pooling=ENCODER_POOLING)[layer]
+
+
+# -- style statistics and feature transforms --------------------------------------------------------
+
+
+def feature_stats(features: jax.Array) -> dict[str, jax.Array]:
+    """Mean and covariance of one image's features float32[h,w,C]: ``{"mean": [C], "cov": [C,C]}``.
+
+    Float32 sums over positions, centred before the product (no cancellation); one position
+    gives a zero covariance.
+    """
+    f = features.reshape(-1, features.shape[-1]).astype(jnp.float32)
+    mean = jnp.mean(f, axis=0)
+    centred = f - mean
+    cov = centred.T @ centred / max(f.shape[0] - 1, 1)
+    return {"mean": mean, "cov": cov}
+
+
+def _eig_floor(cov: jax.Array) -> float:
+    """The eigenvalue floor that keeps whitening stable: 1e-5 of the mean eigenvalue, and at least 1e-5
+    (the published WCT's truncation) for a flat image, whose centred features are float rounding."""
+    return 1e-5 * jnp.maximum(jnp.trace(cov) / cov.shape[0], 1.0)
+
+
+def _sym_power(cov: jax.Array, power: float) -> jax.Array:
+    """``cov ** power`` for a symmetric PSD float32[C,C], by ``eigh`` with floored eigenvalues."""
+    values, vectors = jnp.linalg.eigh(cov)
+    values = jnp.maximum(values, _eig_floor(cov))
+    return (vectors * values**power) @ vectors.T
+
+
+def style_transform(stats: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    """What WCT and AdaIN need of a style, computed once: ``{"mean", "color" = cov^1/2, "std"}``."""
+    cov = stats["cov"]
+    return {"mean": stats["mean"], "color": _sym_power(cov, 0.5),
+            "std": jnp.sqrt(jnp.maximum(jnp.diagonal(cov), 0.0))}
+
+
+def blend_stats(stats: Sequence[Mapping[str, jax.Array]], weights: Sequence[float]) -> dict[str, jax.Array]:
+    """A weighted blend of style statistics: the mixture's mean and covariance (weights normalised).
+
+    The covariance is that of the mixture distribution, ``sum w_i (cov_i + m_i m_i^T) - m m^T``, so a
+    blend of two styles carries both palettes rather than an average grey of them.
+    """
+    w = np.asarray(weights, np.float64)
+    w = w / w.sum()
+    mean = sum(float(wi) * s["mean"] for wi, s in zip(w, stats, strict=True))
+    second = sum(float(wi) * (s["cov"] + jnp.outer(s["mean"], s["mean"])) for wi, s in zip(w, stats, strict=True))
+    return {"mean": mean, "cov": second - jnp.outer(mean, mean)}
+
+
+def wct(content: jax.Array, style: Mapping[str, jax.Array]) -> jax.Array:
+    """Whiten the content features float32[h,w,C] and colour them with the style's covariance.
+
+    The result has the style's mean and (to the eigenvalue floor) its covariance, and keeps the
+    content's spatial arrangement. A flat content (zero covariance) comes out as the style's mean.
+    """
+    shape = content.shape
+    f = content.reshape(-1, shape[-1]).astype(jnp.float32)
+    stats = feature_stats(content)
+    whiten = _sym_power(stats["cov"], -0.5)
+    out = (f - stats["mean"]) @ whiten @ style["color"] + style["mean"]
+    return out.reshape(shape)
+
+
+def adain(content: jax.Array, style: Mapping[str, jax.Array], eps: float = 1e-5) -> jax.Array:
+    """Match each channel's mean and std to the style's (Huang & Belongie 2017): float32[h,w,C]."""
+    f = content.astype(jnp.float32)
+    mean = jnp.mean(f, axis=(0, 1))
+    std = jnp.sqrt(jnp.var(f, axis=(0, 1)) + eps)
+    return (f - mean) / std * style["std"] + style["mean"]
+
+
+_TRANSFORMS = {"wct": wct, "adain": adain}
+
+
+# -- the method ------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ArbitraryOptions:
+    """Options of :func:`stylize_arbitrary` (the CLI's flags come from these fields)."""
+
+    feature_transform: str = "wct"
+    strength: float = 1.0
+    levels: tuple[int, ...] = (4, 3, 2, 1)
+
+    def validate(self, available: Sequence[int] | None = None) -> None:
+        if self.feature_transform not in FEATURE_TRANSFORMS:
+            raise OptionError(f"feature_transform must be one of {', '.join(FEATURE_TRANSFORMS)}, "
+                              f"got {self.feature_transform!r}")
+        if not 0.0 <= self.strength <= 1.0:
+            raise OptionError(f"strength must be between 0 and 1, got {self.strength}")
+        if not self.levels:
+            raise OptionError("levels: at least one level is needed")
+        for level in self.levels:
+            level_layer(level)
+        if available is not None:
+            missing = [k for k in self.levels if k not in available]
+            if missing:
+                raise OptionError(f"no decoder for level(s) {', '.join(map(str, missing))}; "
+                                  f"the decoders have {', '.join(map(str, available))}")
+
+
+def style_statistics(vgg_params: vgg.Params, style: jax.Array, levels: Sequence[int]) -> dict[int, dict]:
+    """Per level, the style's feature statistics (``feature_stats``) of one image float32[H,W,3]."""
+    return {k: feature_stats(encode(vgg_params, style[None], k)[0]) for k in levels}
+
+
+@functools.partial(jax.jit, static_argnames=("levels", "feature_transform"))
+def _stylize(decoders, vgg_params, images, styles, strength, levels, feature_transform):
+    transform = _TRANSFORMS[feature_transform]
+    x = images
+    for k in levels:
+        feats = encode(vgg_params, x, k)
+        style = styles[k]
+        moved = jax.vmap(lambda f, s=style: transform(f, s))(feats)
+        mixed = strength * moved + (1.0 - strength) * feats
+        x = decode(decoders[f"dec{k}"], mixed.astype(feats.dtype))
+        x = jnp.clip(x, 0.0, 1.0)
+    return x
+
+
+def stylize_arbitrary(
+    decoders: Mapping[str, Any],
+    vgg_params: vgg.Params,
+    images: jax.Array,
+    styles: Mapping[int, Mapping[str, jax.Array]],
+    options: ArbitraryOptions = ArbitraryOptions(),
+) -> jax.Array:
+    """Stylise a batch float32[N,H,W,3] in [0,1] with prepared style transforms (see
+    :func:`prepare_style`); returns float32[N,H',W',3] in [0,1], H' and W' rounded down to a
+    multiple of 2^(max level - 1) (VGG's pools drop odd rows)."""
+    options.validate([int(name[3:]) for name in decoders])
+    return _stylize(decoders, vgg_params, images, {k: styles[k] for k in options.levels},
+                    jnp.float32(options.strength), tuple(options.levels), options.feature_transform)
+
+
+def prepare_style(
+    vgg_params: vgg.Params,
+    styles: Sequence[jax.Array],
+    levels: Sequence[int],
+    weights: Sequence[float] | None = None,
+) -> dict[int, dict[str, jax.Array]]:
+    """Style images (each float32[H,W,3] in [0,1]) -> per level, the blended style transform
+    (``style_transform`` of ``blend_stats``): computed once, reused for every image and frame."""
+    weights = [1.0] * len(styles) if weights is None else list(weights)
+    per_style = [style_statistics(vgg_params, jnp.asarray(s), levels) for s in styles]
+    return {k: style_transform(blend_stats([p[k] for p in per_style], weights)) for k in levels}
+
+
+DEFAULT_STYLE_SIZE = 512  # the style image's long side before its statistics (the scale of its strokes)
+
+
+def pad_to_multiple(images: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int, int]]:
+    """Reflection-pad float32[N,H,W,3] at the bottom and right to multiples of ``multiple``
+    (VGG's pools drop odd rows); returns the padded batch and the original (H, W)."""
+    h, w = images.shape[1], images.shape[2]
+    ph, pw = -h % multiple, -w % multiple
+    if ph or pw:
+        images = jnp.pad(images, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect" if min(h, w) > max(ph, pw)
+                         else "edge")
+    return images, (h, w)
+
+
+def stylize_batch(
+    decoders: Mapping[str, Any],
+    vgg_params: vgg.Params,
+    images: np.ndarray,
+    styles: Mapping[int, Mapping[str, jax.Array]],
+    options: ArbitraryOptions = ArbitraryOptions(),
+) -> np.ndarray:
+    """Any size: float32[N,H,W,3] in [0,1] -> the same shape, stylised (padded for VGG, cropped back)."""
+    padded, (h, w) = pad_to_multiple(jnp.asarray(images, jnp.float32), 2 ** (max(options.levels) - 1))
+    return np.asarray(stylize_arbitrary(decoders, vgg_params, padded, styles, options))[:, :h, :w]
+
+
+def load_decoders(path: Any = None) -> dict[str, Any]:
+    """The shipped decoders (``path=None``) or those of a :func:`save_decoders` file, as float32."""
+    if path is None:
+        path = SHIPPED_DECODERS
+    return read_decoders(path)[0]
+
+
+def arbitrary(
+    content: Any,
+    style: Any,
+    *,
+    size: int | None = None,
+    style_size: int | None = DEFAULT_STYLE_SIZE,
+    style_weights: Sequence[float] | None = None,
+    preserve_color: bool = False,
+    decoders: Mapping[str, Any] | None = None,
+    vgg_params: vgg.Params | None = None,
+    **options: Any,
+) -> np.ndarray:
+    """Stylise ``content`` with any painting in one pass (universal style transfer).
+
+    content, style: PIL images or arrays (uint8[H,W,3] or float32[H,W,3] in [0,1]); ``style`` may be
+    a list, blended by ``style_weights``. size: the output's long side (None keeps the content's);
+    style_size: the style's long side before its statistics (None keeps it; larger = smaller strokes).
+    options: :class:`ArbitraryOptions` fields (``feature_transform``, ``strength``, ``levels``).
+    Returns float32[H,W,3] in [0,1].
+    """
+    from jaxstyle import color
+    from jaxstyle import images as imagelib
+
+    opts = ArbitraryOptions(**options)
+    decoders = load_decoders() if decoders is None else decoders
+    opts.validate(decoder_levels(decoders))
+    styles = style if isinstance(style, (list, tuple)) else [style]
+    color.check_weights(len(styles), style_weights)
+    photo = imagelib.to_float_image(content)
+    if size is not None:
+        photo = imagelib.fit_long_side(photo, size)
+    style_imgs = [imagelib.to_float_image(s) for s in styles]
+    if style_size is not None:
+        style_imgs = [imagelib.fit_long_side(s, style_size) for s in style_imgs]
+    if vgg_params is None:
+        from jaxstyle.weights import load_vgg_params
+
+        vgg_params = load_vgg_params()
+    params = vgg.to_device(vgg_params, upto=[level_layer(max(opts.levels))])
+    prepared = prepare_style(params, style_imgs, opts.levels, style_weights)
+    out = stylize_batch(decoders, params, photo[None], prepared, opts)[0]
+    return color.keep_colors(out, photo) if preserve_color else out
+
+
+# -- training: reconstruction ------------------------------------------------------------------------
+
+
+def reconstruction_loss(
+    decoder: Mapping[str, Any], vgg_params: vgg.Params, images: jax.Array, level: int,
+    feature_weight: float = 1.0,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Li et al.'s decoder loss: pixel MSE of the reconstruction plus the MSE of its re-encoded features.
+
+    images: float32[N,H,W,3] in [0,1], H and W multiples of 2^(level-1). The feature term is divided
+    by the mean square of the target features, so both terms are relative errors of similar scale.
+    Returns (loss, {"pixel", "feature", "psnr"}).
+    """
+    target = jax.lax.stop_gradient(encode(vgg_params, images, level))
+    out = decode(decoder, target)
+    pixel = jnp.mean(jnp.square(out - images))
+    again = encode(vgg_params, out, level)
+    feature = jnp.mean(jnp.square(again - target)) / (jnp.mean(jnp.square(target)) + 1e-8)
+    clipped = jnp.mean(jnp.square(jnp.clip(out, 0.0, 1.0) - images))
+    psnr = -10.0 * jnp.log10(clipped + 1e-10)
+    return pixel + feature_weight * feature, {"pixel": pixel, "feature": feature, "psnr": psnr}
+
+
+def decoders_loss(params: Mapping[str, Any], vgg_params: vgg.Params, images: jax.Array,
+                  feature_weight: float = 1.0) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The sum of every decoder's :func:`reconstruction_loss`; metrics per level (``psnr4`` ...)."""
+    total = jnp.float32(0.0)
+    metrics = {}
+    for name, decoder in params.items():
+        level = int(name[3:])
+        loss, m = reconstruction_loss(decoder, vgg_params, images, level, feature_weight)
+        total = total + loss
+        metrics.update({f"{key}{level}": value for key, value in m.items()})
+    metrics["loss"] = total
+    return total, metrics
+
+
+# -- decoder files ---------------------------------------------------------------------------------
+
+DECODER_FORMAT = "jaxstyle-decoders"
+DECODER_FORMAT_VERSION = 1
+
+
+def decoder_levels(decoders: Mapping[str, Any]) -> tuple[int, ...]:
+    """The levels a decoders pytree covers, ascending: ``{"dec1", "dec4"}`` -> ``(1, 4)``."""
+    return tuple(sorted(int(name[3:]) for name in decoders))
+
+
+def decoder_width(decoder: Mapping[str, Any], level: int) -> float:
+    """The ``width`` a decoder was built with, read off its first conv's output channels."""
+    if level == 1:
+        return 1.0
+    full = decoder_layers(level)[0][2]
+    return float(np.asarray(decoder[level_layer(level)]["w"]).shape[-1]) / full
+
+
+def save_decoders(path: Any, decoders: Mapping[str, Any], metadata: Mapping[str, Any],
+                  dtype: Any = np.float16) -> Any:
+    """Write decoders to one msgpack file (atomic; no pickle), fp16 by default, plus ``<path>.json``."""
+    import json
+
+    from flax import serialization
+
+    from jaxstyle import atomic
+
+    path = Path(path)
+    levels = decoder_levels(decoders)
+    meta = {**metadata, "levels": list(levels), "stored_dtype": np.dtype(dtype).name,
+            "widths": {str(k): decoder_width(decoders[f"dec{k}"], k) for k in levels}}
+    tree = {"format": DECODER_FORMAT, "version": DECODER_FORMAT_VERSION, "metadata": json.dumps(meta, sort_keys=True),
+            "params": jax.tree.map(lambda a: np.asarray(a, dtype=dtype), dict(decoders))}
+    atomic.write_atomic(path, serialization.msgpack_serialize(tree))
+    atomic.write_atomic(path.with_name(path.name + ".json"), json.dumps(meta, indent=1, sort_keys=True).encode())
+    return path
+
+
+def read_decoders(path: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(decoders float32, metadata) from a :func:`save_decoders` file; WeightsError on a missing,
+    corrupt or foreign file, or one whose shapes are not the decoders'."""
+    import json
+
+    from flax import serialization
+
+    from jaxstyle.errors import WeightsError
+
+    path = Path(path)
+    hint = "reinstall jaxstyle, or train decoders with: bin/train --decoders"
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise WeightsError(f"{path}: cannot read the decoder file ({err.strerror or err}); {hint}") from None
+    try:
+        tree = serialization.msgpack_restore(data)
+    except Exception as err:  # msgpack raises several unrelated types on garbage
+        raise WeightsError(f"{path}: not a jaxstyle decoder file (corrupt or truncated: {type(err).__name__}); "
+                           f"{hint}") from None
+    if not isinstance(tree, dict) or tree.get("format") != DECODER_FORMAT:
+        raise WeightsError(f"{path}: not a jaxstyle decoder file; {hint}")
+    if tree.get("version") != DECODER_FORMAT_VERSION:
+        raise WeightsError(f"{path}: decoder format version {tree.get('version')} is not supported; {hint}")
+    try:
+        metadata = json.loads(tree["metadata"])
+        params = {name: {layer: {k: np.asarray(v, np.float32) for k, v in parts.items()}
+                         for layer, parts in dec.items()} for name, dec in tree["params"].items()}
+        for name, dec in params.items():
+            level = int(name[3:])
+            width = float(metadata["widths"][str(level)])
+            expected = {n: (3, 3, cin, cout) for n, cin, cout in decoder_layers(level, width)}
+            if {n: p["w"].shape for n, p in dec.items()} != expected:
+                raise ValueError(name)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise WeightsError(f"{path}: the decoder file's contents are not decoders of this version; {hint}") from None
+    return params, metadata

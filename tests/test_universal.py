@@ -1,0 +1,156 @@
+"""Arbitrary-style transfer: feature transforms, decoders, their files, and the method end to end."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxstyle import universal, vgg
+from jaxstyle.errors import OptionError, WeightsError
+
+
+def _features(key, h=12, w=10, c=16, scale=1.0, shift=0.0):
+    mix = jax.random.normal(jax.random.fold_in(key, 1), (c, c))
+    return (jax.random.normal(key, (h, w, c)) @ mix) * scale + shift
+
+
+def test_wct_gives_content_the_style_covariance_and_mean():
+    content = _features(jax.random.key(0))
+    style_feats = _features(jax.random.key(1), 20, 20, scale=3.0, shift=2.0)
+    target = universal.feature_stats(style_feats)
+    out = universal.wct(content, universal.style_transform(target))
+    got = universal.feature_stats(out)
+    np.testing.assert_allclose(got["mean"], target["mean"], atol=1e-3)
+    np.testing.assert_allclose(got["cov"], target["cov"], atol=2e-3 * float(jnp.abs(target["cov"]).max()))
+    # The layout is the content's: positions keep their order (correlated with the whitened content).
+    assert out.shape == content.shape
+
+
+def test_adain_matches_mean_and_std_per_channel():
+    content = _features(jax.random.key(2))
+    style = universal.style_transform(universal.feature_stats(_features(jax.random.key(3), scale=5.0, shift=-1.0)))
+    out = universal.adain(content, style)
+    np.testing.assert_allclose(out.mean(axis=(0, 1)), style["mean"], atol=1e-3)
+    np.testing.assert_allclose(out.std(axis=(0, 1)), style["std"], rtol=1e-3)
+
+
+@pytest.mark.parametrize("flat", ["content", "style", "both"])
+def test_flat_images_give_finite_features(flat):
+    varied = _features(jax.random.key(4))
+    constant = jnp.full((12, 10, 16), 0.7)
+    content = constant if flat in ("content", "both") else varied
+    style_feats = constant if flat in ("style", "both") else varied
+    style = universal.style_transform(universal.feature_stats(style_feats))
+    for transform in (universal.wct, universal.adain):
+        out = transform(content, style)
+        assert bool(jnp.isfinite(out).all())
+    if flat == "content":  # nothing to whiten: the style's mean everywhere
+        np.testing.assert_allclose(universal.wct(content, style), jnp.broadcast_to(style["mean"], content.shape),
+                                   atol=1e-3)
+
+
+def test_one_position_is_finite():
+    f = _features(jax.random.key(5), 1, 1)
+    style = universal.style_transform(universal.feature_stats(_features(jax.random.key(6))))
+    assert bool(jnp.isfinite(universal.wct(f, style)).all())
+
+
+def test_blend_of_one_style_is_that_style():
+    stats = universal.feature_stats(_features(jax.random.key(7)))
+    other = universal.feature_stats(_features(jax.random.key(8), shift=3.0))
+    alone = universal.blend_stats([stats, other], [1.0, 0.0])
+    np.testing.assert_allclose(alone["cov"], stats["cov"], atol=1e-4)
+    half = universal.blend_stats([stats, other], [1.0, 1.0])
+    np.testing.assert_allclose(half["mean"], (stats["mean"] + other["mean"]) / 2, atol=1e-5)
+
+
+@pytest.mark.parametrize("level", universal.LEVELS)
+def test_decoder_shapes_mirror_vgg(level):
+    params = universal.init_decoder(jax.random.key(0), level, width=0.5)
+    c = universal.decoder_layers(level)[0][1]
+    feats = jnp.ones((2, 3, 5, c))
+    out = universal.decode(params, feats)
+    scale = 2 ** (level - 1)
+    assert out.shape == (2, 3 * scale, 5 * scale, 3)
+
+
+@pytest.mark.parametrize("level", universal.LEVELS)
+def test_brief_training_lowers_reconstruction_loss(level, vgg_params):
+    params = {f"dec{level}": universal.init_decoder(jax.random.key(level), level, width=0.25)}
+    vp = vgg.to_device(vgg_params, upto=[universal.level_layer(level)])
+    images = jax.random.uniform(jax.random.key(9), (2, 32, 32, 3))
+    images = jax.image.resize(images[:, ::4, ::4], (2, 32, 32, 3), "linear")  # smooth, photo-like
+    opt = optax.adam(1e-3)
+
+    @jax.jit
+    def step(params, state):
+        (loss, _), grads = jax.value_and_grad(universal.decoders_loss, has_aux=True)(params, vp, images)
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss
+
+    state = opt.init(params)
+    losses = []
+    for _ in range(25):
+        params, state, loss = step(params, state)
+        losses.append(float(loss))
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def _tiny_decoders():
+    return universal.init_decoders(jax.random.key(0), (1, 2), width=0.25)
+
+
+def test_strength_zero_is_the_decoders_reconstruction(vgg_params):
+    photo = np.asarray(jax.random.uniform(jax.random.key(1), (20, 28, 3)))
+    style = np.asarray(jax.random.uniform(jax.random.key(2), (24, 24, 3)))
+    decoders = _tiny_decoders()
+    out = universal.arbitrary(photo, style, decoders=decoders, vgg_params=vgg_params, strength=0.0, levels=(2,))
+    vp = vgg.to_device(vgg_params, upto=["conv2_1"])
+    expected = np.clip(universal.decode(decoders["dec2"], universal.encode(vp, jnp.asarray(photo)[None], 2)), 0, 1)[0]
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    styled = universal.arbitrary(photo, style, decoders=decoders, vgg_params=vgg_params, strength=1.0, levels=(2,))
+    assert np.abs(styled - out).mean() > 1e-3
+
+
+def test_arbitrary_keeps_size_and_range_for_odd_sizes_and_is_deterministic(vgg_params):
+    photo = np.asarray(jax.random.uniform(jax.random.key(3), (37, 23, 3)))
+    style = np.asarray(jax.random.uniform(jax.random.key(4), (30, 41, 3)))
+    kwargs = dict(decoders=_tiny_decoders(), vgg_params=vgg_params, levels=(2, 1))
+    out = universal.arbitrary(photo, style, **kwargs)
+    assert out.shape == photo.shape and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    np.testing.assert_array_equal(out, universal.arbitrary(photo, style, **kwargs))
+    flat = universal.arbitrary(np.full((16, 16, 3), 0.5, np.float32), np.zeros((16, 16, 3), np.float32), **kwargs)
+    assert np.isfinite(flat).all()
+
+
+def test_options_are_checked(vgg_params):
+    photo = np.zeros((16, 16, 3), np.float32)
+    with pytest.raises(OptionError, match="feature_transform"):
+        universal.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, feature_transform="x")
+    with pytest.raises(OptionError, match="strength"):
+        universal.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, strength=1.5)
+    with pytest.raises(OptionError, match="no decoder for level"):
+        universal.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, levels=(3,))
+
+
+def test_decoder_file_round_trip_and_bad_files(tmp_path):
+    decoders = _tiny_decoders()
+    path = universal.save_decoders(tmp_path / "d.msgpack", decoders, {"steps": 3})
+    loaded, meta = universal.read_decoders(path)
+    assert meta["levels"] == [1, 2] and meta["steps"] == 3
+    for name in decoders:
+        for layer in decoders[name]:
+            np.testing.assert_allclose(loaded[name][layer]["w"], decoders[name][layer]["w"], atol=2e-3)
+    with pytest.raises(WeightsError, match="cannot read"):
+        universal.read_decoders(tmp_path / "missing.msgpack")
+    (tmp_path / "junk.msgpack").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(WeightsError, match="bin/train --decoders"):
+        universal.read_decoders(tmp_path / "junk.msgpack")
+    truncated = tmp_path / "cut.msgpack"
+    truncated.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(WeightsError):
+        universal.read_decoders(truncated)
