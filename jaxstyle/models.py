@@ -9,9 +9,8 @@ model has its own folder there and its own reader:
   ``<style>``. ``assets/paper/`` holds the paper's comparison models (not listed as styles; see
   :func:`asset`).
 
-Another kind (decoders for arbitrary styles, say ``assets/decoders/*.msgpack``) is one more
-:func:`register` call with its folder and reader; :func:`shipped`, :func:`resolve` and
-:func:`load` then work for it unchanged.
+* ``decoders``: ``assets/decoders/<name>.msgpack``, the decoders of arbitrary-style transfer
+  (:mod:`jaxstyle.universal`); ``photo`` is the default set.
 """
 
 from __future__ import annotations
@@ -68,6 +67,16 @@ def _read_transform(path: Path) -> tuple[Any, dict]:
 
 
 register(Kind("transform", "", _read_transform, "transform model", "--method gatys works with any style image"))
+
+
+def _read_decoders(path: Path) -> tuple[Any, dict]:
+    from jaxstyle import universal
+
+    return universal.read_decoders(path)
+
+
+register(Kind("decoders", "decoders", _read_decoders, "decoder set",
+              "decoders for --method arbitrary are trained with: bin/train --decoders"))
 
 _files = contextlib.ExitStack()
 atexit.register(_files.close)

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -34,7 +33,7 @@ LEVELS: tuple[int, ...] = (1, 2, 3, 4)
 FEATURE_SCALE: dict[int, float] = {1: 50.0, 2: 200.0, 3: 300.0, 4: 1000.0}
 FEATURE_TRANSFORMS = ("wct", "adain")
 ENCODER_POOLING = "max"  # the net the VGG19 weights were trained as; WCT's published encoders use it
-SHIPPED_DECODERS = Path(__file__).resolve().parent / "assets" / "decoders.msgpack"
+DEFAULT_DECODERS = "photo"  # assets/decoders/photo.msgpack: trained on ../shared/data/train photos
 
 # The VGG19 convs from conv1_1 to conv5_1, (name, Cin, Cout); a 2x pool follows conv{b}_last.
 _VGG_CONVS: tuple[tuple[str, int, int], ...] = (
@@ -303,32 +302,30 @@ def stylize_batch(
     return np.asarray(stylize_arbitrary(decoders, vgg_params, padded, styles, options))[:, :h, :w]
 
 
-def load_decoders(path: Any = None) -> dict[str, Any]:
-    """The shipped decoders (``path=None``) or those of a :func:`save_decoders` file, as float32."""
-    if path is None:
-        path = SHIPPED_DECODERS
-    return read_decoders(path)[0]
+def load_decoders(name_or_path: Any = DEFAULT_DECODERS) -> dict[str, Any]:
+    """Shipped decoders by name (``photo``) or those of a :func:`save_decoders` file, as float32."""
+    from jaxstyle import models
+
+    return models.load(name_or_path, kind="decoders")[0]
 
 
-def arbitrary(
-    content: Any,
+def make_stylizer(
     style: Any,
     *,
-    size: int | None = None,
-    style_size: int | None = DEFAULT_STYLE_SIZE,
     style_weights: Sequence[float] | None = None,
+    style_size: int | None = DEFAULT_STYLE_SIZE,
     preserve_color: bool = False,
     decoders: Mapping[str, Any] | None = None,
     vgg_params: vgg.Params | None = None,
     **options: Any,
-) -> np.ndarray:
-    """Stylise ``content`` with any painting in one pass (universal style transfer).
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Prepare a style once; returns ``stylize(images float32[N,H,W,3] in [0,1]) -> the same shape``.
 
-    content, style: PIL images or arrays (uint8[H,W,3] or float32[H,W,3] in [0,1]); ``style`` may be
-    a list, blended by ``style_weights``. size: the output's long side (None keeps the content's);
-    style_size: the style's long side before its statistics (None keeps it; larger = smaller strokes).
+    style: a PIL image or array (uint8[H,W,3] or float32[H,W,3] in [0,1]), or a list of them blended
+    by ``style_weights``. style_size: the style's long side before its statistics (None keeps it;
+    larger = smaller strokes). preserve_color: the output's luminance with the photo's chroma.
     options: :class:`ArbitraryOptions` fields (``feature_transform``, ``strength``, ``levels``).
-    Returns float32[H,W,3] in [0,1].
+    The style statistics are computed here, once, and reused for every batch and video frame.
     """
     from jaxstyle import color
     from jaxstyle import images as imagelib
@@ -336,11 +333,8 @@ def arbitrary(
     opts = ArbitraryOptions(**options)
     decoders = load_decoders() if decoders is None else decoders
     opts.validate(decoder_levels(decoders))
-    styles = style if isinstance(style, (list, tuple)) else [style]
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
     color.check_weights(len(styles), style_weights)
-    photo = imagelib.to_float_image(content)
-    if size is not None:
-        photo = imagelib.fit_long_side(photo, size)
     style_imgs = [imagelib.to_float_image(s) for s in styles]
     if style_size is not None:
         style_imgs = [imagelib.fit_long_side(s, style_size) for s in style_imgs]
@@ -349,9 +343,29 @@ def arbitrary(
 
         vgg_params = load_vgg_params()
     params = vgg.to_device(vgg_params, upto=[level_layer(max(opts.levels))])
+    device_decoders = jax.device_put(dict(decoders))
     prepared = prepare_style(params, style_imgs, opts.levels, style_weights)
-    out = stylize_batch(decoders, params, photo[None], prepared, opts)[0]
-    return color.keep_colors(out, photo) if preserve_color else out
+
+    def stylize(images: np.ndarray) -> np.ndarray:
+        out = stylize_batch(device_decoders, params, images, prepared, opts)
+        return color.keep_colors(out, np.asarray(images, np.float32)) if preserve_color else out
+
+    return stylize
+
+
+def arbitrary(content: Any, style: Any, *, size: int | None = None, **options: Any) -> np.ndarray:
+    """Stylise ``content`` with any painting in one pass (universal style transfer).
+
+    content: a PIL image or array (uint8[H,W,3] or float32[H,W,3] in [0,1]); size: the output's long
+    side (None keeps the content's). ``style`` and the options: as :func:`make_stylizer`.
+    Returns float32[H,W,3] in [0,1].
+    """
+    from jaxstyle import images as imagelib
+
+    photo = imagelib.to_float_image(content)
+    if size is not None:
+        photo = imagelib.fit_long_side(photo, size)
+    return make_stylizer(style, **options)(photo[None])[0]
 
 
 # -- training: reconstruction ------------------------------------------------------------------------
@@ -414,6 +428,7 @@ def save_decoders(path: Any, decoders: Mapping[str, Any], metadata: Mapping[str,
                   dtype: Any = np.float16) -> Any:
     """Write decoders to one msgpack file (atomic; no pickle), fp16 by default, plus ``<path>.json``."""
     import json
+    from pathlib import Path
 
     from flax import serialization
 
@@ -434,6 +449,7 @@ def read_decoders(path: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """(decoders float32, metadata) from a :func:`save_decoders` file; WeightsError on a missing,
     corrupt or foreign file, or one whose shapes are not the decoders'."""
     import json
+    from pathlib import Path
 
     from flax import serialization
 

@@ -420,22 +420,19 @@ def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarra
         yield batch
 
 
-def _stylize_padded(models: Sequence[Mapping[str, Any]], frames: np.ndarray, pad_to: int, **look: Any
-                    ) -> np.ndarray:
-    """``transform.stylize_batch`` on ``float32[N, h, w, 3]``, padded to ``pad_to`` frames (repeating
-    the last) so a short final batch reuses the compiled shape; the padding is dropped."""
-    from jaxstyle import transform
-
+def _stylize_padded(stylize: Callable[[np.ndarray], np.ndarray], frames: np.ndarray, pad_to: int) -> np.ndarray:
+    """``stylize`` on ``float32[N, h, w, 3]``, padded to ``pad_to`` frames (repeating the last) so a
+    short final batch reuses the compiled shape; the padding is dropped."""
     n = len(frames)
     if n < pad_to:
         frames = np.concatenate([frames, np.repeat(frames[-1:], pad_to - n, axis=0)])
-    return transform.stylize_batch(models, frames, **look)[:n]
+    return stylize(frames)[:n]
 
 
 def stylize_video(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
-    models: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    models: Mapping[str, Any] | Sequence[Mapping[str, Any]] | Callable[[np.ndarray], np.ndarray],
     *,
     weights: Sequence[float] | None = None,
     strength: float = 1.0,
@@ -446,7 +443,9 @@ def stylize_video(
     max_pixels: int | None = images.DEFAULT_MAX_PIXELS,
     on_frames: Callable[[int], None] | None = None,
 ) -> dict:
-    """Stylise a clip frame by frame with a transform net (or a blend of several) into an H.264 video.
+    """Stylise a clip frame by frame with a transform net (or a blend of several), or with a prepared
+    stylizer ``float32[N,h,w,3] -> float32[N,h,w,3]`` (the arbitrary method's :func:`jaxstyle.universal.
+    make_stylizer`, whose style statistics are fixed for every frame), into an H.264 video.
 
     Frames are decoded as rgb24, resized so the long side is ``size`` (if given), cropped to even
     sides (see :func:`working_shape`), stylised ``batch_size`` at a time with
@@ -471,9 +470,16 @@ def stylize_video(
     """
     from jaxstyle import transform
 
-    models = [models] if isinstance(models, Mapping) else list(models)
     check_smooth(smooth)
-    transform.check_blend(len(models), weights, strength)
+    if callable(models):  # a prepared stylizer (e.g. universal.make_stylizer): its look is fixed already
+        stylize = models
+    else:
+        models = [models] if isinstance(models, Mapping) else list(models)
+        transform.check_blend(len(models), weights, strength)
+
+        def stylize(frames: np.ndarray) -> np.ndarray:
+            return transform.stylize_batch(models, frames, weights=weights, strength=strength,
+                                           preserve_color=preserve_color)
     if batch_size < 1:
         raise OptionError(f"batch size must be at least 1, got {batch_size}")
     src, dst = Path(src), check_output(dst, src)
@@ -481,7 +487,6 @@ def stylize_video(
     shape = working_shape((info.height, info.width), size, max_pixels)
     h, w = even_shape(shape)
     audio_codec = None if info.audio_codec is None else "copy" if info.audio_codec in _COPY_AUDIO else "aac"
-    look = dict(weights=weights, strength=strength, preserve_color=preserve_color)
 
     start = time.perf_counter()
     frames_in = iter_frames(src, max_pixels=max_pixels)
@@ -498,7 +503,7 @@ def stylize_video(
                 writer.send(None)  # starts ffmpeg
                 for batch in _batches(frames_in, batch_size):
                     inputs = prepare_frames(batch, shape, max_pixels)
-                    outputs = _stylize_padded(models, inputs, batch_size if count else 0, **look)
+                    outputs = _stylize_padded(stylize, inputs, batch_size if count else 0)
                     outputs = smooth_frames(outputs, inputs, smooth, prev_output=prev_out, prev_input=prev_in)
                     for frame in outputs:
                         _send(writer, images.to_uint8(frame), dst)

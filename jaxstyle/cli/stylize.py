@@ -24,7 +24,7 @@ from jaxstyle.cli.common import (
 )
 from jaxstyle.errors import OptionError
 
-METHODS = ("transform", "gatys", "texture")
+METHODS = ("transform", "arbitrary", "gatys", "texture")
 DEFAULT_GATYS_SIZE = 400  # the paper's 400x300; about 1.1 s per iteration on 2 CPU cores
 # Measured by bench/shipped_models.py --fast and bench/inference_vs_peers.py (docs/performance.md, "--fast").
 FAST_NOTE = ("about 2.6x faster on a CPU (400x300: 99 vs 263 ms on 2 cores), 0.85 MB instead of 3.4; the output "
@@ -37,6 +37,10 @@ Stylise photos with a painting's style.
   transform  one forward pass of a trained transform net (Johnson et al.): milliseconds per image.
              Shipped models: scream, starry_night, wave; train more with bin/train.
              --fast uses their half-width variants: about 2.6x faster on a CPU, a little softer.
+  arbitrary  any painting in one pass (universal style transfer, Li et al. 2017): the photo's VGG19
+             features are matched to the painting's statistics and decoded, coarse to fine. About a
+             second at 512 px on a CPU. The default when --style is an image that no shipped model
+             covers (a file, or udnie / composition_vii).
   gatys    back-propagation through VGG19 (Gatys et al.): optimises the image itself.
            Slow (about 1 s per iteration at 400x300 on a laptop CPU) but works with any style.
   texture  synthesise a texture of the style from noise (no content image).
@@ -78,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="*", metavar="CONTENT",
                    help="content image(s) or folder(s) of images, or one video (not used by --method texture)")
-    p.add_argument("--method", choices=METHODS, default="transform", help="algorithm (default: %(default)s)")
+    p.add_argument("--method", choices=METHODS, default=None,
+                   help="algorithm (default: transform for a shipped model name or model file, arbitrary for "
+                   "any other style image)")
     p.add_argument("--style", default=None,
                    help="transform: a shipped model name (scream, starry_night, wave) or a .msgpack model file; "
                    "gatys/texture: a style image path or built-in style name. Several, comma-separated, "
@@ -141,7 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gatys/texture: size of the style's brush strokes: the style image is scaled by F "
                    "before its Grams are taken (2: strokes twice as large; default: 1)")
     c.add_argument("--strength", type=float, default=1.0, metavar="S",
-                   help="transform: 0 returns the photo, 1 the full style, between them a mix (default: 1)")
+                   help="transform: 0 returns the photo, 1 the full style, between them a mix; arbitrary: the "
+                   "same mix in feature space (default: 1)")
+    c.add_argument("--feature-transform", choices=("wct", "adain"), default="wct",
+                   help="arbitrary: wct matches the painting's feature covariance (whitening and colouring), "
+                   "adain only each channel's mean and spread: faster, milder (default: %(default)s)")
     c.add_argument("--preserve-color", action="store_true",
                    help="keep the photo's colours: the output's luminance (Y of YCbCr) with the photo's "
                    "chroma (Cb, Cr). gatys also transfers luminance only: it optimises a grey image "
@@ -233,11 +243,11 @@ def _check_look(args: argparse.Namespace) -> None:
     if args.style_weights is not None and count == 1:
         raise OptionError("--style-weights needs several comma-separated --style values")
     check_blend(count, args.style_weights, args.strength)
-    if args.strength != 1.0 and args.method != "transform":
-        raise OptionError("--strength works with --method transform (for gatys, lower --style-weight)")
+    if args.strength != 1.0 and args.method not in ("transform", "arbitrary"):
+        raise OptionError("--strength works with --method transform or arbitrary (for gatys, lower --style-weight)")
     if args.style_scale != 1.0 and args.method == "transform":
-        raise OptionError("--style-scale works with --method gatys or texture (a transform net's strokes are "
-                          "fixed by its training; use --size)")
+        raise OptionError("--style-scale works with --method arbitrary, gatys or texture (a transform net's "
+                          "strokes are fixed by its training; use --size)")
     if args.preserve_color and args.method == "texture":
         raise OptionError("--preserve-color needs a content photo to take the colours from (not --method texture)")
 
@@ -247,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from jaxstyle import images, video
 
+    args.method = args.method or _default_method(args.style)
     is_video = any(video.is_video_path(path) for path in args.inputs)
     if is_video:
         _check_video_options(args)
@@ -282,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_output_folder(args.report, "--report")
     if is_video:
         reports = [_run_video(args, content_paths[0], out_paths[0])]
-    elif args.method == "transform":
+    elif args.method in ("transform", "arbitrary"):
         reports = _run_transform(args, content_paths, out_paths)
     else:
         reports = _run_gatys(args, content_paths, out_paths)
@@ -295,15 +306,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _default_method(style: str | None) -> str:
+    """transform when every --style is a shipped model or a model file (or none is given: --sheet),
+    arbitrary for any other style (an image file, a built-in painting without a shipped net)."""
+    from jaxstyle import models
+
+    if style is None:
+        return "transform"
+    shipped = models.shipped("transform")
+    names = _style_list(style)
+    if all(name in shipped or name.endswith(models.MODEL_SUFFIX) for name in names):
+        return "transform"
+    return "arbitrary"
+
+
 def _check_video_options(args: argparse.Namespace) -> None:
-    """A video input: one video alone, the transform method, a valid --smooth."""
+    """A video input: one video alone, a one-pass method, a valid --smooth."""
     from jaxstyle import video
 
     if len(args.inputs) != 1:
         raise OptionError(f"a video is stylised on its own: give one video per run (got {len(args.inputs)} inputs)")
-    if args.method != "transform":
-        raise OptionError(f"videos work with --method transform only, not {args.method} (back-propagation takes "
-                          "minutes per frame)")
+    if args.method not in ("transform", "arbitrary"):
+        raise OptionError(f"videos work with --method transform or arbitrary, not {args.method} (back-propagation "
+                          "takes minutes per frame)")
     if args.sheet:
         raise OptionError("--sheet works with photos, not videos")
     video.check_smooth(args.smooth)
@@ -317,7 +342,10 @@ def _run_video(args: argparse.Namespace, src: Path, dst: Path) -> dict:
 
     info = video.probe(src, max_pixels=args.max_pixels, min_side=vgg.MIN_SIDE)  # fails fast, before the models
     video.working_shape((info.height, info.width), args.size, args.max_pixels)
-    models = [transform.load_transform(name, fast=args.fast) for name in _style_list(args.style)]
+    if args.method == "arbitrary":
+        models = _arbitrary_stylizer(args)
+    else:
+        models = [transform.load_transform(name, fast=args.fast) for name in _style_list(args.style)]
     bar = progress_bar(info.frames, desc=src.name, unit="frame")  # None: length unknown
     start = time.perf_counter()
 
@@ -380,7 +408,14 @@ def _run_transform(args: argparse.Namespace, content_paths: list[Path], out_path
 
     from jaxstyle import images, transform
 
-    models = [transform.load_transform(name, fast=args.fast) for name in _style_list(args.style)]
+    if args.method == "arbitrary":
+        stylizer = _arbitrary_stylizer(args)
+    else:
+        models = [transform.load_transform(name, fast=args.fast) for name in _style_list(args.style)]
+
+        def stylizer(batch: np.ndarray) -> np.ndarray:
+            return transform.stylize_batch(models, batch, weights=args.style_weights, strength=args.strength,
+                                           preserve_color=args.preserve_color)
     groups: dict[tuple[int, int], list[tuple[np.ndarray, Path]]] = {}
     for path, out_path in zip(content_paths, out_paths, strict=True):
         img = _load_content(path, args)
@@ -392,14 +427,12 @@ def _run_transform(args: argparse.Namespace, content_paths: list[Path], out_path
             for i in range(0, len(items), args.batch_size):
                 chunk = items[i : i + args.batch_size]
                 t = time.perf_counter()
-                outputs = transform.stylize_batch(models, np.stack([img for img, _ in chunk]),
-                                                  weights=args.style_weights, strength=args.strength,
-                                                  preserve_color=args.preserve_color)
+                outputs = stylizer(np.stack([img for img, _ in chunk]))
                 seconds = time.perf_counter() - t
                 for output, (_, out_path) in zip(outputs, chunk, strict=True):
                     images.save_image(out_path, output)
                     h, w = output.shape[:2]
-                    reports.append({"method": "transform", "output": str(out_path), "style": args.style,
+                    reports.append({"method": args.method, "output": str(out_path), "style": args.style,
                                     "size": [h, w], "seconds": seconds / len(chunk)})
                 bar.update(len(chunk))
                 bar.set_postfix(img_per_s=f"{bar.n / (time.perf_counter() - start):.1f}", refresh=False)
@@ -409,6 +442,18 @@ def _run_transform(args: argparse.Namespace, content_paths: list[Path], out_path
     print(f"wrote {len(reports)} image(s) with {args.style} in {total:.1f} s "
           f"({len(reports) / max(total, 1e-9):.1f} images/s, first batch includes compilation)")
     return reports
+
+
+def _arbitrary_stylizer(args: argparse.Namespace):
+    """The style images of --style, prepared once: ``batch float32[N,H,W,3] -> stylised``."""
+    from jaxstyle import styles, universal
+
+    style_images = [_load_image(styles.resolve_style(name), args) for name in _style_list(args.style)]
+    return universal.make_stylizer(style_images, style_weights=args.style_weights,
+                                   style_size=round((args.style_size or universal.DEFAULT_STYLE_SIZE) *
+                                                    args.style_scale),
+                                   preserve_color=args.preserve_color, strength=args.strength,
+                                   feature_transform=args.feature_transform)
 
 
 def _run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: list[Path]) -> list[dict]:
