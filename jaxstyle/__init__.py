@@ -5,6 +5,7 @@ Python API (imported lazily so ``import jaxstyle`` stays fast)::
 
     jaxstyle.gatys(content, style, **options) -> GatysResult
     jaxstyle.texture(style, size, **options) -> GatysResult
+    jaxstyle.arbitrary(content, style, **options) -> float32[H,W,3]: any painting, one pass (WCT/AdaIN)
     jaxstyle.stylize(img, params) -> stylised img (same kind, shape, dtype)
     jaxstyle.load_transform("scream") -> params of a shipped model (or a model file)
 """
@@ -21,6 +22,8 @@ _EXPORTS = {
     "texture": "jaxstyle.backprop",
     "GatysResult": "jaxstyle.backprop",
     "GatysOptions": "jaxstyle.backprop",
+    "arbitrary": "jaxstyle.universal",
+    "make_stylizer": "jaxstyle.universal",
     "stylize": "jaxstyle.transform",
     "load_transform": "jaxstyle.transform",
     "save_transform": "jaxstyle.transform",

@@ -210,7 +210,14 @@ class ArbitraryOptions:
 
     feature_transform: str = "wct"
     strength: float = 1.0
-    levels: tuple[int, ...] = (4, 3, 2, 1)
+    levels: tuple[int, ...] | None = None  # None: every level of the decoder set, deepest first
+
+    def resolve(self, available: Sequence[int]) -> ArbitraryOptions:
+        """These options with ``levels`` filled in from the decoder set's, and checked."""
+        opts = self if self.levels is not None else dataclasses.replace(
+            self, levels=tuple(sorted(available, reverse=True)))
+        opts.validate(available)
+        return opts
 
     def validate(self, available: Sequence[int] | None = None) -> None:
         if self.feature_transform not in FEATURE_TRANSFORMS:
@@ -218,6 +225,8 @@ class ArbitraryOptions:
                               f"got {self.feature_transform!r}")
         if not 0.0 <= self.strength <= 1.0:
             raise OptionError(f"strength must be between 0 and 1, got {self.strength}")
+        if self.levels is None:
+            return
         if not self.levels:
             raise OptionError("levels: at least one level is needed")
         for level in self.levels:
@@ -258,7 +267,7 @@ def stylize_arbitrary(
     """Stylise a batch float32[N,H,W,3] in [0,1] with prepared style transforms (see
     :func:`prepare_style`); returns float32[N,H',W',3] in [0,1], H' and W' rounded down to a
     multiple of 2^(max level - 1) (VGG's pools drop odd rows)."""
-    options.validate([int(name[3:]) for name in decoders])
+    options = options.resolve(decoder_levels(decoders))
     return _stylize(decoders, vgg_params, images, {k: styles[k] for k in options.levels},
                     jnp.float32(options.strength), tuple(options.levels), options.feature_transform)
 
@@ -298,6 +307,7 @@ def stylize_batch(
     options: ArbitraryOptions = ArbitraryOptions(),
 ) -> np.ndarray:
     """Any size: float32[N,H,W,3] in [0,1] -> the same shape, stylised (padded for VGG, cropped back)."""
+    options = options.resolve(decoder_levels(decoders))
     padded, (h, w) = pad_to_multiple(jnp.asarray(images, jnp.float32), 2 ** (max(options.levels) - 1))
     return np.asarray(stylize_arbitrary(decoders, vgg_params, padded, styles, options))[:, :h, :w]
 
@@ -330,9 +340,8 @@ def make_stylizer(
     from jaxstyle import color
     from jaxstyle import images as imagelib
 
-    opts = ArbitraryOptions(**options)
     decoders = load_decoders() if decoders is None else decoders
-    opts.validate(decoder_levels(decoders))
+    opts = ArbitraryOptions(**options).resolve(decoder_levels(decoders))
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     color.check_weights(len(styles), style_weights)
     style_imgs = [imagelib.to_float_image(s) for s in styles]

@@ -154,3 +154,34 @@ def test_decoder_file_round_trip_and_bad_files(tmp_path):
     truncated.write_bytes(path.read_bytes()[:100])
     with pytest.raises(WeightsError):
         universal.read_decoders(truncated)
+
+
+def test_cli_writes_an_arbitrary_image_of_the_right_size(tmp_path, data_dir):
+    from PIL import Image
+
+    from jaxstyle.cli import stylize
+
+    decoders = universal.save_decoders(tmp_path / "tiny.msgpack", _tiny_decoders(), {})
+    photo = tmp_path / "photo.png"
+    Image.fromarray((np.asarray(jax.random.uniform(jax.random.key(0), (30, 44, 3))) * 255).astype(np.uint8)).save(photo)
+    out = tmp_path / "out.png"
+    # A style image file and no --method: the arbitrary method.
+    code = stylize.main([str(photo), "--style", str(data_dir / "styles" / "udnie.jpg"), "--decoders", str(decoders),
+                         "--out", str(out), "--style-size", "64", "--feature-transform", "adain"])
+    assert code == 0
+    with Image.open(out) as img:
+        assert img.size == (44, 30) and img.mode == "RGB"
+
+
+def test_cli_bad_decoder_file_is_one_line_exit_2(tmp_path, data_dir, capsys):
+    from jaxstyle.cli import stylize
+
+    bad = tmp_path / "bad.msgpack"
+    bad.write_bytes(b"not msgpack at all")
+    photo = data_dir / "content" / "cat.jpg"
+    out = tmp_path / "out.png"
+    code = stylize.main([str(photo), "--method", "arbitrary", "--style", "udnie", "--decoders", str(bad),
+                         "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "bin/train --decoders" in err
+    assert not out.exists()

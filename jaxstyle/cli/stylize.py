@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--strength", type=float, default=1.0, metavar="S",
                    help="transform: 0 returns the photo, 1 the full style, between them a mix; arbitrary: the "
                    "same mix in feature space (default: 1)")
+    c.add_argument("--decoders", default=None, metavar="NAME|FILE",
+                   help="arbitrary: the decoder set, a shipped name or a file from bin/train --decoders "
+                   "(default: the shipped 'photo' set)")
     c.add_argument("--feature-transform", choices=("wct", "adain"), default="wct",
                    help="arbitrary: wct matches the painting's feature covariance (whitening and colouring), "
                    "adain only each channel's mean and spread: faster, milder (default: %(default)s)")
@@ -449,7 +452,8 @@ def _arbitrary_stylizer(args: argparse.Namespace):
     from jaxstyle import styles, universal
 
     style_images = [_load_image(styles.resolve_style(name), args) for name in _style_list(args.style)]
-    return universal.make_stylizer(style_images, style_weights=args.style_weights,
+    decoders = universal.load_decoders(args.decoders or universal.DEFAULT_DECODERS)
+    return universal.make_stylizer(style_images, decoders=decoders, style_weights=args.style_weights,
                                    style_size=round((args.style_size or universal.DEFAULT_STYLE_SIZE) *
                                                     args.style_scale),
                                    preserve_color=args.preserve_color, strength=args.strength,
