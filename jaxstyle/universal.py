@@ -143,7 +143,7 @@ def feature_stats(features: jax.Array) -> dict[str, jax.Array]:
     return {"mean": mean, "cov": cov}
 
 
-def _eig_floor(cov: jax.Array) -> float:
+def _eig_floor(cov: jax.Array) -> jax.Array:
     """The eigenvalue floor that keeps whitening stable: 1e-5 of the mean eigenvalue, and at least 1e-5
     (the published WCT's truncation) for a flat image, whose centred features are float rounding."""
     return 1e-5 * jnp.maximum(jnp.trace(cov) / cov.shape[0], 1.0)
@@ -171,8 +171,11 @@ def blend_stats(stats: Sequence[Mapping[str, jax.Array]], weights: Sequence[floa
     """
     w = np.asarray(weights, np.float64)
     w = w / w.sum()
-    mean = sum(float(wi) * s["mean"] for wi, s in zip(w, stats, strict=True))
-    second = sum(float(wi) * (s["cov"] + jnp.outer(s["mean"], s["mean"])) for wi, s in zip(w, stats, strict=True))
+    mean = jnp.zeros_like(stats[0]["mean"])
+    second = jnp.zeros_like(stats[0]["cov"])
+    for wi, s in zip(w, stats, strict=True):
+        mean = mean + float(wi) * s["mean"]
+        second = second + float(wi) * (s["cov"] + jnp.outer(s["mean"], s["mean"]))
     return {"mean": mean, "cov": second - jnp.outer(mean, mean)}
 
 
@@ -210,14 +213,16 @@ class ArbitraryOptions:
 
     feature_transform: str = "wct"
     strength: float = 1.0
-    levels: tuple[int, ...] | None = None  # None: every level of the decoder set, deepest first
+    # None: the decoder set's deepest level only. Measured (docs/results.md, "Arbitrary style"): with
+    # the CPU-trained decoders, adding the shallower levels (4,3,2,1 as in Li et al.) smeared colour
+    # noise over the picture and doubled the time; relu4_1 alone carries the painting's strokes.
+    levels: tuple[int, ...] | None = None
 
-    def resolve(self, available: Sequence[int]) -> ArbitraryOptions:
-        """These options with ``levels`` filled in from the decoder set's, and checked."""
-        opts = self if self.levels is not None else dataclasses.replace(
-            self, levels=tuple(sorted(available, reverse=True)))
-        opts.validate(available)
-        return opts
+    def levels_for(self, available: Sequence[int]) -> tuple[int, ...]:
+        """The levels to run, deepest first, with a decoder set of ``available`` levels (``levels``, or
+        the deepest available), after checking every option."""
+        self.validate(available)
+        return tuple(self.levels) if self.levels is not None else (max(available),)
 
     def validate(self, available: Sequence[int] | None = None) -> None:
         if self.feature_transform not in FEATURE_TRANSFORMS:
@@ -267,9 +272,9 @@ def stylize_arbitrary(
     """Stylise a batch float32[N,H,W,3] in [0,1] with prepared style transforms (see
     :func:`prepare_style`); returns float32[N,H',W',3] in [0,1], H' and W' rounded down to a
     multiple of 2^(max level - 1) (VGG's pools drop odd rows)."""
-    options = options.resolve(decoder_levels(decoders))
-    return _stylize(decoders, vgg_params, images, {k: styles[k] for k in options.levels},
-                    jnp.float32(options.strength), tuple(options.levels), options.feature_transform)
+    levels = options.levels_for(decoder_levels(decoders))
+    return _stylize(decoders, vgg_params, images, {k: styles[k] for k in levels},
+                    jnp.float32(options.strength), levels, options.feature_transform)
 
 
 def prepare_style(
@@ -307,8 +312,8 @@ def stylize_batch(
     options: ArbitraryOptions = ArbitraryOptions(),
 ) -> np.ndarray:
     """Any size: float32[N,H,W,3] in [0,1] -> the same shape, stylised (padded for VGG, cropped back)."""
-    options = options.resolve(decoder_levels(decoders))
-    padded, (h, w) = pad_to_multiple(jnp.asarray(images, jnp.float32), 2 ** (max(options.levels) - 1))
+    levels = options.levels_for(decoder_levels(decoders))
+    padded, (h, w) = pad_to_multiple(jnp.asarray(images, jnp.float32), 2 ** (max(levels) - 1))
     return np.asarray(stylize_arbitrary(decoders, vgg_params, padded, styles, options))[:, :h, :w]
 
 
@@ -326,7 +331,7 @@ def make_stylizer(
     style_size: int | None = DEFAULT_STYLE_SIZE,
     preserve_color: bool = False,
     decoders: Mapping[str, Any] | None = None,
-    vgg_params: vgg.Params | None = None,
+    vgg_params: Any = None,
     **options: Any,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Prepare a style once; returns ``stylize(images float32[N,H,W,3] in [0,1]) -> the same shape``.
@@ -341,7 +346,8 @@ def make_stylizer(
     from jaxstyle import images as imagelib
 
     decoders = load_decoders() if decoders is None else decoders
-    opts = ArbitraryOptions(**options).resolve(decoder_levels(decoders))
+    opts = ArbitraryOptions(**options)
+    levels = opts.levels_for(decoder_levels(decoders))
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     color.check_weights(len(styles), style_weights)
     style_imgs = [imagelib.to_float_image(s) for s in styles]
@@ -351,9 +357,9 @@ def make_stylizer(
         from jaxstyle.weights import load_vgg_params
 
         vgg_params = load_vgg_params()
-    params = vgg.to_device(vgg_params, upto=[level_layer(max(opts.levels))])
+    params = vgg.to_device(vgg_params, upto=[level_layer(max(levels))])
     device_decoders = jax.device_put(dict(decoders))
-    prepared = prepare_style(params, style_imgs, opts.levels, style_weights)
+    prepared = prepare_style(params, [jnp.asarray(s) for s in style_imgs], levels, style_weights)
 
     def stylize(images: np.ndarray) -> np.ndarray:
         out = stylize_batch(device_decoders, params, images, prepared, opts)

@@ -128,6 +128,8 @@ def test_arbitrary_keeps_size_and_range_for_odd_sizes_and_is_deterministic(vgg_p
 
 
 def test_options_are_checked(vgg_params):
+    assert universal.ArbitraryOptions().levels_for((1, 2, 4)) == (4,)  # default: the deepest level
+    assert universal.ArbitraryOptions(levels=(4, 2)).levels_for((1, 2, 4)) == (4, 2)
     photo = np.zeros((16, 16, 3), np.float32)
     with pytest.raises(OptionError, match="feature_transform"):
         universal.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, feature_transform="x")

@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--decoders", default=None, metavar="NAME|FILE",
                    help="arbitrary: the decoder set, a shipped name or a file from bin/train --decoders "
                    "(default: the shipped 'photo' set)")
+    c.add_argument("--levels", type=int_list, default=None, metavar="K1,K2,...",
+                   help="arbitrary: the VGG19 levels (relu K_1) to match, deepest first, each decoded before the "
+                   "next is encoded, e.g. 4,3,2,1 as in Li et al. (default: the deepest, 4)")
     c.add_argument("--feature-transform", choices=("wct", "adain"), default="wct",
                    help="arbitrary: wct matches the painting's feature covariance (whitening and colouring), "
                    "adain only each channel's mean and spread: faster, milder (default: %(default)s)")
@@ -457,7 +460,8 @@ def _arbitrary_stylizer(args: argparse.Namespace):
                                    style_size=round((args.style_size or universal.DEFAULT_STYLE_SIZE) *
                                                     args.style_scale),
                                    preserve_color=args.preserve_color, strength=args.strength,
-                                   feature_transform=args.feature_transform)
+                                   feature_transform=args.feature_transform,
+                                   levels=tuple(args.levels) if args.levels else None)
 
 
 def _run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: list[Path]) -> list[dict]:
