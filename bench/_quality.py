@@ -1,0 +1,125 @@
+"""Picture-quality proxies shared by the benchmarks: how much style, how much layout, how much grain.
+
+Every proxy takes float[H,W,3] RGB in [0,1]; measure what a user gets by passing the saved picture
+(:func:`as_saved`: rounded to uint8 and back). The photo is the reference, at the output's size.
+
+* :func:`style_loss`: the paper's Gram style loss (equal weights over conv1_1..conv5_1 of our VGG19,
+  avg pooling, :mod:`jaxstyle.objective`), against a painting's Grams from :func:`style_grams`; the
+  benchmarks report it over the photo's own (``style_ratio``: lower = more of the painting's style).
+* :func:`layout_kept`: Pearson correlation of the 8x box-downsampled luminance with the photo's
+  (1 = the photo's layout of light and dark, 0 = none of it).
+* :func:`hf_energy`: mean square of the luminance's component at periods under 3 px (FFT band
+  ``|f| > 1/3`` cycles/px), per pixel; reported over the photo's (``hf_ratio``: grain, ringing, noise).
+* :func:`clipped_share`: the share of pixels with a channel at 0 or 255 in uint8 (absolute, in [0, 1];
+  the photo's own share is reported beside it, since a ratio to a photo with none is undefined).
+
+Only numpy here, except :func:`style_grams` and :func:`style_loss` (the objective's loss, on VGG).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from jaxstyle import images as imagelib
+
+LUMA = np.array([0.299, 0.587, 0.114])  # BT.601
+LAYOUT_FACTOR = 8  # the box downsampling of layout_kept
+HF_PERIOD = 3.0  # hf_energy counts periods shorter than this, in px
+
+
+def as_saved(img: np.ndarray) -> np.ndarray:
+    """The picture as saved: float[H,W,3] in [0,1] -> rounded to uint8 -> float32[H,W,3] in [0,1]."""
+    return imagelib.to_uint8(img).astype(np.float32) / 255.0
+
+
+def luminance(img: np.ndarray) -> np.ndarray:
+    """float[H,W,3] in [0,1] -> float64[H,W] BT.601 luma in [0,1]."""
+    return np.asarray(img)[..., :3].astype(np.float64) @ LUMA
+
+
+def lowpass(y: np.ndarray, factor: int = LAYOUT_FACTOR) -> np.ndarray:
+    """Box-downsample float[H,W] by ``factor`` (the ragged bottom and right edges are dropped)."""
+    h, w = (y.shape[0] // factor) * factor, (y.shape[1] // factor) * factor
+    if h == 0 or w == 0:
+        raise ValueError(f"image {y.shape} is smaller than the {factor}x downsampling")
+    return y[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+
+
+def layout_kept(img: np.ndarray, photo: np.ndarray, factor: int = LAYOUT_FACTOR) -> float:
+    """Correlation of the low-pass luminance of ``img`` with the photo's (same shape), in [-1, 1].
+
+    A flat image (no variance) keeps no layout: 0, or 1 if both are flat and equal.
+    """
+    if np.shape(img) != np.shape(photo):
+        raise ValueError(f"layout_kept: shapes differ, {np.shape(img)} vs {np.shape(photo)}")
+    a, b = lowpass(luminance(img), factor).ravel(), lowpass(luminance(photo), factor).ravel()
+    if a.std() < 1e-9 or b.std() < 1e-9:
+        return 1.0 if np.allclose(a, b, atol=1e-9) else 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def hf_energy(img: np.ndarray, period: float = HF_PERIOD) -> float:
+    """Mean square, per pixel, of the luminance's Fourier components at periods under ``period`` px."""
+    y = luminance(img)
+    spectrum = np.abs(np.fft.fft2(y - y.mean())) ** 2
+    fy = np.fft.fftfreq(y.shape[0])[:, None]
+    fx = np.fft.fftfreq(y.shape[1])[None, :]
+    # Parseval: sum |F|^2 = N sum y^2, so dividing by N^2 gives the band's mean square per pixel.
+    return float(spectrum[np.hypot(fy, fx) > 1.0 / period].sum() / y.size**2)
+
+
+def hf_ratio(img: np.ndarray, photo: np.ndarray) -> float:
+    """:func:`hf_energy` of ``img`` over the photo's (inf if the photo has none and ``img`` has some)."""
+    ours, ref = hf_energy(img), hf_energy(photo)
+    if ref <= 0.0:
+        return 1.0 if ours <= 0.0 else float("inf")
+    return ours / ref
+
+
+def clipped_share(img: np.ndarray) -> float:
+    """Share of pixels (in [0, 1]) with at least one channel at 0 or 255 after rounding to uint8."""
+    u8 = imagelib.to_uint8(img)
+    return float(np.mean(np.any((u8 == 0) | (u8 == 255), axis=-1)))
+
+
+# -- the style loss (VGG) ------------------------------------------------------------------------
+
+
+def style_grams(vgg_params: Any, style: np.ndarray, shape: tuple[int, int]) -> dict[str, Any]:
+    """The painting's target Grams for outputs of (H, W) ``shape``: the style resized to the output's
+    pixel count (Gatys's default in :func:`jaxstyle.gatys`), then :func:`jaxstyle.objective.style_grams`.
+
+    vgg_params: from :func:`jaxstyle.vgg.to_device`; style: float32[h,w,3] in [0,1].
+    """
+    from jaxstyle import objective
+
+    sized = imagelib.fit_pixels(style, shape[0] * shape[1])
+    return objective.style_grams(vgg_params, sized, objective.LossSpec(), shape)
+
+
+def style_loss(vgg_params: Any, img: np.ndarray, grams: Mapping[str, Any]) -> float:
+    """The paper's style loss (equal layer weights, avg pooling) of float32[H,W,3] in [0,1] against
+    :func:`style_grams` of the same (H, W)."""
+    import jax.numpy as jnp
+
+    from jaxstyle import objective, vgg
+
+    spec = objective.LossSpec()
+    feats = vgg.jit_features(vgg_params, jnp.asarray(img, jnp.float32)[None], spec.style_layers, spec.pooling)
+    return float(objective.style_loss(feats, grams, dict(spec.style_layer_weights)))
+
+
+def measure(img: np.ndarray, photo: np.ndarray, vgg_params: Any = None, grams: Mapping[str, Any] | None = None,
+            photo_style_loss: float | None = None) -> dict[str, float]:
+    """All proxies of ``img`` against ``photo`` (same shape; pass both :func:`as_saved`):
+    ``{"layout", "hf_ratio", "clipped", "style_loss", "style_ratio"}`` (the last two when ``grams`` is given;
+    ``photo_style_loss`` saves recomputing the photo's)."""
+    out = {"layout": layout_kept(img, photo), "hf_ratio": hf_ratio(img, photo), "clipped": clipped_share(img)}
+    if grams is not None:
+        loss = style_loss(vgg_params, img, grams)
+        ref = style_loss(vgg_params, photo, grams) if photo_style_loss is None else photo_style_loss
+        out.update(style_loss=loss, style_ratio=loss / ref if ref > 0 else float("inf"))
+    return out

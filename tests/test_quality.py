@@ -1,0 +1,83 @@
+"""The benchmarks' quality proxies (bench/_quality.py) on constructed images with known answers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+import _quality as q  # noqa: E402  (bench/ is not a package)
+
+
+def _photo(h: int = 64, w: int = 96) -> np.ndarray:
+    """A smooth float32[H,W,3] in (0,1): gradients and a blob, nothing at periods under 3 px."""
+    y, x = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    blob = np.exp(-((x - 0.6) ** 2 + (y - 0.4) ** 2) / 0.05)
+    img = np.stack([0.2 + 0.6 * x, 0.2 + 0.5 * blob, 0.8 - 0.6 * y], axis=-1)
+    return q.as_saved(img)
+
+
+def test_photo_against_itself_keeps_layout_and_grain():
+    photo = _photo()
+    assert q.layout_kept(photo, photo) == pytest.approx(1.0)
+    assert q.hf_ratio(photo, photo) == pytest.approx(1.0)
+
+
+def test_inverted_and_flat_layouts():
+    photo = _photo()
+    assert q.layout_kept(1.0 - photo, photo) == pytest.approx(-1.0)
+    flat = np.full_like(photo, 0.5)
+    assert q.layout_kept(flat, photo) == 0.0
+    assert q.layout_kept(flat, flat) == 1.0
+
+
+def test_two_pixel_stripes_raise_hf_but_not_layout():
+    photo = _photo()
+    stripes = np.where(np.arange(photo.shape[1]) % 2 == 0, 0.1, -0.1)[None, :, None]  # period 2 px
+    striped = np.clip(photo + stripes, 0.0, 1.0)
+    assert q.hf_ratio(striped, photo) > 10.0
+    # A box of 8 averages the stripes away: the layout is (nearly) untouched.
+    assert q.layout_kept(striped, photo) > 0.99
+    # A sine of period 8 px, as strong, sits below the band: no more HF energy than the photo's.
+    slow = 0.1 * np.sin(2 * np.pi * np.arange(photo.shape[1]) / 8)[None, :, None]
+    assert q.hf_ratio(np.clip(photo + slow, 0, 1), photo) < 1.5
+
+
+def test_hf_energy_is_the_band_mean_square():
+    """A pure period-2 pattern of amplitude a has all its energy in the band: mean square a^2."""
+    a = 0.25
+    grey = 0.5 + a * np.where(np.arange(32) % 2 == 0, 1.0, -1.0)[None, :, None] * np.ones((16, 32, 3))
+    assert q.hf_energy(grey) == pytest.approx(a**2, rel=1e-6)
+    assert q.hf_energy(np.full((16, 32, 3), 0.3)) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(("value", "share"), [(0.0, 1.0), (1.0, 1.0), (0.5, 0.0), (0.001, 1.0), (0.003, 0.0)])
+def test_clipped_share_of_constant_images(value, share):
+    assert q.clipped_share(np.full((8, 8, 3), value, np.float32)) == share
+
+
+def test_clipped_share_counts_pixels_with_any_clipped_channel():
+    img = np.full((10, 10, 3), 0.5, np.float32)
+    img[:3, :, 0] = 1.0  # 30 pixels with red at 255
+    img[9, :, 2] = 0.0  # 10 more with blue at 0
+    assert q.clipped_share(img) == pytest.approx(0.4)
+
+
+def test_style_loss_is_zero_for_the_painting_and_lower_than_the_photos(vgg_params, small_pair):
+    from jaxstyle import images, vgg
+
+    photo, style = small_pair
+    params = vgg.to_device(vgg_params)
+    shape = photo.shape[:2]
+    grams = q.style_grams(params, style, shape)
+    painting = q.as_saved(images.resize(style, *shape))  # the painting itself at the output's size
+    ref = q.style_loss(params, photo, grams)
+    assert ref > 0
+    assert q.style_loss(params, painting, grams) < 0.2 * ref
+    m = q.measure(painting, photo, params, grams, photo_style_loss=ref)
+    assert m["style_ratio"] < 0.2
+    assert set(m) == {"layout", "hf_ratio", "clipped", "style_loss", "style_ratio"}
