@@ -110,12 +110,17 @@ def load_decoders(path: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
 
     try:
         if path is None:
-            return universal.load_decoders(), {"source": f"shipped {universal.DEFAULT_DECODERS!r}"}
-        decoders, meta = universal.read_decoders(path)
+            decoders = universal.load_decoders()
+            record: dict[str, Any] = {"source": f"shipped {universal.DEFAULT_DECODERS!r}"}
+        else:
+            decoders, meta = universal.read_decoders(path)
+            record = {"source": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "metadata": meta}
     except JaxstyleError as err:
         hint = "" if path is not None else " (or pass --decoders FILE, e.g. a training snapshot)"
         fail(f"{one_line(err)}{hint}")
-    return decoders, {"source": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "metadata": meta}
+    levels = universal.decoder_levels(decoders)
+    record.update(levels=list(levels), widths={k: universal.decoder_width(decoders[f"dec{k}"], k) for k in levels})
+    return decoders, record
 
 
 def _median(values: Sequence[float]) -> float:
@@ -144,6 +149,17 @@ def interleaved(calls: Mapping[str, Callable[[], float]], reps: int, pids: Seque
         for name in names[r % len(names):] + names[: r % len(names)]:
             times[name].append(calls[name]())
     return times, meter.stop()
+
+
+def _gatys_progress(name: str, every: int = 100) -> Callable[[int, Any, Mapping[str, float]], None]:
+    """A ``jaxstyle.gatys`` callback that logs every ``every`` steps (the runs take minutes)."""
+    t0 = time.perf_counter()
+
+    def callback(step: int, image: Any, terms: Mapping[str, float]) -> None:
+        if step % every == 0:
+            _log(f"{name}: gatys step {step}, {time.perf_counter() - t0:.0f} s, loss {terms['total']:.4g}")
+
+    return callback
 
 
 def _sheet(tiles: Sequence[tuple[str, np.ndarray]], path: Path, height: int = 256) -> None:
@@ -194,8 +210,7 @@ def run(args: argparse.Namespace, photos: Mapping[Path, np.ndarray], styles: Map
     params = vgg.to_device(vgg_raw)  # conv1_1..conv5_1: the encoder and the style loss
     peer = TorchServer(peer_python(args.peer_venv), PEER_WORKER, PEER)
     meter = LoadMeter([peer.pid]).start()
-    for folder in ("sheets", *(f"ab/{f}" for f in AB_FOLDERS.values())):
-        (images_dir / folder).mkdir(parents=True, exist_ok=True)
+    (images_dir / "sheets").mkdir(parents=True, exist_ok=True)
     paintings = {s.stem: img for s, img in styles.items()}
     pairs: list[dict[str, Any]] = []
     prepare: dict[str, dict[str, float]] = {}
@@ -246,7 +261,8 @@ def run(args: argparse.Namespace, photos: Mapping[Path, np.ndarray], styles: Map
                               "peer style_vector_seconds": _median(vector_times)})
                 if len(pairs) < args.gatys:
                     _log(f"{name}: gatys at its defaults, {args.size} px (minutes)")
-                    result = jaxstyle.gatys(photo, painting, vgg_params=vgg_raw, size=None)
+                    result = jaxstyle.gatys(photo, painting, vgg_params=vgg_raw, size=None,
+                                            callback=_gatys_progress(name))
                     outputs["gatys"] = result.image
                     seconds["gatys"] = result.seconds - result.compile_seconds
                     extra.update({"gatys total_seconds": result.seconds,
@@ -257,7 +273,9 @@ def run(args: argparse.Namespace, photos: Mapping[Path, np.ndarray], styles: Map
                     if out.shape[:2] != shape:
                         raise SystemExit(f"error: {method} returned {out.shape[:2]} for a {shape} photo ({name})")
                     saved = quality.as_saved(out)
-                    imagelib.save_image(images_dir / "ab" / AB_FOLDERS[method] / f"{name}.png", saved)
+                    ab = images_dir / "ab" / AB_FOLDERS[method]
+                    ab.mkdir(parents=True, exist_ok=True)
+                    imagelib.save_image(ab / f"{name}.png", saved)
                     metrics[method] = {"seconds": seconds[method],
                                        **quality.measure(saved, photo, params, grams, photo_style_loss=photo_loss)}
                 _sheet([("photo", photo), (style_path.stem, imagelib.fit_long_side(painting, args.size)),
