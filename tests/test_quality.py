@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-
-import _quality as q  # noqa: E402  (bench/ is not a package)
+from bench import _quality as q
 
 
 def _photo(h: int = 64, w: int = 96) -> np.ndarray:
