@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -21,9 +22,23 @@ from jaxstyle.serve import create_app
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "docs" / "figures" / "web.png"
 SCREENSHOT_ENV = "JAXSTYLE_SCREENSHOT"
+# With JAXSTYLE_SCREENSHOT set, the browser test serves trained decoders (this file, else the shipped
+# set) so the figure shows a real result; otherwise tiny untrained ones.
+SCREENSHOT_DECODERS_ENV = "JAXSTYLE_SCREENSHOT_DECODERS"
 
-# Small limits so the refusals are cheap to provoke; gatys as small as it goes.
-LIMITS = dict(max_upload_bytes=200_000, max_pixels=100_000, gatys_size=48, gatys_iterations=3)
+# Small limits so the refusals are cheap to provoke; gatys as small as it goes; transform and arbitrary
+# photos longer than 64 px are scaled down.
+LIMITS = dict(max_upload_bytes=200_000, max_pixels=100_000, gatys_size=48, gatys_iterations=3, max_side=64)
+
+
+def tiny_decoders() -> dict:
+    """Untrained decoders for relu1_1 and relu2_1 at a quarter width: the arbitrary method's whole
+    path (VGG encoding, WCT/AdaIN, decoding), fast; the pictures are not the point."""
+    import jax
+
+    from jaxstyle import universal
+
+    return universal.init_decoders(jax.random.key(0), (1, 2), width=0.25)
 
 
 def png_bytes(width: int, height: int, seed: int = 0) -> bytes:
@@ -40,8 +55,17 @@ def client() -> Iterator:
         warnings.simplefilter("ignore")
         from starlette.testclient import TestClient
 
-    with TestClient(create_app(**LIMITS)) as test_client:  # raises on any 500 instead of returning it
+    with TestClient(create_app(**LIMITS, decoders=tiny_decoders())) as test_client:  # raises on any 500
         yield test_client
+
+
+def finished_status(status: dict, state: str = "done") -> dict:
+    """``status`` without its ``seconds`` (checked: a positive run time), for exact comparison."""
+    status = dict(status)
+    seconds = status.pop("seconds")
+    assert isinstance(seconds, float) and 0.0 < seconds < 600.0, seconds
+    assert status["state"] == state, status
+    return status
 
 
 def wait_for(client, job_id: str, timeout: float = 60.0) -> dict:
@@ -73,11 +97,14 @@ def test_page_and_styles(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     for element in ('id="photo"', 'id="style"', 'id="strength"', 'id="preserve-color"', 'id="go"',
-                    "<progress", 'id="result"', 'id="download"', 'id="error"'):
+                    "<progress", 'id="result"', 'id="download"', 'id="error"', 'value="arbitrary"',
+                    'id="feature-transform"', 'id="time"'):
         assert element in page.text
     assert "http://" not in page.text and "https://" not in page.text  # no outside assets
     styles = client.get("/api/styles").json()
     assert "scream" in styles["transform"] and "starry_night" in styles["gatys"]
+    assert styles["arbitrary"] == styles["gatys"] and styles["unavailable"] == {}
+    assert styles["feature_transforms"] == ["wct", "adain"]
     assert styles["limits"]["max_upload_bytes"] == LIMITS["max_upload_bytes"]
 
 
@@ -87,9 +114,35 @@ def test_transform_job(client):
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
     status = wait_for(client, job_id)
-    assert status == {"state": "done", "progress": 1.0, "message": "done"}
+    assert finished_status(status) == {"state": "done", "progress": 1.0, "message": "done"}
     image = result_image(client, job_id)
     assert image.size == (64, 48) and image.mode == "RGB"
+
+
+def test_arbitrary_job_with_uploaded_style(client):
+    """An uploaded style image without a method is an arbitrary job; the photo (96x72) comes back at
+    the ``max_side`` long side (64x48), decodable, with the measured run time in its status."""
+    response = client.post("/api/jobs", data={"strength": "0.7"},
+                           files={"photo": ("p.png", png_bytes(96, 72, 3), "image/png"),
+                                  "style_image": ("s.png", png_bytes(40, 56, 4), "image/png")})
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    status = wait_for(client, job_id)
+    assert finished_status(status) == {"state": "done", "progress": 1.0, "message": "done"}
+    image = result_image(client, job_id)
+    assert image.size == (64, 48) and image.mode == "RGB"
+    pixels = np.asarray(image)
+    assert pixels.std() > 0  # a picture, not a flat fill
+
+
+def test_arbitrary_job_with_builtin_style(client):
+    """A built-in painting by name, AdaIN, colours kept; an odd-sized photo keeps its size."""
+    response = submit(client, png_bytes(45, 33, 5), method="arbitrary", style="wave", feature_transform="adain",
+                      preserve_color="1")
+    assert response.status_code == 202, response.text
+    status = wait_for(client, response.json()["id"])
+    assert finished_status(status)["progress"] == 1.0
+    assert result_image(client, response.json()["id"]).size == (45, 33)
 
 
 def test_gatys_job_with_uploaded_style(client):
@@ -123,7 +176,16 @@ BAD_UPLOADS = {
     "strength 2": (dict(strength="2"), 400, "strength"),
     "strength nan": (dict(strength="nan"), 400, "strength"),
     "strength with gatys": (dict(method="gatys", style="wave", strength="0.5"), 400, "strength"),
-    "style image with transform": (dict(style_image=png_bytes(32, 32)), 400, "gatys"),
+    "style image with transform": (dict(method="transform", style_image=png_bytes(32, 32)), 400, "gatys"),
+    "unknown arbitrary style": (dict(method="arbitrary", style="scream_fast"), 400, "unknown style"),
+    "path as arbitrary style": (dict(method="arbitrary", style="/etc/passwd"), 400, "unknown style"),
+    "unknown feature transform": (dict(method="arbitrary", style="wave", feature_transform="svd"), 400,
+                                  "feature_transform"),
+    "feature transform with transform": (dict(feature_transform="wct"), 400, "arbitrary"),
+    "arbitrary strength 1.5": (dict(method="arbitrary", style="wave", strength="1.5"), 400, "strength"),
+    "arbitrary strength -0.1": (dict(method="arbitrary", style="wave", strength="-0.1"), 400, "strength"),
+    "arbitrary style image not an image": (dict(method="arbitrary", style_image=b"GIF89a nonsense"), 400,
+                                           "style image"),
     "too small": (dict(photo=png_bytes(8, 8)), 400, "at least"),
 }
 
@@ -143,6 +205,33 @@ def test_bad_upload_is_a_json_4xx(client, case):
     assert response.status_code == status, response.text
     message = response.json()["error"]
     assert words in message.lower() and "\n" not in message
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt"])
+def test_arbitrary_without_decoders_is_a_one_line_503(tmp_path, problem):
+    """Decoders that cannot be loaded leave the app up without arbitrary: /api/styles says why, an
+    arbitrary job gets a one-line 503 that says how to get them, the other methods still work."""
+    from starlette.testclient import TestClient
+
+    path = tmp_path / "decoders.msgpack"
+    if problem == "corrupt":
+        path.write_bytes(b"\x93not msgpack decoders")
+    with TestClient(create_app(**LIMITS, decoders=path)) as test_client:
+        why = test_client.get("/api/styles").json()["unavailable"]["arbitrary"]
+        assert "decoder" in why and "bin/train --decoders" in why and "\n" not in why
+        for fields in (dict(method="arbitrary", style="wave"), dict(style_image=b"any")):
+            style_image = fields.pop("style_image", None)
+            files = {"photo": ("p.png", png_bytes(32, 32), "image/png")}
+            if style_image is not None:
+                files["style_image"] = ("s.png", style_image, "image/png")
+            response = test_client.post("/api/jobs", data=fields, files=files)
+            assert response.status_code == 503, response.text
+            message = response.json()["error"]
+            assert message.startswith("method arbitrary is not available") and "\n" not in message
+            assert "bin/train --decoders" in message
+        response = submit(test_client, png_bytes(32, 32), method="transform", style="wave")
+        assert response.status_code == 202, response.text
+        assert wait_for(test_client, response.json()["id"])["state"] == "done"
 
 
 def test_body_checks(client):
@@ -223,6 +312,10 @@ def test_cli_port_in_use(capsys):
     assert main(["--port", "0", "--gatys-size", "8"]) == 2  # refused before binding
     assert main(["--port", "0", "--max-upload-mb", "0"]) == 2
     assert "at least 16" in capsys.readouterr().err
+    # Decoders asked for by name must load: one line that says how to get them, before binding.
+    assert main(["--port", "0", "--decoders", "/nonexistent/decoders.msgpack"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("serve: error: ") and "bin/train --decoders" in err and err.count("\n") == 1
 
 
 # ---------------------------------------------------------------- the page in a real browser
@@ -236,7 +329,8 @@ def live_url() -> Iterator[str]:
     from jaxstyle.cli.serve import bind, url_of
 
     sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning"))
+    decoders = os.environ.get(SCREENSHOT_DECODERS_ENV) if os.environ.get(SCREENSHOT_ENV) else tiny_decoders()
+    server = uvicorn.Server(uvicorn.Config(create_app(decoders=decoders), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -286,7 +380,35 @@ def _photo(tmp_path: Path) -> Path:
     return path
 
 
+def _painting(tmp_path: Path) -> Path:
+    """A painting from $JAXSTYLE_STYLES_DIR (for the screenshot), else a generated PNG."""
+    shared = Path(os.environ.get("JAXSTYLE_STYLES_DIR", "/nonexistent")) / "starry_night.jpg"
+    if shared.is_file():
+        return shared
+    path = tmp_path / "painting.png"
+    path.write_bytes(png_bytes(96, 80, 7))
+    return path
+
+
+def _wait_for_result(driver, previous: str | None) -> str:
+    """Wait until the page shows a new result image and its time text; returns the image's URL."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def finished(d) -> bool:
+        error = d.find_element(By.ID, "error").text
+        assert not error, f"the page shows an error: {error}"
+        return d.execute_script("const i = document.getElementById('result');"
+                                "return !i.hidden && i.complete && i.naturalWidth > 0 && i.src !== arguments[0]"
+                                " && document.getElementById('time').textContent !== '';", previous or "")
+
+    WebDriverWait(driver, 90, poll_frequency=0.25).until(finished)
+    return driver.execute_script("return document.getElementById('result').src")
+
+
 def test_browser_end_to_end(live_url, tmp_path):
+    """A transform job, then an arbitrary one with an uploaded painting: picking "My own painting"
+    under Fast switches to arbitrary; each result shows with the job's measured time."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -298,18 +420,25 @@ def test_browser_end_to_end(live_url, tmp_path):
         driver.find_element(By.ID, "photo").send_keys(str(photo))
         Select(driver.find_element(By.ID, "style")).select_by_value("scream")
         driver.find_element(By.ID, "go").click()
-
-        def finished(d) -> bool:
-            error = d.find_element(By.ID, "error").text
-            assert not error, f"the page shows an error: {error}"
-            return d.execute_script("const i = document.getElementById('result');"
-                                    "return !i.hidden && i.complete && i.naturalWidth > 0;")
-
-        WebDriverWait(driver, 90, poll_frequency=0.25).until(finished)
+        first = _wait_for_result(driver, None)
         width = driver.execute_script("return document.getElementById('result').naturalWidth")
         assert width == Image.open(photo).size[0]
         assert driver.find_element(By.ID, "download").get_attribute("href").endswith("/result.png")
+        assert re.fullmatch(r"done in \d+\.\d s \(Fast\)", driver.find_element(By.ID, "time").text)
+
+        Select(driver.find_element(By.ID, "style")).select_by_value("__upload__")
+        assert driver.find_element(By.CSS_SELECTOR, "input[name=method][value=arbitrary]").is_selected()
+        assert driver.find_element(By.ID, "feature-transform").is_displayed()
+        driver.find_element(By.ID, "style-image").send_keys(str(_painting(tmp_path)))
+        driver.find_element(By.ID, "go").click()
+        second = _wait_for_result(driver, first)
+        assert second != first and second.endswith("/result.png")
+        width = driver.execute_script("return document.getElementById('result').naturalWidth")
+        assert width == Image.open(photo).size[0]
+        assert re.fullmatch(r"done in \d+\.\d s \(Arbitrary\)", driver.find_element(By.ID, "time").text)
         if os.environ.get(SCREENSHOT_ENV):
+            driver.set_window_size(1200, 940)  # the whole form, arbitrary's options included
+            driver.execute_script("window.scrollTo(0, 0)")
             _save_screenshot(driver.get_screenshot_as_png())
     finally:
         driver.quit()

@@ -12,9 +12,9 @@ from jaxstyle.cli.common import ArgumentParser, cli_entry, positive_int
 from jaxstyle.errors import OptionError
 
 DESCRIPTION = """\
-Serve a web page to stylise photos: upload a photo, pick a style (a shipped transform model, or a
-built-in painting for the slower Gatys method, or your own style image), watch the progress bar,
-download the result as PNG.
+Serve a web page to stylise photos: upload a photo, pick a style (a shipped transform model, or
+any painting: your own style image or a built-in one, for the arbitrary method, seconds, or the
+slower Gatys method, minutes), watch the progress bar, download the result as PNG.
 
 Everything stays on this computer and in memory: uploads are never written to disk, and the page
 uses no outside assets. Jobs run one at a time in a background thread; the last 16 results are kept.
@@ -26,6 +26,7 @@ EPILOG = """\
 examples:
   bin/serve                          then open http://127.0.0.1:8000/
   bin/serve --port 8080 --gatys-iterations 100
+  bin/serve --decoders runs/dec/decoders.msgpack   the arbitrary method with decoders you trained
 """
 
 
@@ -53,11 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=positive_int, default=serve.DEFAULT_MAX_PIXELS,
                    help="largest image in pixels, checked from its header before decoding (default: %(default)s)")
     p.add_argument("--max-side", type=positive_int, default=serve.DEFAULT_MAX_SIDE,
-                   help="transform: larger photos are scaled down to this long side (default: %(default)s)")
+                   help="transform and arbitrary: larger photos are scaled down to this long side; arbitrary "
+                        "at 1024x768 peaks near 3 GB of memory (default: %(default)s)")
     p.add_argument("--gatys-size", type=positive_int, default=serve.DEFAULT_GATYS_SIZE,
                    help="gatys: long side of the result in pixels (default: %(default)s)")
     p.add_argument("--gatys-iterations", type=positive_int, default=serve.DEFAULT_GATYS_ITERATIONS,
                    help="gatys: optimisation steps, about 1 s each at 384 px on a laptop CPU (default: %(default)s)")
+    p.add_argument("--decoders", metavar="NAME|FILE", default=None,
+                   help="arbitrary: a shipped decoder set or a decoder file from bin/train --decoders "
+                        "(default: the shipped set; if it is missing, the page works without arbitrary)")
     return p
 
 
@@ -92,15 +97,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import uvicorn
 
-    from jaxstyle import serve
+    from jaxstyle import serve, universal
 
     if not args.max_upload_mb > 0:
         raise OptionError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    # Decoders asked for by name must load (a one-line error, exit 2); the shipped default may be missing.
+    decoders = None if args.decoders is None else universal.load_decoders(args.decoders)
     app = serve.create_app(max_upload_bytes=round(args.max_upload_mb * serve.MB), max_pixels=args.max_pixels,
                            max_side=args.max_side, gatys_size=args.gatys_size,
-                           gatys_iterations=args.gatys_iterations)
+                           gatys_iterations=args.gatys_iterations, decoders=decoders)
     sock = bind(args.host, args.port)
     print(f"jaxstyle: open {url_of(sock)} in a browser (Ctrl-C to stop)", flush=True)
+    for method, why in app.state.unavailable.items():
+        print(f"serve: warning: method {method} is off: {why}", file=sys.stderr)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"serve: warning: --host {args.host} lets other computers use this page (there is no login)",
               file=sys.stderr)

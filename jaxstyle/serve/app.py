@@ -4,10 +4,17 @@
 
 * ``GET /``                        the page: ``page.html`` beside this module (package data; one
                                    self-contained file, inline CSS and JS, no outside assets)
-* ``GET /api/styles``              shipped transform models, built-in styles, the limits
+* ``GET /api/styles``              shipped transform models, built-in styles, which methods are
+                                   available (``unavailable``: method -> why), the limits
 * ``POST /api/jobs``               multipart form -> ``{"id": ...}`` (202); everything is checked first
-* ``GET /api/jobs/{id}``           ``{"state": "queued|running|done|error", "progress": 0..1, "message": ...}``
+* ``GET /api/jobs/{id}``           ``{"state": "queued|running|done|error", "progress": 0..1, "message": ...}``,
+                                   plus ``"seconds"`` (the job's run time, measured here) once finished
 * ``GET /api/jobs/{id}/result.png`` the result once ``done``
+
+Methods: ``arbitrary`` (any painting in one pass, :mod:`jaxstyle.universal`; the default when a style
+image is uploaded), ``transform`` (a shipped net) and ``gatys`` (back-propagation, minutes). The
+arbitrary method's decoders are loaded once, when the app is created; if they cannot be (the shipped
+set is missing), arbitrary jobs get a one-line 503 and the other methods work.
 
 Uploads stay in memory: the body is read with a byte cap (after checking ``Content-Length``), the
 client's filename is never used, and styles are picked from fixed lists, never opened by a client-given
@@ -24,12 +31,13 @@ import functools
 import importlib.resources
 import logging
 import math
+import os
 import queue
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -44,12 +52,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from jaxstyle import backprop, images, styles, transform, vgg
+from jaxstyle import backprop, images, styles, transform, universal, vgg
 from jaxstyle.errors import JaxstyleError, one_line
 
 log = logging.getLogger("jaxstyle.serve")
 
-METHODS = ("transform", "gatys")
+METHODS = ("arbitrary", "transform", "gatys")
 MB = 1_000_000
 DEFAULT_MAX_UPLOAD_BYTES = 20 * MB
 DEFAULT_MAX_PIXELS = 25_000_000
@@ -60,7 +68,7 @@ DEFAULT_KEEP_RESULTS = 16
 DEFAULT_MAX_QUEUED = 8
 
 #: Form fields the page sends: text fields (capped at ``_MAX_TEXT_BYTES``) and image files.
-TEXT_FIELDS = frozenset({"method", "style", "strength", "preserve_color"})
+TEXT_FIELDS = frozenset({"method", "style", "strength", "preserve_color", "feature_transform"})
 FILE_FIELDS = frozenset({"photo", "style_image"})
 _MAX_TEXT_BYTES = 256
 
@@ -73,7 +81,7 @@ class Limits:
     max_pixels: int = DEFAULT_MAX_PIXELS
     gatys_size: int = DEFAULT_GATYS_SIZE
     gatys_iterations: int = DEFAULT_GATYS_ITERATIONS
-    max_side: int = DEFAULT_MAX_SIDE
+    max_side: int = DEFAULT_MAX_SIDE  # transform and arbitrary photos
     keep_results: int = DEFAULT_KEEP_RESULTS
     max_queued: int = DEFAULT_MAX_QUEUED
 
@@ -106,6 +114,7 @@ class JobRequest:
     preserve_color: bool
     photo: np.ndarray
     style_image: np.ndarray | None = None
+    feature_transform: str = "wct"  # arbitrary only: one of universal.FEATURE_TRANSFORMS
 
 
 @dataclasses.dataclass
@@ -118,10 +127,14 @@ class Job:
     progress: float = 0.0
     message: str = "waiting for the worker"
     png: bytes | None = None
+    seconds: float | None = None  # the run time (task and PNG encoding), set before the final state
     delivered: bool = False  # the client has its outcome (the result, or the error's status)
 
     def status(self) -> dict[str, Any]:
-        return {"state": self.state, "progress": round(self.progress, 4), "message": self.message}
+        status: dict[str, Any] = {"state": self.state, "progress": round(self.progress, 4), "message": self.message}
+        if self.seconds is not None:
+            status["seconds"] = self.seconds
+        return status
 
 
 class QueueFullError(Exception):
@@ -193,18 +206,23 @@ class Worker:
     def _run(self, job: Job) -> None:
         job.state, job.message = "running", "working"
         started = time.perf_counter()
+        png, message = None, "done"
         try:
             assert job.task is not None
-            job.png = images.encode_png(job.task(job))
-            job.progress, job.message, job.state = 1.0, "done", "done"
+            png = images.encode_png(job.task(job))
         except JaxstyleError as err:
-            job.message, job.state = one_line(err), "error"
+            message = one_line(err)
         except Exception as err:  # a bug: log it, tell the page something short
             log.exception("job %s failed", job.id)
-            job.message, job.state = f"internal error ({type(err).__name__}): {one_line(err)}"[:300], "error"
+            message = f"internal error ({type(err).__name__}): {one_line(err)}"[:300]
         finally:
             job.task = None  # frees the decoded images
             seconds = time.perf_counter() - started
+            # The time is in place before the state says finished, so a poll never sees one without it.
+            job.seconds = round(seconds, 3)
+            if png is not None:
+                job.png, job.progress = png, 1.0
+            job.message, job.state = message, "done" if png is not None else "error"
             self._job_seconds = seconds if self._job_seconds is None else 0.7 * self._job_seconds + 0.3 * seconds
             self._prune()
 
@@ -218,18 +236,38 @@ class Worker:
 
 
 class Stylist:
-    """Runs a :class:`JobRequest` in the worker thread; caches models, VGG19 and built-in styles."""
+    """Runs a :class:`JobRequest` in the worker thread; caches models, VGG19 and built-in styles.
 
-    def __init__(self, limits: Limits) -> None:
+    ``decoders``: the arbitrary method's decoders pytree (loaded once by :func:`create_app`), None
+    when it is unavailable.
+    """
+
+    def __init__(self, limits: Limits, decoders: Mapping[str, Any] | None = None) -> None:
         self.limits = limits
+        self.decoders = decoders
         self._models: dict[str, dict] = {}
         self._styles: dict[str, np.ndarray] = {}
         self._vgg: Any = None
 
     def __call__(self, request: JobRequest, job: Job) -> np.ndarray:
+        if request.method == "arbitrary":
+            return self.arbitrary(request, job)
         if request.method == "transform":
             return self.transform(request, job)
         return self.gatys(request, job)
+
+    def arbitrary(self, request: JobRequest, job: Job) -> np.ndarray:
+        """Universal style transfer with the app's decoders (the photo is already at most ``max_side``)."""
+        assert self.decoders is not None  # parse_job refuses arbitrary jobs without decoders
+        style = request.style_image if request.style is None else self._builtin_style(request.style)
+        vgg_params = self._vgg_params(job)
+        job.message, job.progress = "computing the style's statistics", 0.1
+        stylize = universal.make_stylizer(style, decoders=self.decoders, vgg_params=vgg_params,
+                                          strength=request.strength, feature_transform=request.feature_transform,
+                                          preserve_color=request.preserve_color)
+        photo = request.photo
+        job.message, job.progress = f"stylising {photo.shape[1]}x{photo.shape[0]} ({request.feature_transform})", 0.3
+        return stylize(photo[None])[0]
 
     def transform(self, request: JobRequest, job: Job) -> np.ndarray:
         """A shipped transform net (the photo is already at most ``max_side`` long)."""
@@ -243,30 +281,35 @@ class Stylist:
 
     def gatys(self, request: JobRequest, job: Job) -> np.ndarray:
         """Back-propagation at ``gatys_size`` for ``gatys_iterations``; progress through the callback."""
-        from jaxstyle.weights import load_vgg_params
-
         style = request.style_image if request.style is None else self._builtin_style(request.style)
         options = self.limits.gatys_options(request.preserve_color)
         shape = images.long_side_shape(request.photo.shape[:2], self.limits.gatys_size)
         total = sum(its for _, its in backprop.scale_plan(shape, options))
-        if self._vgg is None:
-            job.message = "loading VGG19"
-            self._vgg = load_vgg_params()
+        vgg_params = self._vgg_params(job)
         job.message = f"step 0 of {total} (the first one compiles)"
 
         def on_step(step: int, image: Any, terms: dict[str, float]) -> None:
             job.progress = min(step / total, 1.0)
             job.message = f"step {step} of {total}"
 
-        result = backprop.gatys(request.photo, style, vgg_params=self._vgg, callback=on_step,
+        result = backprop.gatys(request.photo, style, vgg_params=vgg_params, callback=on_step,
                                 **dataclasses.asdict(options))
         return result.image
+
+    def _vgg_params(self, job: Job) -> Any:
+        """VGG19's params, loaded on the first job that needs them and kept."""
+        from jaxstyle.weights import load_vgg_params
+
+        if self._vgg is None:
+            job.message = "loading VGG19"
+            self._vgg = load_vgg_params()
+        return self._vgg
 
     def _builtin_style(self, name: str) -> np.ndarray:
         if name not in self._styles:
             # builtin_style never treats the name as a path (a file named "scream" here is not read).
-            self._styles[name] = images.load_image(styles.builtin_style(name), max_pixels=self.limits.max_pixels,
-                                                   min_side=vgg.MIN_SIDE)
+            # These are the project's own files: the library's pixel limit, not the upload limit.
+            self._styles[name] = images.load_image(styles.builtin_style(name), min_side=vgg.MIN_SIDE)
         return self._styles[name]
 
 
@@ -381,36 +424,54 @@ def _decode(data: bytes, what: str, limits: Limits, long_side: int) -> np.ndarra
     return image
 
 
-async def parse_job(form: dict[str, bytes], limits: Limits, decoders: anyio.CapacityLimiter) -> JobRequest:
+def _style_names(method: str) -> list[str]:
+    """The style names ``method`` takes: shipped nets for transform, built-in paintings otherwise."""
+    return list(transform.shipped_models()) if method == "transform" else list(styles.BUILTIN_STYLES)
+
+
+async def parse_job(form: dict[str, bytes], limits: Limits, decoders: anyio.CapacityLimiter,
+                    unavailable: Mapping[str, str] | None = None) -> JobRequest:
     """Check every field of a job form (names, ranges, images) before anything is queued.
 
-    Images are decoded in a thread, at most ``decoders`` at a time (each may briefly take a few
-    hundred MB); the photo is kept at the size the method works at.
+    Without a ``method``, an uploaded style image means ``arbitrary`` and a style name ``transform``.
+    ``unavailable``: method -> why it cannot run here (503). Images are decoded in a thread, at most
+    ``decoders`` at a time (each may briefly take a few hundred MB); the photo is kept at the size the
+    method works at (``max_side``; ``gatys_size`` for gatys), an arbitrary style image at the size
+    its statistics are taken at (:data:`universal.DEFAULT_STYLE_SIZE`).
     """
-    method = _text(form, "method", "transform")
+    has_style_image = bool(form.get("style_image"))
+    method = _text(form, "method", "arbitrary" if has_style_image else "transform")
     if method not in METHODS:
         raise HTTPException(400, f"unknown method {method[:40]!r}; use one of {', '.join(METHODS)}")
-    allowed = list(transform.shipped_models()) if method == "transform" else list(styles.BUILTIN_STYLES)
+    if unavailable and method in unavailable:
+        raise HTTPException(503, f"method {method} is not available on this server: {unavailable[method]}")
+    allowed = _style_names(method)
     style_name = _text(form, "style", "")
-    has_style_image = bool(form.get("style_image"))
-    if has_style_image and method != "gatys":
-        raise HTTPException(400, "a style image works with method gatys (transform uses trained models)")
+    if has_style_image and method == "transform":
+        raise HTTPException(400, "a style image works with methods arbitrary and gatys (transform uses trained models)")
     if not has_style_image and style_name not in allowed:
         raise HTTPException(400, f"unknown style {style_name[:40]!r} for {method}; choose one of {', '.join(allowed)}")
     style: str | None = None if has_style_image else style_name
     strength = _strength(_text(form, "strength", "1"))
-    if strength != 1.0 and method != "transform":
-        raise HTTPException(400, "strength works with method transform")
+    if strength != 1.0 and method == "gatys":
+        raise HTTPException(400, "strength works with methods transform and arbitrary")
+    feature_transform = _text(form, "feature_transform", universal.ArbitraryOptions.feature_transform)
+    if "feature_transform" in form and method != "arbitrary":
+        raise HTTPException(400, "feature_transform works with method arbitrary")
+    if feature_transform not in universal.FEATURE_TRANSFORMS:
+        raise HTTPException(400, f"unknown feature_transform {feature_transform[:40]!r}; "
+                                 f"use one of {', '.join(universal.FEATURE_TRANSFORMS)}")
     preserve_color = _text(form, "preserve_color", "").lower() in ("1", "true", "on", "yes")
     if "photo" not in form:
         raise HTTPException(400, "no photo: send the image in the form field 'photo'")
-    side = limits.max_side if method == "transform" else limits.gatys_size
+    side = limits.gatys_size if method == "gatys" else limits.max_side
     photo = await anyio.to_thread.run_sync(_decode, form["photo"], "photo", limits, side, limiter=decoders)
     style_image = None
     if has_style_image:
+        style_side = universal.DEFAULT_STYLE_SIZE if method == "arbitrary" else limits.max_side
         style_image = await anyio.to_thread.run_sync(_decode, form["style_image"], "style image", limits,
-                                                     limits.max_side, limiter=decoders)
-    return JobRequest(method, style, strength, preserve_color, photo, style_image)
+                                                     style_side, limiter=decoders)
+    return JobRequest(method, style, strength, preserve_color, photo, style_image, feature_transform)
 
 
 # ---------------------------------------------------------------- the app
@@ -419,6 +480,21 @@ async def parse_job(form: dict[str, bytes], limits: Limits, decoders: anyio.Capa
 def page_text() -> str:
     """The web page, ``jaxstyle/serve/page.html`` (package data, read with importlib.resources)."""
     return importlib.resources.files("jaxstyle.serve").joinpath("page.html").read_text(encoding="utf-8")
+
+
+def load_app_decoders(decoders: Mapping[str, Any] | str | os.PathLike[str] | None) -> tuple[Any, str | None]:
+    """The arbitrary method's decoders for an app: ``(pytree, None)``, or ``(None, why)`` when they
+    cannot be loaded (a missing or bad file: the one-line error, which says how to get them).
+
+    ``decoders``: a decoders pytree (used as is), a shipped set's name or a decoder file's path;
+    None: the shipped set :data:`universal.DEFAULT_DECODERS`.
+    """
+    if isinstance(decoders, Mapping):
+        return decoders, None
+    try:
+        return universal.load_decoders(universal.DEFAULT_DECODERS if decoders is None else decoders), None
+    except JaxstyleError as err:
+        return None, one_line(err)
 
 
 def create_app(
@@ -430,19 +506,26 @@ def create_app(
     max_side: int = DEFAULT_MAX_SIDE,
     keep_results: int = DEFAULT_KEEP_RESULTS,
     max_queued: int = DEFAULT_MAX_QUEUED,
+    decoders: Mapping[str, Any] | str | os.PathLike[str] | None = None,
 ) -> Starlette:
     """The web app. ``max_upload_bytes``: largest request body; ``max_pixels``: largest image (its header
     is checked before decoding); ``gatys_size`` / ``gatys_iterations``: every gatys job's long side and
-    steps; ``max_side``: transform photos are scaled down to this long side; ``keep_results``: finished
-    jobs kept in memory; ``max_queued``: waiting jobs before new ones get 429.
+    steps; ``max_side``: transform and arbitrary photos are scaled down to this long side;
+    ``keep_results``: finished jobs kept in memory; ``max_queued``: waiting jobs before new ones get 429;
+    ``decoders``: the arbitrary method's decoders (see :func:`load_app_decoders`), loaded here, once.
+    If they cannot be loaded the app still works, without arbitrary (``app.state.unavailable`` says why).
 
     Raises:
         OptionError: a limit below 1, or gatys settings that would be refused.
     """
     limits = Limits(max_upload_bytes, max_pixels, gatys_size, gatys_iterations, max_side, keep_results, max_queued)
     limits.validate()
-    worker, stylist = Worker(keep_results, max_queued), Stylist(limits)
-    decoders = anyio.CapacityLimiter(2)
+    decoder_params, why = load_app_decoders(decoders)
+    unavailable = {} if why is None else {"arbitrary": why}
+    if why is not None:
+        log.info("the arbitrary method is not available: %s", why)
+    worker, stylist = Worker(keep_results, max_queued), Stylist(limits, decoder_params)
+    image_decoders = anyio.CapacityLimiter(2)
 
     page_html = page_text()
 
@@ -451,15 +534,17 @@ def create_app(
 
     async def style_list(request: Request) -> JSONResponse:
         return JSONResponse({
-            "transform": list(transform.shipped_models()),
-            "gatys": list(styles.BUILTIN_STYLES),
+            **{method: _style_names(method) for method in METHODS},
+            "unavailable": unavailable,
+            "feature_transforms": list(universal.FEATURE_TRANSFORMS),
             "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_pixels": limits.max_pixels,
                        "gatys_size": limits.gatys_size, "gatys_iterations": limits.gatys_iterations,
                        "max_side": limits.max_side},
         })
 
     async def submit(request: Request) -> JSONResponse:
-        job_request = await parse_job(await read_form(request, limits.max_upload_bytes), limits, decoders)
+        job_request = await parse_job(await read_form(request, limits.max_upload_bytes), limits, image_decoders,
+                                      unavailable)
         try:
             job = worker.submit(functools.partial(stylist, job_request))
         except QueueFullError as err:
@@ -500,7 +585,7 @@ def create_app(
         exception_handlers={HTTPException: _http_error, JaxstyleError: _user_error, Exception: _internal_error},
         lifespan=lifespan,
     )
-    app.state.limits, app.state.worker = limits, worker
+    app.state.limits, app.state.worker, app.state.unavailable = limits, worker, unavailable
     return app
 
 
