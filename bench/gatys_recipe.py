@@ -1,0 +1,272 @@
+"""Candidate Gatys recipes side by side at a small size: wall time, style loss, layout, grain.
+
+    nice -n 5 .venv/bin/python bench/gatys_recipe.py --recipes base,content,adam_ema --size 192
+    #  --pairs tubingen:starry_night,amber:wave   (content:style stems from $JAXSTYLE_DATA)
+    #  --out bench/results/gatys_recipe/          (one PNG per run + results.json, appended)
+
+Each recipe is one line in ``RECIPES``: keyword arguments of the prototype loop :func:`run_recipe`
+(its own small jitted loop over ``jaxstyle.vgg`` and ``jaxstyle.losses`` so that options not yet in
+``jaxstyle.backprop`` can be tried before they are built). Metrics, all on the saved uint8 result
+against the working-size photo:
+
+* ``style_ratio``: the paper's Gram style loss (equal layer weights, avg pooling) of the result
+  over the photo's own: how far the picture moved toward the painting (lower: more style).
+* ``layout``: Pearson correlation of the 8x-downsampled (box) luminance with the photo's.
+* ``hf``: luminance energy at periods under 3 px (|f| > 1/3 cycles/px, FFT) over the photo's.
+* ``clipped``: share of pixels with a channel at 0 or 255.
+* ``seconds``: wall time of the optimisation (compile included), ``steps`` taken, ``stop``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxstyle import images as imagelib
+from jaxstyle import losses, vgg
+from jaxstyle.weights import load_vgg_params
+
+DATA = Path(os.environ.get("JAXSTYLE_DATA", Path(__file__).resolve().parents[1] / "../shared/data"))
+SQRT2 = math.sqrt(2.0)
+
+# name -> options of run_recipe (defaults there). "base" is jaxstyle's defaults at the time of writing.
+RECIPES: dict[str, dict] = {
+    "base": dict(init="content+noise", optimizer="sign", steps=500),
+    "base200": dict(init="content+noise", optimizer="sign", steps=200),
+    "sign_content": dict(init="content", optimizer="sign", steps=200),
+    "sign_content_b1e4": dict(init="content", optimizer="sign", steps=200, beta=1e4),
+    "adam_content": dict(init="content", optimizer="adam", steps=200),
+    "adam_b1e4": dict(init="content", optimizer="adam", steps=200, beta=1e4),
+    "adam_b1e5": dict(init="content", optimizer="adam", steps=200, beta=1e5),
+    "adam_b1e4_ema": dict(init="content", optimizer="adam", steps=200, beta=1e4, ema=0.9),
+    "adam_b1e4_tv": dict(init="content", optimizer="adam", steps=200, beta=1e4, tv=1e2),
+    "adam_b1e4_tv3": dict(init="content", optimizer="adam", steps=200, beta=1e4, tv=1e3),
+    "adam_b1e4_rep": dict(init="content", optimizer="adam", steps=200, beta=1e4, replicate=True),
+    "adam_b1e4_ms": dict(init="content", optimizer="adam", steps=100, beta=1e4, multiscale=128),
+    "adam_b1e4_ms_ema": dict(init="content", optimizer="adam", steps=100, beta=1e4, multiscale=128, ema=0.9),
+    "adam_b1e4_deep": dict(init="content", optimizer="adam", steps=200, beta=1e4,
+                           layer_weights=(0.1, 0.15, 0.25, 0.25, 0.25)),
+    "adam_b1e4_tv5": dict(init="content", optimizer="adam", steps=200, beta=1e4, tv=1e5),
+    "adam_b1e4_tv6": dict(init="content", optimizer="adam", steps=200, beta=1e4, tv=1e6),
+    "ms60_tv5": dict(init="content", optimizer="adam", steps=60, beta=1e4, multiscale=128, tv=1e5),
+    "ms60_ema_tv5": dict(init="content", optimizer="adam", steps=60, beta=1e4, multiscale=128, ema=0.9, tv=1e5),
+    "adam_mc_b1e4": dict(init="content", optimizer="adam", steps=200, beta=1e4, style_loss="meancov"),
+    "adam_noise_b1e4": dict(init="content+noise", optimizer="adam", steps=200, beta=1e4),
+}
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def luminance(img: np.ndarray) -> np.ndarray:
+    """float[H,W,3] in [0,1] -> float64[H,W] (BT.601 luma)."""
+    return img[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def lowpass(y: np.ndarray, factor: int = 8) -> np.ndarray:
+    h, w = (y.shape[0] // factor) * factor, (y.shape[1] // factor) * factor
+    return y[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+
+
+def layout_kept(img: np.ndarray, photo: np.ndarray) -> float:
+    a, b = lowpass(luminance(img)).ravel(), lowpass(luminance(photo)).ravel()
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def hf_energy(img: np.ndarray) -> float:
+    """Luminance energy (mean removed) at spatial periods under 3 px."""
+    y = luminance(img)
+    spec = np.abs(np.fft.fft2(y - y.mean())) ** 2
+    fy = np.fft.fftfreq(y.shape[0])[:, None]
+    fx = np.fft.fftfreq(y.shape[1])[None, :]
+    return float(spec[np.hypot(fy, fx) > 1.0 / 3.0].sum() / y.size)
+
+
+def clipped_share(img: np.ndarray) -> float:
+    u8 = imagelib.to_uint8(img)
+    return float(np.mean(np.any((u8 == 0) | (u8 == 255), axis=-1)))
+
+
+# ----------------------------------------------------------------------------------- prototype loss/loop
+def _features(params, image, layers, replicate: bool):
+    """vgg.features with avg pooling; ``replicate``: the first conv pads by edge replication."""
+    if not replicate:
+        return vgg.features(params, image, layers, "avg")
+    wanted, deepest = set(layers), max(vgg.VGG_LAYERS.index(n) for n in layers)
+    x = vgg.preprocess(image)
+    out = {}
+    for name in vgg.VGG_LAYERS[: deepest + 1]:
+        if name == "conv1_1":
+            xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+            y = jax.lax.conv_general_dilated(xp, params[name]["w"], (1, 1), "VALID",
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            x = jax.nn.relu(y + params[name]["b"])
+        else:
+            x = vgg._conv_relu(x, params[name])
+        if name in wanted:
+            out[name] = x
+        if name in vgg._LAST_IN_BLOCK and name != vgg.VGG_LAYERS[deepest]:
+            x = vgg._pool(x, "avg")
+    return out
+
+
+def _stats(fmap):
+    """Mean float32[C] and covariance float32[C,C] of float[1,h,w,C] responses."""
+    flat = fmap.reshape(-1, fmap.shape[-1])
+    mu = flat.mean(axis=0)
+    centred = flat - mu
+    return mu, centred.T @ centred / flat.shape[0]
+
+
+def make_targets(params, content, style, replicate, content_weight):
+    layers = (*losses.STYLE_LAYERS, losses.CONTENT_LAYER)
+    sf = _features(params, jnp.asarray(style)[None], layers, replicate)
+    h, w = content.shape[:2]
+    positions = {l: (h // 2 ** (int(l[4]) - 1)) * (w // 2 ** (int(l[4]) - 1)) for l in losses.STYLE_LAYERS}
+    grams = losses.style_targets({l: sf[l] for l in losses.STYLE_LAYERS}, positions)
+    stats = {l: _stats(sf[l]) for l in losses.STYLE_LAYERS}
+    cf = _features(params, jnp.asarray(content)[None], (losses.CONTENT_LAYER,), replicate)
+    return {"grams": grams, "stats": stats, "content": cf[losses.CONTENT_LAYER] if content_weight else None}
+
+
+def total_loss(image, targets, params, *, alpha, beta, tv, weights, style_loss, replicate):
+    layers = (*losses.STYLE_LAYERS, losses.CONTENT_LAYER)
+    f = _features(params, image, layers, replicate)
+    content = losses.content_loss(f[losses.CONTENT_LAYER], targets["content"]) if alpha else 0.0
+    wmap = dict(zip(losses.STYLE_LAYERS, weights, strict=True))
+    if style_loss == "gram":
+        style = losses.style_loss(f, targets["grams"], wmap)
+    else:  # mean + covariance, scaled so that a Gram-loss-sized number comes out (E_l ~ ||ΔG||²/(4N²M²))
+        style = 0.0
+        for l, wl in wmap.items():
+            mu, cov = _stats(f[l])
+            tmu, tcov = targets["stats"][l]
+            c = mu.shape[0]
+            style = style + wl * (jnp.sum((mu - tmu) ** 2) / c + jnp.sum((cov - tcov) ** 2) / (4.0 * c * c))
+    tvl = losses.total_variation(image) if tv else 0.0
+    return alpha * content + beta * style + tv * tvl
+
+
+@functools.lru_cache(maxsize=64)
+def _step(shape, optimizer, lr, steps, alpha, beta, tv, weights, style_loss, replicate):
+    if optimizer == "sign":
+        opt = optax.chain(optax.scale_by_sign(),
+                          optax.scale_by_learning_rate(optax.cosine_decay_schedule(lr, steps, alpha=0.1)))
+    else:
+        opt = optax.adam(lr)
+    kw = dict(alpha=alpha, beta=beta, tv=tv, weights=weights, style_loss=style_loss, replicate=replicate)
+
+    def step(image, state, ema, decay, targets, params):
+        value, grad = jax.value_and_grad(lambda x: total_loss(x, targets, params, **kw))(image)
+        updates, state = opt.update(grad, state, image)
+        image = jnp.clip(optax.apply_updates(image, updates), 0.0, 1.0)
+        ema = decay * ema + (1.0 - decay) * image
+        return image, state, ema, value
+
+    return jax.jit(step), opt
+
+
+def scale_shapes(shape, start):
+    """Coarse to fine in √2 steps from about ``start`` px (long side) up to ``shape``."""
+    h, w = shape
+    n = max(0, int(math.floor(math.log(max(h, w) / start, SQRT2) + 1e-6))) if start else 0
+    return [(round(h / SQRT2**k), round(w / SQRT2**k)) for k in reversed(range(n + 1))]
+
+
+def run_recipe(params, photo, style_full, *, init="content", optimizer="adam", steps=200, lr=None,
+               beta=1e3, alpha=1.0, tv=0.0, layer_weights=(0.2,) * 5, style_loss="gram", replicate=False,
+               multiscale=0, ema=0.0, noise=0.1, seed=0, ref_pixels=400 * 300):
+    """Returns (image float32[H,W,3], info). ``steps`` per scale; losses recorded every step.
+
+    ``ref_pixels``: the content weight is scaled by ref_pixels / (H·W) of the output, so that a small
+    test image gets the style/content balance that the same weights give at 400x300 (the content
+    loss sums over positions, the style loss does not); None: the weights as given."""
+    lr = lr if lr is not None else {"sign": 4.0 / 255.0, "adam": 0.02}[optimizer]
+    key = jax.random.key(seed)
+    shapes = scale_shapes(photo.shape[:2], multiscale)
+    full = photo.shape[:2]
+    t0 = time.perf_counter()
+    image, hist, prev_c = None, [], None
+    for shape in shapes:
+        content = photo if shape == full else imagelib.resize(photo, *shape)
+        style = imagelib.fit_pixels(style_full, shape[0] * shape[1])
+        ratio = shape[0] * shape[1] / (full[0] * full[1])
+        a = alpha / ratio * (ref_pixels / (full[0] * full[1]) if ref_pixels else 1.0)
+        targets = make_targets(params, content, style, replicate, a)
+        if image is None:
+            image = jnp.asarray(content)[None]
+            if init == "content+noise":
+                image = jnp.clip(image + noise * jax.random.normal(key, image.shape), 0, 1)
+        else:
+            up = imagelib.resize(np.asarray(image[0]), *shape)
+            up = up + (content - imagelib.resize(prev_c, *shape))
+            image = jnp.asarray(np.clip(up, 0, 1), dtype=jnp.float32)[None]
+        prev_c = content
+        step, opt = _step(shape, optimizer, lr, steps, a, beta, tv, tuple(layer_weights), style_loss, replicate)
+        state = opt.init(image)
+        avg = image
+        scale_hist = []
+        for _ in range(steps):
+            image, state, avg, value = step(image, state, avg, jnp.float32(ema), targets, params)
+            scale_hist.append(float(value))
+        hist.append(scale_hist)
+        if ema:
+            image = avg
+    seconds = time.perf_counter() - t0
+    return np.asarray(image[0]), {"seconds": seconds, "shapes": shapes, "loss_history": hist}
+
+
+def gram_style_loss(params, img, style_full):
+    h, w = img.shape[:2]
+    style = imagelib.fit_pixels(style_full, h * w)
+    sf = vgg.features(params, jnp.asarray(style)[None], losses.STYLE_LAYERS, "avg")
+    positions = {l: (h // 2 ** (int(l[4]) - 1)) * (w // 2 ** (int(l[4]) - 1)) for l in losses.STYLE_LAYERS}
+    grams = losses.style_targets(sf, positions)
+    f = vgg.features(params, jnp.asarray(img)[None], losses.STYLE_LAYERS, "avg")
+    return float(losses.style_loss(f, grams, losses.layer_weight_map(None)))
+
+
+def measure(params, img, photo, style_full) -> dict:
+    img8 = imagelib.to_uint8(img).astype(np.float32) / 255.0
+    return {"style_ratio": gram_style_loss(params, img8, style_full) / gram_style_loss(params, photo, style_full),
+            "layout": layout_kept(img8, photo), "hf": hf_energy(img8) / hf_energy(photo),
+            "clipped": clipped_share(img8)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipes", default="base200,sign_content,adam_b1e4,adam_b1e4_ema")
+    ap.add_argument("--pairs", default="tubingen:starry_night")
+    ap.add_argument("--size", type=int, default=192)
+    ap.add_argument("--out", default="bench/results/gatys_recipe")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    params = vgg.to_device(load_vgg_params(), upto=("conv5_1",))
+    log = out / "results.jsonl"
+    for pair in args.pairs.split(","):
+        c, s = pair.split(":")
+        photo = imagelib.fit_long_side(imagelib.load_image(DATA / "content" / f"{c}.jpg"), args.size)
+        style = imagelib.load_image(DATA / "styles" / f"{s}.jpg")
+        imagelib.save_image(out / f"{c}_{args.size}.png", photo)
+        for name in args.recipes.split(","):
+            img, info = run_recipe(params, photo, style, **RECIPES[name])
+            imagelib.save_image(out / f"{c}__{s}__{name}_{args.size}.png", img)
+            row = {"pair": pair, "recipe": name, "size": args.size, **measure(params, img, photo, style),
+                   "seconds": info["seconds"], "shapes": info["shapes"], "loss_history": info["loss_history"]}
+            with log.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(f"{pair:28s} {name:20s} t={row['seconds']:6.1f}s style={row['style_ratio']:.3f} "
+                  f"layout={row['layout']:.3f} hf={row['hf']:.2f} clip={row['clipped']:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
