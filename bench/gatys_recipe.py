@@ -32,9 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxstyle import backprop, vgg
 from jaxstyle import images as imagelib
-from jaxstyle import losses, vgg
-from jaxstyle.weights import load_vgg_params
+from jaxstyle import objective as losses
 
 DATA = Path(os.environ.get("JAXSTYLE_DATA", Path(__file__).resolve().parents[1] / "../shared/data"))
 SQRT2 = math.sqrt(2.0)
@@ -60,6 +60,13 @@ RECIPES: dict[str, dict] = {
     "adam_b1e4_tv6": dict(init="content", optimizer="adam", steps=200, beta=1e4, tv=1e6),
     "ms60_tv5": dict(init="content", optimizer="adam", steps=60, beta=1e4, multiscale=128, tv=1e5),
     "ms60_ema_tv5": dict(init="content", optimizer="adam", steps=60, beta=1e4, multiscale=128, ema=0.9, tv=1e5),
+    # Through the API (jaxstyle.backprop.gatys at the photo's size): the built defaults and variations.
+    "api_default": dict(api={}),
+    "api_paper": dict(api={"preset": "paper"}),
+    "api_tv6": dict(api={"tv_weight": 1e6}),
+    "api_tv7": dict(api={"tv_weight": 1e7}),
+    "api_ema": dict(api={"ema": 0.9}),
+    "api_b1e5": dict(api={"style_weight": 1e5}),
     "adam_mc_b1e4": dict(init="content", optimizer="adam", steps=200, beta=1e4, style_loss="meancov"),
     "adam_noise_b1e4": dict(init="content+noise", optimizer="adam", steps=200, beta=1e4),
 }
@@ -110,11 +117,11 @@ def _features(params, image, layers, replicate: bool):
                                              dimension_numbers=("NHWC", "HWIO", "NHWC"))
             x = jax.nn.relu(y + params[name]["b"])
         else:
-            x = vgg._conv_relu(x, params[name])
+            x = vgg.conv_relu(x, params[name])
         if name in wanted:
             out[name] = x
-        if name in vgg._LAST_IN_BLOCK and name != vgg.VGG_LAYERS[deepest]:
-            x = vgg._pool(x, "avg")
+        if vgg.closes_block(name) and name != vgg.VGG_LAYERS[deepest]:
+            x = vgg.pool(x, "avg")
     return out
 
 
@@ -130,9 +137,9 @@ def make_targets(params, content, style, replicate, content_weight):
     layers = (*losses.STYLE_LAYERS, losses.CONTENT_LAYER)
     sf = _features(params, jnp.asarray(style)[None], layers, replicate)
     h, w = content.shape[:2]
-    positions = {l: (h // 2 ** (int(l[4]) - 1)) * (w // 2 ** (int(l[4]) - 1)) for l in losses.STYLE_LAYERS}
-    grams = losses.style_targets({l: sf[l] for l in losses.STYLE_LAYERS}, positions)
-    stats = {l: _stats(sf[l]) for l in losses.STYLE_LAYERS}
+    positions = {ly: (h // 2 ** (int(ly[4]) - 1)) * (w // 2 ** (int(ly[4]) - 1)) for ly in losses.STYLE_LAYERS}
+    grams = losses.style_targets({ly: sf[ly] for ly in losses.STYLE_LAYERS}, positions)
+    stats = {ly: _stats(sf[ly]) for ly in losses.STYLE_LAYERS}
     cf = _features(params, jnp.asarray(content)[None], (losses.CONTENT_LAYER,), replicate)
     return {"grams": grams, "stats": stats, "content": cf[losses.CONTENT_LAYER] if content_weight else None}
 
@@ -146,9 +153,9 @@ def total_loss(image, targets, params, *, alpha, beta, tv, weights, style_loss, 
         style = losses.style_loss(f, targets["grams"], wmap)
     else:  # mean + covariance, scaled so that a Gram-loss-sized number comes out (E_l ~ ||ΔG||²/(4N²M²))
         style = 0.0
-        for l, wl in wmap.items():
-            mu, cov = _stats(f[l])
-            tmu, tcov = targets["stats"][l]
+        for ly, wl in wmap.items():
+            mu, cov = _stats(f[ly])
+            tmu, tcov = targets["stats"][ly]
             c = mu.shape[0]
             style = style + wl * (jnp.sum((mu - tmu) ** 2) / c + jnp.sum((cov - tcov) ** 2) / (4.0 * c * c))
     tvl = losses.total_variation(image) if tv else 0.0
@@ -228,7 +235,7 @@ def gram_style_loss(params, img, style_full):
     h, w = img.shape[:2]
     style = imagelib.fit_pixels(style_full, h * w)
     sf = vgg.features(params, jnp.asarray(style)[None], losses.STYLE_LAYERS, "avg")
-    positions = {l: (h // 2 ** (int(l[4]) - 1)) * (w // 2 ** (int(l[4]) - 1)) for l in losses.STYLE_LAYERS}
+    positions = {ly: (h // 2 ** (int(ly[4]) - 1)) * (w // 2 ** (int(ly[4]) - 1)) for ly in losses.STYLE_LAYERS}
     grams = losses.style_targets(sf, positions)
     f = vgg.features(params, jnp.asarray(img)[None], losses.STYLE_LAYERS, "avg")
     return float(losses.style_loss(f, grams, losses.layer_weight_map(None)))
@@ -250,7 +257,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    params = vgg.to_device(load_vgg_params(), upto=("conv5_1",))
+    params = vgg.to_device()
     log = out / "results.jsonl"
     for pair in args.pairs.split(","):
         c, s = pair.split(":")
@@ -258,14 +265,22 @@ def main() -> None:
         style = imagelib.load_image(DATA / "styles" / f"{s}.jpg")
         imagelib.save_image(out / f"{c}_{args.size}.png", photo)
         for name in args.recipes.split(","):
-            img, info = run_recipe(params, photo, style, **RECIPES[name])
+            if "api" in RECIPES[name]:
+                r = backprop.gatys(photo, style, vgg_params=params, size=None, **RECIPES[name]["api"])
+                img = r.image
+                info = {"seconds": r.seconds, "shapes": r.scales, "stop": r.stop,
+                        "loss_history": [[h["total"] for h in r.history]]}
+            else:
+                img, info = run_recipe(params, photo, style, **RECIPES[name])
             imagelib.save_image(out / f"{c}__{s}__{name}_{args.size}.png", img)
             row = {"pair": pair, "recipe": name, "size": args.size, **measure(params, img, photo, style),
-                   "seconds": info["seconds"], "shapes": info["shapes"], "loss_history": info["loss_history"]}
+                   "seconds": info["seconds"], "shapes": info["shapes"], "stop": info.get("stop"),
+                   "loss_history": info["loss_history"]}
             with log.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
             print(f"{pair:28s} {name:20s} t={row['seconds']:6.1f}s style={row['style_ratio']:.3f} "
-                  f"layout={row['layout']:.3f} hf={row['hf']:.2f} clip={row['clipped']:.3f}", flush=True)
+                  f"layout={row['layout']:.3f} hf={row['hf']:.2f} clip={row['clipped']:.3f} {row['stop'] or ''}",
+                  flush=True)
 
 
 if __name__ == "__main__":

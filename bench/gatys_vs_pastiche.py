@@ -224,7 +224,7 @@ def run_pastiche(python: Path, config: PasticheConfig, inputs: tuple[Path, Path]
 
 
 class OurMetric:
-    """Our loss (default GatysOptions: α=1, β=1e3, avg pooling) for images of one size."""
+    """Our loss (the paper preset's: α=1, β=1e3, avg pooling) for images of one size."""
 
     def __init__(self, shape: tuple[int, int]) -> None:
         from jaxstyle import backprop, images, vgg, weights
@@ -232,7 +232,7 @@ class OurMetric:
         self.shape = shape
         h, w = shape
         self.params = vgg.to_device(weights.load_vgg_params(), upto=("conv5_1",))
-        self.spec = backprop.GatysOptions().loss_spec()
+        self.spec = backprop.make_options("paper").loss_spec()
         content = images.resize(images.load_image(CONTENT), h, w)
         # The style at the output's pixel count, as our gatys does (and as pastiche does).
         style = images.fit_pixels(images.load_image(STYLE), h * w)
@@ -498,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "checkpoints": list(mode.checkpoints),
         "content": str(CONTENT),
         "style": str(STYLE),
-        "metric": "jaxstyle.backprop.evaluate_loss, GatysOptions() defaults (alpha=1, beta=1e3, avg pooling)",
+        "metric": "jaxstyle.backprop.evaluate_loss, the paper preset's loss (alpha=1, beta=1e3, avg pooling)",
         "pastiche_version": pastiche["pastiche_version"],
         "reference": pastiche["name"],
         "targets": targets,

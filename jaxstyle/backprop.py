@@ -37,25 +37,48 @@ DEFAULT_LR = {"sign": 4.0 / 255.0, "adam": 0.02, "lbfgs": 1.0}
 # The paper converges in a few hundred steps; 100k is over a day at 400x300 on a laptop CPU, so more
 # is a typo (an extra zero or two), refused before any work instead of running for weeks.
 MAX_ITERATIONS = 100_000
-# Multi-scale (coarse to fine): by default the long side is halved while it stays >= DEFAULT_MIN_SIZE,
-# so outputs up to 511 px run at one scale (the paper's 400x300 included) and 1200 px at three.
-DEFAULT_MIN_SIZE = 256
+# Multi-scale (coarse to fine): the long side is divided by ``scale_step`` while it stays >= ``min_size``.
+# Defaults: √2 steps from about 128 px, so 400x300 runs at 141, 200, 283 and 400 px (docs/results.md,
+# "Default recipe"). The paper preset halves down to 256 px: up to 511 px is one scale.
+DEFAULT_MIN_SIZE = 128
+DEFAULT_SCALE_STEP = math.sqrt(2.0)
 MAX_SCALES = 8
+# Convergence stop: a scale ends once its total loss fell by less than ``tol`` (relative) over the last
+# ``window`` steps; the iteration budget is the ceiling. Chosen by measurement (docs/results.md).
+DEFAULT_TOL = 0.02
+DEFAULT_WINDOW = 10
+PRESETS = ("default", "paper")
+# The paper's setting, kept exactly for Tables 1-2 and Figures 1-2 (results/): the sign update, Gram
+# style loss, content + noise init, average pooling, 400 iterations, one scale up to 511 px, no stop.
+PAPER = {
+    "iterations": 400, "optimizer": "sign", "lr": None, "content_weight": 1.0, "style_weight": 1e3,
+    "tv_weight": 0.0, "style_layer_weights": None, "pooling": "avg", "init": "content+noise", "noise": 0.1,
+    "min_size": 256, "scale_step": 2.0, "tol": 0.0, "ema": 0.0,
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class GatysOptions:
-    """User-facing options of :func:`gatys` and :func:`texture` (see ``bin/stylize --help``)."""
+    """User-facing options of :func:`gatys` and :func:`texture` (see ``bin/stylize --help``).
 
-    iterations: int = 500
-    optimizer: str = AUTO
+    The defaults are the measured recipe (docs/results.md, "Default recipe"); ``preset="paper"``
+    stands for the paper's setting (:data:`PAPER`), applied by :func:`make_options` under the
+    options given explicitly. ``iterations`` is the budget of the coarsest scale (each finer one gets
+    1/``scale_step`` as many); a scale stops early once its total loss fell by less than ``tol``
+    (relative, 0: never) over ``window`` steps. ``ema``: the decay of an exponential moving average
+    of the image, which is then the output (0: the last iterate).
+    """
+
+    preset: str = "default"
+    iterations: int = 100
+    optimizer: str = "adam"
     lr: float | None = None
     content_weight: float = 1.0
-    style_weight: float = 1e3
+    style_weight: float = 1e4
     tv_weight: float = 0.0
     style_layer_weights: Sequence[float] | None = None
     pooling: str = "avg"
-    init: str = "content+noise"
+    init: str = "content"
     noise: float = 0.1
     seed: int = 0
     size: int | None = 400
@@ -66,9 +89,23 @@ class GatysOptions:
     scales: int | None = None
     min_size: int = DEFAULT_MIN_SIZE
     scale_iterations: Sequence[int] | None = None
+    scale_step: float = DEFAULT_SCALE_STEP
+    tol: float = DEFAULT_TOL
+    window: int = DEFAULT_WINDOW
+    ema: float = 0.0
     tile: int | None = None
 
     def validate(self) -> None:
+        if self.preset not in PRESETS:
+            raise OptionError(f"unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}")
+        if not (1.1 <= self.scale_step <= 4 and math.isfinite(self.scale_step)):
+            raise OptionError(f"--scale-step must be between 1.1 and 4, got {self.scale_step}")
+        if not (0 <= self.tol < 1 and math.isfinite(self.tol)):
+            raise OptionError(f"--tol must be at least 0 and below 1, got {self.tol}")
+        if not 1 <= self.window <= MAX_ITERATIONS:
+            raise OptionError(f"--window must be between 1 and {MAX_ITERATIONS:,}, got {self.window}")
+        if not (0 <= self.ema < 1 and math.isfinite(self.ema)):
+            raise OptionError(f"--ema must be at least 0 and below 1, got {self.ema}")
         if not 0 < self.iterations <= MAX_ITERATIONS:
             raise OptionError(f"--iterations must be between 1 and {MAX_ITERATIONS:,}, got {self.iterations:,}")
         if self.optimizer not in (AUTO, *OPTIMIZERS):
@@ -111,6 +148,15 @@ class GatysOptions:
         )
 
 
+def make_options(preset: str = "default", **options: Any) -> GatysOptions:
+    """:class:`GatysOptions` from a preset with ``options`` over it: ``"default"`` (the dataclass
+    defaults) or ``"paper"`` (:data:`PAPER`). Not validated (see :meth:`GatysOptions.validate`)."""
+    if preset not in PRESETS:
+        raise OptionError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    base = PAPER if preset == "paper" else {}
+    return GatysOptions(preset=preset, **{**base, **options})
+
+
 @dataclasses.dataclass
 class GatysResult:
     """image: float32[H,W,3] in [0,1]; history: one dict per iteration (loss terms, unweighted)."""
@@ -121,6 +167,16 @@ class GatysResult:
     compile_seconds: float
     scales: list[list[int]] | None = None  # [[H, W, iterations], ...] coarsest first
     optimizer: str | None = None  # the one used ("auto" resolved)
+    # Why each scale stopped, coarsest first: "budget" or "converged at step N" (N within that scale).
+    stops: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def stop(self) -> str:
+        """Why the run stopped: ``"converged at step N"`` (N counted over all scales) or ``"budget"``;
+        from the last scale, the one that gives the result."""
+        if not self.stops or self.stops[-1] == "budget":
+            return "budget"
+        return f"converged at step {len(self.history) - 1}"
 
     @property
     def content_loss(self) -> float:
@@ -290,9 +346,15 @@ def optimise(
     optimizer: str = "sign",
     lr: float | None = None,
     callback: Callable[[int, jax.Array, dict[str, float]], None] | None = None,
+    tol: float = 0.0,
+    window: int = DEFAULT_WINDOW,
+    ema: float = 0.0,
 ) -> GatysResult:
-    """Run ``iterations`` jitted steps from ``image`` (float32[1,H,W,3]).
+    """Run up to ``iterations`` jitted steps from ``image`` (float32[1,H,W,3]).
 
+    The run stops early when :func:`converged` says so for ``tol`` and ``window`` (``tol=0``:
+    never); ``result.stops`` says which. ``ema`` > 0: the result is the exponential moving
+    average of the iterates with that decay (started at ``image``), not the last iterate.
     ``callback(step, image, terms)`` is called after each step (1-based). A non-finite
     loss raises :class:`NonFiniteLossError` at once. Images that ``spec.tile`` tiles
     (:func:`jaxstyle.tiling.tile_grid`) take tiled steps: the same gradient in bounded memory.
@@ -302,10 +364,14 @@ def optimise(
     opt_state = jax.tree.map(jnp.copy, opt.init(image))
     history: list[dict[str, float]] = []
     image = jnp.array(image, copy=True)
+    average = jnp.array(image, copy=True) if ema else None
     start = time.perf_counter()
     compile_seconds = 0.0
+    stop = "budget"
     for i in range(1, iterations + 1):
         image, opt_state, aux = step(image, opt_state, targets, vgg_params)
+        if average is not None:
+            average = _ema_update(average, image, jnp.float32(ema))
         terms = {k: float(v) for k, v in aux.items()}
         if i == 1:
             compile_seconds = time.perf_counter() - start
@@ -314,11 +380,31 @@ def optimise(
         history.append(terms)
         if callback is not None:
             callback(i, image, terms)
+        if tol and i < iterations and converged([h["total"] for h in history], tol, window):
+            stop = f"converged at step {i}"
+            break
+    if average is not None:
+        image = average
     # The terms above were measured before each update; measure the final image too.
     final = {k: float(v) for k, v in evaluate_loss(image, targets, vgg_params, spec).items()}
     history.append(final)
     seconds = time.perf_counter() - start
-    return GatysResult(np.asarray(image[0]), history, seconds, compile_seconds, optimizer=optimizer)
+    return GatysResult(np.asarray(image[0]), history, seconds, compile_seconds, optimizer=optimizer, stops=[stop])
+
+
+@jax.jit
+def _ema_update(average: jax.Array, image: jax.Array, decay: jax.Array) -> jax.Array:
+    return decay * average + (1.0 - decay) * image
+
+
+def converged(totals: Sequence[float], tol: float, window: int) -> bool:
+    """True once the loss fell by less than ``tol`` of its present value over the last ``window``
+    steps: (L[i−window] − L[i]) / L[i] < tol, L[i] the latest. False with fewer than window+1 values.
+    A loss that rises over the window counts as converged (the step size dominates the progress)."""
+    if len(totals) <= window:
+        return False
+    now, before = totals[-1], totals[-1 - window]
+    return (before - now) < tol * abs(now)
 
 
 def check_shape(shape: tuple[int, int], what: str = "output", option: str = "--size") -> None:
@@ -355,18 +441,20 @@ def _working_styles(style_images: Sequence[np.ndarray], shape: tuple[int, int], 
 def scale_plan(shape: tuple[int, int], opts: GatysOptions) -> list[tuple[tuple[int, int], int]]:
     """[((H, W), iterations)] per scale, coarsest first, ending at ``shape``.
 
-    Each coarser scale halves both sides. ``opts.scales`` fixes their number; by default the long
-    side is halved while it stays >= ``opts.min_size``. Iterations: ``opts.scale_iterations`` if
-    given, else ``opts.iterations`` at the coarsest scale and half as many at each finer one (the
-    coarse scales set the style, the finer ones add detail at 4x the cost per iteration).
+    Each coarser scale divides both sides by ``opts.scale_step`` (√2 by default, 2 in the paper
+    preset). ``opts.scales`` fixes their number; by default the long side is divided while it stays
+    >= ``opts.min_size``. Iterations (budgets): ``opts.scale_iterations`` if given, else
+    ``opts.iterations`` at the coarsest scale and 1/``scale_step`` as many at each finer one (the
+    coarse scales set the style, the finer ones add detail at scale_step² the cost per iteration).
     """
     h, w = shape
+    step = opts.scale_step
     count = opts.scales or (len(opts.scale_iterations) if opts.scale_iterations is not None else None)
     if count is None:
         count = 1
-        while max(h, w) / 2**count >= opts.min_size and count < MAX_SCALES:
+        while max(h, w) / step**count >= opts.min_size * (1 - 1e-9) and count < MAX_SCALES:
             count += 1
-    shapes = [(max(1, round(h / 2**k)), max(1, round(w / 2**k))) for k in reversed(range(count))]
+    shapes = [(max(1, round(h / step**k)), max(1, round(w / step**k))) for k in reversed(range(count))]
     for s in shapes:
         check_shape(s, "coarsest scale", "--size or lower --scales")
     if opts.scale_iterations is not None:
@@ -374,7 +462,7 @@ def scale_plan(shape: tuple[int, int], opts: GatysOptions) -> list[tuple[tuple[i
             raise OptionError(f"--scale-iterations has {len(opts.scale_iterations)} values for {count} scales")
         its = [int(i) for i in opts.scale_iterations]
     else:
-        its = [max(1, opts.iterations // 2**k) for k in range(count)]
+        its = [max(1, int(opts.iterations / step**k + 1e-9)) for k in range(count)]
     return list(zip(shapes, its, strict=True))
 
 
@@ -435,7 +523,7 @@ def gatys(
     side ``size`` (None keeps the content's size). ``callback(step, image, terms)`` counts steps
     over all scales.
     """
-    opts = GatysOptions(**options)
+    opts = make_options(**options)
     opts.validate()
     styles = style if isinstance(style, (list, tuple)) else [style]
     content_img, style_imgs = _working_images(
@@ -450,9 +538,20 @@ def gatys(
         # luminance matched to the photo's, then put the photo's chroma back.
         content_img = color.luminance(photo)
         style_imgs = [color.match_luminance(s, photo) for s in style_imgs]
+    result = _coarse_to_fine(content_img, content_img.shape[:2], style_imgs, opts, vgg_params, style_blend,
+                             callback)
+    if opts.preserve_color:
+        result.image = color.keep_colors(result.image, photo)
+    return result
+
+
+def _coarse_to_fine(content: np.ndarray | None, full: tuple[int, int], style_imgs: Sequence[np.ndarray],
+                    opts: GatysOptions, vgg_params: vgg.Params | None, style_blend: Sequence[float] | None,
+                    callback: Callable[[int, jax.Array, dict[str, float]], None] | None) -> GatysResult:
+    """Run :func:`scale_plan` for an output of (H, W) ``full``: float32[H,W,3] ``content`` (None: a
+    texture, no content term, random start), styles at their full-scale working size."""
     params = vgg.to_device(vgg_params)
-    spec = opts.loss_spec(with_content=True)
-    full = content_img.shape[:2]
+    spec = opts.loss_spec(with_content=content is not None)
     plan = scale_plan(full, opts)
     optimizer = resolve_optimizer(opts.optimizer, len(plan))
     _check_tiled_optimizer(optimizer, [shape for shape, _ in plan], opts.tile)
@@ -460,7 +559,7 @@ def gatys(
     image, done, runs, previous_content = None, 0, [], None
     for shape, iterations in plan:
         factor = shape[0] / full[0]
-        content_s = content_img if shape == full else imagelib.resize(content_img, *shape)
+        content_s = None if content is None else content if shape == full else imagelib.resize(content, *shape)
         styles_s = style_imgs if shape == full else [
             imagelib.resize(s, max(1, round(s.shape[0] * factor)), max(1, round(s.shape[1] * factor)))
             for s in style_imgs]
@@ -470,6 +569,8 @@ def gatys(
         targets = make_targets(params, spec_s, shape, content_s, styles_s, style_blend)
         if image is None:
             image = initial_image(opts.init, content_s, shape, opts.noise, key)
+        elif content_s is None:
+            image = jnp.asarray(np.clip(imagelib.resize(np.asarray(image[0]), *shape), 0.0, 1.0))[None]
         else:
             image = jnp.asarray(upsample_result(np.asarray(image[0]), content_s, previous_content,
                                                 opts.init != "random"))[None]
@@ -479,16 +580,14 @@ def gatys(
             if callback is not None:
                 callback(offset + step, img, terms)
 
-        run = optimise(image, targets, params, spec_s, iterations, optimizer, opts.lr, on_step)
+        run = optimise(image, targets, params, spec_s, iterations, optimizer, opts.lr, on_step,
+                       tol=opts.tol, window=opts.window, ema=opts.ema)
         runs.append(run)
         image = jnp.asarray(run.image)[None]
-        done += iterations
-    result = GatysResult(runs[-1].image, [h for run in runs for h in run.history[:-1]] + runs[-1].history[-1:],
-                         sum(run.seconds for run in runs), sum(run.compile_seconds for run in runs),
-                         [[*shape, its] for shape, its in plan], optimizer)
-    if opts.preserve_color:
-        result.image = color.keep_colors(result.image, photo)
-    return result
+        done += len(run.history) - 1
+    return GatysResult(runs[-1].image, [h for run in runs for h in run.history[:-1]] + runs[-1].history[-1:],
+                       sum(run.seconds for run in runs), sum(run.compile_seconds for run in runs),
+                       [[*shape, its] for shape, its in plan], optimizer, [run.stops[0] for run in runs])
 
 
 def texture(
@@ -500,14 +599,15 @@ def texture(
     callback: Callable[[int, jax.Array, dict[str, float]], None] | None = None,
     **options: Any,
 ) -> GatysResult:
-    """Texture synthesis: the same optimisation from noise with no content term.
+    """Texture synthesis: the same optimisation (coarse to fine, as :func:`gatys`) from noise with
+    no content term; each finer scale starts from the last result resized up.
 
     style: one image or a list blended by ``style_blend``; size: the output's long side (aspect
     of the first style kept) or (height, width).
     """
     options.setdefault("init", "random")
     options.setdefault("size", None)
-    opts = GatysOptions(**options)
+    opts = make_options(**options)
     opts.validate()
     if opts.preserve_color:
         raise OptionError("--preserve-color needs a content photo to take the colours from (not a texture)")
@@ -524,13 +624,7 @@ def texture(
             raise OptionError(f"texture size must be positive, got {size}")
         imagelib.check_pixels(shape[1], shape[0], limit, "the texture")
     check_shape(shape)
-    optimizer = resolve_optimizer(opts.optimizer, 1)
-    _check_tiled_optimizer(optimizer, [shape], opts.tile)
     style_imgs = _working_styles(style_list, shape, opts)
     for style_img in style_imgs:
         check_shape(style_img.shape[:2], "style image")
-    params = vgg.to_device(vgg_params)
-    spec = opts.loss_spec(with_content=False)
-    targets = make_targets(params, spec, shape, None, style_imgs, style_blend)
-    image = initial_image("random", None, shape, opts.noise, jax.random.key(opts.seed))
-    return optimise(image, targets, params, spec, opts.iterations, optimizer, opts.lr, callback)
+    return _coarse_to_fine(None, shape, style_imgs, opts, vgg_params, style_blend, callback)

@@ -132,12 +132,16 @@ def now_iso() -> str:
 # -- losses ----------------------------------------------------------------------------------------
 
 
+# The preset every back-prop run here uses: the paper's setting (jaxstyle.backprop.PAPER).
+PRESET = "paper"
+
+
 def loss_spec():
-    """The default :class:`~jaxstyle.backprop.GatysOptions` loss: α=1, β=1e3, conv4_2 content,
+    """The paper preset's loss (the metric of Tables 1-2): α=1, β=1e3, conv4_2 content,
     conv1_1..conv5_1 style (w_l = 0.2), average pooling, no TV."""
     from jaxstyle import backprop
 
-    return backprop.GatysOptions().loss_spec(with_content=True)
+    return backprop.make_options(PRESET).loss_spec(with_content=True)
 
 
 def loss_settings() -> dict[str, Any]:
@@ -180,11 +184,11 @@ def _backprop_key(name: str, style_name: str, shape: tuple[int, ...], iterations
 
 def run_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, iterations: int,
                  callback: Callable[[int, Any, dict[str, float]], None] | None = None):
-    """``backprop.gatys`` with the default options at the content's own size (no resizing:
+    """``backprop.gatys`` with the :data:`PRESET` options at the content's own size (no resizing:
     float32[H, W, 3] ``content`` is already at the working size). Returns its GatysResult."""
     from jaxstyle import backprop
 
-    return backprop.gatys(content, style, vgg_params=vgg_params, iterations=iterations, size=None,
+    return backprop.gatys(content, style, vgg_params=vgg_params, preset=PRESET, iterations=iterations, size=None,
                           callback=callback)
 
 
@@ -443,7 +447,8 @@ def figures(
         sheet, labels, columns=len(sheet), tile_height=tile)))
 
     start = time.perf_counter()
-    texture = backprop.texture(style, size, vgg_params=params, iterations=iterations, callback=on_step)
+    texture = backprop.texture(style, size, vgg_params=params, preset=PRESET, iterations=iterations,
+                               callback=on_step)
     log(f"figures: texture of {style_name}, {iterations} it in {time.perf_counter() - start:.1f} s")
     written["figure2"] = str(imagelib.save_image(out / "figure2.png", imagelib.make_grid(
         [imagelib.fit_long_side(style, size), texture.image],
@@ -505,7 +510,7 @@ def render_table1(results: Mapping[str, Any]) -> str:
     models = s.get("models", {})
     header = _header(_context(results, "table1"), (
         f"content long side {size} px, style {t['style']} scaled to the same pixel count; back-prop "
-        f"{t['iterations']} iterations (sign optimizer, default options)"))
+        f"{t['iterations']} iterations (preset {s.get('preset', PRESET)}: sign optimizer, content+noise init)"))
     lines = [
         "# Table 1: content and style loss of each method", "", header, "",
         f"L_content(g, c) = ½ Σ (F − P)² at {loss['content_layer']}; L_style(g, s) = Σ_l w_l E_l over "

@@ -36,8 +36,8 @@ def test_other_optimizers_also_converge(small_pair, vgg_params, optimizer):
 
 def test_texture_synthesis_lowers_style_loss_tenfold(small_pair, vgg_params):
     _, style = small_pair
-    result = jaxstyle.texture(style, (64, 80), vgg_params=vgg_params, iterations=60, seed=1)
-    assert result.image.shape == (64, 80, 3) and result.optimizer == "sign"  # auto: one scale
+    result = jaxstyle.texture(style, (64, 80), vgg_params=vgg_params, iterations=60, seed=1, preset="paper")
+    assert result.image.shape == (64, 80, 3) and result.optimizer == "sign"  # the paper's update
     assert result.history[-1]["style"] < result.history[0]["style"] / 10
     assert result.history[-1]["content"] == 0.0
 
@@ -70,21 +70,28 @@ def test_gatys_blend_and_preserve_color(small_pair, vgg_params):
 
 
 def test_scale_plan_defaults():
-    from jaxstyle.backprop import GatysOptions, scale_plan
+    from jaxstyle.backprop import GatysOptions, make_options, scale_plan
 
-    assert scale_plan((300, 400), GatysOptions(iterations=500)) == [((300, 400), 500)]  # the paper's size: 1 scale
-    assert scale_plan((900, 1200), GatysOptions(iterations=400)) == [
+    paper = make_options("paper")
+    assert scale_plan((300, 400), paper) == [((300, 400), 400)]  # the paper's size: 1 scale
+    assert scale_plan((900, 1200), make_options("paper", iterations=400)) == [
         ((225, 300), 400), ((450, 600), 200), ((900, 1200), 100)]
-    assert scale_plan((64, 96), GatysOptions(scale_iterations=(5, 3))) == [((32, 48), 5), ((64, 96), 3)]
+    assert scale_plan((64, 96), make_options("paper", scale_iterations=(5, 3))) == [((32, 48), 5), ((64, 96), 3)]
+    # The default recipe: √2 steps from about 128 px, the budget divided by √2 at each finer scale.
+    assert scale_plan((300, 400), GatysOptions(iterations=200)) == [
+        ((106, 141), 200), ((150, 200), 141), ((212, 283), 100), ((300, 400), 70)]
+    assert [its for _, its in scale_plan((300, 400), GatysOptions())] == [100, 70, 50, 35]
     with pytest.raises(OptionError, match="scale-iterations"):
         scale_plan((64, 96), GatysOptions(scales=3, scale_iterations=(5, 3)))
     with pytest.raises(OptionError, match="lower --scales"):
-        scale_plan((64, 96), GatysOptions(scales=4))  # 8x12 px at the coarsest scale
+        scale_plan((64, 96), make_options("paper", scales=4))  # 8x12 px at the coarsest scale
+    with pytest.raises(OptionError, match="lower --scales"):
+        scale_plan((64, 96), GatysOptions(scales=7))  # 8x12 px at the coarsest √2 scale
 
 
 def test_multiscale_gives_requested_size_and_beats_single_scale_at_equal_cost(small_pair, vgg_params):
     content, style = small_pair
-    common = dict(vgg_params=vgg_params, size=128, seed=0)
+    common = dict(vgg_params=vgg_params, size=128, seed=0, preset="paper", optimizer="auto")
     steps = []
     multi = jaxstyle.gatys(content, style, scales=2, scale_iterations=(24, 12), callback=lambda i, *_: steps.append(i),
                            **common)
@@ -103,7 +110,7 @@ def test_multiscale_is_not_worse_than_single_scale_at_equal_iterations(data_dir,
 
     content = images.fit_long_side(images.load_image(data_dir / "content" / "tubingen.jpg"), 256)
     style = images.load_image(data_dir / "styles" / "starry_night.jpg")
-    common = dict(vgg_params=vgg_params, size=256, seed=0)
+    common = dict(vgg_params=vgg_params, size=256, seed=0, preset="paper", optimizer="auto")
     multi = jaxstyle.gatys(content, style, scales=2, scale_iterations=(10, 50), **common)
     single = jaxstyle.gatys(content, style, iterations=60, scales=1, **common)
     assert multi.image.shape == single.image.shape and max(multi.image.shape) == 256
@@ -163,3 +170,70 @@ def test_style_scale_resizes_the_style(monkeypatch, small_pair, vgg_params):
     assert abs(h2 - 2 * h1) <= 1 and abs(w2 - 2 * w1) <= 1
     with pytest.raises(OptionError, match="style-scale"):
         jaxstyle.gatys(content, style, vgg_params=vgg_params, size=32, iterations=1, style_scale=0)
+
+
+def test_convergence_stop_fires_when_converged_and_not_while_falling():
+    from jaxstyle.backprop import converged
+
+    falling = [100.0 * 0.9**i for i in range(30)]  # 10% per step
+    assert not converged(falling, tol=0.01, window=10)
+    flat = falling + [falling[-1] * (1 - 1e-4 * i) for i in range(1, 12)]
+    assert converged(flat, tol=0.01, window=10)
+    assert not converged(flat[:5], tol=0.01, window=10)  # too few steps to tell
+
+
+def test_gatys_stops_when_converged_and_reports_why(small_pair, vgg_params):
+    content, style = small_pair
+    common = dict(vgg_params=vgg_params, size=48, seed=0, scales=1, window=5)
+    still_falling = jaxstyle.gatys(content, style, iterations=12, tol=0.01, **common)
+    assert still_falling.stop == "budget" and len(still_falling.history) == 13
+    run = jaxstyle.gatys(content, style, iterations=300, tol=0.05, **common)
+    steps = len(run.history) - 1
+    assert steps < 300 and run.stop == f"converged at step {steps}" and run.stops == [run.stop]
+    totals = [h["total"] for h in run.history[:-1]]
+    assert totals[-6] - totals[-1] < 0.05 * totals[-1]  # the last window fell by under 5%
+    assert totals[-7] - totals[-2] >= 0.05 * totals[-2]  # and the one before did not: it stopped at once
+    assert jaxstyle.gatys(content, style, iterations=30, tol=0.0, **common).stop == "budget"
+
+
+def test_paper_preset_is_the_papers_setting(small_pair, vgg_params):
+    """Sign update g' = g − ε·sgn(∇L) from content + noise, Gram loss, β = 1e3, avg pooling, 400 its."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxstyle import backprop, objective, vgg
+
+    paper = backprop.make_options("paper")
+    assert (paper.optimizer, paper.init, paper.style_weight, paper.pooling, paper.iterations, paper.tol,
+            paper.ema) == ("sign", "content+noise", 1e3, "avg", 400, 0.0, 0.0)
+    assert backprop.make_options("paper", iterations=7).iterations == 7  # explicit options win
+    content, style = small_pair
+    from jaxstyle import images
+
+    photo = images.fit_long_side(content, 32)
+    result = backprop.gatys(content, style, vgg_params=vgg_params, size=32, iterations=1, preset="paper")
+    # The same step by hand: the paper's init, its loss and gradient, one sign step of ε = 4/255.
+    params = vgg.to_device(vgg_params)
+    spec = paper.loss_spec()
+    targets = backprop.make_targets(params, spec, photo.shape[:2], photo, [images.fit_pixels(style, 32 * 24)])
+    start = backprop.initial_image("content+noise", photo, photo.shape[:2], 0.1, jax.random.key(0))
+    grad = jax.grad(lambda x: objective.loss_terms(x, targets, params, spec)[0])(start)
+    expected = jnp.clip(start - (4.0 / 255.0) * jnp.sign(grad), 0.0, 1.0)[0]
+    np.testing.assert_allclose(result.image, np.asarray(expected), atol=1e-6)
+    assert result.optimizer == "sign" and result.stop == "budget"
+
+
+def test_ema_and_coarse_to_fine_give_the_size_asked_for_deterministically(small_pair, vgg_params):
+    content, style = small_pair
+    common = dict(vgg_params=vgg_params, size=64, min_size=32, iterations=6, ema=0.9, seed=3)
+    a = jaxstyle.gatys(content, style, **common)
+    b = jaxstyle.gatys(content, style, **common)
+    assert a.image.shape == (48, 64, 3) and [s[:2] for s in a.scales] == [[24, 32], [34, 45], [48, 64]]
+    np.testing.assert_array_equal(a.image, b.image)
+    other = jaxstyle.gatys(content, style, **{**common, "ema": 0.0})
+    assert np.abs(other.image - a.image).mean() > 1e-4  # the average is not the last iterate
+    t1 = jaxstyle.texture(style, (40, 56), vgg_params=vgg_params, min_size=20, iterations=6, ema=0.9, seed=3)
+    t2 = jaxstyle.texture(style, (40, 56), vgg_params=vgg_params, min_size=20, iterations=6, ema=0.9, seed=3)
+    assert t1.image.shape == (40, 56, 3) and len(t1.scales) == 3 and t1.optimizer == "adam"
+    np.testing.assert_array_equal(t1.image, t2.image)
+    assert 0.0 <= t1.image.min() and t1.image.max() <= 1.0

@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "table2_shape": list(args.table2_size), "figure_iterations": figure_iterations,
             "repeats": args.repeats, "skip_figures": args.skip_figures, "out": str(args.out.resolve()),
             "models": {"transform": model_info(model), "transform_warmup": model_info(warmup_model)},
-            "loss": ev.loss_settings(),
+            "loss": ev.loss_settings(), "preset": ev.PRESET,
         },
         "table1": None, "table2": None, "figures": None,
     }
@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 kept = {**kept, "context": ev.context(previous)}
             results[part] = kept
         results["parts_run"] = sorted(parts)
-    _log(f"evaluate: {len(contents)} photo(s) from {content_dir}, style {args.style}; "
+    _log(f"evaluate: {len(contents)} photo(s) from {content_dir}, style {args.style}, back-prop preset {ev.PRESET}; "
          f"{ev.machine_line(results['machine'])}")
     cache: dict = {}
 

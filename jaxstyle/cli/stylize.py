@@ -72,7 +72,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jaxstyle.backprop import DEFAULT_MIN_SIZE, MAX_ITERATIONS
+    from jaxstyle.backprop import MAX_ITERATIONS, PAPER, PRESETS, GatysOptions
     from jaxstyle.images import DEFAULT_MAX_PIXELS
     from jaxstyle.tiling import AUTO_TILE, AUTO_TILE_PIXELS, DEFAULT_HALO
 
@@ -107,36 +107,53 @@ def build_parser() -> argparse.ArgumentParser:
                    f"of 16, each with {DEFAULT_HALO} px of context: the same result in the memory of one tile); "
                    f"0: never. Default: tiles of {AUTO_TILE} for images above {AUTO_TILE_PIXELS / 1e6:g} million "
                    "pixels")
-    o = p.add_argument_group("optimisation")
-    o.add_argument("--iterations", type=positive_int, default=500,
-                   help=f"steps (at the coarsest scale; see --scales), at most {MAX_ITERATIONS:,} "
-                   "(default: %(default)s)")
-    o.add_argument("--optimizer", choices=("auto", "sign", "adam", "lbfgs"), default="auto",
+    o = p.add_argument_group("optimisation (gatys/texture; unset options come from --preset)")
+    d = GatysOptions()
+    o.add_argument("--preset", choices=PRESETS, default="default",
+                   help="default: the measured recipe (Adam from the photo, coarse to fine from ~128 px in "
+                   "sqrt(2) steps, stops when converged); paper: Gatys et al.'s setting as in Tables 1-2 "
+                   f"(sign update, content+noise init, beta 1e3, {PAPER['iterations']} iterations, no early stop)")
+    o.add_argument("--iterations", type=positive_int, default=None,
+                   help=f"budget (steps at the coarsest scale; finer scales get 1/--scale-step as many), at most "
+                   f"{MAX_ITERATIONS:,} (default: {d.iterations}; paper: {PAPER['iterations']})")
+    o.add_argument("--optimizer", choices=("auto", "sign", "adam", "lbfgs"), default=None,
                    help="sign: the paper's g' = g - lr*sgn(grad); adam; lbfgs (optax, line search); auto: sign "
-                   "at one scale, adam coarse to fine, where it reaches a lower loss (default: %(default)s)")
+                   f"at one scale, adam coarse to fine (default: {d.optimizer}; paper: {PAPER['optimizer']})")
     o.add_argument("--lr", type=float, default=None,
                    help="step size on the [0,1] image scale (default: sign 4/255 with cosine decay to 10%%, "
                    "adam 0.02, lbfgs 1)")
+    o.add_argument("--tol", type=float, default=None,
+                   help="stop a scale once its loss fell by less than this fraction over --window steps; 0: run "
+                   f"the whole budget (default: {d.tol:g}; paper: 0)")
+    o.add_argument("--window", type=positive_int, default=None,
+                   help=f"steps over which --tol is measured (default: {d.window})")
+    o.add_argument("--ema", type=float, default=None,
+                   help="output the moving average of the iterates with this decay, e.g. 0.9; 0: the last "
+                   f"iterate (default: {d.ema:g})")
     o.add_argument("--scales", type=positive_int, default=None,
-                   help="gatys: optimise coarse to fine over this many scales, each twice the size of the one "
-                   "before, starting from the previous result (default: halve the long side while it stays "
-                   f">= --min-size, so up to {2 * DEFAULT_MIN_SIZE - 1} px is one scale)")
-    o.add_argument("--min-size", type=positive_int, default=DEFAULT_MIN_SIZE,
-                   help="gatys: long side of the coarsest scale when --scales is not given (default: %(default)s)")
+                   help="optimise coarse to fine over this many scales, each --scale-step times the size of the "
+                   "one before, starting from the previous result (default: as many as keep the coarsest "
+                   "long side >= --min-size)")
+    o.add_argument("--scale-step", type=float, default=None,
+                   help=f"size ratio between scales (default: {d.scale_step:.4g}; paper: {PAPER['scale_step']:g})")
+    o.add_argument("--min-size", type=positive_int, default=None,
+                   help=f"long side of the coarsest scale when --scales is not given (default: {d.min_size}; "
+                   f"paper: {PAPER['min_size']}, so up to {2 * PAPER['min_size'] - 1} px is one scale)")
     o.add_argument("--scale-iterations", type=int_list, default=None, metavar="N1,N2,...",
-                   help="gatys: iterations per scale, coarsest first (default: --iterations at the coarsest "
-                   "scale and half as many at each finer one)")
-    o.add_argument("--content-weight", type=float, default=1.0, help="alpha (default: %(default)s)")
-    o.add_argument("--style-weight", type=float, default=1e3, help="beta (default: %(default)s)")
-    o.add_argument("--tv-weight", type=float, default=0.0,
-                   help="total-variation weight, smooths noise (default: %(default)s)")
+                   help="budget per scale, coarsest first (default: --iterations at the coarsest scale and "
+                   "1/--scale-step as many at each finer one)")
+    o.add_argument("--content-weight", type=float, default=None, help=f"alpha (default: {d.content_weight:g})")
+    o.add_argument("--style-weight", type=float, default=None,
+                   help=f"beta (default: {d.style_weight:g}; paper: {PAPER['style_weight']:g})")
+    o.add_argument("--tv-weight", type=float, default=None,
+                   help=f"total-variation weight, smooths noise (default: {d.tv_weight:g}; paper: 0)")
     o.add_argument("--style-layer-weights", type=float_list, default=None, metavar="W1,...,W5",
                    help="weights of conv1_1,conv2_1,conv3_1,conv4_1,conv5_1 (default: 0.2 each)")
-    o.add_argument("--pooling", choices=("avg", "max"), default="avg",
-                   help="VGG pooling; the paper replaces max by avg (default: %(default)s)")
-    o.add_argument("--init", choices=("content+noise", "content", "random"), default="content+noise",
-                   help="starting image (default: %(default)s, as in the paper)")
-    o.add_argument("--noise", type=float, default=0.1, help="std of the init noise (default: %(default)s)")
+    o.add_argument("--pooling", choices=("avg", "max"), default=None,
+                   help="VGG pooling; the paper replaces max by avg (default: avg)")
+    o.add_argument("--init", choices=("content+noise", "content", "random"), default=None,
+                   help=f"starting image (default: {d.init}; paper: {PAPER['init']})")
+    o.add_argument("--noise", type=float, default=None, help=f"std of the init noise (default: {d.noise:g})")
     o.add_argument("--seed", type=int, default=0, help="random seed; same seed, same image (default: 0)")
     c = p.add_argument_group("look")
     c.add_argument("--style-weights", type=float_list, default=None, metavar="W1,W2,...",
@@ -197,15 +214,20 @@ def _output_paths(inputs: Sequence[Path], out: str | None, style_label: str, suf
     return [out_path / f"{path.stem}_{style_label}{suffix}" for path in inputs]
 
 
+# Options whose unset (None) flags are left out, so that the preset (or the dataclass) decides them.
+_PRESET_FLAGS = ("iterations", "optimizer", "lr", "content_weight", "style_weight", "tv_weight",
+                 "style_layer_weights", "pooling", "init", "noise", "min_size", "scale_step", "tol", "window",
+                 "ema", "scales", "scale_iterations")
+
+
 def _gatys_options(args: argparse.Namespace) -> dict:
-    return dict(
-        iterations=args.iterations, optimizer=args.optimizer, lr=args.lr,
-        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
-        style_layer_weights=args.style_layer_weights, pooling=args.pooling, init=args.init,
-        noise=args.noise, seed=args.seed, size=args.size or DEFAULT_GATYS_SIZE, style_size=args.style_size,
+    options = dict(
+        preset=args.preset, seed=args.seed, size=args.size or DEFAULT_GATYS_SIZE, style_size=args.style_size,
         max_pixels=args.max_pixels, preserve_color=args.preserve_color, style_scale=args.style_scale,
-        scales=args.scales, min_size=args.min_size, scale_iterations=args.scale_iterations, tile=args.tile,
+        tile=args.tile,
     )
+    options.update({k: getattr(args, k) for k in _PRESET_FLAGS if getattr(args, k) is not None})
+    return options
 
 
 def _load_image(path: Path, args: argparse.Namespace) -> np.ndarray:
@@ -469,17 +491,18 @@ def _run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: l
     from jaxstyle.weights import load_vgg_params
 
     options = _gatys_options(args)
-    backprop.GatysOptions(**options).validate()
+    backprop.make_options(**options).validate()
     style_images = [_load_image(styles.resolve_style(name), args) for name in _style_list(args.style)]
     contents = [_load_image(path, args) for path in content_paths]
     vgg_params = load_vgg_params()
     reports = []
     jobs = list(zip(contents, out_paths, strict=True)) if contents else [(None, out_paths[0])]
     for content, out_path in jobs:
-        total = args.iterations
+        opts = backprop.make_options(**options)
+        total = opts.iterations
         if content is not None:
             shape = images.long_side_shape(content.shape[:2], options["size"])
-            total = sum(its for _, its in backprop.scale_plan(shape, backprop.GatysOptions(**options)))
+            total = sum(its for _, its in backprop.scale_plan(shape, opts))
         bar = progress_bar(total, desc=out_path.name, unit="it")
 
         def on_step(step, image, terms, out_path=out_path, bar=bar, total=total):
@@ -501,10 +524,11 @@ def _run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: l
             bar.close()
         images.save_image(out_path, result.image)
         h, w = result.image.shape[:2]
-        print(f"wrote {out_path} ({w}x{h}, {result.seconds:.1f} s, content {result.content_loss:.4g}, "
-              f"style {result.style_loss:.4g})")
+        print(f"wrote {out_path} ({w}x{h}, {result.seconds:.1f} s, {len(result.history) - 1} iterations, "
+              f"{result.stop}, content {result.content_loss:.4g}, style {result.style_loss:.4g})")
         reports.append({
-            "method": args.method, "output": str(out_path), "iterations": args.iterations,
+            "method": args.method, "output": str(out_path), "iterations": len(result.history) - 1,
+            "stop": result.stop, "stops": result.stops, "preset": opts.preset,
             "seconds": result.seconds, "compile_seconds": result.compile_seconds,
             "content_loss": result.content_loss, "style_loss": result.style_loss,
             "total_loss": result.history[-1]["total"], "size": [h, w],
