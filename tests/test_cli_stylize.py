@@ -129,7 +129,8 @@ def test_transform_strength_blend_and_preserve_color(tmp_path, capsys):
 def test_gatys_multiscale_cli(tmp_path, data_dir):
     out, report = tmp_path / "m.png", tmp_path / "m.json"
     assert stylize.main([_content(data_dir), "--method", "gatys", "--style", "wave", "--size", "64",
-                         "--scales", "2", "--scale-iterations", "2,1", "--out", str(out), "--report", str(report)]) == 0
+                         "--scales", "2", "--scale-step", "2", "--scale-iterations", "2,1", "--out", str(out),
+                         "--report", str(report)]) == 0
     assert Image.open(out).size == (64, 43)
     data = json.loads(report.read_text())
     assert len(data["history"]) == 4  # 2 + 1 iterations + the final evaluation
