@@ -10,7 +10,7 @@ hits every side alike):
    ``nn.ReflectionPad2d`` + ``nn.Conv2d``, ``nn.InstanceNorm2d(affine=True)``, nearest
    ``F.interpolate``) loaded with the same weights, ``torch.inference_mode()``, in both memory
    layouts (contiguous NCHW and channels-last). Both outputs on one random image must agree to 1e-4.
-2. **training** at 256x256 (``--quick``: 128x128), batch 4: our ``train.Trainer.train_step`` against
+2. **training** at 256x256 (``--quick``: 128x128), batch 4: our ``trainer.Trainer.step`` (``train.mode``) against
    the same perceptual loss (VGG19 avg pooling, Caffe preprocessing, content conv4_2, style Grams
    conv1_1..conv5_1, TV) and Adam 1e-3 in PyTorch, from the same initial params on the same batches
    (the losses of every step are compared).
@@ -440,7 +440,7 @@ def image_loss_fn(config: Any) -> Callable[..., Any]:
     return lambda out, batch, frozen: train.output_loss(out, batch, frozen, config)[0]
 
 
-def jax_train_parts(trainer: Any, params: Any, batch_u8: np.ndarray, full_step: Callable[[], Any]
+def jax_train_parts(trainer: Any, config: Any, params: Any, batch_u8: np.ndarray, full_step: Callable[[], Any]
                     ) -> dict[str, Callable[[], Any]]:
     """The step cut in parts, as ``Server.profile_train`` on the torch side (same names)."""
     import jax
@@ -448,7 +448,6 @@ def jax_train_parts(trainer: Any, params: Any, batch_u8: np.ndarray, full_step: 
 
     from jaxstyle import objective, vgg
 
-    config = trainer.config
     model = config.model()
     x = jnp.asarray(batch_u8, jnp.float32) / 255.0
     r = jax.random.uniform(jax.random.key(0), x.shape)
@@ -519,6 +518,7 @@ def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str, quiet
     import jax
 
     from jaxstyle import train, vgg, weights
+    from jaxstyle.trainer import Trainer
 
     config = train.TrainConfig(image_size=mode.train_size, batch_size=mode.batch_size)
     steps = mode.warmup_steps + mode.train_steps
@@ -526,9 +526,9 @@ def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str, quiet
     np.savez(work / "batches.npz", batches=batches)
 
     vgg_np = weights.load_vgg_params()
-    vgg_params = vgg.to_device(vgg_np, upto=("conv5_1",))
+    vgg_params = vgg.to_device(vgg_np)
     frozen = {"vgg": vgg_params, "grams": train.style_grams(vgg_params, _load_style(config.style_size), config)}
-    trainer = train.Trainer(config, train.data_mesh(), frozen)
+    trainer = Trainer(train.mode(config), train.data_mesh(), frozen, config.seed)
     init = train.init_state(config, jax.random.key(config.seed))
     np.savez(work / "train_params.npz", **_flatten(jax.device_get(init["params"])))
     np.savez(work / "vgg.npz", **_flatten({k: vgg_np[k] for k in vgg_params}))
@@ -542,7 +542,7 @@ def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str, quiet
     def ours(i: int) -> tuple[float, dict[str, float]]:
         nonlocal state
         t0 = time.perf_counter()
-        state, metrics = trainer.train_step(state, trainer.shard_batch(batches[i]))
+        state, metrics = trainer.step(state, trainer.shard_batch(batches[i]))
         values = {k: float(v) for k, v in jax.device_get(metrics).items()}
         jax.block_until_ready(state)
         return time.perf_counter() - t0, values
@@ -610,11 +610,11 @@ def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str, quiet
         "metrics": metrics, "loss_check": loss_check, "torch": info, "load": load,
     }
     if profile == "always" or (profile == "auto" and not result["met"]):
-        result["profile"] = profile_training(torch, trainer, state, ours, batches, best, work, quiet)
+        result["profile"] = profile_training(torch, trainer, config, state, ours, batches, best, work, quiet)
     return result
 
 
-def profile_training(torch: TorchServer, trainer: Any, state: Any, ours_step: Callable[[int], Any],
+def profile_training(torch: TorchServer, trainer: Any, config: Any, state: Any, ours_step: Callable[[int], Any],
                      batches: np.ndarray, layout: str, work: Path, quiet: Quiet) -> dict[str, Any]:
     """Interleaved rounds, each side running all its parts back to back (the full step among them, so
     the parts compare with a step taken under the same load): then per VGG layer."""
@@ -623,7 +623,7 @@ def profile_training(torch: TorchServer, trainer: Any, state: Any, ours_step: Ca
     rounds = 2
     log(f"training profile: full step vs net fwd+bwd vs loss (VGG) fwd+bwd, {rounds} interleaved rounds")
     params = jax.tree.map(jax.numpy.asarray, jax.device_get(state["params"]))  # the step donates its state
-    fns = jax_train_parts(trainer, params, batches[0], lambda: ours_step(0))
+    fns = jax_train_parts(trainer, config, params, batches[0], lambda: ours_step(0))
     for fn in fns.values():
         fn()  # compile / warm up
     npz = str(work / "batches.npz")

@@ -15,7 +15,15 @@ def one_line(text: object) -> str:
 
 
 class JaxstyleError(Exception):
-    """Base class: a problem the user can fix (bad input, missing file, bad option)."""
+    """Base class: a problem the user can fix (bad input, missing file, bad option).
+
+    ``fields``: the option fields the message names (by field name, e.g. ``style_size``); the
+    command line shows them as its flags (``--style-size``), the Python API as they are.
+    """
+
+    def __init__(self, message: str = "", *, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.fields = tuple(fields)
 
 
 class ImageError(JaxstyleError):

@@ -1,10 +1,8 @@
-"""Training a transform net for one style: train state, pure jitted step, loop, checkpoints.
+"""Training a transform net for one style: its config, params, losses and optimiser, as a
+:class:`jaxstyle.trainer.Mode`; :func:`run` sets the inputs up and hands the loop to
+:func:`jaxstyle.trainer.fit` (sharded jitted step, checkpoints, metrics, samples).
 
-The train state is a plain dict ``{"params", "opt_state", "step"}``. The step is pure:
-``train_step(state, batch) -> (state, metrics)``, jitted once, data-parallel over every
-local device (and every process after ``jax.distributed.initialize``): the batch is sharded
-on the ``data`` axis of a 1-D mesh and the state is replicated, so XLA inserts the gradient
-all-reduce. VGG params and style Grams are jit arguments, not baked-in constants.
+VGG params and style Grams are jit arguments (``frozen``), not baked-in constants.
 """
 
 from __future__ import annotations
@@ -15,10 +13,6 @@ import hashlib
 import json
 import math
 import os
-import signal
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,12 +21,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
 
-from jaxstyle import atomic, models, objective, transform, vgg
-from jaxstyle.errors import JaxstyleError, NonFiniteLossError, OptionError
+from jaxstyle import atomic, models, objective, trainer, transform, vgg
+from jaxstyle.errors import JaxstyleError, OptionError
 from jaxstyle.machine import machine_info
+from jaxstyle.options import option
+
+# 40k steps is the default (2 COCO epochs); 10 million is 250 times that and weeks on any machine, so
+# more is a typo.
+MAX_STEPS = 10_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,43 +41,51 @@ class TrainConfig:
 
     style: str = "starry_night"
     data: str = ""
-    steps: int = 40_000
-    batch_size: int = 4
-    image_size: int = 256
-    style_size: int = 512
-    content_weight: float = 1.0
-    style_weight: float = 1e3
-    tv_weight: float = 1e5
-    lr: float = 1e-3
-    warmup_steps: int = 0
-    seed: int = 0
-    width: int = 32
+    steps: int = option(40_000, f"total steps, at most {MAX_STEPS:,}", kind="positive_int")
+    batch_size: int = option(4, "images per step per process", kind="positive_int")
+    image_size: int = option(256, "random square crops of this size", kind="positive_int")
+    style_size: int = option(512, "long side of the style image for its Grams", kind="positive_int")
+    content_weight: float = option(1.0, "alpha", kind="float")
+    style_weight: float = option(1e3, "beta", kind="float")
+    tv_weight: float = option(1e5, "total variation weight", kind="float")
+    lr: float = option(1e-3, "Adam learning rate", kind="float")
+    warmup_steps: int = option(0, "first train this many steps toward the identity (output = input), as in the "
+                               "paper", kind="int", show_default=False)
+    seed: int = option(0, "seed for init and data order", kind="int")
+    width: int = option(32, "channels of the first conv; 16 makes a faster, lighter net", kind="positive_int")
     residual_blocks: int = 5
     pooling: str = "avg"
-    dtype: str = "float32"
-    init_from: str = ""
-    teacher: str = ""  # distillation: match this model's output instead of the perceptual loss
-
+    dtype: str = option("float32", "compute dtype of the transform net", choices=("float32", "bfloat16"))
+    init_from: str = option("", "start from a trained model (file or shipped name) instead of random init: "
+                            "fine-tuning to a new style takes far fewer steps", metavar="MODEL", show_default=False)
+    # distillation: match this model's output instead of the perceptual loss
+    teacher: str = option("", "distil: train the net to reproduce this model's output (file or shipped name) "
+                          "instead of the perceptual loss; no VGG, so steps are fast. The --content/--style/"
+                          "--tv-weight options do not apply", metavar="MODEL", show_default=False)
 
     def validate(self) -> None:
+        """Raise :class:`OptionError` (naming the field) for a value training cannot run with."""
         for name in ("steps", "batch_size", "image_size", "style_size", "width", "residual_blocks"):
             if getattr(self, name) <= 0:
-                raise OptionError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if self.image_size < 16:
-            raise OptionError(f"--image-size must be at least 16 (VGG pools 4 times), got {self.image_size}")
+                raise OptionError(f"{name} must be positive, got {getattr(self, name)}", fields=(name,))
+        if self.steps > MAX_STEPS:
+            raise OptionError(f"steps must be at most {MAX_STEPS:,}, got {self.steps:,}", fields=("steps",))
+        if self.image_size < vgg.MIN_SIDE:
+            raise OptionError(f"image_size must be at least {vgg.MIN_SIDE} (VGG pools 4 times), got "
+                              f"{self.image_size}", fields=("image_size",))
         if self.warmup_steps < 0:
-            raise OptionError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
+            raise OptionError(f"warmup_steps must be >= 0, got {self.warmup_steps}", fields=("warmup_steps",))
         if not self.lr > 0:
-            raise OptionError(f"--lr must be positive, got {self.lr}")
+            raise OptionError(f"lr must be positive, got {self.lr}", fields=("lr",))
         for name in ("content_weight", "style_weight", "tv_weight"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
-                raise OptionError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+                raise OptionError(f"{name} must be a finite number >= 0, got {value}", fields=(name,))
         if self.dtype not in ("float32", "bfloat16"):
-            raise OptionError(f"--dtype must be float32 or bfloat16, got {self.dtype}")
+            raise OptionError(f"dtype must be float32 or bfloat16, got {self.dtype}", fields=("dtype",))
         if self.teacher and self.warmup_steps:
-            raise OptionError("--warmup-steps does not apply with --teacher (distillation has no perceptual loss "
-                              "to warm up for)")
+            raise OptionError("warmup_steps does not apply with teacher (distillation has no perceptual loss "
+                              "to warm up for)", fields=("warmup_steps", "teacher"))
 
     def loss_spec(self) -> objective.LossSpec:
         """The perceptual loss of the net's output: the paper's layers, this config's weights, never tiled
@@ -107,24 +113,35 @@ def _param_role(path: tuple, _leaf: Any) -> str:
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """Adam on every parameter that matters (see :func:`_param_role`)."""
+    """Adam on every parameter that matters (see :func:`_param_role`). The same object for the same
+    hyper-parameters, so that it keys the compiled step (:func:`jaxstyle.trainer.compiled_step`)."""
+    return _adam(float(config.lr))
+
+
+@functools.lru_cache(maxsize=8)
+def _adam(lr: float) -> optax.GradientTransformation:
     return optax.multi_transform(
-        {"adam": optax.adam(config.lr), "frozen": optax.set_to_zero()},
+        {"adam": optax.adam(lr), "frozen": optax.set_to_zero()},
         lambda params: jax.tree_util.tree_map_with_path(_param_role, params),
     )
 
 
 def init_state(config: TrainConfig, key: jax.Array) -> dict[str, Any]:
-    """``{"params", "opt_state", "step": int32[]}`` for a fresh run: random params, ``--init-from``'s, or
-    with ``--teacher`` the teacher's narrowed to ``config.width`` (when it is as wide, with the same blocks)."""
+    """``{"params", "opt_state", "step": int32[]}`` for a fresh run (see :func:`init_params`)."""
+    return mode(config).init_state(key)
+
+
+def init_params(config: TrainConfig, key: jax.Array) -> Any:
+    """A transform net's params for a fresh run: random, ``init_from``'s, or with ``teacher`` the teacher's
+    narrowed to ``config.width`` (when it is as wide, with the same blocks)."""
     if config.init_from:
         # Fine-tuning: start from a trained model (another style's converges in far fewer steps).
         params = jax.tree.map(jnp.asarray, transform.load_transform(config.init_from))
         arch = transform.architecture(params)
         if (arch["width"], arch["residual_blocks"]) != (config.width, config.residual_blocks):
-            raise OptionError(f"--init-from {config.init_from} has width {arch['width']} and "
+            raise OptionError(f"init_from {config.init_from} has width {arch['width']} and "
                               f"{arch['residual_blocks']} residual blocks; this run wants {config.width} and "
-                              f"{config.residual_blocks}")
+                              f"{config.residual_blocks}", fields=("init_from",))
     else:
         teacher = transform.load_transform(config.teacher) if config.teacher else None
         if teacher is not None and _narrows_to(teacher, config):
@@ -134,7 +151,7 @@ def init_state(config: TrainConfig, key: jax.Array) -> dict[str, Any]:
         else:
             # One compiled init instead of ~140 tiny op-by-op compilations (about 10 s on a CPU).
             params = jax.jit(transform.init_params, static_argnums=(1, 2))(key, config.width, config.residual_blocks)
-    return {"params": params, "opt_state": make_optimizer(config).init(params), "step": jnp.zeros((), jnp.int32)}
+    return params
 
 
 def _narrows_to(teacher: Any, config: TrainConfig) -> bool:
@@ -190,57 +207,39 @@ def distill_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], confi
     return pixel, {"loss": pixel, "pixel": pixel, "psnr": -10.0 * jnp.log10(jnp.maximum(pixel, 1e-12))}
 
 
-def _step(state, batch, frozen, config: TrainConfig, loss_fn: Callable):
-    images = batch.astype(jnp.float32) / 255.0
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], images, frozen, config)
-    updates, opt_state = make_optimizer(config).update(grads, state["opt_state"], state["params"])
-    params = optax.apply_updates(state["params"], updates)
-    metrics = {**metrics, "grad_norm": optax.tree.norm(grads)}
-    return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
+@dataclasses.dataclass(frozen=True)
+class _ConfigLoss:
+    """A loss above as the trainer's ``loss_fn(params, images, frozen, key)``; hashable, so equal losses
+    share one compiled step. ``config`` keeps only the fields the losses read (:func:`_loss_fields`)."""
 
-
-@dataclasses.dataclass
-class Trainer:
-    """Holds the jitted steps and the shardings for one config on one mesh."""
-
+    fn: Callable
     config: TrainConfig
-    mesh: Mesh
-    frozen: dict[str, Any]
 
-    def __post_init__(self) -> None:
-        self.replicated = NamedSharding(self.mesh, P())
-        self.batch_sharding = NamedSharding(self.mesh, P("data"))
-        self.frozen = jax.device_put(self.frozen, self.replicated)
-        # Only what changes the computation keys the compiled step, so runs that differ in style,
-        # seed or warmup share one compilation.
-        loss_config = dataclasses.replace(self.config, style="", data="", warmup_steps=0, seed=0, steps=1)
-        self._main = _compiled_step(loss_config, "distill" if self.config.teacher else "perceptual", self.mesh)
-        self._identity = _compiled_step(loss_config, "identity", self.mesh)
-
-    def train_step(self, state: dict, batch: jax.Array) -> tuple[dict, dict]:
-        """Pure ``(state, batch) -> (state, metrics)`` with the perceptual loss, or with ``config.teacher``
-        the distillation loss (``frozen`` is then ``{"teacher": params}``)."""
-        return self._main(state, batch, self.frozen)
-
-    def warmup_step(self, state: dict, batch: jax.Array) -> tuple[dict, dict]:
-        """The same with the identity (pixel) loss, for the first ``warmup_steps`` steps."""
-        return self._identity(state, batch, self.frozen)
-
-    def shard_batch(self, local_batch: np.ndarray) -> jax.Array:
-        """This process's uint8[B,H,W,3] -> a global array sharded over the ``data`` axis."""
-        return jax.make_array_from_process_local_data(self.batch_sharding, local_batch)
-
-    def replicate(self, tree: Any) -> Any:
-        return jax.device_put(tree, self.replicated)
+    def __call__(self, params: Any, images: jax.Array, frozen: Any, key: jax.Array):
+        del key  # these losses are deterministic
+        return self.fn(params, images, frozen, self.config)
 
 
-@functools.lru_cache(maxsize=8)
-def _compiled_step(config: TrainConfig, kind: str, mesh: Mesh) -> Callable:
-    replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-    loss_fn = {"perceptual": perceptual_loss, "identity": identity_loss, "distill": distill_loss}[kind]
-    return jax.jit(functools.partial(_step, config=config, loss_fn=loss_fn),
-                   in_shardings=(replicated, batch_sharding, replicated),
-                   out_shardings=(replicated, replicated), donate_argnums=(0,))
+def _loss_fields(config: TrainConfig) -> TrainConfig:
+    """The net's architecture, the loss weights and pooling; every other field at its default, so that runs
+    differing in style, seed, steps or data share a compilation of the step."""
+    keep = ("width", "residual_blocks", "dtype", "content_weight", "style_weight", "tv_weight", "pooling")
+    return TrainConfig(**{name: getattr(config, name) for name in keep})
+
+
+def mode(config: TrainConfig) -> trainer.Mode:
+    """Transform-net training as a :class:`jaxstyle.trainer.Mode`: an optional identity warmup
+    (``warmup_steps``), then the perceptual loss, or with ``teacher`` the distillation loss."""
+    loss_config = _loss_fields(config)
+    phases = (trainer.Phase(_ConfigLoss(distill_loss if config.teacher else perceptual_loss, loss_config)),)
+    if config.warmup_steps:
+        phases = (trainer.Phase(_ConfigLoss(identity_loss, loss_config), config.warmup_steps), *phases)
+    return trainer.Mode(init_params=functools.partial(init_params, config), phases=phases,
+                        optimizer=make_optimizer(config), sample_fn=_sample)
+
+
+def _sample(params: Any, images: jax.Array) -> jax.Array:
+    return transform.apply(params, images)
 
 
 def data_mesh() -> Mesh:
@@ -285,10 +284,6 @@ class RunResult:
     last_metrics: dict[str, float]
 
 
-def _finite(metrics: Mapping[str, float]) -> bool:
-    return all(math.isfinite(v) for v in metrics.values())
-
-
 def run(
     config: TrainConfig,
     workdir: str | os.PathLike[str],
@@ -301,7 +296,7 @@ def run(
     style_image: np.ndarray | None = None,
     sample_image: np.ndarray | None = None,
     out: str | os.PathLike[str] | None = None,
-    progress: bool | None = None,
+    progress: trainer.Progress | None = None,
     max_seconds: float | None = None,
     log: Callable[[str], None] = print,
 ) -> RunResult:
@@ -311,16 +306,12 @@ def run(
     output (:func:`distill_loss`): no style image and no VGG are needed.
 
     ``batches`` overrides the data pipeline (tests); otherwise ``config.data`` is read through
-    :func:`jaxstyle.data.make_pipeline`, sharded per process. Checkpoints (Orbax, async, the
-    last 3 kept) hold the train state and the data-iterator position; a NaN/Inf loss stops the
-    run before anything non-finite is saved. ``max_seconds`` ends the run early (checkpointed
-    and exported as usual) once that much training time has passed.
+    :func:`jaxstyle.data.make_pipeline`, sharded per process. The loop, checkpoints, metrics,
+    samples and the ``max_seconds`` limit are :func:`jaxstyle.trainer.fit`'s; ``progress(step,
+    metrics)`` is called after each step. ``out``: the trained model file, with its metadata.
     """
-    import orbax.checkpoint as ocp
-
     from jaxstyle import data as datalib
     from jaxstyle import images as imagelib
-    from jaxstyle.cli.common import progress_bar
 
     config.validate()
     primary = jax.process_index() == 0
@@ -345,7 +336,8 @@ def run(
                                          num_threads=min(16, os.cpu_count() or 4))
         batches = iter(pipeline)
     # --init-from is read (and its architecture checked) before the workdir is touched too.
-    initial = init_state(config, jax.random.key(config.seed))
+    training = mode(config)
+    initial = training.init_state(jax.random.key(config.seed))
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     _check_workdir_config(workdir, config, primary)
@@ -355,168 +347,17 @@ def run(
     else:
         vgg_params = vgg.to_device(vgg_params)
         frozen = {"vgg": vgg_params, "grams": style_grams(vgg_params, style_image, config)}
-    trainer = Trainer(config, mesh, frozen)
-
-    # A checkpoint is written to a temporary folder and renamed when complete, so a kill during a
-    # write leaves only a temporary folder, which the next start removes.
-    options = ocp.CheckpointManagerOptions(max_to_keep=3, enable_async_checkpointing=True, create=True,
-                                           cleanup_tmp_directories=True)
-    manager = ocp.CheckpointManager(workdir / "checkpoints", options=options, item_names=("state", "data"))
-    state = trainer.replicate(initial)
-    start, seconds_before, images_before = 0, 0.0, 0
-    latest = manager.latest_step()
-    if latest is not None:
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-        try:
-            restored = manager.restore(latest, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
-        except (ValueError, KeyError, TypeError) as err:
-            raise JaxstyleError(f"{workdir}: cannot restore checkpoint {latest} ({str(err).splitlines()[0]}); "
-                                "use a fresh --workdir") from None
-        state = restored["state"]
-        start = int(state["step"])
-        positions = restored["data"]["positions"]
-        seconds_before = float(restored["data"].get("seconds", 0.0))
-        images_before = int(restored["data"].get("images", 0))
-        if pipeline is not None:
-            batches.set_state({"next_index": int(positions[jax.process_index()])})
-        log(f"resuming from step {start} ({workdir})")
     if sample_image is None and pipeline is not None:
         sample_image = datalib.random_crop(datalib.decode_uint8(pipeline.files[0]), np.random.default_rng(0),
                                            config.image_size).astype(np.float32) / 255.0
-
-    metrics_path = workdir / "metrics.jsonl"
-    if primary:
-        trim_metrics(metrics_path, start)
-    bar = progress_bar(config.steps, desc=f"train {config.style}", unit="step", disable=None if progress is None
-                       else not progress)
-    bar.update(start)
-    t0 = time.perf_counter()
-    images_seen = 0
-    window_start, window_images = time.perf_counter(), 0
-    last: dict[str, float] = {}
-    step = start
-    def save(at_step: int, state: dict) -> None:
-        positions = _gather_positions(batches if pipeline is not None else None)
-        manager.save(at_step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), data=ocp.args.JsonSave({
-                "positions": positions, "seconds": seconds_before + time.perf_counter() - t0,
-                "images": images_before + images_seen})))
-
-    stop = _StopRequest()
-    try:
-        stop.install()
-        while step < config.steps:
-            if stop.requested:
-                raise KeyboardInterrupt
-            if config.warmup_steps and step == config.warmup_steps:
-                # Switch to the perceptual loss with fresh Adam moments: the warmup's pixel-loss
-                # statistics are ~1e12x smaller and would make the first perceptual steps huge.
-                state = {**state, "opt_state": trainer.replicate(make_optimizer(config).init(state["params"]))}
-            batch = trainer.shard_batch(next(batches))
-            step_fn = trainer.warmup_step if step < config.warmup_steps else trainer.train_step
-            state, metrics = step_fn(state, batch)
-            step += 1
-            images_seen += global_batch
-            window_images += global_batch
-            bar.update(1)
-            out_of_time = False
-            if max_seconds is not None and step % log_every == 0:  # every process checks at the same steps
-                out_of_time = _agree(time.perf_counter() - t0 > max_seconds)
-            boundary = step % checkpoint_every == 0 or step == config.steps or out_of_time
-            if step % log_every == 0 or boundary or step == start + 1:
-                last = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                if not _finite(last):
-                    raise NonFiniteLossError(
-                        f"non-finite loss at step {step} ({last}); stopped, the last good checkpoint is kept "
-                        f"(step {manager.latest_step()}); try a lower --lr")
-                now = time.perf_counter()
-                last["images_per_s"] = window_images / max(now - window_start, 1e-9)
-                window_start, window_images = now, 0
-                bar.set_postfix(loss=f"{last['loss']:.4g}", refresh=False)
-                if primary:
-                    with metrics_path.open("a") as f:
-                        f.write(json.dumps({"step": step, "time": time.time(), **last}) + "\n")
-            if boundary:
-                save(step, state)
-                if primary:
-                    write_loss_plot(metrics_path, workdir / "loss.png")
-            if primary and sample_image is not None and (step % sample_every == 0 or boundary and (
-                    step == config.steps or out_of_time)):
-                sample_dir = workdir / "samples"
-                sample_dir.mkdir(exist_ok=True)
-                stylised = transform.apply(jax.device_get(state["params"]), jnp.asarray(sample_image)[None])
-                imagelib.save_image(sample_dir / f"step{step:07d}.png", np.asarray(stylised[0]))
-            if out_of_time:
-                log(f"stopping at step {step}: --max-seconds {max_seconds:g} reached")
-                break
-    except KeyboardInterrupt:
-        # Ctrl-C: keep the work done since the last checkpoint. The state may be unusable after a
-        # second Ctrl-C inside a step (its buffers were donated), and may not be finite (the last
-        # step's metrics were not checked): save only when neither is the case.
-        usable = not any(leaf.is_deleted() for leaf in jax.tree.leaves(state) if isinstance(leaf, jax.Array))
-        if usable and step > start and step != manager.latest_step() and _finite(
-                {k: float(v) for k, v in jax.device_get(metrics).items()}):
-            save(step, state)
-            log(f"interrupted: saved a checkpoint at step {step}; rerun the same command to resume")
-        else:
-            log(f"interrupted at step {step}; the last checkpoint (step {manager.latest_step()}) is kept")
-        raise
-    finally:
-        stop.uninstall()
-        bar.close()
-        manager.wait_until_finished()
-        manager.close()
-    seconds = time.perf_counter() - t0
-    params = jax.device_get(state["params"])
+    schedule = trainer.Schedule(config.steps, checkpoint_every, log_every, sample_every, max_seconds)
+    result = trainer.fit(trainer.Trainer(training, mesh, frozen, config.seed), initial, workdir, batches, schedule,
+                         global_batch=global_batch, sample_image=sample_image, progress=progress or None, log=log)
     if out is not None and primary:
-        meta = export_metadata(config, step, seconds_before + seconds, images_before + images_seen, pipeline)
-        transform.save_transform(out, params, meta)
+        meta = export_metadata(config, result.steps, result.total_seconds, result.images_seen, pipeline)
+        transform.save_transform(out, result.params, meta)
         log(f"wrote {out}")
-    return RunResult(params, step, start, seconds, last)
-
-
-class _StopRequest:
-    """Ctrl-C during training: the first press asks the loop to stop after the current step (so
-    the state it saves is whole); a second press stops at once. Main thread only."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def install(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-
-    def uninstall(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        sys.stderr.write("\nCtrl-C: stopping after this step and saving a checkpoint (press again to stop now)\n")
-
-
-def _agree(flag: bool) -> bool:
-    """All processes stop together: true if any process says so."""
-    if jax.process_count() == 1:
-        return flag
-    from jax.experimental import multihost_utils
-
-    return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
-
-
-def _gather_positions(iterator: Any) -> list[int]:
-    """Every process's data-iterator position (grain ``next_index``), in process order."""
-    local = int(iterator.get_state()["next_index"]) if iterator is not None else 0
-    if jax.process_count() == 1:
-        return [local]
-    from jax.experimental import multihost_utils
-
-    return [int(v) for v in np.asarray(multihost_utils.process_allgather(np.int64(local))).reshape(-1)]
+    return RunResult(result.params, result.steps, result.resumed_from, result.seconds, result.last_metrics)
 
 
 ARCH_KEYS = ("width", "residual_blocks", "image_size", "style", "style_size", "content_weight", "style_weight",
@@ -532,11 +373,12 @@ def _check_workdir_config(workdir: Path, config: TrainConfig, primary: bool) -> 
         try:
             saved = json.loads(path.read_text())
         except ValueError:
-            raise JaxstyleError(f"{path}: unreadable run config; use a fresh --workdir") from None
+            raise JaxstyleError(f"{path}: unreadable run config; use a fresh workdir", fields=("workdir",)) from None
         diff = [k for k in ARCH_KEYS if saved.get(k, defaults[k]) != current[k]]
         if diff:
             what = ", ".join(f"{k}={saved.get(k, defaults[k])!r} (now {current[k]!r})" for k in diff)
-            raise JaxstyleError(f"{workdir} holds a checkpoint of a different model: {what}; use another --workdir")
+            raise JaxstyleError(f"{workdir} holds a checkpoint of a different model: {what}; use another workdir",
+                                fields=("workdir",))
     if primary:
         atomic.write_atomic(path, json.dumps(current, indent=1))
 
@@ -566,52 +408,3 @@ def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen
         "machine": machine_info(),
         "jax": jax.__version__, "vgg": vgg_source,
     }
-
-
-def trim_metrics(path: Path, upto_step: int) -> None:
-    """Keep the complete rows of metrics.jsonl with ``step <= upto_step`` (atomic rewrite).
-
-    After a crash the file can end in a half-written line, and hold rows for steps past the
-    checkpoint the run resumes from; those steps are trained again and logged anew.
-    """
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= upto_step:
-            kept.append(line)
-    atomic.write_atomic(path, "".join(line + "\n" for line in kept))
-
-
-def write_loss_plot(metrics_path: Path, out_path: Path, width: int = 640, height: int = 360) -> None:
-    """A log-scale plot of the loss terms from metrics.jsonl, drawn with PIL (PNG)."""
-    from PIL import Image, ImageDraw
-
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-    keys = [k for k in ("loss", "content", "style", "tv", "pixel") if any(k in r for r in rows)]
-    img = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(img)
-    margin = 40
-    draw.rectangle([margin, 10, width - 10, height - margin], outline="black")
-    points = {k: [(r["step"], r[k]) for r in rows if k in r and r[k] > 0] for k in keys}
-    values = [math.log10(v) for pts in points.values() for _, v in pts]
-    steps = [s for pts in points.values() for s, _ in pts]
-    if values and steps:
-        lo, hi = min(values), max(values)
-        hi = hi if hi > lo else lo + 1
-        s_lo, s_hi = min(steps), max(steps)
-        s_hi = s_hi if s_hi > s_lo else s_lo + 1
-        colours = {"loss": "black", "content": "blue", "style": "red", "tv": "green", "pixel": "purple"}
-        for i, (k, pts) in enumerate(points.items()):
-            xy = [(margin + (s - s_lo) / (s_hi - s_lo) * (width - 10 - margin),
-                   height - margin - (math.log10(v) - lo) / (hi - lo) * (height - margin - 10)) for s, v in pts]
-            if len(xy) > 1:
-                draw.line(xy, fill=colours[k], width=2)
-            draw.text((margin + 8 + 70 * i, 14), k, fill=colours[k])
-        draw.text((4, height - margin + 4), f"steps {s_lo}..{s_hi}   log10 loss {lo:.1f}..{hi:.1f}", fill="black")
-    with atomic.atomic_open(out_path) as f:
-        img.save(f, format="PNG")

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxstyle import train, transform
+from jaxstyle import train, trainer, transform
 from jaxstyle.cli import train as train_cli
 from jaxstyle.errors import NonFiniteLossError
 
@@ -109,12 +109,12 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, vgg_params, mon
         return total * np.nan, {**metrics, "loss": total * np.nan}
 
     monkeypatch.setattr(train, "perceptual_loss", poisoned)
-    train._compiled_step.cache_clear()
+    trainer.compiled_step.cache_clear()
     try:
         with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
             _run(small_config(steps=6), tmp_path / "w", batches=_batches(), **common)
     finally:
-        train._compiled_step.cache_clear()
+        trainer.compiled_step.cache_clear()
     assert sorted(int(p.name) for p in (tmp_path / "w" / "checkpoints").iterdir() if p.name.isdigit()) == [2]
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
+import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn, Protocol, TypeVar
 
@@ -36,7 +38,8 @@ def cli_entry(main: Callable[[Sequence[str] | None], int]) -> Main:
         try:
             return main(argv)
         except JaxstyleError as err:
-            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            message = as_flags(str(err).strip().splitlines()[0], err.fields) if str(err).strip() \
+                else type(err).__name__
             print(f"{prog}: error: {message}", file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt:
@@ -44,6 +47,24 @@ def cli_entry(main: Callable[[Sequence[str] | None], int]) -> Main:
             return 130
 
     return wrapper
+
+
+#: Fields whose flag is not ``--`` + the name with dashes (none yet: the rule holds everywhere).
+FLAGS: dict[str, str] = {}
+
+
+def flag(field: str) -> str:
+    """The one mapping of an options field to its command-line flag: ``style_size`` -> ``--style-size``."""
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def as_flags(message: str, fields: Sequence[str]) -> str:
+    """A core message that names option ``fields`` (``size must be positive``), with each of them
+    shown as its flag (``--size must be positive``)."""
+    for field in fields:
+        # whole words only: not inside another flag (--image-size), a path or a file name
+        message = re.sub(rf"(?<![\w/.-]){re.escape(field)}(?![\w/-])", flag(field), message)
+    return message
 
 
 def progress(iterable: Iterable[T] | None, total: int | None = None, desc: str = "", unit: str = "it",
@@ -61,6 +82,26 @@ def progress(iterable: Iterable[T] | None, total: int | None = None, desc: str =
 def progress_bar(total: int, desc: str = "", unit: str = "it", disable: bool | None = None):
     """A manual tqdm bar (call ``.update()``/``.set_postfix()``); same visibility rule as ``progress``."""
     return progress(None, total=total, desc=desc, unit=unit, disable=disable)
+
+
+@contextlib.contextmanager
+def step_progress(total: int, desc: str = "", unit: str = "step", start: int = 0
+                  ) -> Iterator[Callable[[int, Mapping[str, float]], None]]:
+    """The progress callback core loops take, ``progress(step, metrics)`` (step counted from 1, absolute),
+    drawn as a :func:`progress_bar` with the loss (``metrics["loss"]`` or ``["total"]``) as its postfix."""
+    bar = progress_bar(total, desc=desc, unit=unit)
+    bar.update(start)
+
+    def update(step: int, metrics: Mapping[str, float]) -> None:
+        bar.update(step - bar.n)
+        loss = metrics.get("loss", metrics.get("total"))
+        if loss is not None:
+            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+
+    try:
+        yield update
+    finally:
+        bar.close()
 
 
 def positive_int(text: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,16 +11,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from jaxstyle import images
-from jaxstyle.cli.common import ArgumentParser, check_output_folder, cli_entry, positive_int
+from jaxstyle.cli.common import ArgumentParser, check_output_folder, cli_entry, positive_int, step_progress
+from jaxstyle.cli.options import add_options, from_args
 from jaxstyle.errors import OptionError
 from jaxstyle.images import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
     from jaxstyle.train import TrainConfig
-
-# 40k steps is the default (2 COCO epochs); 10 million is 250 times that and weeks on any machine, so
-# more is a typo. (The check belongs in TrainConfig.validate; it lives here until train.py moves.)
-MAX_STEPS = 10_000_000
 
 DESCRIPTION = """\
 Train a transform net (Johnson et al., instance norm) that stylises a photo in one forward pass.
@@ -48,9 +44,10 @@ examples:
 
 
 def build_parser() -> ArgumentParser:
+    """The command's own options (inputs, outputs, hooks), then :class:`jaxstyle.train.TrainConfig`'s fields
+    (names, defaults and help are the fields')."""
     from jaxstyle.train import TrainConfig
 
-    d = TrainConfig()
     p = ArgumentParser(prog="train", description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--style", default=None,
@@ -59,49 +56,21 @@ def build_parser() -> ArgumentParser:
                    help="folder of training photos (recursive; e.g. COCO train2014/) or tfds:coco/2014")
     p.add_argument("--workdir", required=True, type=Path, help="checkpoints, metrics and samples go here")
     p.add_argument("--out", type=Path, default=None, help="export the trained model to this .msgpack file")
-    p.add_argument("--steps", type=positive_int, default=d.steps,
-                   help=f"total steps, at most {MAX_STEPS:,} (default: %(default)s)")
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
-                   help="images per step per process (default: %(default)s)")
-    p.add_argument("--image-size", type=positive_int, default=d.image_size,
-                   help="random square crops of this size (default: %(default)s)")
-    p.add_argument("--style-size", type=positive_int, default=d.style_size,
-                   help="long side of the style image for its Grams (default: %(default)s)")
-    p.add_argument("--content-weight", type=float, default=d.content_weight, help="alpha (default: %(default)s)")
-    p.add_argument("--style-weight", type=float, default=d.style_weight, help="beta (default: %(default)s)")
-    p.add_argument("--tv-weight", type=float, default=d.tv_weight,
-                   help="total variation weight (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: %(default)s)")
-    p.add_argument("--warmup-steps", type=int, default=0,
-                   help="first train this many steps toward the identity (output = input), as in the paper")
     p.add_argument("--checkpoint-every", type=positive_int, default=1000, help="(default: %(default)s)")
     p.add_argument("--log-every", type=positive_int, default=50, help="metrics line every N steps")
     p.add_argument("--sample-every", type=positive_int, default=1000, help="write a sample image every N steps")
-    p.add_argument("--init-from", default="", metavar="MODEL",
-                   help="start from a trained model (file or shipped name) instead of random init: fine-tuning "
-                   "to a new style takes far fewer steps")
-    p.add_argument("--teacher", default="", metavar="MODEL",
-                   help="distil: train the net to reproduce this model's output (file or shipped name) instead "
-                   "of the perceptual loss; no VGG, so steps are fast. The --content/--style/--tv-weight options "
-                   "do not apply")
     p.add_argument("--max-seconds", type=float, default=None,
                    help="stop (checkpoint and export) after this much training time, e.g. on a rented GPU")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed for init and data order (default: 0)")
-    p.add_argument("--width", type=positive_int, default=d.width,
-                   help="channels of the first conv; 16 makes a faster, lighter net (default: %(default)s)")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default=d.dtype,
-                   help="compute dtype of the transform net (default: %(default)s)")
     p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
                    help="refuse a style image file, or a style image at --style-size or a crop at --image-size, "
                    f"with more pixels than this (default: {DEFAULT_MAX_PIXELS:,}); training photos above "
                    f"{DEFAULT_MAX_PIXELS:,} pixels are skipped and counted")
+    add_options(lambda _group: p, TrainConfig)
     return p
 
 
 def _check_sizes(config: TrainConfig, max_pixels: int) -> None:
-    """Refuse absurd step counts and crop sizes before anything is loaded."""
-    if config.steps > MAX_STEPS:
-        raise OptionError(f"--steps must be at most {MAX_STEPS:,}, got {config.steps:,}")
+    """Refuse crop sizes over the pixel limit before anything is loaded."""
     images.check_pixels(config.image_size, config.image_size, max_pixels, f"--image-size {config.image_size}: a crop",
                         "use a smaller --image-size, or pass a larger --max-pixels if the machine has the memory")
 
@@ -113,7 +82,7 @@ def _style_image(config: TrainConfig, max_pixels: int) -> np.ndarray:
 
     style = styles.load_style(config.style, max_pixels=max_pixels, min_side=vgg.MIN_SIDE)
     style = images.fit_long_side(style, config.style_size, max_pixels=max_pixels)
-    backprop.check_shape(style.shape[:2], "style image at --style-size", "--style-size")
+    backprop.check_shape(style.shape[:2], "style image at style_size", ("style_size",))
     return style
 
 
@@ -133,13 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     train.maybe_initialize_distributed()
     from jaxstyle import transform
 
-    fields = {f.name for f in dataclasses.fields(train.TrainConfig)}
-    values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     if args.teacher and args.style is None:
-        values["style"] = _teacher_style(args.teacher)
+        args.style = _teacher_style(args.teacher)
     elif args.style is None:
         raise OptionError("--style is required (a style image or built-in name), unless --teacher is given")
-    config = train.TrainConfig(**values)
+    config = from_args(train.TrainConfig, args)
     config.validate()
     _check_sizes(config, args.max_pixels)
     # Every input is checked before train.run touches --workdir (a failed start must not leave a
@@ -150,9 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for model in (config.init_from, config.teacher):
         if model:
             transform.load_transform(model)  # a missing, corrupt or foreign model fails here
-    result = train.run(config, args.workdir, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-                       sample_every=args.sample_every, out=args.out, style_image=style,
-                       max_seconds=args.max_seconds)
+    with step_progress(config.steps, desc=f"train {config.style}") as progress:
+        result = train.run(config, args.workdir, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+                           sample_every=args.sample_every, out=args.out, style_image=style,
+                           max_seconds=args.max_seconds, progress=progress)
     print(f"trained {result.steps} steps in {result.seconds:.0f} s; last loss {result.last_metrics.get('loss')}")
     return 0
 
