@@ -219,7 +219,8 @@ class _Run:
         self.seconds_before = float(data.get("seconds", 0.0))
         self.images_before = int(data.get("images", 0))
         if self.resumable:
-            self.batches.set_state({"next_index": int(data["positions"][jax.process_index()])})
+            self.batches.set_state(  # type: ignore[attr-defined]  # a grain iterator (self.resumable)
+                {"next_index": int(data["positions"][jax.process_index()])})
         start = int(restored["state"]["step"])
         self.log(f"resuming from step {start} ({self.workdir})")
         return restored["state"], start
