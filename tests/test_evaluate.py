@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxstyle import evaluate, images, train
+from jaxstyle import images, train
+from jaxstyle import paper as evaluate
 from jaxstyle.cli import evaluate as evaluate_cli
 
 

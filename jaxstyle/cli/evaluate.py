@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from jaxstyle import evaluate as ev
+from jaxstyle import paper
 from jaxstyle.cli.common import ArgumentParser, cli_entry, positive_int, progress_bar
 from jaxstyle.errors import OptionError
 
@@ -22,13 +22,13 @@ Reproduce the paper's results section on this machine and write it to --out.
            transform net trained with warmup; for every content image and their mean.
            Content resized to --size (long side); the style to the same pixel count.
   Table 2  runtime at 400x300 (--table2-size) of back-prop (--table2-iterations, extrapolated to
-           {ev.PAPER_ITERATIONS} if fewer) and of one forward pass of each transform net,
+           {paper.PAPER_ITERATIONS} if fewer) and of one forward pass of each transform net,
            compilation (cold jit caches) apart from the steady state; the first
            content photo, resized to exactly that size. Runs first.
-  Figures  figure1.png  one photo in {', '.join(ev.FIGURE1_STYLES)} by back-prop
+  Figures  figure1.png  one photo in {', '.join(paper.FIGURE1_STYLES)} by back-prop
            figure2.png  texture synthesis: the style and its texture
            figure3.png.. photo | transform net | transform net + warmup | back-prop,
-                         for the first {ev.TRANSFORM_FIGURES} content images
+                         for the first {paper.TRANSFORM_FIGURES} content images
 
 Writes table1.md, table2.md, results.json (every number and the settings) and the figures,
 each atomically; results.json and the tables are updated as each part finishes.
@@ -50,30 +50,30 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     i = p.add_argument_group("inputs")
     i.add_argument("--content", type=Path, default=None, metavar="DIR",
-                   help="folder of content photos (default: $JAXSTYLE_DATA/content, else ../shared/data/content "
-                   f"next to the checkout: {ev.default_content_dir()})")
+                   help="folder of content photos (default: $JAXSTYLE_DATA/content, else ./content; bin/evaluate "
+                   f"sets $JAXSTYLE_DATA to the data beside the checkout: {paper.default_content_dir()})")
     i.add_argument("--limit", type=positive_int, default=None, metavar="N",
                    help="use only the first N photos (sorted by name)")
-    i.add_argument("--style", default=ev.DEFAULT_STYLE,
+    i.add_argument("--style", default=paper.DEFAULT_STYLE,
                    help="style image: a built-in name or an image file (default: %(default)s)")
-    i.add_argument("--model", default=str(ev.DEFAULT_MODEL),
+    i.add_argument("--model", default=str(paper.DEFAULT_MODEL),
                    help="transform net trained without warmup: a .msgpack file or a shipped model name "
                    "(default: the shipped paper/starry_night_nowarmup.msgpack)")
-    i.add_argument("--warmup-model", default=str(ev.DEFAULT_WARMUP_MODEL),
+    i.add_argument("--warmup-model", default=str(paper.DEFAULT_WARMUP_MODEL),
                    help="transform net trained with warmup: a .msgpack file or a shipped model name "
                    "(default: the shipped paper/starry_night_warmup.msgpack, the same schedule with warmup)")
     w = p.add_argument_group("work (shrink these on a CPU)")
     w.add_argument("--size", type=positive_int, default=256,
                    help="long side of the content images in Table 1 and the figures, px (default: %(default)s)")
-    w.add_argument("--iterations", type=positive_int, default=ev.PAPER_ITERATIONS,
+    w.add_argument("--iterations", type=positive_int, default=paper.PAPER_ITERATIONS,
                    help="back-prop iterations for Table 1 (default: %(default)s, as in the paper)")
     w.add_argument("--table2-iterations", type=positive_int, default=None, metavar="N",
                    help="back-prop iterations actually run for Table 2, at least 2 (default: --iterations); "
-                   f"fewer than {ev.PAPER_ITERATIONS} adds a row extrapolated to {ev.PAPER_ITERATIONS}")
+                   f"fewer than {paper.PAPER_ITERATIONS} adds a row extrapolated to {paper.PAPER_ITERATIONS}")
     w.add_argument("--figure-iterations", type=positive_int, default=None, metavar="N",
                    help="back-prop / texture iterations for the figures (default: --iterations; equal "
                    "settings reuse Table 1's back-prop images)")
-    w.add_argument("--table2-size", type=_size_wh, default=ev.TABLE2_SHAPE, metavar="WxH",
+    w.add_argument("--table2-size", type=_size_wh, default=paper.TABLE2_SHAPE, metavar="WxH",
                    help="Table 2's image size, width x height (default: 400x300, the paper's)")
     w.add_argument("--repeats", type=positive_int, default=5,
                    help="Table 2: timed calls of each transform net after the first (default: %(default)s)")
@@ -152,25 +152,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise OptionError("--table2-iterations must be at least 2 (the first iteration is compilation)")
 
     # Every input is checked before any slow work.
-    content_dir = args.content if args.content is not None else ev.default_content_dir()
-    paths = ev.list_content(content_dir, args.limit)
+    content_dir = args.content if args.content is not None else paper.default_content_dir()
+    paths = paper.list_content(content_dir, args.limit)
     raw = {p.name: images.load_image(p) for p in paths}
-    contents = [(name, ev.working_content(img, args.size, name)) for name, img in raw.items()]
+    contents = [(name, paper.working_content(img, args.size, name)) for name, img in raw.items()]
     style_path = styles.resolve_style(args.style)
     style = images.load_image(style_path)
-    model = ev.load_model(args.model)
-    warmup_model = ev.load_model(args.warmup_model)
-    figure_styles = {} if "figures" not in parts else {name: styles.load_style(name) for name in ev.FIGURE1_STYLES}
+    model = paper.load_model(args.model)
+    warmup_model = paper.load_model(args.warmup_model)
+    figure_styles = {} if "figures" not in parts else {name: styles.load_style(name) for name in paper.FIGURE1_STYLES}
     _prepare_out(args.out)
     vgg_params = load_vgg_params()
 
-    def model_info(m: ev.Model) -> dict:
+    def model_info(m: paper.Model) -> dict:
         return {"name": m.name, "path": str(m.path), "warmup_steps": m.metadata.get("warmup_steps"),
                 "steps": m.metadata.get("steps"), "style": m.metadata.get("style")}
 
     results: dict = {
-        "date": ev.now_iso(),
-        "machine": ev.machine_info(),
+        "date": paper.now_iso(),
+        "machine": paper.machine_info(),
         "command": ["bin/evaluate", *(sys.argv[1:] if argv is None else argv)],
         "settings": {
             "content_dir": str(Path(content_dir).resolve()), "images": [p.name for p in paths],
@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "table2_shape": list(args.table2_size), "figure_iterations": figure_iterations,
             "repeats": args.repeats, "skip_figures": args.skip_figures, "out": str(args.out.resolve()),
             "models": {"transform": model_info(model), "transform_warmup": model_info(warmup_model)},
-            "loss": ev.loss_settings(), "preset": ev.PRESET,
+            "loss": paper.loss_settings(), "preset": paper.PRESET,
         },
         "table1": None, "table2": None, "figures": None,
     }
@@ -189,11 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for part in set(PARTS) - parts:
             kept = previous.get(part)
             if isinstance(kept, dict) and part != "figures" and not kept.get("context"):
-                kept = {**kept, "context": ev.context(previous)}
+                kept = {**kept, "context": paper.context(previous)}
             results[part] = kept
         results["parts_run"] = sorted(parts)
-    _log(f"evaluate: {len(contents)} photo(s) from {content_dir}, style {args.style}, back-prop preset {ev.PRESET}; "
-         f"{ev.machine_line(results['machine'])}")
+    _log(f"evaluate: {len(contents)} photo(s) from {content_dir}, style {args.style}, back-prop preset {paper.PRESET}; "
+         f"{paper.machine_line(results['machine'])}")
     cache: dict = {}
 
     # Table 2 first: it times compilation from cleared jit caches, which would otherwise throw away
@@ -205,24 +205,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             value = compute(bar)
         finally:
             bar.close()
-        results[part] = value if part == "figures" else {**value, "context": ev.context(results)}
-        ev.write_results(args.out, results)
+        results[part] = value if part == "figures" else {**value, "context": paper.context(results)}
+        paper.write_results(args.out, results)
 
     name, first = next(iter(raw.items()))
     if "table2" in parts:
-        run_part("table2", lambda bar: ev.table2(
+        run_part("table2", lambda bar: paper.table2(
             first, style, model, warmup_model, vgg_params=vgg_params, iterations=table2_iterations,
             shape=args.table2_size, repeats=args.repeats, image_name=name, progress=bar, log=_log))
     if "table1" in parts:
-        run_part("table1", lambda bar: ev.table1(
+        run_part("table1", lambda bar: paper.table1(
             contents, style, model, warmup_model, vgg_params=vgg_params, iterations=args.iterations,
             style_name=args.style, cache=cache, progress=bar, log=_log))
     if "figures" in parts:
-        run_part("figures", lambda bar: ev.figures(
+        run_part("figures", lambda bar: paper.figures(
             args.out, contents, style, figure_styles, model, warmup_model, vgg_params=vgg_params,
             iterations=figure_iterations, style_name=args.style, cache=cache, progress=bar, log=_log))
 
-    for text in ev.render_markdown(results).values():
+    for text in paper.render_markdown(results).values():
         print(text)
     written = [*(f"{p}.md" for p in ("table1", "table2") if p in parts), "results.json",
                *(f"{k}.png" for k in (results["figures"] or {}) if "figures" in parts)]

@@ -31,7 +31,6 @@ from jaxstyle.errors import ImageError, OptionError
 from jaxstyle.machine import machine_info, machine_line
 from jaxstyle.vgg import MIN_SIDE
 
-REPO = Path(__file__).resolve().parents[1]
 #: The paper's back-propagation iteration count (Table 2 is extrapolated to it when fewer are run).
 PAPER_ITERATIONS = 400
 #: Table 2's image size, (height, width): 400x300 landscape as in the paper.
@@ -96,9 +95,10 @@ def load_model(name_or_path: str | os.PathLike[str]) -> Model:
 
 
 def default_content_dir() -> Path:
-    """``$JAXSTYLE_DATA/content``, else ``<repo>/../shared/data/content``."""
+    """``$JAXSTYLE_DATA/content``, else ``content/`` in the current folder (the checkout's ``bin/`` launchers
+    set ``$JAXSTYLE_DATA`` to the shared data beside it)."""
     data = os.environ.get("JAXSTYLE_DATA")
-    return (Path(data) if data else REPO.parent / "shared" / "data") / "content"
+    return (Path(data) if data else Path.cwd()) / "content"
 
 
 def list_content(folder: str | os.PathLike[str], limit: int | None = None) -> list[Path]:
@@ -192,14 +192,6 @@ def run_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, iterat
                           callback=callback)
 
 
-def _stylize(model: Model, content: np.ndarray) -> np.ndarray:
-    import jax.numpy as jnp
-
-    from jaxstyle import transform
-
-    return np.asarray(transform.apply(model.params, jnp.asarray(content)[None])[0])
-
-
 # -- Table 1 ---------------------------------------------------------------------------------------
 
 
@@ -226,6 +218,8 @@ def table1(
     "backprop_seconds"}], "mean": {method: {...}}, "iterations", "style", "loss"}``; methods are
     :data:`METHODS` (``input`` is g = c, so its content loss is 0).
     """
+    from jaxstyle import transform
+
     if not contents:
         raise OptionError("Table 1 needs at least one content image")
     params = device_vgg(vgg_params)
@@ -246,7 +240,7 @@ def table1(
         if cache is not None:
             cache[_backprop_key(name, style_name, content.shape, iterations)] = result.image
         for method, net in (("transform", model), ("transform_warmup", warmup_model)):
-            outputs[method] = _stylize(net, content)
+            outputs[method] = transform.stylize(content, net.params)
             if progress is not None:
                 progress.update(1)
         losses = {method: image_losses(outputs[method], targets, params) for method in METHODS}
@@ -310,7 +304,8 @@ def time_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, itera
         raise OptionError(f"timing back-prop needs at least 2 iterations (the first one compiles), got {iterations}")
     stamps: list[float] = []
 
-    def on_step(step: int, image: Any, terms: dict[str, float]) -> None:
+    def on_step(step: int, image: Any, terms: Any) -> None:
+        jax.block_until_ready(image)  # the step's end, not its dispatch
         stamps.append(time.perf_counter())
         if progress is not None:
             progress.update(1)
@@ -410,7 +405,7 @@ def figures(
     contents: (name, float32[H, W, 3]) at the working size; back-prop runs ``iterations`` steps,
     reusing a :func:`table1` output from ``cache`` when it was made with the same settings.
     """
-    from jaxstyle import backprop
+    from jaxstyle import backprop, transform
 
     if not contents:
         raise OptionError("the figures need at least one content image")
@@ -456,7 +451,8 @@ def figures(
 
     for i, item in enumerate(fig_contents):
         name, content = item
-        row = [content, _stylize(model, content), _stylize(warmup_model, content), stylised(item, style_name, style)]
+        row = [content, transform.stylize(content, model.params), transform.stylize(content, warmup_model.params),
+               stylised(item, style_name, style)]
         if progress is not None:
             progress.update(2)
         labels = [f"photo ({name})", "transform net", "transform net + warmup", "back-prop"]
@@ -479,11 +475,13 @@ def fmt(value: float) -> str:
 
 
 def _display_path(path: str) -> str:
-    """A path relative to the checkout when it lies inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(REPO))
-    except ValueError:
-        return str(path)
+    """A shipped model as ``jaxstyle/assets/...`` (wherever the package is installed), a path under the current
+    folder relative to it, any other path as given."""
+    resolved = Path(path).resolve()
+    for base in (Path(__file__).resolve().parents[1], Path.cwd()):
+        if resolved.is_relative_to(base):
+            return str(resolved.relative_to(base))
+    return str(path)
 
 
 def context(results: Mapping[str, Any]) -> dict[str, Any]:
