@@ -179,26 +179,40 @@ def blend_stats(stats: Sequence[Mapping[str, jax.Array]], weights: Sequence[floa
     return {"mean": mean, "cov": second - jnp.outer(mean, mean)}
 
 
-def wct(content: jax.Array, style: Mapping[str, jax.Array]) -> jax.Array:
-    """Whiten the content features float32[h,w,C] and colour them with the style's covariance.
+def feature_affine(content: Mapping[str, jax.Array], style: Mapping[str, jax.Array], feature_transform: str,
+                   eps: float = 1e-5) -> tuple[jax.Array, jax.Array]:
+    """The feature transform as an affine map ``f -> f @ A + b`` (A float32[C,C], b float32[C]), from the
+    content's :func:`feature_stats` and the style's :func:`style_transform`.
 
-    The result has the style's mean and (to the eigenvalue floor) its covariance, and keeps the
-    content's spatial arrangement. A flat content (zero covariance) comes out as the style's mean.
+    wct: whiten with the content covariance's inverse square root, colour with the style's square root
+    (Li et al. 2017): the result has the style's mean and covariance. adain: per channel, the content's
+    std is replaced by the style's (Huang & Belongie 2017). Both keep the content's spatial arrangement;
+    a flat content (zero covariance) maps to the style's mean.
     """
-    shape = content.shape
-    f = content.reshape(-1, shape[-1]).astype(jnp.float32)
-    stats = feature_stats(content)
-    whiten = _sym_power(stats["cov"], -0.5)
-    out = (f - stats["mean"]) @ whiten @ style["color"] + style["mean"]
-    return out.reshape(shape)
+    mean = content["mean"]
+    if feature_transform == "wct":
+        a = _sym_power(content["cov"], -0.5) @ style["color"]
+    elif feature_transform == "adain":
+        a = jnp.diag(style["std"] / jnp.sqrt(jnp.maximum(jnp.diagonal(content["cov"]), 0.0) + eps))
+    else:
+        raise OptionError(f"feature_transform must be one of {', '.join(FEATURE_TRANSFORMS)}, "
+                          f"got {feature_transform!r}")
+    return a, style["mean"] - mean @ a
 
 
-def adain(content: jax.Array, style: Mapping[str, jax.Array], eps: float = 1e-5) -> jax.Array:
-    """Match each channel's mean and std to the style's (Huang & Belongie 2017): float32[h,w,C]."""
-    f = content.astype(jnp.float32)
-    mean = jnp.mean(f, axis=(0, 1))
-    std = jnp.sqrt(jnp.var(f, axis=(0, 1)) + eps)
-    return (f - mean) / std * style["std"] + style["mean"]
+def _apply_affine(features: jax.Array, affine: tuple[jax.Array, jax.Array]) -> jax.Array:
+    a, b = affine
+    return (features.astype(jnp.float32) @ a + b).astype(features.dtype)
+
+
+def wct(content: jax.Array, style: Mapping[str, jax.Array]) -> jax.Array:
+    """Whitening and colouring of one image's features float32[h,w,C] (see :func:`feature_affine`)."""
+    return _apply_affine(content, feature_affine(feature_stats(content), style, "wct"))
+
+
+def adain(content: jax.Array, style: Mapping[str, jax.Array]) -> jax.Array:
+    """Per-channel mean and std matching of one image's features float32[h,w,C] (see :func:`feature_affine`)."""
+    return _apply_affine(content, feature_affine(feature_stats(content), style, "adain"))
 
 
 _TRANSFORMS = {"wct": wct, "adain": adain}
@@ -256,10 +270,14 @@ def _stylize(decoders, vgg_params, images, styles, strength, levels, feature_tra
         feats = encode(vgg_params, x, k)
         style = styles[k]
         moved = jax.vmap(lambda f, s=style: transform(f, s))(feats)
-        mixed = strength * moved + (1.0 - strength) * feats
-        x = decode(decoders[f"dec{k}"], mixed.astype(feats.dtype))
-        x = jnp.clip(x, 0.0, 1.0)
+        x = _decode_mix(decoders[f"dec{k}"], feats, moved, strength)
     return x
+
+
+def _decode_mix(decoder: Mapping[str, Any], feats: jax.Array, moved: jax.Array, strength: jax.Array) -> jax.Array:
+    """The content-style mix in feature space, decoded and clipped to [0,1]."""
+    mixed = strength * moved + (1.0 - strength) * feats
+    return jnp.clip(decode(decoder, mixed.astype(feats.dtype)), 0.0, 1.0)
 
 
 def stylize_arbitrary(
@@ -311,10 +329,98 @@ def stylize_batch(
     styles: Mapping[int, Mapping[str, jax.Array]],
     options: ArbitraryOptions = ArbitraryOptions(),
 ) -> np.ndarray:
-    """Any size: float32[N,H,W,3] in [0,1] -> the same shape, stylised (padded for VGG, cropped back)."""
+    """Any size: float32[N,H,W,3] in [0,1] -> the same shape, stylised (padded for VGG, cropped back;
+    above ``TILE_PIXELS`` per image in tiles, :func:`stylize_tiled`)."""
+    if images.shape[1] * images.shape[2] > TILE_PIXELS:
+        return np.stack([stylize_tiled(decoders, vgg_params, image, styles, options) for image in images])
     levels = options.levels_for(decoder_levels(decoders))
     padded, (h, w) = pad_to_multiple(jnp.asarray(images, jnp.float32), 2 ** (max(levels) - 1))
     return np.asarray(stylize_arbitrary(decoders, vgg_params, padded, styles, options))[:, :h, :w]
+
+
+# Above TILE_PIXELS an image runs in tiles (memory grows about 3 GB per megapixel untiled: 2.8 GB at
+# 1024x768, measured). Each tile is TILE px square plus HALO px of context on every side, which covers
+# the ~70 px reach of VGG19 to relu4_1 and of its decoder, so cores join without visible seams.
+TILE_PIXELS = 1_500_000
+TILE = 768
+HALO = 80
+
+
+@functools.partial(jax.jit, static_argnames=("level", "core"))
+def _tile_features(vgg_params, tile, level, core):
+    """One padded tile float32[1,T+2h,T+2h,3] -> its core's features float32[T/m,T/m,C], m = 2^(level-1)."""
+    m = 2 ** (level - 1)
+    return encode(vgg_params, tile, level)[0, HALO // m : HALO // m + core, HALO // m : HALO // m + core]
+
+
+@functools.partial(jax.jit, static_argnames=("level",))
+def _tile_apply(decoder, vgg_params, tile, affine, strength, level):
+    """One padded tile -> its stylised pixels (the whole padded tile; the caller keeps the core)."""
+    feats = encode(vgg_params, tile, level)
+    return _decode_mix(decoder, feats, _apply_affine(feats, affine), strength)
+
+
+def _pad_for_tiles(image: np.ndarray, tile: int) -> np.ndarray:
+    """float32[H,W,3] -> HALO px of context on every side and the bottom/right filled to whole tiles
+    (reflected where the image is large enough, else repeated edges)."""
+    h, w = image.shape[:2]
+    pads = ((HALO, HALO + -h % tile), (HALO, HALO + -w % tile), (0, 0))
+    fits = max(pads[0][1], pads[1][1]) < min(h, w)
+    return np.pad(image, pads, mode="reflect" if fits else "edge")
+
+
+def stylize_tiled(decoders: Mapping[str, Any], vgg_params: vgg.Params, image: np.ndarray,
+                  styles: Mapping[int, Mapping[str, jax.Array]], options: ArbitraryOptions = ArbitraryOptions(),
+                  tile: int = TILE) -> np.ndarray:
+    """:func:`stylize_batch` for one large image float32[H,W,3], in the memory of one tile.
+
+    Per level, pass 1 adds each tile core's feature statistics (combined in float64, Chan et al.'s
+    pairwise update) into the whole image's mean and covariance, so the feature transform is the one
+    the untiled image would get; pass 2 applies it to each tile with its context and keeps the core.
+    Where the untiled run sees the far side of the image through VGG's receptive field, a tile sees
+    reflected context instead, so results match the untiled ones only up to a small difference.
+    """
+    levels = options.levels_for(decoder_levels(decoders))
+    if tile % 2 ** (max(levels) - 1) or tile < 64:
+        raise OptionError(f"tile must be a multiple of {2 ** (max(levels) - 1)} and at least 64, got {tile}")
+    h, w = image.shape[:2]
+    x = np.asarray(image, np.float32)
+    strength = jnp.float32(options.strength)
+    for k in levels:
+        m = 2 ** (k - 1)
+        padded = _pad_for_tiles(x, tile)
+        corners = [(y, xx) for y in range(0, padded.shape[0] - 2 * HALO, tile)
+                   for xx in range(0, padded.shape[1] - 2 * HALO, tile)]
+
+        def crop(y: int, xx: int, padded: np.ndarray = padded) -> jax.Array:
+            return jnp.asarray(padded[None, y : y + tile + 2 * HALO, xx : xx + tile + 2 * HALO])
+
+        n_total, mean_total, m2_total = 0, np.zeros(1), np.zeros((1, 1))
+        for y, xx in corners:
+            # Only the part of the core inside the image counts (the rest is padding).
+            f = np.asarray(_tile_features(vgg_params, crop(y, xx), k, tile // m))
+            f = f[: -(-min(tile, h - y) // m), : -(-min(tile, w - xx) // m)]
+            f = f.reshape(-1, f.shape[-1]).astype(np.float64)
+            mean_t = f.mean(axis=0)
+            m2_t = (f - mean_t).T @ (f - mean_t)
+            n_new = n_total + len(f)
+            if n_total == 0:
+                mean_total, m2_total = mean_t, m2_t
+            else:  # Chan et al.'s pairwise update: no cancellation between large sums
+                delta = mean_t - mean_total
+                m2_total = m2_total + m2_t + np.outer(delta, delta) * n_total * len(f) / n_new
+                mean_total = mean_total + delta * len(f) / n_new
+            n_total = n_new
+        stats = {"mean": jnp.asarray(mean_total, jnp.float32),
+                 "cov": jnp.asarray(m2_total / max(n_total - 1, 1), jnp.float32)}
+        affine = feature_affine(stats, styles[k], options.feature_transform)
+        out = np.empty_like(padded)
+        for y, xx in corners:
+            tile_out = np.asarray(_tile_apply(decoders[f"dec{k}"], vgg_params, crop(y, xx), affine, strength, k))
+            out[y + HALO : y + HALO + tile, xx + HALO : xx + HALO + tile] = \
+                tile_out[0, HALO : HALO + tile, HALO : HALO + tile]
+        x = out[HALO : HALO + h, HALO : HALO + w]
+    return x
 
 
 def load_decoders(name_or_path: Any = DEFAULT_DECODERS) -> dict[str, Any]:

@@ -103,6 +103,7 @@ SLOW_TESTS = {
     # Measured under load (about 3x a quiet machine's times):
     "test_universal.py::test_brief_training_lowers_reconstruction_loss": 60,  # all four levels
     "test_universal.py::test_cli_writes_an_arbitrary_image_of_the_right_size": 20,
+    "test_universal.py::test_tiled_matches_untiled": 100,
 }
 
 
