@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from jaxstyle import atomic, models, objective, trainer, transform, vgg
+from jaxstyle import atomic, models, objective, trainer, transform, universal, vgg
 from jaxstyle.errors import JaxstyleError, OptionError
 from jaxstyle.machine import machine_info
 from jaxstyle.options import option
@@ -408,3 +408,142 @@ def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen
         "machine": machine_info(),
         "jax": jax.__version__, "vgg": vgg_source,
     }
+
+
+# -- decoders for arbitrary styles (jaxstyle.universal) ---------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderConfig:
+    """Training the arbitrary-style decoders: each learns to reconstruct photos from VGG19's relu{k}_1
+    (pixel MSE + re-encoded feature error, :func:`jaxstyle.universal.decoders_loss`). The defaults are the
+    shipped set's CPU budget (docs/results.md, "Arbitrary style")."""
+
+    data: str = ""
+    steps: int = option(1100, f"total steps, at most {MAX_STEPS:,}", kind="positive_int")
+    batch_size: int = option(4, "images per step per process", kind="positive_int")
+    image_size: int = option(128, "random square crops of this size (a multiple of 8)", kind="positive_int")
+    levels: tuple[int, ...] = option((1, 2, 3, 4), "the relu K_1 levels to train a decoder for", kind="ints",
+                                     metavar="K1,K2,...")
+    width: float = option(0.5, "the decoders' channels as a share of VGG19's (0.5: a quarter of the work)",
+                          kind="float")
+    lr: float = option(5e-4, "peak Adam learning rate (100 warmup steps, cosine decay to 5%%)", kind="float")
+    feature_weight: float = option(1.0, "weight of the re-encoded feature error against the pixel error",
+                                   kind="float")
+    seed: int = option(0, "seed for init and data order", kind="int")
+
+    def validate(self) -> None:
+        if self.steps > MAX_STEPS:
+            raise OptionError(f"steps must be at most {MAX_STEPS:,}, got {self.steps:,}", fields=("steps",))
+        for name in ("steps", "batch_size", "image_size"):
+            if getattr(self, name) <= 0:
+                raise OptionError(f"{name} must be positive, got {getattr(self, name)}", fields=(name,))
+        if not self.levels or any(k not in universal.LEVELS for k in self.levels):
+            raise OptionError(f"levels must be some of {', '.join(map(str, universal.LEVELS))}, got "
+                              f"{list(self.levels)}", fields=("levels",))
+        multiple = 2 ** (max(self.levels) - 1)
+        if self.image_size % multiple or self.image_size < 16:
+            raise OptionError(f"image_size must be a multiple of {multiple} and at least 16, got {self.image_size}",
+                              fields=("image_size",))
+        if not 0 < self.width <= 2:
+            raise OptionError(f"width must be in (0, 2], got {self.width}", fields=("width",))
+        for name in ("lr", "feature_weight"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)) or (name == "lr" and value == 0):
+                raise OptionError(f"{name} must be a finite number > 0, got {value}", fields=(name,))
+
+
+def decoder_optimizer(config: DecoderConfig) -> optax.GradientTransformation:
+    """Adam with a 100-step warmup (a tenth of a shorter run) and a cosine decay to 5% over ``steps``, the
+    gradient clipped at norm 1."""
+    warmup = min(100, max(1, config.steps // 10))
+    schedule = optax.warmup_cosine_decay_schedule(0.0, config.lr, warmup, max(config.steps, warmup + 1),
+                                                  config.lr * 0.05)
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
+
+
+@dataclasses.dataclass(frozen=True)
+class _DecoderLoss:
+    """:func:`universal.decoders_loss` as the trainer's ``loss_fn`` (hashable: equal losses share a compilation)."""
+
+    feature_weight: float
+
+    def __call__(self, params: Any, images: jax.Array, frozen: Any, key: jax.Array):
+        del key  # deterministic
+        return universal.decoders_loss(params, frozen["vgg"], images, self.feature_weight)
+
+
+def decoder_mode(config: DecoderConfig, vgg_params: Any) -> trainer.Mode:
+    """Decoder training as a :class:`jaxstyle.trainer.Mode`; the samples are the deepest decoder's
+    reconstruction of the sample crop."""
+    deepest = max(config.levels)
+
+    def sample(params: Any, images: jax.Array) -> jax.Array:
+        return universal.decode(params[f"dec{deepest}"], universal.encode(vgg_params, images, deepest))
+
+    return trainer.Mode(init_params=lambda key: universal.init_decoders(key, config.levels, config.width),
+                        phases=(trainer.Phase(_DecoderLoss(config.feature_weight)),),
+                        optimizer=decoder_optimizer(config), sample_fn=sample,
+                        plot_keys=("loss", *(f"pixel{k}" for k in config.levels)))
+
+
+def run_decoders(
+    config: DecoderConfig,
+    workdir: str | os.PathLike[str],
+    *,
+    checkpoint_every: int = 250,
+    log_every: int = 25,
+    sample_every: int = 250,
+    batches: Iterator[np.ndarray] | None = None,
+    vgg_params: Any = None,
+    out: str | os.PathLike[str] | None = None,
+    progress: trainer.Progress | None = None,
+    max_seconds: float | None = None,
+    log: Callable[[str], None] = print,
+) -> RunResult:
+    """Train (or resume) the decoders in ``workdir`` until ``config.steps`` with the transform nets'
+    loop (:func:`jaxstyle.trainer.fit`: sharded jitted step, Orbax resume, metrics, plot, samples);
+    ``out``: the decoder file (:func:`jaxstyle.universal.save_decoders`)."""
+    from jaxstyle import data as datalib
+
+    config.validate()
+    mesh = data_mesh()
+    global_batch = config.batch_size * jax.process_count()
+    if global_batch % mesh.devices.size:
+        raise OptionError(f"the global batch ({global_batch}) must be a multiple of the device count "
+                          f"({mesh.devices.size})", fields=("batch_size",))
+    pipeline = None
+    if batches is None:
+        pipeline = datalib.make_pipeline(config.data, batch_size=config.batch_size, image_size=config.image_size,
+                                         seed=config.seed, shard_index=jax.process_index(),
+                                         shard_count=jax.process_count(), num_threads=min(16, os.cpu_count() or 4))
+        batches = iter(pipeline)
+    vgg_params = vgg.to_device(vgg_params, upto=[universal.level_layer(max(config.levels))])
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = workdir / "config.json"
+    current = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+    if config_path.exists():
+        saved = json.loads(config_path.read_text())
+        diff = [k for k in ("levels", "width", "image_size", "batch_size", "seed") if saved.get(k) != current[k]]
+        if diff:
+            raise JaxstyleError(f"{workdir} holds decoders trained with other {', '.join(diff)}; use another workdir",
+                                fields=("workdir",))
+    elif jax.process_index() == 0:
+        atomic.write_atomic(config_path, json.dumps(current, indent=1))
+    sample_image = None
+    if pipeline is not None:
+        sample_image = datalib.random_crop(datalib.decode_uint8(pipeline.files[0]), np.random.default_rng(0),
+                                           config.image_size).astype(np.float32) / 255.0
+    training = decoder_mode(config, vgg_params)
+    schedule = trainer.Schedule(config.steps, checkpoint_every, log_every, sample_every, max_seconds)
+    result = trainer.fit(trainer.Trainer(training, mesh, {"vgg": vgg_params}, config.seed),
+                         training.init_state(jax.random.key(config.seed)), workdir, batches, schedule,
+                         global_batch=global_batch, sample_image=sample_image, progress=progress, log=log)
+    if out is not None and jax.process_index() == 0:
+        meta = {"kind": "decoders", "steps": result.steps, "seconds": round(result.total_seconds, 1),
+                "images_seen": result.images_seen, "data": config.data, "config": current,
+                "last_metrics": result.last_metrics, "machine": machine_info()}
+        universal.save_decoders(out, result.params, meta)
+        log(f"wrote {out}")
+    return RunResult(result.params, result.steps, result.resumed_from, result.seconds, result.last_metrics)

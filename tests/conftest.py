@@ -104,6 +104,7 @@ SLOW_TESTS = {
     "test_universal.py::test_brief_training_lowers_reconstruction_loss": 60,  # all four levels
     "test_universal.py::test_cli_writes_an_arbitrary_image_of_the_right_size": 20,
     "test_universal.py::test_tiled_matches_untiled": 100,
+    "test_universal.py::test_train_decoders_cli_lowers_loss_resumes_and_exports": 40,
 }
 
 

@@ -210,3 +210,31 @@ def test_tiled_matches_untiled(vgg_params, data_dir):
         other = universal.stylize_batch(decoders, vp, photo[None], universal.prepare_style(
             vp, [jnp.asarray(1.0 - style[::-1])], (4,)), options)[0]
         assert np.abs(small - whole).mean() < 0.3 * np.abs(other - whole).mean()
+
+
+def test_train_decoders_cli_lowers_loss_resumes_and_exports(tmp_path, data_dir):
+    import json
+
+    from jaxstyle.cli import train as train_cli
+
+    out = tmp_path / "dec.msgpack"
+    args = ["--decoders", "--data", str(data_dir / "train"), "--workdir", str(tmp_path / "run"), "--out", str(out),
+            "--levels", "1,2", "--width", "0.25", "--image-size", "32", "--batch-size", "2", "--lr", "2e-3",
+            "--checkpoint-every", "10", "--log-every", "2"]
+    assert train_cli.main([*args, "--steps", "10"]) == 0
+    assert train_cli.main([*args, "--steps", "20"]) == 0  # resumes from step 10
+    decoders, meta = universal.read_decoders(out)
+    assert meta["steps"] == 20 and universal.decoder_levels(decoders) == (1, 2)
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == 20 and lines[-1]["loss"] < lines[0]["loss"]
+    assert (tmp_path / "run" / "loss.png").is_file()
+
+
+def test_train_decoders_bad_options_exit_2(tmp_path, data_dir, capsys):
+    from jaxstyle.cli import train as train_cli
+
+    base = ["--decoders", "--data", str(data_dir / "train"), "--workdir", str(tmp_path / "run")]
+    for bad in (["--levels", "5"], ["--image-size", "36"], ["--width", "0"]):
+        assert train_cli.main([*base, *bad]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()

@@ -40,7 +40,57 @@ examples:
   bin/train --style my_painting.jpg --data photos/ --workdir runs/mine --steps 2000 --image-size 128
   bin/train --style wave --data tfds:coco/2014 --workdir runs/wave --warmup-steps 1000
   bin/train --teacher scream --width 16 --data photos/ --workdir runs/scream_fast --out weights/scream_fast.msgpack
+  bin/train --decoders --data photos/ --workdir runs/decoders --out weights/decoders.msgpack  (see --decoders --help)
 """
+
+DECODERS_DESCRIPTION = """\
+Train the decoders of the arbitrary-style method (bin/stylize --method arbitrary): each learns to
+reconstruct photos from VGG19's relu K_1 features (pixel error + the error of its output's features).
+No painting is needed; any painting is matched at inference. Same loop as transform nets: sharded
+jitted step, Orbax checkpoints (re-running resumes), metrics.jsonl, loss.png, samples/.
+Use the result with bin/stylize --decoders FILE, or copy it to jaxstyle/assets/decoders/photo.msgpack."""
+
+
+def _add_run_options(p: ArgumentParser, every: int) -> None:
+    """The options every training run has: data, workdir, output and the hooks' periods."""
+    p.add_argument("--data", required=True,
+                   help="folder of training photos (recursive; e.g. COCO train2014/) or tfds:coco/2014")
+    p.add_argument("--workdir", required=True, type=Path, help="checkpoints, metrics and samples go here")
+    p.add_argument("--out", type=Path, default=None, help="export the trained model to this .msgpack file")
+    p.add_argument("--checkpoint-every", type=positive_int, default=every, help="(default: %(default)s)")
+    p.add_argument("--log-every", type=positive_int, default=max(1, every // 20), help="metrics line every N steps")
+    p.add_argument("--sample-every", type=positive_int, default=every, help="write a sample image every N steps")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="stop (checkpoint and export) after this much training time, e.g. on a rented GPU")
+
+
+def build_decoders_parser() -> ArgumentParser:
+    """``bin/train --decoders``: the run options, then :class:`jaxstyle.train.DecoderConfig`'s fields."""
+    from jaxstyle.train import DecoderConfig
+
+    p = ArgumentParser(prog="train --decoders", description=DECODERS_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--decoders", action="store_true", required=True, help="train the arbitrary-style decoders")
+    _add_run_options(p, 250)
+    add_options(lambda _group: p, DecoderConfig)
+    return p
+
+
+def _main_decoders(argv: Sequence[str]) -> int:
+    args = build_decoders_parser().parse_args(argv)
+    from jaxstyle import train
+
+    train.maybe_initialize_distributed()
+    config = from_args(train.DecoderConfig, args)
+    config.validate()
+    if args.out is not None:
+        check_output_folder(args.out, "--out")
+    with step_progress(config.steps, desc="train decoders") as progress:
+        result = train.run_decoders(config, args.workdir, checkpoint_every=args.checkpoint_every,
+                                    log_every=args.log_every, sample_every=args.sample_every, out=args.out,
+                                    max_seconds=args.max_seconds, progress=progress)
+    print(f"trained {result.steps} steps in {result.seconds:.0f} s; last loss {result.last_metrics.get('loss')}")
+    return 0
 
 
 def build_parser() -> ArgumentParser:
@@ -52,15 +102,7 @@ def build_parser() -> ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--style", default=None,
                    help="style image path or built-in name (scream, starry_night, ...); required unless --teacher")
-    p.add_argument("--data", required=True,
-                   help="folder of training photos (recursive; e.g. COCO train2014/) or tfds:coco/2014")
-    p.add_argument("--workdir", required=True, type=Path, help="checkpoints, metrics and samples go here")
-    p.add_argument("--out", type=Path, default=None, help="export the trained model to this .msgpack file")
-    p.add_argument("--checkpoint-every", type=positive_int, default=1000, help="(default: %(default)s)")
-    p.add_argument("--log-every", type=positive_int, default=50, help="metrics line every N steps")
-    p.add_argument("--sample-every", type=positive_int, default=1000, help="write a sample image every N steps")
-    p.add_argument("--max-seconds", type=float, default=None,
-                   help="stop (checkpoint and export) after this much training time, e.g. on a rented GPU")
+    _add_run_options(p, 1000)
     p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
                    help="refuse a style image file, or a style image at --style-size or a crop at --image-size, "
                    f"with more pixels than this (default: {DEFAULT_MAX_PIXELS:,}); training photos above "
@@ -96,6 +138,9 @@ def _teacher_style(teacher: str) -> str:
 
 @cli_entry
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--decoders" in argv:
+        return _main_decoders(argv)
     args = build_parser().parse_args(argv)
     from jaxstyle import train
 
