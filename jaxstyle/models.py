@@ -152,3 +152,69 @@ def load(name_or_path: str | os.PathLike[str], kind: str = "transform", fast: bo
     For ``transform``: params float32 ``{"params": {...}}``, metadata the training record.
     """
     return _kind(kind).read(resolve(name_or_path, kind, fast))
+
+
+# -- the model file format (msgpack, no pickle) ---------------------------------------------------------
+
+
+def write_file(path: str | os.PathLike[str], fmt: str, version: int, params: Any, metadata: dict,
+               dtype: Any = "float16") -> Path:
+    """Write ``{"format", "version", "metadata" (JSON text), "params" (as dtype)}`` to one msgpack file,
+    atomically, plus ``<path>.json`` with the metadata. A failure raises WeightsError and leaves nothing."""
+    import json
+
+    import jax
+    import numpy as np
+    from flax import serialization
+
+    from jaxstyle import atomic
+
+    path = Path(path)
+    meta = {**metadata, "stored_dtype": np.dtype(dtype).name}
+    tree = {"format": fmt, "version": version, "metadata": json.dumps(meta, sort_keys=True),
+            "params": jax.tree.map(lambda a: np.asarray(a, dtype=dtype), params)}
+    for target, data in ((path, serialization.msgpack_serialize(tree)),
+                         (path.with_name(path.name + ".json"), json.dumps(meta, indent=1, sort_keys=True).encode())):
+        try:
+            atomic.write_atomic(target, data)
+        except OSError as err:
+            raise WeightsError(f"{target}: cannot write the model file ({err.strerror or err})") from None
+    return path
+
+
+def read_file(path: str | os.PathLike[str], fmt: str, version: int, what: str, hint: str = "") -> tuple[Any, dict]:
+    """``(params as float32 numpy, metadata)`` of a :func:`write_file` file of format ``fmt``.
+
+    Safe: msgpack only (no pickle). A missing, corrupt or foreign file, another version or unreadable
+    metadata raise WeightsError (one line, naming ``what`` the file should be, then ``hint``).
+    """
+    import json
+
+    import jax
+    import numpy as np
+    from flax import serialization
+
+    path = Path(path)
+    tail = f"; {hint}" if hint else ""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise WeightsError(f"{path}: cannot read model file ({err.strerror or err}){tail}") from None
+    try:
+        tree = serialization.msgpack_restore(data)
+    except Exception as err:  # msgpack raises several unrelated types on garbage
+        raise WeightsError(f"{path}: not a jaxstyle model file (corrupt or truncated: {type(err).__name__}){tail}"
+                           ) from None
+    if not isinstance(tree, dict) or tree.get("format") != fmt:
+        raise WeightsError(f"{path}: not a jaxstyle {what} file{tail}")
+    if tree.get("version") != version:
+        raise WeightsError(f"{path}: model format version {tree.get('version')} is not supported{tail}")
+    try:
+        metadata = json.loads(tree["metadata"])
+    except (KeyError, TypeError, ValueError):
+        raise WeightsError(f"{path}: model file has no readable metadata{tail}") from None
+    try:
+        params = jax.tree.map(lambda a: np.asarray(a, dtype=np.float32), tree.get("params"))
+    except (TypeError, ValueError):
+        raise WeightsError(f"{path}: model file has unreadable parameters{tail}") from None
+    return params, metadata

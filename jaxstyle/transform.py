@@ -15,7 +15,6 @@ Inference params are a plain pytree: ``{"params": {...}}`` as Flax makes them.
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle import atomic
 from jaxstyle.errors import WeightsError
 
 FORMAT = "jaxstyle-transform"
@@ -431,33 +429,13 @@ def stylize(img: Any, params: Mapping[str, Any] | Sequence[Mapping[str, Any]], *
 
 def save_transform(path: str | os.PathLike[str], params: Mapping[str, Any], metadata: Mapping[str, Any],
                    dtype: Any = np.float16) -> Path:
-    """Write inference params to one msgpack file (atomic), plus ``<path>.json`` with the metadata.
+    """Write inference params to one msgpack file (atomic), plus ``<path>.json`` with the metadata
+    (:func:`jaxstyle.models.write_file`); params are stored as ``dtype`` (fp16 by default: half the
+    size; outputs move by less than one 8-bit level)."""
+    from jaxstyle import models
 
-    The msgpack holds ``{"format", "version", "metadata" (JSON text), "params"}``; params are stored
-    as ``dtype`` (fp16 by default: half the size; outputs move by less than one 8-bit level).
-    """
-    from flax import serialization
+    return models.write_file(path, FORMAT, FORMAT_VERSION, params, {**metadata, **architecture(params)}, dtype)
 
-    path = Path(path)
-    meta = {**metadata, **architecture(params), "stored_dtype": np.dtype(dtype).name}
-    tree = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "metadata": json.dumps(meta, sort_keys=True),
-        "params": jax.tree.map(lambda a: np.asarray(a, dtype=dtype), params),
-    }
-    data = serialization.msgpack_serialize(tree)
-    _write_model_file(path, data)
-    _write_model_file(path.with_name(path.name + ".json"), json.dumps(meta, indent=1, sort_keys=True).encode())
-    return path
-
-
-def _write_model_file(path: Path, data: bytes) -> None:
-    """Write atomically (jaxstyle.atomic); a failure raises WeightsError and leaves nothing."""
-    try:
-        atomic.write_atomic(path, data)
-    except OSError as err:
-        raise WeightsError(f"{path}: cannot write the model file ({err.strerror or err})") from None
 
 def shipped_models(fast: bool = False) -> dict[str, Path]:
     """Style names of the shipped transform nets -> their files (:func:`jaxstyle.models.shipped`)."""
@@ -471,26 +449,9 @@ def read_transform(path: str | os.PathLike[str]) -> tuple[dict, dict]:
 
     Safe: msgpack only (no pickle). Raises WeightsError on a missing, corrupt or foreign file.
     """
-    from flax import serialization
+    from jaxstyle import models
 
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise WeightsError(f"{path}: cannot read model file ({err.strerror or err})") from None
-    try:
-        tree = serialization.msgpack_restore(data)
-    except Exception as err:  # msgpack raises several unrelated types on garbage
-        raise WeightsError(f"{path}: not a jaxstyle model file (corrupt or truncated: {type(err).__name__})") from None
-    if not isinstance(tree, dict) or tree.get("format") != FORMAT:
-        raise WeightsError(f"{path}: not a jaxstyle transform-net file")
-    if tree.get("version") != FORMAT_VERSION:
-        raise WeightsError(f"{path}: model format version {tree.get('version')} is not supported")
-    try:
-        metadata = json.loads(tree["metadata"])
-    except (KeyError, TypeError, ValueError):
-        raise WeightsError(f"{path}: model file has no readable metadata") from None
-    params = jax.tree.map(lambda a: np.asarray(a, dtype=np.float32), tree.get("params"))
+    params, metadata = models.read_file(path, FORMAT, FORMAT_VERSION, "transform-net")
     arch = architecture(params)
     expected = jax.tree.map(lambda a: a.shape, jax.eval_shape(
         lambda: init_params(jax.random.key(0), arch["width"], arch["residual_blocks"])))

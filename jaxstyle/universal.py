@@ -548,53 +548,23 @@ def decoder_width(decoder: Mapping[str, Any], level: int) -> float:
 def save_decoders(path: Any, decoders: Mapping[str, Any], metadata: Mapping[str, Any],
                   dtype: Any = np.float16) -> Any:
     """Write decoders to one msgpack file (atomic; no pickle), fp16 by default, plus ``<path>.json``."""
-    import json
-    from pathlib import Path
+    from jaxstyle import models
 
-    from flax import serialization
-
-    from jaxstyle import atomic
-
-    path = Path(path)
     levels = decoder_levels(decoders)
-    meta = {**metadata, "levels": list(levels), "stored_dtype": np.dtype(dtype).name,
+    meta = {**metadata, "levels": list(levels),
             "widths": {str(k): decoder_width(decoders[f"dec{k}"], k) for k in levels}}
-    tree = {"format": DECODER_FORMAT, "version": DECODER_FORMAT_VERSION, "metadata": json.dumps(meta, sort_keys=True),
-            "params": jax.tree.map(lambda a: np.asarray(a, dtype=dtype), dict(decoders))}
-    atomic.write_atomic(path, serialization.msgpack_serialize(tree))
-    atomic.write_atomic(path.with_name(path.name + ".json"), json.dumps(meta, indent=1, sort_keys=True).encode())
-    return path
+    return models.write_file(path, DECODER_FORMAT, DECODER_FORMAT_VERSION, dict(decoders), meta, dtype)
 
 
 def read_decoders(path: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """(decoders float32, metadata) from a :func:`save_decoders` file; WeightsError on a missing,
     corrupt or foreign file, or one whose shapes are not the decoders'."""
-    import json
-    from pathlib import Path
-
-    from flax import serialization
-
+    from jaxstyle import models
     from jaxstyle.errors import WeightsError
 
-    path = Path(path)
     hint = "reinstall jaxstyle, or train decoders with: bin/train --decoders"
+    params, metadata = models.read_file(path, DECODER_FORMAT, DECODER_FORMAT_VERSION, "decoder", hint)
     try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise WeightsError(f"{path}: cannot read the decoder file ({err.strerror or err}); {hint}") from None
-    try:
-        tree = serialization.msgpack_restore(data)
-    except Exception as err:  # msgpack raises several unrelated types on garbage
-        raise WeightsError(f"{path}: not a jaxstyle decoder file (corrupt or truncated: {type(err).__name__}); "
-                           f"{hint}") from None
-    if not isinstance(tree, dict) or tree.get("format") != DECODER_FORMAT:
-        raise WeightsError(f"{path}: not a jaxstyle decoder file; {hint}")
-    if tree.get("version") != DECODER_FORMAT_VERSION:
-        raise WeightsError(f"{path}: decoder format version {tree.get('version')} is not supported; {hint}")
-    try:
-        metadata = json.loads(tree["metadata"])
-        params = {name: {layer: {k: np.asarray(v, np.float32) for k, v in parts.items()}
-                         for layer, parts in dec.items()} for name, dec in tree["params"].items()}
         for name, dec in params.items():
             level = int(name[3:])
             width = float(metadata["widths"][str(level)])
