@@ -282,3 +282,20 @@ def test_cli_video_alone_and_smooth_with_video_only(media: dict[str, Path], tmp_
     before = media["clip"].read_bytes()
     assert _exit_code([str(media["clip"]), "--style", str(media["model"]), "--out", str(media["clip"])]) == 2
     assert "overwrite the input" in capsys.readouterr().err and media["clip"].read_bytes() == before
+
+
+def test_cli_arbitrary_video_is_steady_with_smooth(media: dict[str, Path], tmp_path: Path, data_dir: Path) -> None:
+    """A video with a painting file: the arbitrary method (one style preparation for every frame); --smooth
+    lowers the flicker of its output too, and the clip keeps its frame count and size."""
+    from jaxstyle import universal
+    from jaxstyle.cli import stylize
+
+    decoders = universal.save_decoders(tmp_path / "dec.msgpack",
+                                       universal.init_decoders(jax.random.key(0), (1, 2), width=0.25), {})
+    base = [str(media["clip"]), "--style", str(data_dir / "styles" / "wave.jpg"), "--decoders", str(decoders),
+            "--style-size", "64"]
+    assert stylize.main([*base, "--out", str(tmp_path / "plain.mp4")]) == 0
+    assert stylize.main([*base, "--smooth", "0.6", "--out", str(tmp_path / "smooth.mp4")]) == 0
+    plain, smooth = _frames(tmp_path / "plain.mp4"), _frames(tmp_path / "smooth.mp4")
+    assert plain.shape == smooth.shape == _frames(media["clip"]).shape
+    assert video.flicker(smooth / 255.0) < video.flicker(plain / 255.0)
