@@ -48,7 +48,8 @@ cd "$WORK/empty"
 unset PYTHONPATH JAXSTYLE_VGG_WEIGHTS
 export JAXSTYLE_CACHE=$WORK/cache JAXSTYLE_STYLES_DIR=$STYLES
 "$V/python" -c 'import jaxstyle, sys; assert jaxstyle.__file__.startswith(sys.argv[1]), jaxstyle.__file__' "$WORK/venv"
-"$V/jaxstyle" --help | grep -q "port-weights"
+"$V/jaxstyle" --help > help.txt  # to a file: `| grep -q` may close the pipe before the help is written
+grep -q "port-weights" help.txt
 "$V/python" -c 'import numpy as np; from PIL import Image
 Image.fromarray((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)).save("photo.jpg")'
 "$V/jaxstyle" stylize photo.jpg --style scream --out x.png
