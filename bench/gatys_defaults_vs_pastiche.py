@@ -31,13 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-for p in (REPO, REPO / "bench"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+from bench import gatys_recipe
+from bench import gatys_vs_pastiche as gvp
 
-import gatys_recipe  # noqa: E402
-import gatys_vs_pastiche as gvp  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def ours_worker(content: str, style: str, size: int, options: dict, out: Path) -> None:
@@ -107,8 +104,9 @@ def main() -> int:
     load["before_ours"] = os.getloadavg()
     gvp._log(f"ours: defaults + {args.ours}")
     start = time.perf_counter()
-    subprocess.run([sys.executable, __file__, "--worker", "--content", args.content, "--style", args.style,
-                    "--size", str(args.size), "--ours", args.ours, "--out", str(args.out)], check=True)
+    subprocess.run([sys.executable, "-m", "bench.gatys_defaults_vs_pastiche", "--worker",
+                    "--content", args.content, "--style", args.style,
+                    "--size", str(args.size), "--ours", args.ours, "--out", str(args.out)], check=True, cwd=REPO)
     load["after_ours"] = os.getloadavg()
     ours = json.loads((args.out / "ours.json").read_text())
     ours["process_seconds"] = time.perf_counter() - start

@@ -285,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from jaxstyle import images, video
 
-    args.method = args.method or _default_method(args.style)
+    args.method = args.method or ("transform" if args.fast else _default_method(args.style))
     is_video = any(video.is_video_path(path) for path in args.inputs)
     if is_video:
         _check_video_options(args)
