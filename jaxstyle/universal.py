@@ -223,7 +223,7 @@ _TRANSFORMS = {"wct": wct, "adain": adain}
 
 @dataclasses.dataclass(frozen=True)
 class ArbitraryOptions:
-    """Options of :func:`stylize_arbitrary` (the CLI's flags come from these fields)."""
+    """Options of :func:`stylize_batch` and :func:`make_stylizer` (the CLI's flags come from these fields)."""
 
     feature_transform: str = "wct"
     strength: float = 1.0
@@ -280,21 +280,6 @@ def _decode_mix(decoder: Mapping[str, Any], feats: jax.Array, moved: jax.Array, 
     return jnp.clip(decode(decoder, mixed.astype(feats.dtype)), 0.0, 1.0)
 
 
-def stylize_arbitrary(
-    decoders: Mapping[str, Any],
-    vgg_params: vgg.Params,
-    images: jax.Array,
-    styles: Mapping[int, Mapping[str, jax.Array]],
-    options: ArbitraryOptions = ArbitraryOptions(),
-) -> jax.Array:
-    """Stylise a batch float32[N,H,W,3] in [0,1] with prepared style transforms (see
-    :func:`prepare_style`); returns float32[N,H',W',3] in [0,1], H' and W' rounded down to a
-    multiple of 2^(max level - 1) (VGG's pools drop odd rows)."""
-    levels = options.levels_for(decoder_levels(decoders))
-    return _stylize(decoders, vgg_params, images, {k: styles[k] for k in levels},
-                    jnp.float32(options.strength), levels, options.feature_transform)
-
-
 def prepare_style(
     vgg_params: vgg.Params,
     styles: Sequence[jax.Array],
@@ -335,7 +320,9 @@ def stylize_batch(
         return np.stack([stylize_tiled(decoders, vgg_params, image, styles, options) for image in images])
     levels = options.levels_for(decoder_levels(decoders))
     padded, (h, w) = pad_to_multiple(jnp.asarray(images, jnp.float32), 2 ** (max(levels) - 1))
-    return np.asarray(stylize_arbitrary(decoders, vgg_params, padded, styles, options))[:, :h, :w]
+    out = _stylize(decoders, vgg_params, padded, {k: styles[k] for k in levels}, jnp.float32(options.strength),
+                   levels, options.feature_transform)
+    return np.asarray(out)[:, :h, :w]
 
 
 # Above TILE_PIXELS an image runs in tiles (memory grows about 3 GB per megapixel untiled: 2.8 GB at
