@@ -48,6 +48,16 @@ class TrainConfig:
     content_weight: float = option(1.0, "alpha", kind="float")
     style_weight: float = option(1e3, "beta", kind="float")
     tv_weight: float = option(1e5, "total variation weight", kind="float")
+    style_layer_weights: tuple[float, ...] = option(
+        objective.DEFAULT_STYLE_LAYER_WEIGHTS, "weights of the style layers conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
+        kind="floats", metavar="W1,...,W5")
+    content_layer: str = option(objective.CONTENT_LAYER, "the VGG layer whose responses the content loss compares",
+                                choices=vgg.VGG_LAYERS, metavar="LAYER")
+    layout_weight: float = option(0.0, "weight of the tonal-layout term: squared error between the output's and the "
+                                  "photo's luminance, both box-filtered by 4 (it keeps light and dark where the photo "
+                                  "has them, which VGG's content layers do not)", kind="float")
+    range_weight: float = option(0.0, "weight of the penalty on output values outside [0,1] (the loss itself sees "
+                                 "the clipped output, as inference returns it)", kind="float")
     lr: float = option(1e-3, "Adam learning rate", kind="float")
     warmup_steps: int = option(0, "first train this many steps toward the identity (output = input), as in the "
                                "paper", kind="int", show_default=False)
@@ -63,6 +73,10 @@ class TrainConfig:
                           "instead of the perceptual loss; no VGG, so steps are fast. The --content/--style/"
                           "--tv-weight options do not apply", metavar="MODEL", show_default=False)
 
+    def __post_init__(self) -> None:
+        # a list from the command line or a JSON file becomes a tuple: the config is hashable (it keys the step)
+        object.__setattr__(self, "style_layer_weights", tuple(self.style_layer_weights))
+
     def validate(self) -> None:
         """Raise :class:`OptionError` (naming the field) for a value training cannot run with."""
         for name in ("steps", "batch_size", "image_size", "style_size", "width", "residual_blocks"):
@@ -77,7 +91,11 @@ class TrainConfig:
             raise OptionError(f"warmup_steps must be >= 0, got {self.warmup_steps}", fields=("warmup_steps",))
         if not self.lr > 0:
             raise OptionError(f"lr must be positive, got {self.lr}", fields=("lr",))
-        for name in ("content_weight", "style_weight", "tv_weight"):
+        if len(self.style_layer_weights) != len(objective.STYLE_LAYERS) or not all(
+                w >= 0 and math.isfinite(w) for w in self.style_layer_weights):
+            raise OptionError(f"style_layer_weights must be {len(objective.STYLE_LAYERS)} finite numbers >= 0, got "
+                              f"{list(self.style_layer_weights)}", fields=("style_layer_weights",))
+        for name in ("content_weight", "style_weight", "tv_weight", "layout_weight", "range_weight"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 raise OptionError(f"{name} must be a finite number >= 0, got {value}", fields=(name,))
@@ -90,8 +108,10 @@ class TrainConfig:
     def loss_spec(self) -> objective.LossSpec:
         """The perceptual loss of the net's output: the paper's layers, this config's weights, never tiled
         (training crops are small)."""
+        layer_weights = tuple(zip(objective.STYLE_LAYERS, map(float, self.style_layer_weights), strict=True))
         return objective.LossSpec(content_weight=float(self.content_weight), style_weight=float(self.style_weight),
-                                  tv_weight=float(self.tv_weight), pooling=self.pooling, tile=0)
+                                  tv_weight=float(self.tv_weight), style_layer_weights=layer_weights,
+                                  content_layer=self.content_layer, pooling=self.pooling, tile=0)
 
     def model(self) -> transform.TransformNet:
         return transform.TransformNet(self.width, self.residual_blocks, dtype=jnp.dtype(self.dtype))
@@ -174,14 +194,40 @@ def output_loss(
     out: jax.Array, batch: jax.Array, frozen: Mapping[str, Any], config: TrainConfig
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The perceptual loss (:func:`jaxstyle.objective.loss_terms` with ``config.loss_spec()``) of the net's
-    output ``out`` for input ``batch`` (both float32[N,H,W,3]): the content target is the input's responses."""
+    output ``out`` for input ``batch`` (both float32[N,H,W,3]): the content target is the input's responses.
+
+    The loss sees ``clip(out, 0, 1)``, the picture inference returns; ``range_weight`` times ``range`` (the
+    squared part of ``out`` outside [0,1], summed per image like TV, batch mean) pulls clipped values back,
+    as the clip gives them no gradient."""
     spec = config.loss_spec()
     target = None
     if spec.content_weight:
         target = vgg.features(frozen["vgg"], batch, (spec.content_layer,), spec.pooling)[spec.content_layer]
         target = jax.lax.stop_gradient(target)
-    total, terms = objective.loss_terms(out, {"content": target, "grams": frozen["grams"]}, frozen["vgg"], spec)
-    return total, {"loss": total, "content": terms["content"], "style": terms["style"], "tv": terms["tv"]}
+    shown = jnp.clip(out, 0.0, 1.0)
+    total, terms = objective.loss_terms(shown, {"content": target, "grams": frozen["grams"]}, frozen["vgg"], spec)
+    outside = jnp.mean(jnp.sum(jnp.square(out - shown), axis=(1, 2, 3)))
+    layout = layout_error(shown, batch) if config.layout_weight else jnp.float32(0.0)
+    total = total + config.range_weight * outside + config.layout_weight * layout
+    return total, {"loss": total, "content": terms["content"], "style": terms["style"], "tv": terms["tv"],
+                   "range": outside, "layout": layout}
+
+
+LAYOUT_BOX = 4
+
+
+def layout_error(out: jax.Array, photo: jax.Array) -> jax.Array:
+    """Σ per image (batch mean) of the squared difference of the BT.601 luminance of ``out`` and ``photo``
+    (float32[N,H,W,3] in [0,1]), each box-filtered by :data:`LAYOUT_BOX` (a ragged edge is dropped)."""
+    luma = jnp.asarray([0.299, 0.587, 0.114], jnp.float32)
+    n, h, w, _ = out.shape
+    hb, wb = h // LAYOUT_BOX, w // LAYOUT_BOX
+
+    def low(images: jax.Array) -> jax.Array:
+        y = (images[:, : hb * LAYOUT_BOX, : wb * LAYOUT_BOX] @ luma).reshape(n, hb, LAYOUT_BOX, wb, LAYOUT_BOX)
+        return y.mean(axis=(2, 4))
+
+    return jnp.mean(jnp.sum(jnp.square(low(out) - low(photo)), axis=(1, 2)))
 
 
 def identity_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], config: TrainConfig):
@@ -223,7 +269,8 @@ class _ConfigLoss:
 def _loss_fields(config: TrainConfig) -> TrainConfig:
     """The net's architecture, the loss weights and pooling; every other field at its default, so that runs
     differing in style, seed, steps or data share a compilation of the step."""
-    keep = ("width", "residual_blocks", "dtype", "content_weight", "style_weight", "tv_weight", "pooling")
+    keep = ("width", "residual_blocks", "dtype", "content_weight", "style_weight", "tv_weight", "style_layer_weights",
+            "content_layer", "layout_weight", "range_weight", "pooling")
     return TrainConfig(**{name: getattr(config, name) for name in keep})
 
 
@@ -361,14 +408,15 @@ def run(
 
 
 ARCH_KEYS = ("width", "residual_blocks", "image_size", "style", "style_size", "content_weight", "style_weight",
-             "tv_weight", "warmup_steps", "pooling", "seed", "batch_size", "init_from", "teacher")
+             "tv_weight", "style_layer_weights", "content_layer", "layout_weight", "range_weight", "warmup_steps", "pooling", "seed",
+             "batch_size", "init_from", "teacher")
 
 
 def _check_workdir_config(workdir: Path, config: TrainConfig, primary: bool) -> None:
     """A workdir belongs to one model: refuse to resume a run with different settings."""
     path = workdir / "config.json"
-    current = dataclasses.asdict(config)
-    defaults = dataclasses.asdict(TrainConfig())  # a key added since the workdir was made has its default
+    current = _jsonable(config)
+    defaults = _jsonable(TrainConfig())  # a key added since the workdir was made has its default
     if path.exists():
         try:
             saved = json.loads(path.read_text())
@@ -381,6 +429,11 @@ def _check_workdir_config(workdir: Path, config: TrainConfig, primary: bool) -> 
                                 fields=("workdir",))
     if primary:
         atomic.write_atomic(path, json.dumps(current, indent=1))
+
+
+def _jsonable(config: Any) -> dict[str, Any]:
+    """The config's fields as JSON would read them back (tuples as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
 
 def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen: int, pipeline: Any) -> dict:
@@ -402,6 +455,8 @@ def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen
         "style": config.style, "steps": steps, "warmup_steps": config.warmup_steps,
         "image_size": config.image_size, "batch_size": config.batch_size, "style_size": config.style_size,
         "content_weight": config.content_weight, "style_weight": config.style_weight, "tv_weight": config.tv_weight,
+        "style_layer_weights": list(config.style_layer_weights), "content_layer": config.content_layer,
+        "layout_weight": config.layout_weight, "range_weight": config.range_weight,
         "lr": config.lr, "seed": config.seed, "data": config.data, "init_from": config.init_from or None,
         "data_files": pipeline.stats.get("files") if pipeline is not None else None,
         "wall_seconds": round(seconds, 1), "images_seen": images_seen,
@@ -522,7 +577,7 @@ def run_decoders(
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "config.json"
-    current = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+    current = _jsonable(config)
     if config_path.exists():
         saved = json.loads(config_path.read_text())
         diff = [k for k in ("levels", "width", "image_size", "batch_size", "seed") if saved.get(k) != current[k]]

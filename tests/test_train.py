@@ -45,6 +45,35 @@ def test_loss_falls_on_real_photos(tmp_path, data_dir, vgg_params):
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3)
 
 
+def test_loss_sees_the_image_inference_returns(vgg_params):
+    """The perceptual loss is that of the clipped output (what transform.apply returns); range counts only the
+    part outside [0,1], and layout is 0 for the photo itself and grows for its negative."""
+    from jaxstyle import objective
+
+    config = small_config(range_weight=2.0, layout_weight=3.0)
+    batch = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3))
+    out = batch * 1.6 - 0.3  # about a third of the values outside [0,1]
+    grams = train.style_grams(train.vgg.to_device(vgg_params), np.asarray(batch[0]), config)
+    frozen = {"vgg": train.vgg.to_device(vgg_params), "grams": grams}
+    total, terms = train.output_loss(out, batch, frozen, config)
+    shown = np.clip(np.asarray(out), 0.0, 1.0)
+    target = train.vgg.features(frozen["vgg"], batch, (config.content_layer,), "avg")[config.content_layer]
+    expected, _ = objective.loss_terms(shown, {"content": target, "grams": grams}, frozen["vgg"], config.loss_spec())
+    outside = np.mean(np.sum(np.square(np.asarray(out) - shown), axis=(1, 2, 3)))
+    assert float(terms["range"]) == pytest.approx(outside, rel=1e-5) and outside > 10
+    layout = float(train.layout_error(shown, batch))
+    assert float(terms["layout"]) == pytest.approx(layout, rel=1e-5)
+    assert float(total) == pytest.approx(float(expected) + 2.0 * outside + 3.0 * layout, rel=1e-5)
+    assert float(train.layout_error(batch, batch)) == 0.0
+    ramp = np.broadcast_to(np.linspace(0.0, 1.0, 32, dtype=np.float32)[None, None, :, None], (1, 32, 32, 3))
+    # a ramp's negative: (1 - 2y)^2 averages 1/3 over the 8x8 cells, about 21 in all
+    assert float(train.layout_error(1.0 - ramp, ramp)) == pytest.approx(64 / 3, rel=0.1)
+    params = transform.init_params(jax.random.key(1), width=8, residual_blocks=1)
+    shown_net = transform.apply(params, batch)  # inference clips the net's output the same way
+    raw = transform.TransformNet(width=8, residual_blocks=1).apply(params, batch)
+    np.testing.assert_array_equal(np.asarray(shown_net), np.clip(np.asarray(raw), 0.0, 1.0))
+
+
 def test_warmup_brings_output_close_to_input(tmp_path, data_dir, vgg_params):
     from jaxstyle import data
 

@@ -118,6 +118,26 @@ def test_upsample_conv_equals_conv_of_upsampled_image(size):
     np.testing.assert_allclose(np.asarray(out), np.asarray(expected), rtol=1e-5, atol=1e-4)
 
 
+def test_upsample_conv_gradients_equal_the_direct_form():
+    """Training sees the folded form's gradients: they must be the direct form's, for the input and the kernel
+    (issue 14 asked whether the stripes came from here; they do not)."""
+    x = jax.random.normal(jax.random.key(0), (2, 6, 5, 6))
+    kernel = jax.random.normal(jax.random.key(1), (3, 3, 6, 4))
+    weights = jax.random.normal(jax.random.key(2), (2, 12, 10, 4))  # a loss that weighs every output differently
+
+    def direct(x, kernel):
+        padded = jnp.pad(transform.upsample_nearest(x), ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        out = jax.lax.conv_general_dilated(padded, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jnp.sum(jnp.square(out) * weights)
+
+    def folded(x, kernel):
+        return jnp.sum(jnp.square(transform.upsample_conv(x, kernel)) * weights)
+
+    for expected, got in zip(jax.grad(direct, (0, 1))(x, kernel), jax.grad(folded, (0, 1))(x, kernel), strict=True):
+        scale = float(jnp.abs(expected).max())
+        np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-4, atol=1e-5 * scale)
+
+
 def test_strength_blend_and_preserve_color(small_params):
     from jaxstyle import color
     from jaxstyle.errors import OptionError
