@@ -129,11 +129,12 @@ def resolve(name_or_path: str | os.PathLike[str], kind: str = "transform", fast:
     if fast:
         variants = shipped(kind, fast=True)
         if key not in variants and Path(key).exists():
-            raise OptionError(f"--fast picks the fast variant of a shipped style, and {key} is a file; "
-                              "pass a model file without --fast")
+            raise OptionError(f"fast picks the fast variant of a shipped style, and {key} is a file; "
+                              "pass a model file without fast", fields=("fast",))
         if key not in variants:
-            raise OptionError(f"--fast: no fast model for {key!r}; fast models ship for: "
-                              f"{', '.join(variants) or 'none'} (to make one: bin/train --teacher MODEL --width 16)")
+            raise OptionError(f"fast: no fast model for {key!r}; fast models ship for: "
+                              f"{', '.join(variants) or 'none'} (to make one: bin/train --teacher MODEL --width 16)",
+                              fields=("fast",))
         return variants[key]
     names = shipped(kind)
     if key in names:

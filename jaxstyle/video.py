@@ -47,7 +47,7 @@ SMOOTH_TAU = 0.05
 #: x264 constant rate factor: 18 is near-transparent; stylised frames are full of fine texture.
 CRF = 18
 _FFMPEG_TIMEOUT_S = 120
-_PIXELS_ADVICE = "pass a larger --max-pixels if the machine has the memory (and --size for smaller output frames)"
+_PIXELS_ADVICE = "pass a larger max_pixels if the machine has the memory (and a smaller size for smaller frames)"
 
 # imageio-ffmpeg logs warnings (resized reads of rotated clips, killed processes) to stderr;
 # jaxstyle reports problems itself, one line each.
@@ -91,7 +91,7 @@ def is_video_path(path: str | os.PathLike[str]) -> bool:
 def check_smooth(smooth: float) -> None:
     """Raise OptionError unless ``0 <= smooth < 1`` (1 would freeze the first frame forever)."""
     if not (math.isfinite(smooth) and 0.0 <= smooth < 1.0):
-        raise OptionError(f"--smooth must be at least 0 and below 1, got {smooth}")
+        raise OptionError(f"smooth must be at least 0 and below 1, got {smooth}", fields=("smooth",))
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,7 +332,7 @@ def working_shape(shape: tuple[int, int], size: int | None, max_pixels: int | No
     h, w = even_shape(resized)
     if min(h, w) < MIN_SIDE:
         raise OptionError(f"the video frames would be {w}x{h} px; both sides must be at least {MIN_SIDE} "
-                          "(raise --size)")
+                          "(raise size)", fields=("size",))
     return resized
 
 
