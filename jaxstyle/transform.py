@@ -335,18 +335,26 @@ def apply(params: Mapping[str, Any], images: jax.Array, dtype: Any = jnp.float32
     return _apply(params, images, dtype=dtype, **architecture(params))
 
 
+def pad_batch(images: np.ndarray, size: int | None) -> np.ndarray:
+    """A host batch float32[N,H,W,3] padded to ``size`` images by repeating the last (unchanged when
+    N >= size or size is None): a short last batch then reuses the compiled shape. The caller drops
+    the padding from the result (``[:N]``)."""
+    n = images.shape[0]
+    if size is None or n >= size:
+        return images
+    return np.concatenate([images, np.repeat(images[-1:], size - n, axis=0)])
+
+
 def _forward(params: Mapping[str, Any], images: np.ndarray, dtype: Any, pad_to: int | None) -> np.ndarray:
     """:func:`apply` on a host batch float32[N,H,W,3], split over all local devices.
 
-    N is padded (repeating the last image) up to ``pad_to`` (so a short last batch reuses the
-    compiled shape) and to a multiple of the device count; the padding is dropped from the result.
+    N is padded (:func:`pad_batch`) up to ``pad_to`` and to a multiple of the device count; the
+    padding is dropped from the result.
     """
     devices = jax.local_devices()
     n = images.shape[0]
     target = max(n, pad_to or 0)
-    target += -target % len(devices)
-    if target > n:
-        images = np.concatenate([images, np.repeat(images[-1:], target - n, axis=0)])
+    images = pad_batch(images, target + -target % len(devices))
     if len(devices) == 1:
         return np.asarray(apply(params, jnp.asarray(images), dtype))[:n]
     from jax.sharding import Mesh, NamedSharding
