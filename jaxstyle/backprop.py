@@ -112,8 +112,7 @@ class GatysOptions:
     scales: int | None = option(None, "optimise coarse to fine over this many scales, each --scale-step times the "
                                 "size of the one before, starting from the previous result (default: as many as keep "
                                 "the coarsest long side >= --min-size)", kind="positive_int", group="optimisation")
-    min_size: int = option(DEFAULT_MIN_SIZE, "long side of the coarsest scale when --scales is not given (the "
-                           f"paper's {PAPER['min_size']}: up to {2 * PAPER['min_size'] - 1} px is one scale)",
+    min_size: int = option(DEFAULT_MIN_SIZE, "long side of the coarsest scale when --scales is not given",
                            kind="positive_int", group="optimisation")
     scale_iterations: Sequence[int] | None = option(
         None, "budget per scale, coarsest first (default: --iterations at the coarsest scale and 1/--scale-step as "

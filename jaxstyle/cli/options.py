@@ -53,8 +53,12 @@ def add_options(groups: Callable[[str], Any], cls: type, *, skip: tuple[str, ...
         groups(meta.get("group", "")).add_argument(flag(field.name), help=help_text, **kwargs)
 
 
+def given(cls: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed options that are fields of dataclass ``cls``, less the unset ones (``None``)."""
+    names = {field.name for field in dataclasses.fields(cls)}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
 def from_args(cls: type[T], args: argparse.Namespace, **values: Any) -> T:
     """``cls`` from the parsed options that are its fields (``None``: the field's default), then ``values``."""
-    names = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    parsed = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    return cls(**{**parsed, **values})
+    return cls(**{**given(cls, args), **values})
