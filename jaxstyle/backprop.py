@@ -313,7 +313,7 @@ def _evaluate_whole(image, targets, vgg_params, spec):
 def evaluate_loss(image: jax.Array, targets: Mapping[str, Any], vgg_params: vgg.Params, spec: LossSpec
                   ) -> dict[str, jax.Array]:
     """The loss terms of float32[1,H,W,3] ``image`` (no gradient; tiled as ``spec.tile`` says): for reports."""
-    grid = tiling.tile_grid(image.shape[1:3], spec.tile)
+    grid = tiling.tile_grid((image.shape[1], image.shape[2]), spec.tile)
     if grid is not None:
         return tiling.loss_terms(image, targets, vgg_params, spec, grid)
     return _evaluate_whole(image, targets, vgg_params, spec)
@@ -408,7 +408,8 @@ def optimise(
     Images that ``spec.tile`` tiles (:func:`jaxstyle.tiling.tile_grid`) take tiled steps: the
     same gradient in bounded memory.
     """
-    step, opt = make_step(spec, optimizer, lr, iterations, tiling.tile_grid(image.shape[1:3], spec.tile))
+    grid = tiling.tile_grid((image.shape[1], image.shape[2]), spec.tile)
+    step, opt = make_step(spec, optimizer, lr, iterations, grid)
     # Fresh buffers: optax may alias leaves of its state, and the step donates them.
     opt_state = jax.tree.map(jnp.copy, opt.init(image))
     history: list[dict[str, float]] = []
@@ -606,7 +607,7 @@ def gatys(
 
 def _coarse_to_fine(content: np.ndarray | None, full: tuple[int, int], style_imgs: Sequence[np.ndarray],
                     opts: GatysOptions, vgg_params: vgg.Params | None, style_blend: Sequence[float] | None,
-                    callback: Callable[[int, jax.Array, dict[str, float]], None] | None) -> GatysResult:
+                    callback: Callback | None) -> GatysResult:
     """Run :func:`scale_plan` for an output of (H, W) ``full``: float32[H,W,3] ``content`` (None: a
     texture, no content term, random start), styles at their full-scale working size."""
     params = vgg.to_device(vgg_params)
@@ -632,6 +633,7 @@ def _coarse_to_fine(content: np.ndarray | None, full: tuple[int, int], style_img
         elif content_s is None:
             image = jnp.asarray(np.clip(imagelib.resize(np.asarray(image[0]), *shape), 0.0, 1.0))[None]
         else:
+            assert previous_content is not None  # set with the first scale's image
             image = jnp.asarray(upsample_result(np.asarray(image[0]), content_s, previous_content,
                                                 opts.init != "random"))[None]
         previous_content = content_s

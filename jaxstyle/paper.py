@@ -183,7 +183,7 @@ def _backprop_key(name: str, style_name: str, shape: tuple[int, ...], iterations
 
 
 def run_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, iterations: int,
-                 callback: Callable[[int, Any, dict[str, float]], None] | None = None):
+                 callback: Callable[[int, Any, Any], None] | None = None):
     """``backprop.gatys`` with the :data:`PRESET` options at the content's own size (no resizing:
     float32[H, W, 3] ``content`` is already at the working size). Returns its GatysResult."""
     from jaxstyle import backprop
@@ -231,7 +231,7 @@ def table1(
         targets = targets_for(content, style, params)
         outputs: dict[str, np.ndarray] = {"input": content}
 
-        def on_step(step: int, image: Any, terms: dict[str, float]) -> None:
+        def on_step(step: int, image: Any, terms: Any) -> None:
             if progress is not None:
                 progress.update(1)
 
@@ -422,7 +422,7 @@ def figures(
         progress.total = (len(todo) + 1) * iterations + 2 * len(fig_contents)
         progress.refresh()
 
-    def on_step(step: int, image: Any, terms: dict[str, float]) -> None:
+    def on_step(step: int, image: Any, terms: Any) -> None:
         if progress is not None:
             progress.update(1)
 

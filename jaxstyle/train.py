@@ -167,7 +167,7 @@ def perceptual_loss(
 
     batch: float32[N,H,W,3] in [0,1]; frozen: ``{"vgg": params, "grams": {layer: float32[C,C]}}``.
     """
-    return output_loss(config.model().apply(params, batch), batch, frozen, config)
+    return output_loss(_forward(config, params, batch), batch, frozen, config)
 
 
 def output_loss(
@@ -184,10 +184,15 @@ def output_loss(
     return total, {"loss": total, "content": terms["content"], "style": terms["style"], "tv": terms["tv"]}
 
 
+def _forward(config: TrainConfig, params: Any, batch: jax.Array) -> jax.Array:
+    """The student net's output float32[N,H,W,3] (not clipped: the losses pull it into range)."""
+    return config.model().apply(params, batch)  # type: ignore[return-value]
+
+
 def identity_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], config: TrainConfig):
     """Warmup (the paper's): mean squared pixel error between output and input."""
     del frozen
-    out = config.model().apply(params, batch)
+    out = _forward(config, params, batch)
     pixel = jnp.mean(jnp.square(out - batch))
     return pixel, {"loss": pixel, "pixel": pixel}
 
@@ -200,9 +205,9 @@ def distill_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], confi
     also pulled back into range. ``psnr`` (dB) is that of the student's output against the teacher's.
     """
     teacher = frozen["teacher"]
-    target = transform.TransformNet(**transform.architecture(teacher)).apply(teacher, batch)
-    target = jax.lax.stop_gradient(jnp.clip(target, 0.0, 1.0))
-    out = config.model().apply(params, batch)
+    net = transform.TransformNet(**transform.architecture(teacher))  # type: ignore[arg-type]
+    target = jax.lax.stop_gradient(jnp.clip(net.apply(teacher, batch), 0.0, 1.0))  # type: ignore[arg-type]
+    out = _forward(config, params, batch)
     pixel = jnp.mean(jnp.square(out - target))
     return pixel, {"loss": pixel, "pixel": pixel, "psnr": -10.0 * jnp.log10(jnp.maximum(pixel, 1e-12))}
 
@@ -231,7 +236,8 @@ def mode(config: TrainConfig) -> trainer.Mode:
     """Transform-net training as a :class:`jaxstyle.trainer.Mode`: an optional identity warmup
     (``warmup_steps``), then the perceptual loss, or with ``teacher`` the distillation loss."""
     loss_config = _loss_fields(config)
-    phases = (trainer.Phase(_ConfigLoss(distill_loss if config.teacher else perceptual_loss, loss_config)),)
+    main_loss = _ConfigLoss(distill_loss if config.teacher else perceptual_loss, loss_config)
+    phases: tuple[trainer.Phase, ...] = (trainer.Phase(main_loss),)
     if config.warmup_steps:
         phases = (trainer.Phase(_ConfigLoss(identity_loss, loss_config), config.warmup_steps), *phases)
     return trainer.Mode(init_params=functools.partial(init_params, config), phases=phases,
@@ -257,7 +263,8 @@ def maybe_initialize_distributed() -> None:
     coordinator = os.environ.get("JAXSTYLE_COORDINATOR")
     if not coordinator and os.environ.get("JAXSTYLE_DISTRIBUTED") != "1":
         return
-    if jax.config.jax_platforms in (None, "", "cpu") and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu":
+    platforms = jax.config.jax_platforms  # type: ignore[attr-defined]
+    if platforms in (None, "", "cpu") and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu":
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if coordinator:
         jax.distributed.initialize(coordinator, int(os.environ["JAXSTYLE_NUM_PROCESSES"]),
@@ -345,6 +352,7 @@ def run(
     if teacher is not None:
         frozen: dict[str, Any] = {"teacher": teacher}
     else:
+        assert style_image is not None  # loaded above when there is no teacher
         vgg_params = vgg.to_device(vgg_params)
         frozen = {"vgg": vgg_params, "grams": style_grams(vgg_params, style_image, config)}
     if sample_image is None and pipeline is not None:

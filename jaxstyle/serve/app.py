@@ -282,6 +282,7 @@ class Stylist:
     def gatys(self, request: JobRequest, job: Job) -> np.ndarray:
         """Back-propagation at ``gatys_size`` for ``gatys_iterations``; progress through the callback."""
         style = request.style_image if request.style is None else self._builtin_style(request.style)
+        assert style is not None  # a request has a style image or a built-in style name
         options = self.limits.gatys_options(request.preserve_color)
         total = drive.gatys_steps(request.photo.shape[:2], options)
         vgg_params = self._vgg_params(job)
