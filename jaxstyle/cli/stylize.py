@@ -4,7 +4,6 @@ synthesise a texture."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ from pathlib import Path
 from jaxstyle import atomic
 from jaxstyle.cli import stylize_jobs as jobs
 from jaxstyle.cli.common import ArgumentParser, check_output_folder, cli_entry, float_list, int_list, positive_int
-from jaxstyle.cli.options import add_options
+from jaxstyle.cli.options import add_options, unset_for_preset
 from jaxstyle.errors import OptionError
 
 METHODS = ("transform", "arbitrary", "gatys", "texture")
@@ -65,7 +64,7 @@ examples:
 def build_parser() -> argparse.ArgumentParser:
     """The options of the command: its own (methods, models, batches, videos, output), then the Gatys ones
     generated from :class:`jaxstyle.backprop.GatysOptions` (names, defaults and help are the fields')."""
-    from jaxstyle.backprop import GatysOptions
+    from jaxstyle.backprop import PAPER, GatysOptions
 
     p = ArgumentParser(
         prog="stylize", description=DESCRIPTION, epilog=EPILOG,
@@ -123,31 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--report", type=Path, default=None, metavar="FILE.json",
                      help="write a JSON report: losses, history, timing, options")
     add_options(groups.__getitem__, GatysOptions, overrides={
-        **_preset_overrides(),
+        **unset_for_preset(GatysOptions, "paper", PAPER),
         "size": {"default": None, "help": "long side of the output in pixels, aspect kept (default: transform "
                  f"keeps the input's size, gatys/texture use {GatysOptions.size})"},
     })
     return p
-
-
-def _preset_overrides() -> dict[str, dict[str, object]]:
-    """The options a preset sets (:data:`jaxstyle.backprop.PAPER`) are unset (None) unless given, so that
-    ``make_options`` takes them from --preset; their help shows both defaults."""
-    from jaxstyle.backprop import PAPER, GatysOptions
-
-    def shown(value: object) -> str:
-        return f"{round(value, 3):g}" if isinstance(value, float) else str(value)
-
-    overrides: dict[str, dict[str, object]] = {}
-    for field in dataclasses.fields(GatysOptions):
-        if field.name not in PAPER:
-            continue
-        help_text = field.metadata["help"]
-        if field.default is not None:
-            paper = "" if PAPER[field.name] == field.default else f"; paper: {shown(PAPER[field.name])}"
-            help_text += f" (default: {shown(field.default)}{paper})"
-        overrides[field.name] = {"default": None, "help": help_text, "show_default": False}
-    return overrides
 
 
 def _check_look(args: argparse.Namespace) -> None:
