@@ -66,7 +66,8 @@ def _read_transform(path: Path) -> tuple[Any, dict]:
     return transform.read_transform(path)
 
 
-register(Kind("transform", "", _read_transform, "transform model", "--method gatys works with any style image"))
+register(Kind("transform", "", _read_transform, "transform model",
+                 "gatys and the arbitrary method work with any style image"))
 
 
 def _read_decoders(path: Path) -> tuple[Any, dict]:
