@@ -317,16 +317,11 @@ def run(
     samples and the ``max_seconds`` limit are :func:`jaxstyle.trainer.fit`'s; ``progress(step,
     metrics)`` is called after each step. ``out``: the trained model file, with its metadata.
     """
-    from jaxstyle import data as datalib
     from jaxstyle import images as imagelib
 
     config.validate()
     primary = jax.process_index() == 0
-    mesh = data_mesh()
-    n_dev = mesh.devices.size
-    global_batch = config.batch_size * jax.process_count()
-    if global_batch % n_dev:
-        raise OptionError(f"the global batch ({global_batch}) must be a multiple of the device count ({n_dev})")
+    mesh, global_batch = _mesh_and_global_batch(config.batch_size)
     # Inputs first: a bad style, teacher or data folder must fail before the workdir is touched.
     teacher = jax.tree.map(jnp.asarray, transform.load_transform(config.teacher)) if config.teacher else None
     if style_image is None and teacher is None:
@@ -335,13 +330,7 @@ def run(
         style_image = load_style(config.style)
     if style_image is not None:
         style_image = imagelib.fit_long_side(imagelib.to_float_image(style_image), config.style_size)
-    pipeline = None
-    if batches is None:
-        pipeline = datalib.make_pipeline(config.data, batch_size=config.batch_size, image_size=config.image_size,
-                                         seed=config.seed, shard_index=jax.process_index(),
-                                         shard_count=jax.process_count(),
-                                         num_threads=min(16, os.cpu_count() or 4))
-        batches = iter(pipeline)
+    pipeline, batches = _pipeline(config, batches)
     # --init-from is read (and its architecture checked) before the workdir is touched too.
     training = mode(config)
     initial = training.init_state(jax.random.key(config.seed))
@@ -355,9 +344,8 @@ def run(
         assert style_image is not None  # loaded above when there is no teacher
         vgg_params = vgg.to_device(vgg_params)
         frozen = {"vgg": vgg_params, "grams": style_grams(vgg_params, style_image, config)}
-    if sample_image is None and pipeline is not None:
-        sample_image = datalib.random_crop(datalib.decode_uint8(pipeline.files[0]), np.random.default_rng(0),
-                                           config.image_size).astype(np.float32) / 255.0
+    if sample_image is None:
+        sample_image = _sample_crop(pipeline, config.image_size)
     schedule = trainer.Schedule(config.steps, checkpoint_every, log_every, sample_every, max_seconds)
     result = trainer.fit(trainer.Trainer(training, mesh, frozen, config.seed), initial, workdir, batches, schedule,
                          global_batch=global_batch, sample_image=sample_image, progress=progress or None, log=log)
@@ -366,6 +354,42 @@ def run(
         transform.save_transform(out, result.params, meta)
         log(f"wrote {out}")
     return RunResult(result.params, result.steps, result.resumed_from, result.seconds, result.last_metrics)
+
+
+def _mesh_and_global_batch(batch_size: int) -> tuple[Mesh, int]:
+    """The data mesh over every device, and the global batch (``batch_size`` per process), which must
+    split evenly over the devices."""
+    mesh = data_mesh()
+    global_batch = batch_size * jax.process_count()
+    if global_batch % mesh.devices.size:
+        raise OptionError(f"the global batch ({global_batch}) must be a multiple of the device count "
+                          f"({mesh.devices.size})", fields=("batch_size",))
+    return mesh, global_batch
+
+
+def _pipeline(config: TrainConfig | DecoderConfig, batches: Iterator[np.ndarray] | None
+              ) -> tuple[Any, Iterator[np.ndarray]]:
+    """``(pipeline, batches)``: ``batches`` as given (tests; no pipeline), else ``config.data`` through
+    :func:`jaxstyle.data.make_pipeline`, sharded per process, and its iterator."""
+    from jaxstyle import data as datalib
+
+    if batches is not None:
+        return None, batches
+    pipeline = datalib.make_pipeline(config.data, batch_size=config.batch_size, image_size=config.image_size,
+                                     seed=config.seed, shard_index=jax.process_index(),
+                                     shard_count=jax.process_count(), num_threads=min(16, os.cpu_count() or 4))
+    return pipeline, iter(pipeline)
+
+
+def _sample_crop(pipeline: Any, image_size: int) -> np.ndarray | None:
+    """The image the samples show: a fixed crop (seed 0) of the pipeline's first file, float32[S,S,3]
+    in [0,1]; None without a pipeline."""
+    from jaxstyle import data as datalib
+
+    if pipeline is None:
+        return None
+    crop = datalib.random_crop(datalib.decode_uint8(pipeline.files[0]), np.random.default_rng(0), image_size)
+    return crop.astype(np.float32) / 255.0
 
 
 ARCH_KEYS = ("width", "residual_blocks", "image_size", "style", "style_size", "content_weight", "style_weight",
@@ -512,20 +536,9 @@ def run_decoders(
     """Train (or resume) the decoders in ``workdir`` until ``config.steps`` with the transform nets'
     loop (:func:`jaxstyle.trainer.fit`: sharded jitted step, Orbax resume, metrics, plot, samples);
     ``out``: the decoder file (:func:`jaxstyle.universal.save_decoders`)."""
-    from jaxstyle import data as datalib
-
     config.validate()
-    mesh = data_mesh()
-    global_batch = config.batch_size * jax.process_count()
-    if global_batch % mesh.devices.size:
-        raise OptionError(f"the global batch ({global_batch}) must be a multiple of the device count "
-                          f"({mesh.devices.size})", fields=("batch_size",))
-    pipeline = None
-    if batches is None:
-        pipeline = datalib.make_pipeline(config.data, batch_size=config.batch_size, image_size=config.image_size,
-                                         seed=config.seed, shard_index=jax.process_index(),
-                                         shard_count=jax.process_count(), num_threads=min(16, os.cpu_count() or 4))
-        batches = iter(pipeline)
+    mesh, global_batch = _mesh_and_global_batch(config.batch_size)
+    pipeline, batches = _pipeline(config, batches)
     vgg_params = vgg.to_device(vgg_params, upto=[universal.level_layer(max(config.levels))])
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -539,10 +552,7 @@ def run_decoders(
                                 fields=("workdir",))
     elif jax.process_index() == 0:
         atomic.write_atomic(config_path, json.dumps(current, indent=1))
-    sample_image = None
-    if pipeline is not None:
-        sample_image = datalib.random_crop(datalib.decode_uint8(pipeline.files[0]), np.random.default_rng(0),
-                                           config.image_size).astype(np.float32) / 255.0
+    sample_image = _sample_crop(pipeline, config.image_size)
     training = decoder_mode(config, vgg_params)
     schedule = trainer.Schedule(config.steps, checkpoint_every, log_every, sample_every, max_seconds)
     result = trainer.fit(trainer.Trainer(training, mesh, {"vgg": vgg_params}, config.seed),
