@@ -137,13 +137,13 @@ def interleaved(calls: Mapping[str, Callable[[], float]], reps: int, pids: Seque
     return times, meter.stop()
 
 
-def _gatys_progress(name: str, every: int = 100) -> Callable[[int, Any, Mapping[str, float]], None]:
+def _gatys_progress(name: str, every: int = 100) -> Callable[[int, Any, Mapping[str, Any]], None]:
     """A ``jaxstyle.gatys`` callback that logs every ``every`` steps (the runs take minutes)."""
     t0 = time.perf_counter()
 
-    def callback(step: int, image: Any, terms: Mapping[str, float]) -> None:
-        if step % every == 0:
-            log(f"{name}: gatys step {step}, {time.perf_counter() - t0:.0f} s, loss {terms['total']:.4g}")
+    def callback(step: int, image: Any, terms: Mapping[str, Any]) -> None:
+        if step % every == 0:  # the terms are device arrays: read only when logged
+            log(f"{name}: gatys step {step}, {time.perf_counter() - t0:.0f} s, loss {float(terms['total']):.4g}")
 
     return callback
 

@@ -115,8 +115,9 @@ def run_ours(config: OursConfig, mode: Mode, image_dir: Path, progress_path: Pat
     snapshots: dict[int, np.ndarray] = {}
     off_clock = 0.0
 
-    def callback(step: int, image: jax.Array, terms: dict[str, float]) -> None:
+    def callback(step: int, image: jax.Array, device_terms: Any) -> None:
         nonlocal off_clock
+        terms = {k: float(v) for k, v in device_terms.items()}  # waits for the step: each stamp is its end
         stamps.append(time.perf_counter() - off_clock)
         seen.append(terms)
         if "linesearch_steps" in terms:  # backprop.make_step reports them for lbfgs

@@ -57,8 +57,8 @@ def worker(name: str, size: int, result_path: Path, options: dict[str, Any]) -> 
 
     def on_step(step: int, _image: Any, terms: dict[str, float]) -> None:
         if step % LOG_EVERY == 0:
-            losses[step] = terms["total"]
-            print(f"{name}: step {step} loss {terms['total']:.4g}", file=sys.stderr, flush=True)
+            losses[step] = float(terms["total"])
+            print(f"{name}: step {step} loss {losses[step]:.4g}", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
     result = backprop.gatys(content, style, vgg_params=params, size=size, callback=on_step, seed=0, **options)

@@ -24,6 +24,7 @@ from jaxstyle import color, objective, tiling, vgg
 from jaxstyle import images as imagelib
 from jaxstyle.errors import NonFiniteLossError, OptionError
 from jaxstyle.objective import LossSpec
+from jaxstyle.options import option
 from jaxstyle.vgg import MIN_SIDE
 
 OPTIMIZERS = ("sign", "adam", "lbfgs")
@@ -59,7 +60,8 @@ PAPER = {
 
 @dataclasses.dataclass(frozen=True)
 class GatysOptions:
-    """User-facing options of :func:`gatys` and :func:`texture` (see ``bin/stylize --help``).
+    """User-facing options of :func:`gatys` and :func:`texture`: the one source of their defaults and
+    help (``jaxstyle stylize --help`` is generated from these fields, see :func:`jaxstyle.options.option`).
 
     The defaults are the measured recipe (docs/results.md, "Default recipe"); ``preset="paper"``
     stands for the paper's setting (:data:`PAPER`), applied by :func:`make_options` under the
@@ -69,72 +71,108 @@ class GatysOptions:
     of the image, which is then the output (0: the last iterate).
     """
 
-    preset: str = "default"
-    iterations: int = 100
-    optimizer: str = "adam"
-    lr: float | None = None
-    content_weight: float = 1.0
-    style_weight: float = 1e4
-    tv_weight: float = 0.0
-    style_layer_weights: Sequence[float] | None = None
-    pooling: str = "avg"
-    init: str = "content"
-    noise: float = 0.1
-    seed: int = 0
-    size: int | None = 400
-    style_size: int | None = None
-    max_pixels: int | None = imagelib.DEFAULT_MAX_PIXELS
-    preserve_color: bool = False
-    style_scale: float = 1.0
-    scales: int | None = None
-    min_size: int = DEFAULT_MIN_SIZE
-    scale_iterations: Sequence[int] | None = None
-    scale_step: float = DEFAULT_SCALE_STEP
-    tol: float = DEFAULT_TOL
-    window: int = DEFAULT_WINDOW
-    ema: float = 0.0
-    tile: int | None = None
+    preset: str = option("default", "default: the measured recipe (Adam from the photo, coarse to fine from ~128 px "
+                         "in sqrt(2) steps, stops when converged); paper: Gatys et al.'s setting as in Tables 1-2 "
+                         f"(sign update, content+noise init, beta 1e3, {PAPER['iterations']} iterations, no early "
+                         "stop)", choices=PRESETS, group="optimisation")
+    iterations: int = option(100, "budget (steps at the coarsest scale; finer scales get 1/--scale-step as many), at "
+                             f"most {MAX_ITERATIONS:,}", kind="positive_int", group="optimisation")
+    optimizer: str = option("adam", "sign: the paper's g' = g - lr*sgn(grad); adam; lbfgs (optax, line search); "
+                            "auto: sign at one scale, adam coarse to fine", choices=(AUTO, *OPTIMIZERS),
+                            group="optimisation")
+    lr: float | None = option(None, "step size on the [0,1] image scale (default: sign 4/255 with cosine decay to "
+                              "10%%, adam 0.02, lbfgs 1)", kind="float", group="optimisation")
+    content_weight: float = option(1.0, "alpha", kind="float", group="optimisation")
+    style_weight: float = option(1e4, "beta", kind="float", group="optimisation")
+    tv_weight: float = option(0.0, "total-variation weight, smooths noise", kind="float", group="optimisation")
+    style_layer_weights: Sequence[float] | None = option(
+        None, "weights of conv1_1,conv2_1,conv3_1,conv4_1,conv5_1 (default: 0.2 each)", kind="floats",
+        metavar="W1,...,W5", group="optimisation")
+    pooling: str = option("avg", "VGG pooling; the paper replaces max by avg", choices=vgg.POOLINGS,
+                          group="optimisation")
+    init: str = option("content", "starting image", choices=INITS, group="optimisation")
+    noise: float = option(0.1, "std of the init noise", kind="float", group="optimisation")
+    seed: int = option(0, "random seed; same seed, same image", kind="int", group="optimisation")
+    size: int | None = option(400, "long side of the output in pixels, aspect kept (the paper's 400x300)",
+                              kind="positive_int", group="size")
+    style_size: int | None = option(None, "long side of the style image; default: scaled to the output's pixel "
+                                    "count", kind="positive_int", group="size")
+    max_pixels: int | None = option(
+        imagelib.DEFAULT_MAX_PIXELS, "refuse images with more pixels than this: input files (from their header, "
+        "before decoding: decompression bombs cost nothing) and the image at --size (before resizing) (default: "
+        f"{imagelib.DEFAULT_MAX_PIXELS:,}, about 8660x5770)", kind="positive_int", group="output",
+        show_default=False)
+    preserve_color: bool = option(False, "keep the photo's colours: the output's luminance (Y of YCbCr) with the "
+                                  "photo's chroma (Cb, Cr). gatys also transfers luminance only: it optimises a grey "
+                                  "image against the style's luminance, matched to the photo's mean and spread",
+                                  kind="flag", group="look")
+    style_scale: float = option(1.0, "gatys/texture: size of the style's brush strokes: the style image is scaled "
+                                "by F before its Grams are taken (2: strokes twice as large)", kind="float",
+                                metavar="F", group="look")
+    scales: int | None = option(None, "optimise coarse to fine over this many scales, each --scale-step times the "
+                                "size of the one before, starting from the previous result (default: as many as keep "
+                                "the coarsest long side >= --min-size)", kind="positive_int", group="optimisation")
+    min_size: int = option(DEFAULT_MIN_SIZE, "long side of the coarsest scale when --scales is not given",
+                           kind="positive_int", group="optimisation")
+    scale_iterations: Sequence[int] | None = option(
+        None, "budget per scale, coarsest first (default: --iterations at the coarsest scale and 1/--scale-step as "
+        "many at each finer one)", kind="ints", metavar="N1,N2,...", group="optimisation")
+    scale_step: float = option(DEFAULT_SCALE_STEP, "size ratio between scales", kind="float", group="optimisation")
+    tol: float = option(DEFAULT_TOL, "stop a scale once its loss fell by less than this fraction over --window "
+                        "steps; 0: run the whole budget", kind="float", group="optimisation")
+    window: int = option(DEFAULT_WINDOW, "steps over which --tol is measured", kind="positive_int",
+                         group="optimisation")
+    ema: float = option(0.0, "output the moving average of the iterates with this decay, e.g. 0.9; 0: the last "
+                        "iterate", kind="float", group="optimisation")
+    tile: int | None = option(
+        None, "gatys/texture: compute the loss and gradient in tiles of at most N x N px (a multiple of 16, each "
+        f"with {tiling.DEFAULT_HALO} px of context: the same result in the memory of one tile); 0: never. "
+        f"Default: tiles of {tiling.AUTO_TILE} for images above {tiling.AUTO_TILE_PIXELS / 1e6:g} million pixels",
+        kind="int", metavar="N", group="size")
 
     def validate(self) -> None:
+        """Raise :class:`OptionError` (naming the field) for a value :func:`gatys` cannot run with."""
         if self.preset not in PRESETS:
             raise OptionError(f"unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}")
         if not (1.1 <= self.scale_step <= 4 and math.isfinite(self.scale_step)):
-            raise OptionError(f"--scale-step must be between 1.1 and 4, got {self.scale_step}")
+            raise OptionError(f"scale_step must be between 1.1 and 4, got {self.scale_step}", fields=("scale_step",))
         if not (0 <= self.tol < 1 and math.isfinite(self.tol)):
-            raise OptionError(f"--tol must be at least 0 and below 1, got {self.tol}")
+            raise OptionError(f"tol must be at least 0 and below 1, got {self.tol}", fields=("tol",))
         if not 1 <= self.window <= MAX_ITERATIONS:
-            raise OptionError(f"--window must be between 1 and {MAX_ITERATIONS:,}, got {self.window}")
+            raise OptionError(f"window must be between 1 and {MAX_ITERATIONS:,}, got {self.window}",
+                              fields=("window",))
         if not (0 <= self.ema < 1 and math.isfinite(self.ema)):
-            raise OptionError(f"--ema must be at least 0 and below 1, got {self.ema}")
+            raise OptionError(f"ema must be at least 0 and below 1, got {self.ema}", fields=("ema",))
         if not 0 < self.iterations <= MAX_ITERATIONS:
-            raise OptionError(f"--iterations must be between 1 and {MAX_ITERATIONS:,}, got {self.iterations:,}")
+            raise OptionError(f"iterations must be between 1 and {MAX_ITERATIONS:,}, got {self.iterations:,}",
+                              fields=("iterations",))
         if self.optimizer not in (AUTO, *OPTIMIZERS):
             raise OptionError(f"unknown optimizer {self.optimizer!r}; use one of {AUTO}, {', '.join(OPTIMIZERS)}")
         if self.init not in INITS:
             raise OptionError(f"unknown init {self.init!r}; use one of {', '.join(INITS)}")
         if self.pooling not in vgg.POOLINGS:
             raise OptionError(f"unknown pooling {self.pooling!r}; use one of {', '.join(vgg.POOLINGS)}")
-        if self.size is not None and self.size <= 0:
-            raise OptionError(f"--size must be positive, got {self.size}")
-        if self.style_size is not None and self.style_size <= 0:
-            raise OptionError(f"--style-size must be positive, got {self.style_size}")
-        if self.lr is not None and not self.lr > 0:
-            raise OptionError(f"--lr must be positive, got {self.lr}")
+        for name in ("size", "style_size", "lr"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise OptionError(f"{name} must be positive, got {value}", fields=(name,))
         if not (0 < self.style_scale <= 8 and math.isfinite(self.style_scale)):
-            raise OptionError(f"--style-scale must be above 0 and at most 8, got {self.style_scale}")
+            raise OptionError(f"style_scale must be above 0 and at most 8, got {self.style_scale}",
+                              fields=("style_scale",))
         if self.scales is not None and not 1 <= self.scales <= MAX_SCALES:
-            raise OptionError(f"--scales must be between 1 and {MAX_SCALES}, got {self.scales}")
+            raise OptionError(f"scales must be between 1 and {MAX_SCALES}, got {self.scales}", fields=("scales",))
         if self.min_size < MIN_SIDE:
-            raise OptionError(f"--min-size must be at least {MIN_SIDE}, got {self.min_size}")
+            raise OptionError(f"min_size must be at least {MIN_SIDE}, got {self.min_size}", fields=("min_size",))
         if self.scale_iterations is not None:
             its = list(self.scale_iterations)
             if not its or any(not 0 < i <= MAX_ITERATIONS for i in its):
-                raise OptionError(f"--scale-iterations must be 1 to {MAX_ITERATIONS:,} each, got {its}")
+                raise OptionError(f"scale_iterations must be 1 to {MAX_ITERATIONS:,} each, got {its}",
+                                  fields=("scale_iterations",))
         tiling.check_tile(self.tile)
         for name in ("content_weight", "style_weight", "tv_weight", "noise"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
-                raise OptionError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+                raise OptionError(f"{name} must be a finite number >= 0, got {value}", fields=(name,))
 
     def loss_spec(self, with_content: bool = True) -> LossSpec:
         weights = objective.layer_weight_map(self.style_layer_weights)
@@ -263,8 +301,8 @@ def _check_tiled_optimizer(optimizer: str, shapes: Sequence[tuple[int, int]], ti
     tiled = [s for s in shapes if tiling.tile_grid(s, tile) is not None]
     if optimizer == "lbfgs" and tiled:
         h, w = tiled[0]
-        raise OptionError(f"--optimizer lbfgs cannot take tiled steps ({w}x{h} px is tiled, see --tile); "
-                          "use --optimizer sign or adam, or --tile 0")
+        raise OptionError(f"optimizer lbfgs cannot take tiled steps ({w}x{h} px is tiled, see tile); "
+                          "use optimizer sign or adam, or tile 0", fields=("optimizer", "tile"))
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
@@ -275,7 +313,7 @@ def _evaluate_whole(image, targets, vgg_params, spec):
 def evaluate_loss(image: jax.Array, targets: Mapping[str, Any], vgg_params: vgg.Params, spec: LossSpec
                   ) -> dict[str, jax.Array]:
     """The loss terms of float32[1,H,W,3] ``image`` (no gradient; tiled as ``spec.tile`` says): for reports."""
-    grid = tiling.tile_grid(image.shape[1:3], spec.tile)
+    grid = tiling.tile_grid((image.shape[1], image.shape[2]), spec.tile)
     if grid is not None:
         return tiling.loss_terms(image, targets, vgg_params, spec, grid)
     return _evaluate_whole(image, targets, vgg_params, spec)
@@ -337,6 +375,12 @@ def initial_image(init: str, content: np.ndarray | None, shape: tuple[int, int],
     return jnp.clip(image, 0.0, 1.0).astype(jnp.float32)
 
 
+#: ``callback(step, image, terms)``: see :func:`optimise`.
+Callback = Callable[[int, jax.Array, Mapping[str, jax.Array]], None]
+#: Steps between reads of the loss terms back to the host (each read waits for the device).
+READ_EVERY = 10
+
+
 def optimise(
     image: jax.Array,
     targets: Mapping[str, Any],
@@ -345,21 +389,27 @@ def optimise(
     iterations: int,
     optimizer: str = "sign",
     lr: float | None = None,
-    callback: Callable[[int, jax.Array, dict[str, float]], None] | None = None,
+    callback: Callback | None = None,
     tol: float = 0.0,
     window: int = DEFAULT_WINDOW,
     ema: float = 0.0,
+    read_every: int = READ_EVERY,
 ) -> GatysResult:
     """Run up to ``iterations`` jitted steps from ``image`` (float32[1,H,W,3]).
 
     The run stops early when :func:`converged` says so for ``tol`` and ``window`` (``tol=0``:
     never); ``result.stops`` says which. ``ema`` > 0: the result is the exponential moving
     average of the iterates with that decay (started at ``image``), not the last iterate.
-    ``callback(step, image, terms)`` is called after each step (1-based). A non-finite
-    loss raises :class:`NonFiniteLossError` at once. Images that ``spec.tile`` tiles
-    (:func:`jaxstyle.tiling.tile_grid`) take tiled steps: the same gradient in bounded memory.
+    ``callback(step, image, terms)`` is called after each step (1-based) with the device arrays
+    (image float32[1,H,W,3], terms {name: float32[]}): reading them waits for that step. The
+    loop itself reads the terms back every ``read_every`` steps (and after the first and the
+    last), for the history and to raise :class:`NonFiniteLossError` on a non-finite loss; with
+    ``tol`` > 0 every step, as the convergence stop needs each step's total to stop at once.
+    Images that ``spec.tile`` tiles (:func:`jaxstyle.tiling.tile_grid`) take tiled steps: the
+    same gradient in bounded memory.
     """
-    step, opt = make_step(spec, optimizer, lr, iterations, tiling.tile_grid(image.shape[1:3], spec.tile))
+    grid = tiling.tile_grid((image.shape[1], image.shape[2]), spec.tile)
+    step, opt = make_step(spec, optimizer, lr, iterations, grid)
     # Fresh buffers: optax may alias leaves of its state, and the step donates them.
     opt_state = jax.tree.map(jnp.copy, opt.init(image))
     history: list[dict[str, float]] = []
@@ -368,18 +418,25 @@ def optimise(
     start = time.perf_counter()
     compile_seconds = 0.0
     stop = "budget"
+    every = 1 if tol else read_every
+    pending: list[Mapping[str, jax.Array]] = []  # the terms of the steps since the last read
     for i in range(1, iterations + 1):
         image, opt_state, aux = step(image, opt_state, targets, vgg_params)
         if average is not None:
             average = _ema_update(average, image, jnp.float32(ema))
-        terms = {k: float(v) for k, v in aux.items()}
-        if i == 1:
-            compile_seconds = time.perf_counter() - start
-        if not all(math.isfinite(v) for v in terms.values()):
-            raise NonFiniteLossError(f"the loss became non-finite at iteration {i} ({terms}); try a lower --lr")
-        history.append(terms)
+        pending.append(aux)
+        if i == 1 or i % every == 0 or i == iterations:
+            for j, terms in enumerate(jax.device_get(pending), start=i - len(pending) + 1):
+                terms = {k: float(v) for k, v in terms.items()}
+                if not all(math.isfinite(v) for v in terms.values()):
+                    raise NonFiniteLossError(f"the loss became non-finite at iteration {j} ({terms}); "
+                                             "try a lower lr", fields=("lr",))
+                history.append(terms)
+            pending = []
+            if i == 1:
+                compile_seconds = time.perf_counter() - start
         if callback is not None:
-            callback(i, image, terms)
+            callback(i, image, aux)
         if tol and i < iterations and converged([h["total"] for h in history], tol, window):
             stop = f"converged at step {i}"
             break
@@ -407,11 +464,13 @@ def converged(totals: Sequence[float], tol: float, window: int) -> bool:
     return (before - now) < tol * abs(now)
 
 
-def check_shape(shape: tuple[int, int], what: str = "output", option: str = "--size") -> None:
-    """Refuse an (H, W) working size with a side below :data:`MIN_SIDE`; the message says to raise ``option``."""
+def check_shape(shape: tuple[int, int], what: str = "output", fields: tuple[str, ...] = ("size",),
+                fix: str | None = None) -> None:
+    """Refuse an (H, W) working size with a side below :data:`MIN_SIDE`; the message says what to change:
+    ``fix``, by default "raise" and the first of ``fields`` (the option fields it names)."""
     if min(shape) < MIN_SIDE:
         raise OptionError(f"the {what} would be {shape[1]}x{shape[0]} px; both sides must be at least {MIN_SIDE} "
-                          f"(raise {option})")
+                          f"({fix or 'raise ' + fields[0]})", fields=fields)
 
 
 def _working_images(content: np.ndarray, style_images: Sequence[np.ndarray], opts: GatysOptions
@@ -456,10 +515,11 @@ def scale_plan(shape: tuple[int, int], opts: GatysOptions) -> list[tuple[tuple[i
             count += 1
     shapes = [(max(1, round(h / step**k)), max(1, round(w / step**k))) for k in reversed(range(count))]
     for s in shapes:
-        check_shape(s, "coarsest scale", "--size or lower --scales")
+        check_shape(s, "coarsest scale", ("size", "scales"), "raise size or lower scales")
     if opts.scale_iterations is not None:
         if len(opts.scale_iterations) != count:
-            raise OptionError(f"--scale-iterations has {len(opts.scale_iterations)} values for {count} scales")
+            raise OptionError(f"scale_iterations has {len(opts.scale_iterations)} values for {count} scales",
+                              fields=("scale_iterations",))
         its = [int(i) for i in opts.scale_iterations]
     else:
         its = [max(1, int(opts.iterations / step**k + 1e-9)) for k in range(count)]
@@ -510,7 +570,7 @@ def gatys(
     *,
     vgg_params: vgg.Params | None = None,
     style_blend: Sequence[float] | None = None,
-    callback: Callable[[int, jax.Array, dict[str, float]], None] | None = None,
+    callback: Callback | None = None,
     **options: Any,
 ) -> GatysResult:
     """Stylise ``content`` with ``style`` by back-propagation (Gatys et al.).
@@ -547,7 +607,7 @@ def gatys(
 
 def _coarse_to_fine(content: np.ndarray | None, full: tuple[int, int], style_imgs: Sequence[np.ndarray],
                     opts: GatysOptions, vgg_params: vgg.Params | None, style_blend: Sequence[float] | None,
-                    callback: Callable[[int, jax.Array, dict[str, float]], None] | None) -> GatysResult:
+                    callback: Callback | None) -> GatysResult:
     """Run :func:`scale_plan` for an output of (H, W) ``full``: float32[H,W,3] ``content`` (None: a
     texture, no content term, random start), styles at their full-scale working size."""
     params = vgg.to_device(vgg_params)
@@ -564,7 +624,8 @@ def _coarse_to_fine(content: np.ndarray | None, full: tuple[int, int], style_img
             imagelib.resize(s, max(1, round(s.shape[0] * factor)), max(1, round(s.shape[1] * factor)))
             for s in style_imgs]
         for s in styles_s:
-            check_shape(s.shape[:2], "style image at the coarsest scale", "--style-size or lower --scales")
+            check_shape(s.shape[:2], "style image at the coarsest scale", ("style_size", "scales"),
+                        "raise style_size or lower scales")
         spec_s = scale_spec(spec, shape, full)
         targets = make_targets(params, spec_s, shape, content_s, styles_s, style_blend)
         if image is None:
@@ -572,6 +633,7 @@ def _coarse_to_fine(content: np.ndarray | None, full: tuple[int, int], style_img
         elif content_s is None:
             image = jnp.asarray(np.clip(imagelib.resize(np.asarray(image[0]), *shape), 0.0, 1.0))[None]
         else:
+            assert previous_content is not None  # set with the first scale's image
             image = jnp.asarray(upsample_result(np.asarray(image[0]), content_s, previous_content,
                                                 opts.init != "random"))[None]
         previous_content = content_s
@@ -596,7 +658,7 @@ def texture(
     *,
     vgg_params: vgg.Params | None = None,
     style_blend: Sequence[float] | None = None,
-    callback: Callable[[int, jax.Array, dict[str, float]], None] | None = None,
+    callback: Callback | None = None,
     **options: Any,
 ) -> GatysResult:
     """Texture synthesis: the same optimisation (coarse to fine, as :func:`gatys`) from noise with
@@ -610,7 +672,8 @@ def texture(
     opts = make_options(**options)
     opts.validate()
     if opts.preserve_color:
-        raise OptionError("--preserve-color needs a content photo to take the colours from (not a texture)")
+        raise OptionError("preserve_color needs a content photo to take the colours from (not a texture)",
+                          fields=("preserve_color",))
     style_list = [imagelib.to_float_image(s) for s in (style if isinstance(style, (list, tuple)) else [style])]
     color.check_weights(len(style_list), style_blend)
     limit = opts.max_pixels

@@ -29,9 +29,11 @@ from jaxstyle.errors import ImageError, OptionError, one_line
 DEFAULT_MAX_PIXELS = 50_000_000
 
 #: How to get past :func:`check_pixels`: for a planned resize, and for a file that is too large.
-RESIZE_ADVICE = "use a smaller size (--size, --style-size), or pass a larger --max-pixels if the machine has the memory"
-FILE_ADVICE = ("a decompression bomb, or simply too large: if you trust the file, pass a larger --max-pixels "
-               "(and a smaller --size to keep the output small)")
+# Advice in the messages below names option fields (the command line shows them as flags).
+RESIZE_ADVICE = "use a smaller size or style_size, or pass a larger max_pixels if the machine has the memory"
+FILE_ADVICE = ("a decompression bomb, or simply too large: if you trust the file, pass a larger max_pixels "
+               "(and a smaller size to keep the output small)")
+ADVICE_FIELDS = ("size", "style_size", "max_pixels")
 
 #: File extensions that :func:`list_images` treats as images when expanding a folder.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
@@ -50,18 +52,19 @@ _SAVE_FORMATS = {
 _OPEN_LOCK = threading.Lock()
 
 
-def check_pixels(width: int, height: int, max_pixels: int | None, what: str, advice: str = RESIZE_ADVICE) -> None:
+def check_pixels(width: int, height: int, max_pixels: int | None, what: str, advice: str = RESIZE_ADVICE,
+                 fields: tuple[str, ...] = ADVICE_FIELDS) -> None:
     """Refuse an image of ``width x height`` pixels above ``max_pixels`` (``None``: no limit).
 
     Called with sizes from a file header or a planned resize, *before* any pixel is allocated.
     ``what`` starts the message (e.g. ``"photo.jpg: image"``, ``"the resized image"``), ``advice`` ends it.
 
     Raises:
-        ImageError: ``"<what> is WxH = N pixels, more than the limit of M; <advice>"``.
+        ImageError: ``"<what> is WxH = N pixels, more than the limit of M; <advice>"``, naming ``fields``.
     """
     if max_pixels is not None and width * height > max_pixels:
         raise ImageError(f"{what} is {width}x{height} = {width * height:,} pixels, more than the limit of "
-                         f"{max_pixels:,}; {advice}")
+                         f"{max_pixels:,}; {advice}", fields=fields)
 
 
 def load_image(
@@ -122,7 +125,7 @@ def _decode(source: Path | io.BytesIO, name: str, max_pixels: int | None, min_si
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file (or a format Pillow cannot read)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{name}: too many pixels ({one_line(err)}); {FILE_ADVICE}") from None
+        raise ImageError(f"{name}: too many pixels ({one_line(err)}); {FILE_ADVICE}", fields=ADVICE_FIELDS) from None
     except PermissionError:
         raise ImageError(f"{name}: permission denied") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as err:

@@ -66,7 +66,8 @@ def _read_transform(path: Path) -> tuple[Any, dict]:
     return transform.read_transform(path)
 
 
-register(Kind("transform", "", _read_transform, "transform model", "--method gatys works with any style image"))
+register(Kind("transform", "", _read_transform, "transform model",
+                 "gatys and the arbitrary method work with any style image"))
 
 
 def _read_decoders(path: Path) -> tuple[Any, dict]:
@@ -129,11 +130,12 @@ def resolve(name_or_path: str | os.PathLike[str], kind: str = "transform", fast:
     if fast:
         variants = shipped(kind, fast=True)
         if key not in variants and Path(key).exists():
-            raise OptionError(f"--fast picks the fast variant of a shipped style, and {key} is a file; "
-                              "pass a model file without --fast")
+            raise OptionError(f"fast picks the fast variant of a shipped style, and {key} is a file; "
+                              "pass a model file without fast", fields=("fast",))
         if key not in variants:
-            raise OptionError(f"--fast: no fast model for {key!r}; fast models ship for: "
-                              f"{', '.join(variants) or 'none'} (to make one: bin/train --teacher MODEL --width 16)")
+            raise OptionError(f"fast: no fast model for {key!r}; fast models ship for: "
+                              f"{', '.join(variants) or 'none'} (to make one: bin/train --teacher MODEL --width 16)",
+                              fields=("fast",))
         return variants[key]
     names = shipped(kind)
     if key in names:

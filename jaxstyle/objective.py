@@ -183,7 +183,7 @@ def generated_positions(spec: LossSpec, shape: tuple[int, int]) -> dict[str, int
     return {layer: vgg.positions(shape, layer) for layer in spec.style_layers}
 
 
-def style_grams(vgg_params: vgg.Params, style: jax.Array, spec: LossSpec, output_shape: tuple[int, int]
+def style_grams(vgg_params: vgg.Params, style: jax.typing.ArrayLike, spec: LossSpec, output_shape: tuple[int, int]
                 ) -> dict[str, jax.Array]:
     """Target Grams {layer: float32[C,C]} of one whole style image float32[H,W,3] in [0,1], rescaled to
     the positions an ``output_shape`` (H, W) image has at each layer (see :func:`style_targets`)."""

@@ -110,7 +110,7 @@ def list_content(folder: str | os.PathLike[str], limit: int | None = None) -> li
     if not folder.exists():
         raise ImageError(f"{folder}: no such content folder")
     if not folder.is_dir():
-        raise ImageError(f"{folder}: --content must be a folder of images, not a file")
+        raise ImageError(f"{folder}: the content folder must be a folder of images, not a file")
     paths = imagelib.list_images([folder], recursive=False)
     return paths[:limit] if limit is not None else paths
 
@@ -120,8 +120,8 @@ def working_content(image: np.ndarray, size: int, name: str = "image") -> np.nda
     out = imagelib.fit_long_side(image, size)
     if min(out.shape[:2]) < MIN_SIDE:
         h, w = out.shape[:2]
-        raise ImageError(f"{name}: at --size {size} the image is {w}x{h}; VGG19 needs sides of at least "
-                         f"{MIN_SIDE} px (use a larger --size)")
+        raise ImageError(f"{name}: at size {size} the image is {w}x{h}; VGG19 needs sides of at least "
+                         f"{MIN_SIDE} px (use a larger size)", fields=("size",))
     return out
 
 
@@ -183,7 +183,7 @@ def _backprop_key(name: str, style_name: str, shape: tuple[int, ...], iterations
 
 
 def run_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, iterations: int,
-                 callback: Callable[[int, Any, dict[str, float]], None] | None = None):
+                 callback: Callable[[int, Any, Any], None] | None = None):
     """``backprop.gatys`` with the :data:`PRESET` options at the content's own size (no resizing:
     float32[H, W, 3] ``content`` is already at the working size). Returns its GatysResult."""
     from jaxstyle import backprop
@@ -231,7 +231,7 @@ def table1(
         targets = targets_for(content, style, params)
         outputs: dict[str, np.ndarray] = {"input": content}
 
-        def on_step(step: int, image: Any, terms: dict[str, float]) -> None:
+        def on_step(step: int, image: Any, terms: Any) -> None:
             if progress is not None:
                 progress.update(1)
 
@@ -272,7 +272,7 @@ def time_transform(model: Model, content: np.ndarray, repeats: int = 5) -> dict[
     from jaxstyle import transform
 
     if repeats < 1:
-        raise OptionError(f"--repeats must be positive, got {repeats}")
+        raise OptionError(f"repeats must be positive, got {repeats}", fields=("repeats",))
     jax.clear_caches()
     params = jax.device_put(model.params)
     x = jax.device_put(jnp.asarray(content)[None])
@@ -422,7 +422,7 @@ def figures(
         progress.total = (len(todo) + 1) * iterations + 2 * len(fig_contents)
         progress.refresh()
 
-    def on_step(step: int, image: Any, terms: dict[str, float]) -> None:
+    def on_step(step: int, image: Any, terms: Any) -> None:
         if progress is not None:
             progress.update(1)
 

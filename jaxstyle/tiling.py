@@ -74,8 +74,8 @@ def check_tile(tile: int | None) -> None:
     if tile is None or tile == 0:
         return
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE or tile % ALIGN:
-        raise OptionError(f"--tile must be 0 (no tiling) or a multiple of {ALIGN} of at least {MIN_TILE} px, "
-                          f"got {tile}")
+        raise OptionError(f"tile must be 0 (no tiling) or a multiple of {ALIGN} of at least {MIN_TILE} px, "
+                          f"got {tile}", fields=("tile",))
 
 
 def _axis(n: int, tile: int, halo: int) -> tuple[int, list[int], list[tuple[int, int]]]:

@@ -187,7 +187,7 @@ def perceptual_loss(
 
     batch: float32[N,H,W,3] in [0,1]; frozen: ``{"vgg": params, "grams": {layer: float32[C,C]}}``.
     """
-    return output_loss(config.model().apply(params, batch), batch, frozen, config)
+    return output_loss(_forward(config, params, batch), batch, frozen, config)
 
 
 def output_loss(
@@ -230,10 +230,15 @@ def layout_error(out: jax.Array, photo: jax.Array) -> jax.Array:
     return jnp.mean(jnp.sum(jnp.square(low(out) - low(photo)), axis=(1, 2)))
 
 
+def _forward(config: TrainConfig, params: Any, batch: jax.Array) -> jax.Array:
+    """The student net's output float32[N,H,W,3] (not clipped: the losses pull it into range)."""
+    return config.model().apply(params, batch)  # type: ignore[return-value]
+
+
 def identity_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], config: TrainConfig):
     """Warmup (the paper's): mean squared pixel error between output and input."""
     del frozen
-    out = config.model().apply(params, batch)
+    out = _forward(config, params, batch)
     pixel = jnp.mean(jnp.square(out - batch))
     return pixel, {"loss": pixel, "pixel": pixel}
 
@@ -246,9 +251,9 @@ def distill_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], confi
     also pulled back into range. ``psnr`` (dB) is that of the student's output against the teacher's.
     """
     teacher = frozen["teacher"]
-    target = transform.TransformNet(**transform.architecture(teacher)).apply(teacher, batch)
-    target = jax.lax.stop_gradient(jnp.clip(target, 0.0, 1.0))
-    out = config.model().apply(params, batch)
+    net = transform.TransformNet(**transform.architecture(teacher))  # type: ignore[arg-type]
+    target = jax.lax.stop_gradient(jnp.clip(net.apply(teacher, batch), 0.0, 1.0))  # type: ignore[arg-type]
+    out = _forward(config, params, batch)
     pixel = jnp.mean(jnp.square(out - target))
     return pixel, {"loss": pixel, "pixel": pixel, "psnr": -10.0 * jnp.log10(jnp.maximum(pixel, 1e-12))}
 
@@ -278,7 +283,8 @@ def mode(config: TrainConfig) -> trainer.Mode:
     """Transform-net training as a :class:`jaxstyle.trainer.Mode`: an optional identity warmup
     (``warmup_steps``), then the perceptual loss, or with ``teacher`` the distillation loss."""
     loss_config = _loss_fields(config)
-    phases = (trainer.Phase(_ConfigLoss(distill_loss if config.teacher else perceptual_loss, loss_config)),)
+    main_loss = _ConfigLoss(distill_loss if config.teacher else perceptual_loss, loss_config)
+    phases: tuple[trainer.Phase, ...] = (trainer.Phase(main_loss),)
     if config.warmup_steps:
         phases = (trainer.Phase(_ConfigLoss(identity_loss, loss_config), config.warmup_steps), *phases)
     return trainer.Mode(init_params=functools.partial(init_params, config), phases=phases,
@@ -304,7 +310,8 @@ def maybe_initialize_distributed() -> None:
     coordinator = os.environ.get("JAXSTYLE_COORDINATOR")
     if not coordinator and os.environ.get("JAXSTYLE_DISTRIBUTED") != "1":
         return
-    if jax.config.jax_platforms in (None, "", "cpu") and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu":
+    platforms = jax.config.jax_platforms  # type: ignore[attr-defined]
+    if platforms in (None, "", "cpu") and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu":
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if coordinator:
         jax.distributed.initialize(coordinator, int(os.environ["JAXSTYLE_NUM_PROCESSES"]),
@@ -357,16 +364,11 @@ def run(
     samples and the ``max_seconds`` limit are :func:`jaxstyle.trainer.fit`'s; ``progress(step,
     metrics)`` is called after each step. ``out``: the trained model file, with its metadata.
     """
-    from jaxstyle import data as datalib
     from jaxstyle import images as imagelib
 
     config.validate()
     primary = jax.process_index() == 0
-    mesh = data_mesh()
-    n_dev = mesh.devices.size
-    global_batch = config.batch_size * jax.process_count()
-    if global_batch % n_dev:
-        raise OptionError(f"the global batch ({global_batch}) must be a multiple of the device count ({n_dev})")
+    mesh, global_batch = _mesh_and_global_batch(config.batch_size)
     # Inputs first: a bad style, teacher or data folder must fail before the workdir is touched.
     teacher = jax.tree.map(jnp.asarray, transform.load_transform(config.teacher)) if config.teacher else None
     if style_image is None and teacher is None:
@@ -375,13 +377,7 @@ def run(
         style_image = load_style(config.style)
     if style_image is not None:
         style_image = imagelib.fit_long_side(imagelib.to_float_image(style_image), config.style_size)
-    pipeline = None
-    if batches is None:
-        pipeline = datalib.make_pipeline(config.data, batch_size=config.batch_size, image_size=config.image_size,
-                                         seed=config.seed, shard_index=jax.process_index(),
-                                         shard_count=jax.process_count(),
-                                         num_threads=min(16, os.cpu_count() or 4))
-        batches = iter(pipeline)
+    pipeline, batches = _pipeline(config, batches)
     # --init-from is read (and its architecture checked) before the workdir is touched too.
     training = mode(config)
     initial = training.init_state(jax.random.key(config.seed))
@@ -392,11 +388,11 @@ def run(
     if teacher is not None:
         frozen: dict[str, Any] = {"teacher": teacher}
     else:
+        assert style_image is not None  # loaded above when there is no teacher
         vgg_params = vgg.to_device(vgg_params)
         frozen = {"vgg": vgg_params, "grams": style_grams(vgg_params, style_image, config)}
-    if sample_image is None and pipeline is not None:
-        sample_image = datalib.random_crop(datalib.decode_uint8(pipeline.files[0]), np.random.default_rng(0),
-                                           config.image_size).astype(np.float32) / 255.0
+    if sample_image is None:
+        sample_image = _sample_crop(pipeline, config.image_size)
     schedule = trainer.Schedule(config.steps, checkpoint_every, log_every, sample_every, max_seconds)
     result = trainer.fit(trainer.Trainer(training, mesh, frozen, config.seed), initial, workdir, batches, schedule,
                          global_batch=global_batch, sample_image=sample_image, progress=progress or None, log=log)
@@ -405,6 +401,42 @@ def run(
         transform.save_transform(out, result.params, meta)
         log(f"wrote {out}")
     return RunResult(result.params, result.steps, result.resumed_from, result.seconds, result.last_metrics)
+
+
+def _mesh_and_global_batch(batch_size: int) -> tuple[Mesh, int]:
+    """The data mesh over every device, and the global batch (``batch_size`` per process), which must
+    split evenly over the devices."""
+    mesh = data_mesh()
+    global_batch = batch_size * jax.process_count()
+    if global_batch % mesh.devices.size:
+        raise OptionError(f"the global batch ({global_batch}) must be a multiple of the device count "
+                          f"({mesh.devices.size})", fields=("batch_size",))
+    return mesh, global_batch
+
+
+def _pipeline(config: TrainConfig | DecoderConfig, batches: Iterator[np.ndarray] | None
+              ) -> tuple[Any, Iterator[np.ndarray]]:
+    """``(pipeline, batches)``: ``batches`` as given (tests; no pipeline), else ``config.data`` through
+    :func:`jaxstyle.data.make_pipeline`, sharded per process, and its iterator."""
+    from jaxstyle import data as datalib
+
+    if batches is not None:
+        return None, batches
+    pipeline = datalib.make_pipeline(config.data, batch_size=config.batch_size, image_size=config.image_size,
+                                     seed=config.seed, shard_index=jax.process_index(),
+                                     shard_count=jax.process_count(), num_threads=min(16, os.cpu_count() or 4))
+    return pipeline, iter(pipeline)
+
+
+def _sample_crop(pipeline: Any, image_size: int) -> np.ndarray | None:
+    """The image the samples show: a fixed crop (seed 0) of the pipeline's first file, float32[S,S,3]
+    in [0,1]; None without a pipeline."""
+    from jaxstyle import data as datalib
+
+    if pipeline is None:
+        return None
+    crop = datalib.random_crop(datalib.decode_uint8(pipeline.files[0]), np.random.default_rng(0), image_size)
+    return crop.astype(np.float32) / 255.0
 
 
 ARCH_KEYS = ("width", "residual_blocks", "image_size", "style", "style_size", "content_weight", "style_weight",
@@ -559,20 +591,9 @@ def run_decoders(
     """Train (or resume) the decoders in ``workdir`` until ``config.steps`` with the transform nets'
     loop (:func:`jaxstyle.trainer.fit`: sharded jitted step, Orbax resume, metrics, plot, samples);
     ``out``: the decoder file (:func:`jaxstyle.universal.save_decoders`)."""
-    from jaxstyle import data as datalib
-
     config.validate()
-    mesh = data_mesh()
-    global_batch = config.batch_size * jax.process_count()
-    if global_batch % mesh.devices.size:
-        raise OptionError(f"the global batch ({global_batch}) must be a multiple of the device count "
-                          f"({mesh.devices.size})", fields=("batch_size",))
-    pipeline = None
-    if batches is None:
-        pipeline = datalib.make_pipeline(config.data, batch_size=config.batch_size, image_size=config.image_size,
-                                         seed=config.seed, shard_index=jax.process_index(),
-                                         shard_count=jax.process_count(), num_threads=min(16, os.cpu_count() or 4))
-        batches = iter(pipeline)
+    mesh, global_batch = _mesh_and_global_batch(config.batch_size)
+    pipeline, batches = _pipeline(config, batches)
     vgg_params = vgg.to_device(vgg_params, upto=[universal.level_layer(max(config.levels))])
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -586,10 +607,7 @@ def run_decoders(
                                 fields=("workdir",))
     elif jax.process_index() == 0:
         atomic.write_atomic(config_path, json.dumps(current, indent=1))
-    sample_image = None
-    if pipeline is not None:
-        sample_image = datalib.random_crop(datalib.decode_uint8(pipeline.files[0]), np.random.default_rng(0),
-                                           config.image_size).astype(np.float32) / 255.0
+    sample_image = _sample_crop(pipeline, config.image_size)
     training = decoder_mode(config, vgg_params)
     schedule = trainer.Schedule(config.steps, checkpoint_every, log_every, sample_every, max_seconds)
     result = trainer.fit(trainer.Trainer(training, mesh, {"vgg": vgg_params}, config.seed),

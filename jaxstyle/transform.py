@@ -330,25 +330,36 @@ def _apply(params, images, width, residual_blocks, dtype=jnp.float32):
 
 
 def apply(params: Mapping[str, Any], images: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
-    """Jitted forward pass, cached per shape: float32[N,H,W,3] in [0,1] -> same, clipped to [0,1]."""
+    """The net's forward pass on device arrays, jitted and cached per shape: float32[N,H,W,3] in [0,1]
+    -> the same, clipped to [0,1]. The primitive under :func:`stylize_batch` (the host entry point)."""
     return _apply(params, images, dtype=dtype, **architecture(params))
 
 
-def apply_batch(params: Mapping[str, Any], images: np.ndarray, dtype: Any = jnp.float32) -> np.ndarray:
-    """float32[N,H,W,3] in [0,1] -> the same, stylised; the batch is split over all local devices.
+def pad_batch(images: np.ndarray, size: int | None) -> np.ndarray:
+    """A host batch float32[N,H,W,3] padded to ``size`` images by repeating the last (unchanged when
+    N >= size or size is None): a short last batch then reuses the compiled shape. The caller drops
+    the padding from the result (``[:N]``)."""
+    n = images.shape[0]
+    if size is None or n >= size:
+        return images
+    return np.concatenate([images, np.repeat(images[-1:], size - n, axis=0)])
 
-    N is padded up to a multiple of the device count (the padding is dropped from the result).
+
+def _forward(params: Mapping[str, Any], images: np.ndarray, dtype: Any, pad_to: int | None) -> np.ndarray:
+    """:func:`apply` on a host batch float32[N,H,W,3], split over all local devices.
+
+    N is padded (:func:`pad_batch`) up to ``pad_to`` and to a multiple of the device count; the
+    padding is dropped from the result.
     """
+    devices = jax.local_devices()
+    n = images.shape[0]
+    target = max(n, pad_to or 0)
+    images = pad_batch(images, target + -target % len(devices))
+    if len(devices) == 1:
+        return np.asarray(apply(params, jnp.asarray(images), dtype))[:n]
     from jax.sharding import Mesh, NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    devices = jax.local_devices()
-    n = images.shape[0]
-    if len(devices) == 1:
-        return np.asarray(apply(params, jnp.asarray(images), dtype))
-    padded = -n % len(devices)
-    if padded:
-        images = np.concatenate([images, np.repeat(images[-1:], padded, axis=0)])
     mesh = Mesh(np.asarray(devices), ("data",))
     batch = jax.device_put(images, NamedSharding(mesh, P("data")))
     params = jax.device_put(params, NamedSharding(mesh, P()))
@@ -363,18 +374,22 @@ def stylize_batch(
     strength: float = 1.0,
     preserve_color: bool = False,
     dtype: Any = jnp.float32,
+    pad_to: int | None = None,
 ) -> np.ndarray:
     """float32[N,H,W,3] in [0,1] -> the same, stylised (batches spread over all local devices).
 
-    models: one params tree, or several whose outputs are mixed by ``weights`` (default equal).
-    preserve_color: keep the photo's chroma, take the stylised luminance (``color.keep_colors``).
-    strength: 0 returns the photo, 1 the full style; between, a pixel mix of the two.
+    The one inference entry point: :func:`stylize` (any image kind), videos, the web page and the
+    paper's tables all come here. models: one params tree, or several whose outputs are mixed by
+    ``weights`` (default equal). preserve_color: keep the photo's chroma, take the stylised
+    luminance (``color.keep_colors``). strength: 0 returns the photo, 1 the full style; between, a
+    pixel mix of the two. pad_to: run at least this many images (the last repeated, then dropped),
+    so a short final batch reuses the compiled shape.
     """
     from jaxstyle import color
 
     models = [models] if isinstance(models, Mapping) else list(models)
     check_blend(len(models), weights, strength)
-    outs = [apply_batch(p, images, dtype) for p in models]
+    outs = [_forward(p, images, dtype, pad_to) for p in models]
     out = outs[0] if len(outs) == 1 else color.mix(outs, list(weights or [1.0] * len(outs)))
     if preserve_color:
         out = color.keep_colors(out, images)
@@ -389,7 +404,7 @@ def check_blend(count: int, weights: Sequence[float] | None, strength: float) ->
     from jaxstyle.errors import OptionError
 
     if not 0.0 <= strength <= 1.0:
-        raise OptionError(f"--strength must be between 0 and 1, got {strength}")
+        raise OptionError(f"strength must be between 0 and 1, got {strength}", fields=("strength",))
     color.check_weights(count, weights)
 
 

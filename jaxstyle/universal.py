@@ -241,13 +241,13 @@ class ArbitraryOptions:
     def validate(self, available: Sequence[int] | None = None) -> None:
         if self.feature_transform not in FEATURE_TRANSFORMS:
             raise OptionError(f"feature_transform must be one of {', '.join(FEATURE_TRANSFORMS)}, "
-                              f"got {self.feature_transform!r}")
+                              f"got {self.feature_transform!r}", fields=("feature_transform",))
         if not 0.0 <= self.strength <= 1.0:
-            raise OptionError(f"strength must be between 0 and 1, got {self.strength}")
+            raise OptionError(f"strength must be between 0 and 1, got {self.strength}", fields=("strength",))
         if self.levels is None:
             return
         if not self.levels:
-            raise OptionError("levels: at least one level is needed")
+            raise OptionError("levels: at least one level is needed", fields=("levels",))
         for level in self.levels:
             level_layer(level)
         if available is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -47,7 +48,7 @@ SMOOTH_TAU = 0.05
 #: x264 constant rate factor: 18 is near-transparent; stylised frames are full of fine texture.
 CRF = 18
 _FFMPEG_TIMEOUT_S = 120
-_PIXELS_ADVICE = "pass a larger --max-pixels if the machine has the memory (and --size for smaller output frames)"
+_PIXELS_ADVICE = "pass a larger max_pixels if the machine has the memory (and a smaller size for smaller frames)"
 
 # imageio-ffmpeg logs warnings (resized reads of rotated clips, killed processes) to stderr;
 # jaxstyle reports problems itself, one line each.
@@ -91,7 +92,7 @@ def is_video_path(path: str | os.PathLike[str]) -> bool:
 def check_smooth(smooth: float) -> None:
     """Raise OptionError unless ``0 <= smooth < 1`` (1 would freeze the first frame forever)."""
     if not (math.isfinite(smooth) and 0.0 <= smooth < 1.0):
-        raise OptionError(f"--smooth must be at least 0 and below 1, got {smooth}")
+        raise OptionError(f"smooth must be at least 0 and below 1, got {smooth}", fields=("smooth",))
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,7 +333,7 @@ def working_shape(shape: tuple[int, int], size: int | None, max_pixels: int | No
     h, w = even_shape(resized)
     if min(h, w) < MIN_SIDE:
         raise OptionError(f"the video frames would be {w}x{h} px; both sides must be at least {MIN_SIDE} "
-                          "(raise --size)")
+                          "(raise size)", fields=("size",))
     return resized
 
 
@@ -420,15 +421,6 @@ def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarra
         yield batch
 
 
-def _stylize_padded(stylize: Callable[[np.ndarray], np.ndarray], frames: np.ndarray, pad_to: int) -> np.ndarray:
-    """``stylize`` on ``float32[N, h, w, 3]``, padded to ``pad_to`` frames (repeating the last) so a
-    short final batch reuses the compiled shape; the padding is dropped."""
-    n = len(frames)
-    if n < pad_to:
-        frames = np.concatenate([frames, np.repeat(frames[-1:], pad_to - n, axis=0)])
-    return stylize(frames)[:n]
-
-
 def stylize_video(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -471,15 +463,14 @@ def stylize_video(
     from jaxstyle import transform
 
     check_smooth(smooth)
+    stylize: Callable[[np.ndarray], np.ndarray]
     if callable(models):  # a prepared stylizer (e.g. universal.make_stylizer): its look is fixed already
         stylize = models
     else:
-        models = [models] if isinstance(models, Mapping) else list(models)
-        transform.check_blend(len(models), weights, strength)
-
-        def stylize(frames: np.ndarray) -> np.ndarray:
-            return transform.stylize_batch(models, frames, weights=weights, strength=strength,
-                                           preserve_color=preserve_color)
+        nets = [models] if isinstance(models, Mapping) else list(models)
+        transform.check_blend(len(nets), weights, strength)
+        stylize = functools.partial(transform.stylize_batch, nets, weights=weights, strength=strength,
+                                    preserve_color=preserve_color)
     if batch_size < 1:
         raise OptionError(f"batch size must be at least 1, got {batch_size}")
     src, dst = Path(src), check_output(dst, src)
@@ -503,7 +494,8 @@ def stylize_video(
                 writer.send(None)  # starts ffmpeg
                 for batch in _batches(frames_in, batch_size):
                     inputs = prepare_frames(batch, shape, max_pixels)
-                    outputs = _stylize_padded(stylize, inputs, batch_size if count else 0)
+                    # A short last batch is padded to batch_size frames: it reuses the compiled shape.
+                    outputs = stylize(transform.pad_batch(inputs, batch_size if count else None))[:len(inputs)]
                     outputs = smooth_frames(outputs, inputs, smooth, prev_output=prev_out, prev_input=prev_in)
                     for frame in outputs:
                         _send(writer, images.to_uint8(frame), dst)

@@ -68,7 +68,7 @@ def test_auto_and_off_leave_images_whole():
 
 @pytest.mark.parametrize("tile", [-16, 8, 48, 100, 1000])
 def test_bad_tile_values_are_refused(tile):
-    with pytest.raises(OptionError, match="--tile must be 0"):
+    with pytest.raises(OptionError, match="^tile must be 0"):
         backprop.GatysOptions(tile=tile).validate()
 
 

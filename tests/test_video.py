@@ -94,7 +94,7 @@ def test_smooth_frames_steadies_still_regions_and_follows_motion() -> None:
     head = video.smooth_frames(stylised[:4], inputs[:4], 0.8)
     tail = video.smooth_frames(stylised[4:], inputs[4:], 0.8, prev_output=head[-1], prev_input=inputs[3])
     np.testing.assert_allclose(np.concatenate([head, tail]), out, atol=1e-6)
-    with pytest.raises(OptionError, match="--smooth"):
+    with pytest.raises(OptionError, match="^smooth must be at least 0"):
         video.smooth_frames(stylised, inputs, 1.0)
 
 

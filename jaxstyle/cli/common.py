@@ -79,7 +79,7 @@ def progress(iterable: Iterable[T] | None, total: int | None = None, desc: str =
                 file=sys.stderr)
 
 
-def progress_bar(total: int, desc: str = "", unit: str = "it", disable: bool | None = None):
+def progress_bar(total: int | None, desc: str = "", unit: str = "it", disable: bool | None = None):
     """A manual tqdm bar (call ``.update()``/``.set_postfix()``); same visibility rule as ``progress``."""
     return progress(None, total=total, desc=desc, unit=unit, disable=disable)
 

@@ -53,8 +53,32 @@ def add_options(groups: Callable[[str], Any], cls: type, *, skip: tuple[str, ...
         groups(meta.get("group", "")).add_argument(flag(field.name), help=help_text, **kwargs)
 
 
+def unset_for_preset(cls: type, name: str, preset: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """:func:`add_options` overrides for the fields that preset ``name`` sets (``preset``: {field: value}):
+    unset (``None``) unless given, so that the preset decides them; their help shows both defaults
+    ("default: 100; paper: 400", from the field's default and ``preset``)."""
+
+    def shown(value: Any) -> str:
+        return f"{round(value, 3):g}" if isinstance(value, float) else str(value)
+
+    overrides: dict[str, dict[str, Any]] = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in preset or "help" not in field.metadata:
+            continue
+        help_text = field.metadata["help"]
+        if field.default is not None:
+            differs = "" if preset[field.name] == field.default else f"; {name}: {shown(preset[field.name])}"
+            help_text += f" (default: {shown(field.default)}{differs})"
+        overrides[field.name] = {"default": None, "help": help_text, "show_default": False}
+    return overrides
+
+
+def given(cls: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed options that are fields of dataclass ``cls``, less the unset ones (``None``)."""
+    names = {field.name for field in dataclasses.fields(cls)}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
 def from_args(cls: type[T], args: argparse.Namespace, **values: Any) -> T:
     """``cls`` from the parsed options that are its fields (``None``: the field's default), then ``values``."""
-    names = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    parsed = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    return cls(**{**parsed, **values})
+    return cls(**{**given(cls, args), **values})

@@ -124,7 +124,7 @@ def _style_image(config: TrainConfig, max_pixels: int) -> np.ndarray:
 
     style = styles.load_style(config.style, max_pixels=max_pixels, min_side=vgg.MIN_SIDE)
     style = images.fit_long_side(style, config.style_size, max_pixels=max_pixels)
-    backprop.check_shape(style.shape[:2], "style image at --style-size", "--style-size")
+    backprop.check_shape(style.shape[:2], "style image at style_size", ("style_size",))
     return style
 
 

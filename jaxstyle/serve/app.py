@@ -52,7 +52,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from jaxstyle import backprop, images, styles, transform, universal, vgg
+from jaxstyle import backprop, drive, images, styles, transform, universal, vgg
 from jaxstyle.errors import JaxstyleError, one_line
 
 log = logging.getLogger("jaxstyle.serve")
@@ -282,19 +282,17 @@ class Stylist:
     def gatys(self, request: JobRequest, job: Job) -> np.ndarray:
         """Back-propagation at ``gatys_size`` for ``gatys_iterations``; progress through the callback."""
         style = request.style_image if request.style is None else self._builtin_style(request.style)
+        assert style is not None  # a request has a style image or a built-in style name
         options = self.limits.gatys_options(request.preserve_color)
-        shape = images.long_side_shape(request.photo.shape[:2], self.limits.gatys_size)
-        total = sum(its for _, its in backprop.scale_plan(shape, options))
+        total = drive.gatys_steps(request.photo.shape[:2], options)
         vgg_params = self._vgg_params(job)
         job.message = f"step 0 of {total} (the first one compiles)"
 
-        def on_step(step: int, image: Any, terms: dict[str, float]) -> None:
+        def on_step(step: int, metrics: Any) -> None:
             job.progress = min(step / total, 1.0)
             job.message = f"step {step} of {total}"
 
-        result = backprop.gatys(request.photo, style, vgg_params=vgg_params, callback=on_step,
-                                **dataclasses.asdict(options))
-        return result.image
+        return drive.run_gatys(request.photo, [style], options, vgg_params=vgg_params, progress=on_step).image
 
     def _vgg_params(self, job: Job) -> Any:
         """VGG19's params, loaded on the first job that needs them and kept."""

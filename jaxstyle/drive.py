@@ -1,0 +1,94 @@
+"""Drivers shared by the command line and the web page: images -> batches or runs -> results.
+
+The work on arrays is :mod:`jaxstyle.transform`'s and :mod:`jaxstyle.backprop`'s; this module
+plans it (same-size photos in batches, the steps of a Gatys scale plan), and reports progress
+through a callback ``progress(done, metrics)`` (``done`` counted from 1; ``metrics`` host floats,
+``{}`` when none were read back at that point). It reads and writes no files. (Named drive.py,
+not stylize.py: a submodule ``jaxstyle.stylize`` would shadow the ``jaxstyle.stylize`` function.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+
+from jaxstyle import backprop
+from jaxstyle import images as imagelib
+from jaxstyle.backprop import GatysOptions, GatysResult
+
+T = TypeVar("T")
+Progress = Callable[[int, Mapping[str, float]], None]
+
+
+def batches(items: Sequence[T], shape_of: Callable[[T], tuple[int, ...]], batch_size: int) -> Iterator[list[T]]:
+    """``items`` in lists of at most ``batch_size`` with one ``shape_of`` each (sizes in first-seen order):
+    only same-size images stack into one batch."""
+    groups: dict[tuple[int, ...], list[T]] = {}
+    for item in items:
+        groups.setdefault(tuple(shape_of(item)), []).append(item)
+    for group in groups.values():
+        for i in range(0, len(group), batch_size):
+            yield group[i : i + batch_size]
+
+
+def stylize_images(photos: Sequence[np.ndarray], stylizer: Callable[[np.ndarray], np.ndarray], *,
+                   batch_size: int = 8, progress: Progress | None = None) -> Iterator[tuple[int, np.ndarray, float]]:
+    """Stylise float32[H,W,3] photos in [0,1] with a one-pass ``stylizer`` (float32[N,H,W,3] -> the same:
+    ``transform.stylize_batch`` with its models bound, or ``universal.make_stylizer``'s), same-size photos
+    ``batch_size`` at a time.
+
+    Yields ``(index into photos, output float32[H,W,3], seconds per image of its batch)``, batch by
+    batch; ``progress(images done, {"images_per_s": ...})`` after each batch.
+    """
+    start, done = time.perf_counter(), 0
+    for chunk in batches(list(enumerate(photos)), lambda item: item[1].shape[:2], batch_size):
+        t = time.perf_counter()
+        outputs = stylizer(np.stack([photo for _, photo in chunk]))
+        seconds = (time.perf_counter() - t) / len(chunk)
+        for (index, _), output in zip(chunk, outputs, strict=True):
+            yield index, output, seconds
+        done += len(chunk)
+        if progress is not None:
+            progress(done, {"images_per_s": done / max(time.perf_counter() - start, 1e-9)})
+
+
+def gatys_steps(content_shape: tuple[int, int] | None, options: GatysOptions) -> int:
+    """The steps a run takes: over every scale of the plan for a content photo of (H, W) ``content_shape``
+    (before resizing to ``options.size``), ``options.iterations`` for a texture (``None``)."""
+    if content_shape is None:
+        return options.iterations
+    shape = content_shape if options.size is None else imagelib.long_side_shape(content_shape, options.size)
+    return sum(iterations for _, iterations in backprop.scale_plan(shape, options))
+
+
+def run_gatys(content: np.ndarray | None, styles: Sequence[np.ndarray], options: GatysOptions, *,
+              vgg_params: Any = None, style_blend: Sequence[float] | None = None, progress: Progress | None = None,
+              snapshot_every: int | None = None, on_snapshot: Callable[[int, np.ndarray], None] | None = None
+              ) -> GatysResult:
+    """Back-propagation (:func:`jaxstyle.backprop.gatys`) of ``content`` float32[H,W,3], or with ``content``
+    None a texture of long side ``options.size`` (:func:`jaxstyle.backprop.texture`).
+
+    progress(step, metrics) after each step (``{"total": ...}`` every :data:`backprop.READ_EVERY` steps,
+    when the loss is back on the host anyway); on_snapshot(step, image float32[H,W,3]) every
+    ``snapshot_every`` steps before the last.
+    """
+    total = gatys_steps(None if content is None else content.shape[:2], options)
+
+    def on_step(step: int, image: Any, terms: Mapping[str, Any]) -> None:
+        if progress is not None:
+            progress(step, {"total": float(terms["total"])} if step % backprop.READ_EVERY == 0 else {})
+        if on_snapshot is not None and snapshot_every and step % snapshot_every == 0 and step < total:
+            on_snapshot(step, np.asarray(image[0]))
+
+    values = dataclasses.asdict(options)
+    if content is None:
+        values = {k: v for k, v in values.items() if k not in ("size", "init")}  # texture: from noise
+        size = 256 if options.size is None else options.size  # texture's own default
+        return backprop.texture(list(styles), size, vgg_params=vgg_params, style_blend=style_blend,
+                                callback=on_step, **values)
+    return backprop.gatys(content, list(styles), vgg_params=vgg_params, style_blend=style_blend, callback=on_step,
+                          **values)
