@@ -440,8 +440,8 @@ def _sample_crop(pipeline: Any, image_size: int) -> np.ndarray | None:
 
 
 ARCH_KEYS = ("width", "residual_blocks", "image_size", "style", "style_size", "content_weight", "style_weight",
-             "tv_weight", "style_layer_weights", "content_layer", "layout_weight", "range_weight", "warmup_steps", "pooling", "seed",
-             "batch_size", "init_from", "teacher")
+             "tv_weight", "style_layer_weights", "content_layer", "layout_weight", "range_weight", "warmup_steps",
+             "pooling", "seed", "batch_size", "init_from", "teacher")
 
 
 def _check_workdir_config(workdir: Path, config: TrainConfig, primary: bool) -> None:
