@@ -8,7 +8,7 @@ weight/bias).
 
 It is a server so the benchmark can interleave its timings with ours: one JSON command per line on
 stdin, one JSON reply per line on stdout (arrays go through .npz files named in the commands).
-Commands: ``setup_infer``, ``infer``, ``setup_train``, ``train``, ``profile_infer``,
+Commands: ``setup_infer``, ``infer``, ``setup_train``, ``train``, ``stylise``, ``profile_infer``,
 ``profile_train``, ``profile_vgg``, ``quit``. Timings are ``time.perf_counter`` seconds around one call each.
 """
 
@@ -186,9 +186,15 @@ def gram(fmap: torch.Tensor) -> torch.Tensor:
 
 
 def image_loss(out: torch.Tensor, target: torch.Tensor, vgg: VGG19, grams: dict[str, torch.Tensor],
-               weights: tuple[float, float, float]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+               weights: tuple[float, float, float], clip: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """α·content + β·style + γ·TV of the net's output ``out`` (float[N,3,H,W]); ``target``: the content
-    image's conv4_2 responses. Every term per image, batch mean, exactly as jaxstyle.objective."""
+    image's conv4_2 responses. Every term per image, batch mean, exactly as jaxstyle.objective.
+
+    clip: measure ``out.clamp(0, 1)``, as ``jaxstyle.train.output_loss`` does (the picture inference
+    returns; clipped values get no gradient); False: the raw output (the loss before that change). Our
+    optional range and layout terms are not here: this matches ``output_loss`` with both weights 0."""
+    if clip:
+        out = out.clamp(0.0, 1.0)
     feats = vgg(out, (*STYLE_LAYERS, CONTENT_LAYER))
     content = 0.5 * (feats[CONTENT_LAYER] - target).square().sum(dim=(1, 2, 3)).mean()
     style = out.new_zeros(())
@@ -279,7 +285,9 @@ class Server:
     # training -------------------------------------------------------------------------------------
 
     def setup_train(self, params: str, vgg: str, grams: str, weights: list[float], lr: float,
-                    layouts: list[str]) -> dict[str, Any]:
+                    layouts: list[str], clip: bool = True, threads: int | None = None) -> dict[str, Any]:
+        if threads:
+            torch.set_num_threads(threads)
         state = flax_to_torch(_npz(params))
         blocks = sum(1 for k in state if k.startswith("res") and k.endswith("conv1.conv.weight"))
         width = state["down1.conv.weight"].shape[0]
@@ -303,8 +311,9 @@ class Server:
             # torch's Adam defaults (betas 0.9/0.999, eps 1e-8, eps outside the sqrt) are optax.adam's.
             optimizer = torch.optim.Adam(trained, lr=lr)
             self.train[layout] = {"net": net, "vgg": vgg_net, "grams": grams_t, "opt": optimizer,
-                                  "weights": tuple(weights)}
-        return {"trained_tensors": len(trained), "frozen_biases": sorted(set(frozen_names))}
+                                  "weights": tuple(weights), "clip": bool(clip)}
+        return {"trained_tensors": len(trained), "frozen_biases": sorted(set(frozen_names)), "clip": bool(clip),
+                "torch_version": torch.__version__, "torch_threads": torch.get_num_threads()}
 
     def _step(self, layout: str, batch: np.ndarray) -> dict[str, float]:
         t = self.train[layout]
@@ -312,7 +321,7 @@ class Server:
         with torch.no_grad():
             target = t["vgg"](x, (CONTENT_LAYER,))[CONTENT_LAYER]
         out = t["net"](x)
-        loss, terms = image_loss(out, target, t["vgg"], t["grams"], t["weights"])
+        loss, terms = image_loss(out, target, t["vgg"], t["grams"], t["weights"], t["clip"])
         t["opt"].zero_grad(set_to_none=True)
         loss.backward()
         t["opt"].step()
@@ -327,6 +336,18 @@ class Server:
             metrics.append(self._step(layout, batch))  # ends with .item(): the step is done
             times.append(time.perf_counter() - t0)
         return {"times": times, "metrics": metrics}
+
+    def stylise(self, layout: str, images: str, out: str) -> dict[str, Any]:
+        """The trained net of ``layout`` on each float32[H,W,3] image of the ``images`` npz -> the ``out``
+        npz (same keys), clamped to [0,1] as inference returns it."""
+        net = self.train[layout]["net"]
+        outputs = {}
+        with torch.inference_mode():
+            for name, image in _npz(images).items():
+                y = net(_nchw(image[None], layout)).clamp(0.0, 1.0)
+                outputs[name] = y[0].permute(1, 2, 0).contiguous().numpy()
+        np.savez(out, **outputs)
+        return {"images": sorted(outputs)}
 
     def profile_train(self, layout: str, batches: str, index: int, reps: int, warmup: bool) -> dict[str, Any]:
         """The step cut in parts: the full train step; fwd+bwd of the transform net alone (loss = Σ out·r);
@@ -348,7 +369,7 @@ class Server:
             out = out0.clone().requires_grad_(True)
             with torch.no_grad():
                 target = t["vgg"](x, (CONTENT_LAYER,))[CONTENT_LAYER]
-            loss, _ = image_loss(out, target, t["vgg"], t["grams"], t["weights"])
+            loss, _ = image_loss(out, target, t["vgg"], t["grams"], t["weights"], t["clip"])
             loss.backward()
             float(out.grad.sum())
 
@@ -406,7 +427,8 @@ class Server:
 def main() -> int:
     server = Server()
     return serve({"setup_infer": server.setup_infer, "infer": server.infer, "profile_infer": server.profile_infer,
-                  "setup_train": server.setup_train, "train": server.train_steps, "profile_train": server.profile_train,
+                  "setup_train": server.setup_train, "train": server.train_steps,
+                  "stylise": server.stylise, "profile_train": server.profile_train,
                   "profile_vgg": server.profile_vgg})
 
 
