@@ -132,7 +132,7 @@ def test_stylize_fast_cli(tmp_path, capsys):
     assert {f"p_{name}_fast.png" for name in STYLES} <= {p.name for p in out.iterdir()}
     capsys.readouterr()
     for argv, message in (
-        (["--style", "udnie", "--fast"], "no fast model"),
+        (["--style", "udnie", "--fast"], "no --fast model for 'udnie'"),
         (["--style", str(transform.shipped_models()["wave"]), "--fast"], "is a file"),
         (["--style", "wave", "--fast", "--method", "gatys"], "--fast works with --method transform"),
     ):
