@@ -36,7 +36,7 @@ import numpy as np
 
 from bench import _quality
 from bench._common import REPO, RESULTS, log, machine_info
-from bench.transform_vs_torch import TORCH_VENV, TorchServer, _flatten, torch_python
+from bench.transform_vs_torch import TORCH_VENV, TorchServer, _flatten, reference_config, setup_training, torch_python
 
 DATA = Path(os.environ.get("JAXSTYLE_DATA") or REPO.parent / "shared" / "data")
 PHOTOS = ("golden_gate", "tubingen", "chicago")
@@ -151,12 +151,11 @@ def run(args: argparse.Namespace, server: TorchServer, work: Path) -> dict[str, 
     import jax.numpy as jnp
 
     from jaxstyle import images as imagelib
-    from jaxstyle import train, transform, vgg, weights
+    from jaxstyle import transform
     from jaxstyle.styles import load_style
-    from jaxstyle.trainer import Trainer
 
-    config = train.TrainConfig(steps=args.steps, image_size=args.size, batch_size=args.batch, seed=0, width=32,
-                               residual_blocks=5, range_weight=0.0, layout_weight=0.0)
+    config = reference_config(steps=args.steps, image_size=args.size, batch_size=args.batch, seed=0, width=32,
+                              residual_blocks=5)
     assert config.lr == 1e-3 and config.style == "starry_night" and config.pooling == "avg"
 
     files = sorted((DATA / "train").glob("*.jpg"))
@@ -166,21 +165,10 @@ def run(args: argparse.Namespace, server: TorchServer, work: Path) -> dict[str, 
     batches = make_crops(files, args.steps, args.batch, args.size, args.seed)
     np.savez(work / "batches.npz", batches=batches)
 
-    vgg_np = weights.load_vgg_params()
-    vgg_params = vgg.to_device(vgg_np)
     style = imagelib.fit_long_side(imagelib.to_float_image(load_style(config.style)), config.style_size)
-    frozen = {"vgg": vgg_params, "grams": train.style_grams(vgg_params, style, config)}
-    trainer = Trainer(train.mode(config), train.data_mesh(), frozen, config.seed)
-    # train.init_params: one jitted jaxstyle.transform.init_params(key(seed 0), width 32, 5 blocks)
-    init = train.init_state(config, jax.random.key(config.seed))
-    np.savez(work / "init_params.npz", **_flatten(jax.device_get(init["params"])))
-    np.savez(work / "vgg.npz", **_flatten({k: vgg_np[k] for k in vgg_params}))
-    np.savez(work / "grams.npz", **{k: np.asarray(v) for k, v in frozen["grams"].items()})
-    info = server("setup_train", params=str(work / "init_params.npz"), vgg=str(work / "vgg.npz"),
-                  grams=str(work / "grams.npz"), lr=config.lr, layouts=[LAYOUT], clip=True, threads=args.threads,
-                  weights=[config.content_weight, config.style_weight, config.tv_weight])
-    state = trainer.replicate(init)
-    del init
+    # init: train.init_params, one jitted jaxstyle.transform.init_params(key(seed 0), width 32, 5 blocks)
+    trainer, state, info = setup_training(server, config, style, work, layouts=[LAYOUT], clip=True,
+                                          threads=args.threads)
 
     metrics: dict[str, list[dict[str, float]]] = {"ours": [], "torch": []}
     seconds: dict[str, list[float]] = {"ours": [], "torch": []}

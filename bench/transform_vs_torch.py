@@ -514,30 +514,50 @@ def _rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(a), abs(b), 1e-30)
 
 
-def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str, quiet: Quiet) -> dict[str, Any]:
+def reference_config(**overrides: Any) -> Any:
+    """The :class:`jaxstyle.train.TrainConfig` whose loss ``bench/_torch_transform.py`` implements: the loss on
+    the clipped output with the paper's equal style-layer weights, α = 1, TV 1e5, no layout or range term
+    (the recipe before issue 14; the train defaults have moved on)."""
+    from jaxstyle import objective, train
+
+    base = dict(content_weight=1.0, tv_weight=1e5, style_layer_weights=objective.DEFAULT_STYLE_LAYER_WEIGHTS,
+                content_layer=objective.CONTENT_LAYER, layout_weight=0.0, range_weight=0.0)
+    return train.TrainConfig(**{**base, **overrides})
+
+
+def setup_training(torch: TorchServer, config: Any, style: np.ndarray, work: Path, **setup: Any
+                   ) -> tuple[Any, Any, dict[str, Any]]:
+    """Both sides of a training comparison from one init: our trainer and replicated state for ``config``
+    (style float32[h,w,3] in [0,1] at ``style_size``), and the torch server's ``setup_train`` reply (the same
+    init params, VGG and Grams through .npz files in ``work``; ``setup``: its other arguments)."""
     import jax
 
     from jaxstyle import train, vgg, weights
     from jaxstyle.trainer import Trainer
 
-    config = train.TrainConfig(image_size=mode.train_size, batch_size=mode.batch_size)
-    steps = mode.warmup_steps + mode.train_steps
-    batches, batch_source = make_batches(steps, mode.batch_size, mode.train_size)
-    np.savez(work / "batches.npz", batches=batches)
-
     vgg_np = weights.load_vgg_params()
     vgg_params = vgg.to_device(vgg_np)
-    frozen = {"vgg": vgg_params, "grams": train.style_grams(vgg_params, _load_style(config.style_size), config)}
+    frozen = {"vgg": vgg_params, "grams": train.style_grams(vgg_params, style, config)}
     trainer = Trainer(train.mode(config), train.data_mesh(), frozen, config.seed)
     init = train.init_state(config, jax.random.key(config.seed))
     np.savez(work / "train_params.npz", **_flatten(jax.device_get(init["params"])))
     np.savez(work / "vgg.npz", **_flatten({k: vgg_np[k] for k in vgg_params}))
     np.savez(work / "grams.npz", **{k: np.asarray(v) for k, v in frozen["grams"].items()})
     info = torch("setup_train", params=str(work / "train_params.npz"), vgg=str(work / "vgg.npz"),
-                 grams=str(work / "grams.npz"), lr=config.lr, layouts=list(LAYOUTS),
-                 weights=[config.content_weight, config.style_weight, config.tv_weight])
-    state = trainer.replicate(init)
-    del init
+                 grams=str(work / "grams.npz"), lr=config.lr,
+                 weights=[config.content_weight, config.style_weight, config.tv_weight], **setup)
+    return trainer, trainer.replicate(init), info
+
+
+def run_training(torch: TorchServer, mode: Mode, work: Path, profile: str, quiet: Quiet) -> dict[str, Any]:
+    import jax
+
+
+    config = reference_config(image_size=mode.train_size, batch_size=mode.batch_size)
+    steps = mode.warmup_steps + mode.train_steps
+    batches, batch_source = make_batches(steps, mode.batch_size, mode.train_size)
+    np.savez(work / "batches.npz", batches=batches)
+    trainer, state, info = setup_training(torch, config, _load_style(config.style_size), work, layouts=list(LAYOUTS))
 
     def ours(i: int) -> tuple[float, dict[str, float]]:
         nonlocal state
