@@ -17,6 +17,8 @@ _RGB_TO_YCBCR = np.array(
      [0.5, -0.418688, -0.081312]],
     dtype=np.float32,
 )
+#: BT.601 luma weights of R, G, B: Y's row of the matrix above.
+LUMA_WEIGHTS = _RGB_TO_YCBCR[0]
 _YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR).astype(np.float32)
 _OFFSET = np.array([0.0, 0.5, 0.5], dtype=np.float32)
 

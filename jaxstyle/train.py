@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from jaxstyle import atomic, models, objective, trainer, transform, universal, vgg
+from jaxstyle import atomic, color, models, objective, trainer, transform, universal, vgg
 from jaxstyle.errors import JaxstyleError, OptionError
 from jaxstyle.machine import machine_info
 from jaxstyle.options import option
@@ -46,7 +46,7 @@ class TrainConfig:
     transform nets striped"): the loss sees the clipped output, the style layers are balanced, α=3, a TV
     term strong enough to matter (1e7), a tonal-layout term and a range penalty, on 128 px crops. The
     shipped nets add ``warmup_steps=100``. ``steps`` stays Johnson's 40k (2 COCO epochs) for a GPU; the
-    shipped CPU nets saw 700."""
+    shipped CPU nets saw 500."""
 
     style: str = "starry_night"
     data: str = ""
@@ -62,8 +62,7 @@ class TrainConfig:
     style_layer_weights: tuple[float, ...] = option(
         BALANCED_STYLE_LAYER_WEIGHTS, "weights of the style layers conv1_1,conv2_1,conv3_1,conv4_1,conv5_1 "
         "(default: each layer weighs the same at the photo; the paper's 0.2 each leaves conv4_1 95%% of the loss)",
-        show_default=False,
-        kind="floats", metavar="W1,...,W5")
+        kind="floats", metavar="W1,...,W5", show_default=False)
     content_layer: str = option(objective.CONTENT_LAYER, "the VGG layer whose responses the content loss compares",
                                 choices=vgg.VGG_LAYERS, metavar="LAYER")
     layout_weight: float = option(3e8, "weight of the tonal-layout term: squared error between the output's and the "
@@ -232,7 +231,7 @@ LAYOUT_BOX = 4
 def layout_error(out: jax.Array, photo: jax.Array) -> jax.Array:
     """Σ per image (batch mean) of the squared difference of the BT.601 luminance of ``out`` and ``photo``
     (float32[N,H,W,3] in [0,1]), each box-filtered by :data:`LAYOUT_BOX` (a ragged edge is dropped)."""
-    luma = jnp.asarray([0.299, 0.587, 0.114], jnp.float32)
+    luma = jnp.asarray(color.LUMA_WEIGHTS)
     n, h, w, _ = out.shape
     hb, wb = h // LAYOUT_BOX, w // LAYOUT_BOX
 
