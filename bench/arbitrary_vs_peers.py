@@ -146,8 +146,8 @@ def _gatys_progress(name: str, every: int = 100) -> Callable[[int, Any, Mapping[
     t0 = time.perf_counter()
 
     def callback(step: int, image: Any, terms: Mapping[str, Any]) -> None:
-        if step % every == 0:  # the terms are device arrays: read only when logged
-            log(f"{name}: gatys step {step}, {time.perf_counter() - t0:.0f} s, loss {float(terms['total']):.4g}")
+        if step % every == 0:
+            log(f"{name}: gatys step {step}, {time.perf_counter() - t0:.0f} s, loss {terms['total']:.4g}")
 
     return callback
 

@@ -110,14 +110,17 @@ def run_ours(config: OursConfig, mode: Mode, image_dir: Path, progress_path: Pat
     style = images.load_image(STYLE)
     linesearch_steps: list[int] = []  # per lbfgs step: its zoom line-search steps (each one more fwd + bwd)
 
-    stamps: list[float] = []  # perf_counter at each callback, less the off-clock time before it
+    # perf_counter at each callback, less the off-clock time before it. The loop reads the device
+    # back every backprop.READ_EVERY steps and then calls back for each of those steps at once, so
+    # the stamps of one read are equal up to host time; _spread_stamps gives each step its share.
+    stamps: list[float] = []
     seen: list[dict[str, float]] = []  # the terms each callback gets (of the image before that step)
     snapshots: dict[int, np.ndarray] = {}
     off_clock = 0.0
 
     def callback(step: int, image: jax.Array, device_terms: Any) -> None:
         nonlocal off_clock
-        terms = {k: float(v) for k, v in device_terms.items()}  # waits for the step: each stamp is its end
+        terms = dict(device_terms)  # host floats, read back with the last step of this read
         stamps.append(time.perf_counter() - off_clock)
         seen.append(terms)
         if "linesearch_steps" in terms:  # backprop.make_step reports them for lbfgs
@@ -144,7 +147,7 @@ def run_ours(config: OursConfig, mode: Mode, image_dir: Path, progress_path: Pat
     # optimise() starts its clock just before step 1 and sets compile_seconds right after it,
     # immediately before the first callback: recover its start from the first stamp.
     start = stamps[0] - result.compile_seconds
-    times = [0.0] + [t - start for t in stamps]  # times[i]: the image after i steps exists
+    times = [0.0] + [t - start for t in _spread_stamps(stamps)]  # times[i]: the image after i steps exists
     image_paths = {}
     for step, snapshot in sorted(snapshots.items()):
         path = image_dir / f"ours_{config.name}_{step:04d}.png"
@@ -164,6 +167,24 @@ def run_ours(config: OursConfig, mode: Mode, image_dir: Path, progress_path: Pat
         "images": image_paths,
         "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+def _spread_stamps(stamps: list[float], gap: float = 2e-3) -> list[float]:
+    """Stamps of callbacks that came back in one read (less than ``gap`` s apart: host work only; a
+    step takes far longer) spread evenly over the time since the read before: the steps of a read
+    ran one after another at one speed, and only the last one's end is known."""
+    spread, previous, i = list(stamps), None, 0
+    while i < len(stamps):
+        j = i
+        while j + 1 < len(stamps) and stamps[j + 1] - stamps[j] < gap:
+            j += 1
+        if previous is not None and j > i:
+            for k in range(i, j + 1):
+                spread[k] = previous + (stamps[j] - previous) * (k - i + 1) / (j - i + 1)
+        else:
+            spread[i : j + 1] = [stamps[j]] * (j - i + 1)
+        previous, i = stamps[j], j + 1
+    return spread
 
 
 # ----------------------------------------------------------------------------------------------

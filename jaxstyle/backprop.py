@@ -376,7 +376,7 @@ def initial_image(init: str, content: np.ndarray | None, shape: tuple[int, int],
 
 
 #: ``callback(step, image, terms)``: see :func:`optimise`.
-Callback = Callable[[int, jax.Array, Mapping[str, jax.Array]], None]
+Callback = Callable[[int, jax.Array, Mapping[str, float]], None]
 #: Steps between reads of the loss terms back to the host (each read waits for the device).
 READ_EVERY = 10
 
@@ -398,50 +398,56 @@ def optimise(
     """Run up to ``iterations`` jitted steps from ``image`` (float32[1,H,W,3]).
 
     The run stops early when :func:`converged` says so for ``tol`` and ``window`` (``tol=0``:
-    never); ``result.stops`` says which. ``ema`` > 0: the result is the exponential moving
-    average of the iterates with that decay (started at ``image``), not the last iterate.
-    ``callback(step, image, terms)`` is called after each step (1-based) with the device arrays
-    (image float32[1,H,W,3], terms {name: float32[]}): reading them waits for that step. The
-    loop itself reads the terms back every ``read_every`` steps (and after the first and the
-    last), for the history and to raise :class:`NonFiniteLossError` on a non-finite loss; with
-    ``tol`` > 0 every step, as the convergence stop needs each step's total to stop at once.
-    Images that ``spec.tile`` tiles (:func:`jaxstyle.tiling.tile_grid`) take tiled steps: the
-    same gradient in bounded memory.
+    never); ``result.stops`` says which. The test runs on the device inside each step
+    (:func:`watch_loss`), and a step after the stop leaves everything as it is, so the host reads
+    the terms back only every ``read_every`` steps (and after the first and the last), for the
+    history, the callback and to raise :class:`NonFiniteLossError` on a non-finite loss, and the
+    result is still the image of the exact step the test fired on. ``ema`` > 0: the result is the
+    exponential moving average of the iterates with that decay (started at ``image``), not the
+    last iterate. ``callback(step, image, terms)`` is called for each step run (1-based, in order)
+    at those reads, with that step's image (a device array, float32[1,H,W,3]) and terms (host
+    floats). Images that ``spec.tile`` tiles (:func:`jaxstyle.tiling.tile_grid`) take tiled steps:
+    the same gradient in bounded memory, read back every step when ``tol`` > 0 (a tiled step
+    already waits for each tile).
     """
     grid = tiling.tile_grid((image.shape[1], image.shape[2]), spec.tile)
-    step, opt = make_step(spec, optimizer, lr, iterations, grid)
-    # Fresh buffers: optax may alias leaves of its state, and the step donates them.
-    opt_state = jax.tree.map(jnp.copy, opt.init(image))
-    history: list[dict[str, float]] = []
+    step = _watched_step(spec, optimizer, lr, iterations, grid, float(tol), int(window), float(ema))
+    _, opt = make_step(spec, optimizer, lr, iterations, grid)
     image = jnp.array(image, copy=True)
-    average = jnp.array(image, copy=True) if ema else None
+    # Fresh buffers: optax may alias leaves of its state, and the step donates them.
+    state = jax.tree.map(jnp.copy, {"opt_state": opt.init(image), "average": image if ema else None,
+                                    "watch": _watch_start(window)})
+    history: list[dict[str, float]] = []
     start = time.perf_counter()
     compile_seconds = 0.0
     stop = "budget"
-    every = 1 if tol else read_every
-    pending: list[Mapping[str, jax.Array]] = []  # the terms of the steps since the last read
+    every = 1 if tol and grid is not None else read_every
+    pending: list[tuple[Any, Any, Any]] = []  # (terms, stopped, image) since the last read
     for i in range(1, iterations + 1):
-        image, opt_state, aux = step(image, opt_state, targets, vgg_params)
-        if average is not None:
-            average = _ema_update(average, image, jnp.float32(ema))
-        pending.append(aux)
-        if i == 1 or i % every == 0 or i == iterations:
-            for j, terms in enumerate(jax.device_get(pending), start=i - len(pending) + 1):
-                terms = {k: float(v) for k, v in terms.items()}
-                if not all(math.isfinite(v) for v in terms.values()):
-                    raise NonFiniteLossError(f"the loss became non-finite at iteration {j} ({terms}); "
-                                             "try a lower lr", fields=("lr",))
-                history.append(terms)
-            pending = []
-            if i == 1:
-                compile_seconds = time.perf_counter() - start
-        if callback is not None:
-            callback(i, image, aux)
-        if tol and i < iterations and converged([h["total"] for h in history], tol, window):
-            stop = f"converged at step {i}"
+        image, state, terms, stopped = step(image, state, targets, vgg_params)
+        pending.append((terms, stopped, image if callback is not None else None))
+        if not (i == 1 or i % every == 0 or i == iterations):
+            continue
+        values = jax.device_get([(t, s) for t, s, _ in pending])
+        for j, ((terms_j, stopped), (_, _, image_j)) in enumerate(zip(values, pending, strict=True),
+                                                                 start=i - len(pending) + 1):
+            terms_j = {k: float(v) for k, v in terms_j.items()}
+            if not all(math.isfinite(v) for v in terms_j.values()):
+                raise NonFiniteLossError(f"the loss became non-finite at iteration {j} ({terms_j}); "
+                                         "try a lower lr", fields=("lr",))
+            history.append(terms_j)
+            if callback is not None:
+                callback(j, image_j, terms_j)
+            if stopped:
+                stop = f"converged at step {j}"
+                break
+        pending = []
+        if i == 1:
+            compile_seconds = time.perf_counter() - start
+        if stop != "budget":
             break
-    if average is not None:
-        image = average
+    if ema:
+        image = state["average"]
     # The terms above were measured before each update; measure the final image too.
     final = {k: float(v) for k, v in evaluate_loss(image, targets, vgg_params, spec).items()}
     history.append(final)
@@ -449,19 +455,76 @@ def optimise(
     return GatysResult(np.asarray(image[0]), history, seconds, compile_seconds, optimizer=optimizer, stops=[stop])
 
 
+@functools.lru_cache(maxsize=32)
+def _watched_step(spec: LossSpec, optimizer: str, lr: float | None, iterations: int,
+                  grid: tiling.TileGrid | None, tol: float, window: int, ema: float) -> Callable:
+    """:func:`make_step`'s step with the convergence watch and the EMA carried alongside:
+    ``(image, state, targets, vgg_params) -> (image, state, terms, stopped)``, state = {"opt_state",
+    "average" (float32[1,H,W,3] or None), "watch" (:func:`watch_loss`'s)} (donated). Whole-image
+    steps are one jitted function in which a step after the stop is a no-op (``lax.cond``, its
+    terms zeros); tiled steps run on the host and are not gated (:func:`optimise` reads them at once)."""
+    raw, _ = make_step(spec, optimizer, lr, iterations, grid)
+
+    def advance(image, state, targets, vgg_params):
+        image, opt_state, terms = raw(image, state["opt_state"], targets, vgg_params)
+        average = None if state["average"] is None else _ema_update(state["average"], image, jnp.float32(ema))
+        watch = _watch_jit(state["watch"], terms["total"], tol, window, iterations)
+        # ``stopped`` apart from the state too: the next step donates the state's buffers.
+        return image, {"opt_state": opt_state, "average": average, "watch": watch}, terms, watch["stopped"]
+
+    if grid is not None:
+        return advance
+
+    def gated(image, state, targets, vgg_params):
+        def hold(image, state):
+            shapes = jax.eval_shape(lambda: advance(image, state, targets, vgg_params)[2])
+            return image, state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), state["watch"]["stopped"]
+
+        return jax.lax.cond(state["watch"]["stopped"], hold,
+                            lambda image, state: advance(image, state, targets, vgg_params), image, state)
+
+    return jax.jit(gated, donate_argnums=(1,))
+
+
 @jax.jit
 def _ema_update(average: jax.Array, image: jax.Array, decay: jax.Array) -> jax.Array:
     return decay * average + (1.0 - decay) * image
 
 
+def _watch_start(window: int) -> dict[str, jax.Array]:
+    """The state of :func:`watch_loss` before the first step."""
+    return {"totals": jnp.zeros((window + 1,), jnp.float32), "count": jnp.int32(0), "stopped": jnp.bool_(False)}
+
+
+def watch_loss(watch: Mapping[str, jax.Array], total: jax.Array, tol: float, window: int,
+               budget: int) -> dict[str, jax.Array]:
+    """The convergence stop, as one pure update per step (traceable; :func:`optimise` runs it on the
+    device): record ``total`` (float32[], step ``count`` + 1's loss) in a ring of the last
+    ``window`` + 1 totals; ``stopped`` once the loss fell by less than ``tol`` of its present value
+    over the last ``window`` steps, (L[i−window] − L[i]) < tol·|L[i]|, before step ``budget`` (the
+    last, which ends the run anyway). A loss that rises over the window counts as converged (the
+    step size dominates the progress). ``tol`` 0: never."""
+    ring = window + 1
+    totals = watch["totals"].at[watch["count"] % ring].set(total)
+    count = watch["count"] + 1
+    before = totals[count % ring]  # L[count - window]: the slot written ``window`` steps ago
+    flat = (before - total) < tol * jnp.abs(total)
+    stopped = (tol > 0) & (count > window) & (count < budget) & flat
+    return {"totals": totals, "count": count, "stopped": watch["stopped"] | stopped}
+
+
+_watch_jit = jax.jit(watch_loss, static_argnames=("tol", "window", "budget"))
+
+
 def converged(totals: Sequence[float], tol: float, window: int) -> bool:
     """True once the loss fell by less than ``tol`` of its present value over the last ``window``
-    steps: (L[i−window] − L[i]) / L[i] < tol, L[i] the latest. False with fewer than window+1 values.
-    A loss that rises over the window counts as converged (the step size dominates the progress)."""
-    if len(totals) <= window:
-        return False
-    now, before = totals[-1], totals[-1 - window]
-    return (before - now) < tol * abs(now)
+    steps, judged at the last of ``totals`` (the losses of steps 1, 2, ...): :func:`watch_loss`,
+    the rule :func:`optimise` runs, over the sequence. False with fewer than window+1 values."""
+    watch = _watch_start(window)
+    for total in totals:
+        watch = _watch_jit({**watch, "stopped": jnp.bool_(False)}, jnp.float32(total), float(tol), int(window),
+                           len(totals) + 1)
+    return bool(watch["stopped"])
 
 
 def check_shape(shape: tuple[int, int], what: str = "output", fields: tuple[str, ...] = ("size",),

@@ -3,7 +3,7 @@
 The work on arrays is :mod:`jaxstyle.transform`'s and :mod:`jaxstyle.backprop`'s; this module
 plans it (same-size photos in batches, the steps of a Gatys scale plan), and reports progress
 through a callback ``progress(done, metrics)`` (``done`` counted from 1; ``metrics`` host floats,
-``{}`` when none were read back at that point). It reads and writes no files. (Named drive.py,
+``{}`` when a step has none). It reads and writes no files. (Named drive.py,
 not stylize.py: a submodule ``jaxstyle.stylize`` would shadow the ``jaxstyle.stylize`` function.)
 """
 
@@ -72,15 +72,15 @@ def run_gatys(content: np.ndarray | None, styles: Sequence[np.ndarray], options:
     """Back-propagation (:func:`jaxstyle.backprop.gatys`) of ``content`` float32[H,W,3], or with ``content``
     None a texture of long side ``options.size`` (:func:`jaxstyle.backprop.texture`).
 
-    progress(step, metrics) after each step (``{"total": ...}`` every :data:`backprop.READ_EVERY` steps,
-    when the loss is back on the host anyway); on_snapshot(step, image float32[H,W,3]) every
+    progress(step, {"total": ...}) for each step, as its loss comes back to the host (every
+    :data:`backprop.READ_EVERY` steps, in a burst); on_snapshot(step, image float32[H,W,3]) every
     ``snapshot_every`` steps before the last.
     """
     total = gatys_steps(None if content is None else content.shape[:2], options)
 
     def on_step(step: int, image: Any, terms: Mapping[str, Any]) -> None:
         if progress is not None:
-            progress(step, {"total": float(terms["total"])} if step % backprop.READ_EVERY == 0 else {})
+            progress(step, {"total": terms["total"]})
         if on_snapshot is not None and snapshot_every and step % snapshot_every == 0 and step < total:
             on_snapshot(step, np.asarray(image[0]))
 

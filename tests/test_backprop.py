@@ -1,5 +1,6 @@
 """Gatys back-propagation and texture synthesis on small real images."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -194,6 +195,26 @@ def test_gatys_stops_when_converged_and_reports_why(small_pair, vgg_params):
     assert totals[-6] - totals[-1] < 0.05 * totals[-1]  # the last window fell by under 5%
     assert totals[-7] - totals[-2] >= 0.05 * totals[-2]  # and the one before did not: it stopped at once
     assert jaxstyle.gatys(content, style, iterations=30, tol=0.0, **common).stop == "budget"
+    # The stop is exact although the host reads only every READ_EVERY steps: the steps after it
+    # change nothing, so the result is the image of a run with that step as its whole budget.
+    exact = jaxstyle.gatys(content, style, iterations=steps, tol=0.0, **common)
+    np.testing.assert_array_equal(run.image, exact.image)
+    assert run.history == exact.history
+
+
+def test_gatys_reads_the_device_back_every_few_steps(small_pair, vgg_params, monkeypatch):
+    """The loop waits for the device at its reads only: 1 + every READ_EVERY steps (+ the last)."""
+    from jaxstyle import backprop
+
+    content, style = small_pair
+    reads, device_get = [], jax.device_get
+    monkeypatch.setattr(jax, "device_get", lambda x: reads.append(1) or device_get(x))
+    steps, seen = [], []
+    run = jaxstyle.gatys(content, style, vgg_params=vgg_params, size=48, scales=1, iterations=25, tol=0.001,
+                         window=5, callback=lambda i, image, terms: (steps.append(i), seen.append(terms["total"])))
+    assert run.stop == "budget" and backprop.READ_EVERY == 10
+    assert len(reads) == 4  # after steps 1, 10, 20 and 25
+    assert steps == list(range(1, 26)) and seen == [h["total"] for h in run.history[:-1]]
 
 
 def test_paper_preset_is_the_papers_setting(small_pair, vgg_params):
