@@ -190,11 +190,12 @@ def image_loss(out: torch.Tensor, target: torch.Tensor, vgg: VGG19, grams: dict[
     """α·content + β·style + γ·TV of the net's output ``out`` (float[N,3,H,W]); ``target``: the content
     image's conv4_2 responses. Every term per image, batch mean, exactly as jaxstyle.objective.
 
-    clip: measure ``out.clamp(0, 1)``, as ``jaxstyle.train.output_loss`` does (the picture inference
-    returns; clipped values get no gradient); False: the raw output (the loss before that change). Our
-    optional range and layout terms are not here: this matches ``output_loss`` with both weights 0."""
+    clip: measure ``out.clamp(0, 1)`` with the gradient passed straight through the clamp, as
+    ``jaxstyle.train.output_loss`` does (the picture inference returns); False: the raw output (the loss
+    before that change). Our optional range and layout terms are not here: this matches ``output_loss``
+    with both weights 0."""
     if clip:
-        out = out.clamp(0.0, 1.0)
+        out = out + (out.clamp(0.0, 1.0) - out).detach()
     feats = vgg(out, (*STYLE_LAYERS, CONTENT_LAYER))
     content = 0.5 * (feats[CONTENT_LAYER] - target).square().sum(dim=(1, 2, 3)).mean()
     style = out.new_zeros(())

@@ -68,7 +68,7 @@ class TrainConfig:
     layout_weight: float = option(3e8, "weight of the tonal-layout term: squared error between the output's and the "
                                   "photo's luminance, both box-filtered by 4 (it keeps light and dark where the photo "
                                   "has them, which VGG's content layers do not)", kind="float")
-    range_weight: float = option(1e6, "weight of the penalty on output values outside [0,1] (the loss itself sees "
+    range_weight: float = option(1e8, "weight of the penalty on output values outside [0,1] (the loss itself sees "
                                  "the clipped output, as inference returns it)", kind="float")
     lr: float = option(1e-3, "Adam learning rate", kind="float")
     warmup_steps: int = option(0, "first train this many steps toward the identity (output = input), as in the "
@@ -208,15 +208,17 @@ def output_loss(
     """The perceptual loss (:func:`jaxstyle.objective.loss_terms` with ``config.loss_spec()``) of the net's
     output ``out`` for input ``batch`` (both float32[N,H,W,3]): the content target is the input's responses.
 
-    The loss sees ``clip(out, 0, 1)``, the picture inference returns; ``range_weight`` times ``range`` (the
-    squared part of ``out`` outside [0,1], summed per image like TV, batch mean) pulls clipped values back,
-    as the clip gives them no gradient."""
+    The loss sees ``clip(out, 0, 1)``, the picture inference returns, with a straight-through gradient:
+    the clip passes the gradient on unchanged, so a clipped value the loss wants back inside [0,1] still
+    gets it (with the plain clip's zero gradient, clipped channels stayed clipped and grew magenta blobs
+    on white, docs/results.md). ``range_weight`` times ``range`` (the squared part of ``out`` outside
+    [0,1], summed per image like TV, batch mean) keeps the values the loss pushes out from drifting."""
     spec = config.loss_spec()
     target = None
     if spec.content_weight:
         target = vgg.features(frozen["vgg"], batch, (spec.content_layer,), spec.pooling)[spec.content_layer]
         target = jax.lax.stop_gradient(target)
-    shown = jnp.clip(out, 0.0, 1.0)
+    shown = out + jax.lax.stop_gradient(jnp.clip(out, 0.0, 1.0) - out)  # clip, straight-through gradient
     total, terms = objective.loss_terms(shown, {"content": target, "grams": frozen["grams"]}, frozen["vgg"], spec)
     outside = jnp.mean(jnp.sum(jnp.square(out - shown), axis=(1, 2, 3)))
     layout = layout_error(shown, batch) if config.layout_weight else jnp.float32(0.0)

@@ -46,8 +46,9 @@ def test_loss_falls_on_real_photos(tmp_path, data_dir, vgg_params):
 
 
 def test_loss_sees_the_image_inference_returns(vgg_params):
-    """The perceptual loss is that of the clipped output (what transform.apply returns); range counts only the
-    part outside [0,1], and layout is 0 for the photo itself and grows for its negative."""
+    """The perceptual loss is that of the clipped output (what transform.apply returns), its gradient passed
+    straight through the clip; range counts only the part outside [0,1], and layout is 0 for the photo itself
+    and grows for its negative."""
     from jaxstyle import objective
 
     config = small_config(range_weight=2.0, layout_weight=3.0)
@@ -65,6 +66,10 @@ def test_loss_sees_the_image_inference_returns(vgg_params):
     assert float(terms["layout"]) == pytest.approx(layout, rel=1e-5)
     assert float(total) == pytest.approx(float(expected) + 2.0 * outside + 3.0 * layout, rel=1e-5)
     assert float(train.layout_error(batch, batch)) == 0.0
+    # The clip passes the gradient straight through: clipped values still learn (a plain clip's is 0 there).
+    grad = np.asarray(jax.grad(lambda o: train.output_loss(o, batch, frozen, small_config(range_weight=0.0))[0])(out))
+    outside_mask = (np.asarray(out) < 0) | (np.asarray(out) > 1)
+    assert np.abs(grad[outside_mask]).mean() > 0.1 * np.abs(grad[~outside_mask]).mean() > 0
     ramp = np.broadcast_to(np.linspace(0.0, 1.0, 32, dtype=np.float32)[None, None, :, None], (1, 32, 32, 3))
     # a ramp's negative: (1 - 2y)^2 averages 1/3 over the 8x8 cells, about 21 in all
     assert float(train.layout_error(1.0 - ramp, ramp)) == pytest.approx(64 / 3, rel=0.1)
