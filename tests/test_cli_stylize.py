@@ -134,7 +134,7 @@ def test_gatys_multiscale_cli(tmp_path, data_dir):
     assert Image.open(out).size == (64, 43)
     data = json.loads(report.read_text())
     assert len(data["history"]) == 4  # 2 + 1 iterations + the final evaluation
-    assert data["scales"] == [[22, 32, 2], [43, 64, 1]] and data["optimizer"] == "adam"
+    assert data["scales"] == [[22, 32, 2], [43, 64, 1]] and data["optimizer"] == "lbfgs"
     assert _exit_code([_content(data_dir), "--method", "gatys", "--style", "wave", "--scale-iterations", "2,x",
                        "--out", str(tmp_path / "bad.png")]) == 2
 
