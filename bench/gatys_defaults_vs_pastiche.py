@@ -33,6 +33,7 @@ from pathlib import Path
 
 from bench import gatys_recipe
 from bench import gatys_vs_pastiche as gvp
+from bench._common import log
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -98,11 +99,11 @@ def main() -> int:
         n = args.pastiche_iterations
         mode = gvp.Mode(size=args.size, iterations=n, checkpoints=(n,))
         load = {"before_pastiche": os.getloadavg()}
-        gvp._log(f"pastiche: {n} L-BFGS steps at long side {args.size}")
+        log(f"pastiche: {n} L-BFGS steps at long side {args.size}")
         past = gvp.run_pastiche(python, gvp.PasticheConfig("lbfgs", "default"), inputs, mode, args.out,
                                 args.threads, args.out / "pastiche.json")
     load["before_ours"] = os.getloadavg()
-    gvp._log(f"ours: defaults + {args.ours}")
+    log(f"ours: defaults + {args.ours}")
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "bench.gatys_defaults_vs_pastiche", "--worker",
                     "--content", args.content, "--style", args.style,

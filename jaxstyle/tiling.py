@@ -47,7 +47,7 @@ DEFAULT_HALO = 80
 MIN_TILE = 64
 # tile=None (auto) tiles only images above this many pixels, with cores of at most AUTO_TILE px a
 # side (measured in docs/performance.md, "Tiling and memory").
-AUTO_TILE_PIXELS = 2_500_000
+AUTO_TILE_PIXELS = 1_000_000
 AUTO_TILE = 1024
 
 

@@ -101,7 +101,7 @@ def test_scale_plan_defaults():
     # The default recipe: √2 steps from about 128 px, the budget divided by √2 at each finer scale.
     assert scale_plan((300, 400), GatysOptions(iterations=200)) == [
         ((106, 141), 200), ((150, 200), 141), ((212, 283), 100), ((300, 400), 70)]
-    assert [its for _, its in scale_plan((300, 400), GatysOptions())] == [100, 70, 50, 35]
+    assert [its for _, its in scale_plan((300, 400), GatysOptions())] == [70, 49, 35, 24]
     with pytest.raises(OptionError, match="scale_iterations"):
         scale_plan((64, 96), GatysOptions(scales=3, scale_iterations=(5, 3)))
     with pytest.raises(OptionError, match="lower scales"):

@@ -60,7 +60,8 @@ def test_grid_partitions_and_aligns(shape, tile, halo):
 
 
 def test_auto_and_off_leave_images_whole():
-    assert tiling.tile_grid((900, 1200), None) is None  # under AUTO_TILE_PIXELS
+    assert tiling.tile_grid((750, 1000), None) is None  # under AUTO_TILE_PIXELS
+    assert len(tiling.tile_grid((900, 1200), None)) == 2  # over it: split in two
     assert tiling.tile_grid((2250, 3000), 0) is None
     assert tiling.tile_grid((192, 256), 512) is None  # one tile
     assert tiling.tile_grid((192, 256), 128, 256) is None  # crops would cover the image
