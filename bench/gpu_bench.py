@@ -29,6 +29,12 @@ def timed(fn, repeats: int) -> tuple[float, float]:
     return first, (time.perf_counter() - t) / repeats
 
 
+def gatys_times(result, started: float) -> dict[str, float]:
+    """Wall (since ``started``, a perf_counter), optimisation, compile and steady-state seconds of a Gatys run."""
+    return {"wall_s": time.perf_counter() - started, "optimise_s": result.seconds,
+            "compile_s": result.compile_seconds, "steady_s": result.seconds - result.compile_seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
@@ -65,19 +71,15 @@ def main() -> None:
         t = time.perf_counter()
         result = backprop.gatys(content, style, vgg_params=vgg_params, size=max(h, w), iterations=iters,
                                 optimizer=optimizer)
-        rows[f"gatys_{optimizer}_{iters}it"] = {
-            "wall_s": time.perf_counter() - t, "optimise_s": result.seconds, "compile_s": result.compile_seconds,
-            "steady_s": result.seconds - result.compile_seconds, "final_total": result.history[-1]["total"]}
+        rows[f"gatys_{optimizer}_{iters}it"] = {**gatys_times(result, t), "final_total": result.history[-1]["total"]}
 
     # Issue 16's GPU target: 400x300 at the defaults (the L-BFGS recipe coarse to fine, its budget and stop).
     t = time.perf_counter()
     result = backprop.gatys(content, style, vgg_params=vgg_params, size=max(h, w),
                             **({"iterations": 5} if args.quick else {}))
-    rows["gatys_defaults_400"] = {
-        "wall_s": time.perf_counter() - t, "optimise_s": result.seconds, "compile_s": result.compile_seconds,
-        "steady_s": result.seconds - result.compile_seconds, "steps": float(len(result.history) - 1)}
+    rows["gatys_defaults_400"] = {**gatys_times(result, t), "steps": float(len(result.history) - 1)}
 
-    # A 1200x900 result, coarse to fine (300, 600, 1200 px; the default plan and optimizer: auto, so Adam).
+    # A 1200x900 result, coarse to fine (300, 600, 1200 px; the default optimizer, L-BFGS).
     big = (9, 12) if args.quick else (900, 1200)
     big_content = images.resize(content, *big) if not args.quick else rng.random((*big, 3), np.float32)
     plan = (2, 1) if args.quick else (args.gatys_iterations, args.gatys_iterations // 2, args.gatys_iterations // 4)
