@@ -1,7 +1,7 @@
 """PyTorch reference of jaxstyle's transform net and its training loss, for ``bench/transform_vs_torch.py``.
 
 Runs in the throwaway venv ``.bench-venv-pastiche/`` (torch CPU + numpy), so it imports nothing from
-this repository: the architecture and the loss are written out here from ``jaxstyle/transform.py``
+this repository: the architecture and the loss are written out here from ``jaxstyle/methods/transform/net.py``
 and ``jaxstyle/train.py`` (``perceptual_loss``), and the weights arrive as .npz files written by the
 benchmark (our Flax params and our VGG19, converted here: HWIO -> OIHW, instance-norm scale/bias ->
 weight/bias).
@@ -27,7 +27,7 @@ from torch import nn
 
 LAYOUTS = ("contiguous", "channels_last")
 
-# -- the transform net (jaxstyle.transform.TransformNet) -------------------------------------------
+# -- the transform net (jaxstyle.methods.transform.net.TransformNet) -------------------------------------------
 
 
 class ConvLayer(nn.Module):
@@ -139,7 +139,7 @@ def frozen_bias(name: str) -> bool:
     return (name.endswith("conv.bias") and not name.startswith("out.")) or name.endswith("norm2.bias")
 
 
-# -- VGG19 and the perceptual loss (jaxstyle.vgg / objective / train.perceptual_loss) -------------------
+# -- VGG19 and the perceptual loss (jaxstyle.nn.vgg / objective / train.perceptual_loss) -------------------
 
 VGG_LAYERS = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4",
               "conv4_1", "conv4_2", "conv4_3", "conv4_4", "conv5_1", "conv5_2", "conv5_3", "conv5_4")

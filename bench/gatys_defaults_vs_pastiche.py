@@ -39,9 +39,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def ours_worker(content: str, style: str, size: int, options: dict, out: Path) -> None:
-    from jaxstyle import backprop, images, vgg
+    from jaxstyle import vgg_weights
+    from jaxstyle.io import images
+    from jaxstyle.methods.gatys import backprop
 
-    params = vgg.to_device()
+    params = vgg_weights.on_device()
     photo, painting = images.load_image(content), images.load_image(style)
     result = backprop.gatys(photo, painting, vgg_params=params, size=size, **options)
     images.save_image(out / "ours.png", result.image)
@@ -55,9 +57,11 @@ def ours_worker(content: str, style: str, size: int, options: dict, out: Path) -
 def measure(photo_path: Path, style_path: Path, image_path: Path) -> dict:
     import jax.numpy as jnp
 
-    from jaxstyle import backprop, images, vgg
+    from jaxstyle import vgg_weights
+    from jaxstyle.io import images
+    from jaxstyle.methods.gatys import backprop
 
-    params = vgg.to_device()
+    params = vgg_weights.on_device()
     photo = images.load_image(photo_path)
     style = images.load_image(style_path)
     img = images.load_image(image_path)
@@ -86,7 +90,7 @@ def main() -> int:
     if args.worker:
         ours_worker(args.content, args.style, args.size, json.loads(args.ours), args.out)
         return 0
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     python = gvp.ensure_pastiche_venv(gvp.PASTICHE_VENV)
     gvp.CONTENT, gvp.STYLE = Path(args.content), Path(args.style)

@@ -1,4 +1,4 @@
-"""Benchmark: our Gatys (``jaxstyle.backprop``) against the PyPI ``pastiche==1.6.0`` (PyTorch, CPU).
+"""Benchmark: our Gatys (``jaxstyle.methods.gatys.backprop``) against the PyPI ``pastiche==1.6.0`` (PyTorch, CPU).
 
     .venv/bin/python -m bench.gatys_vs_pastiche [--quick] [--out bench/results/gatys_vs_pastiche.json]
 
@@ -10,7 +10,7 @@ pooling, in one run, each in its own subprocess (so peak RSS is per run):
   ``bench/_pastiche_runner.py`` in the throwaway venv ``.bench-venv-pastiche/`` (created here if
   missing: torch 2.13.0 CPU + ``pastiche==1.6.0``). It gets our resized content and style (as PNGs)
   so both sides optimise towards the same pixels.
-* ours: ``jaxstyle.backprop.gatys`` with each entry of :data:`CONFIGS`.
+* ours: ``jaxstyle.methods.gatys.backprop.gatys`` with each entry of :data:`CONFIGS`.
 
 Every image is measured with OUR loss (``backprop.evaluate_loss``, α=1, β=1e3, avg pooling) so the
 two are comparable; pastiche's images are measured from the PNGs it saves. See bench/README.md.
@@ -103,9 +103,11 @@ PROGRESS_EVERY = 25  # steps between progress dumps of a worker (off the clock)
 def run_ours(config: OursConfig, mode: Mode, image_dir: Path, progress_path: Path | None = None) -> dict[str, Any]:
     import jax
 
-    from jaxstyle import backprop, images, weights
+    from jaxstyle import vgg_weights
+    from jaxstyle.io import images
+    from jaxstyle.methods.gatys import backprop
 
-    params = weights.load_vgg_params()
+    params = vgg_weights.load_vgg_params()
     content = images.load_image(CONTENT)
     style = images.load_image(STYLE)
 
@@ -208,7 +210,7 @@ def prepare_inputs(size: int, directory: Path) -> tuple[Path, Path]:
     """Our working content (long side ``size``) and style (at the content's pixel count, as our
     gatys does), written as PNGs for pastiche so that it optimises towards the same pixels as we do
     (its own bilinear resizing would give other targets, which our metric would then penalise)."""
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     content = images.fit_long_side(images.load_image(CONTENT), size)
     h, w = content.shape[:2]
@@ -245,11 +247,14 @@ class OurMetric:
     """Our loss (the paper preset's: α=1, β=1e3, avg pooling) for images of one size."""
 
     def __init__(self, shape: tuple[int, int]) -> None:
-        from jaxstyle import backprop, images, vgg, weights
+        from jaxstyle import vgg_weights
+        from jaxstyle.io import images
+        from jaxstyle.methods.gatys import backprop
+        from jaxstyle.nn import vgg
 
         self.shape = shape
         h, w = shape
-        self.params = vgg.to_device(weights.load_vgg_params(), upto=("conv5_1",))
+        self.params = vgg.to_device(vgg_weights.load_vgg_params(), upto=("conv5_1",))
         self.spec = backprop.make_options("paper").loss_spec()
         content = images.resize(images.load_image(CONTENT), h, w)
         # The style at the output's pixel count, as our gatys does (and as pastiche does).
@@ -259,7 +264,7 @@ class OurMetric:
     def __call__(self, image: np.ndarray) -> dict[str, float]:
         import jax.numpy as jnp
 
-        from jaxstyle import backprop
+        from jaxstyle.methods.gatys import backprop
 
         if image.shape[:2] != self.shape:
             raise ValueError(f"image is {image.shape[:2]}, the metric was built for {self.shape}")
@@ -267,7 +272,7 @@ class OurMetric:
         return {k: float(v) for k, v in terms.items()}
 
     def of_png(self, path: str) -> dict[str, float]:
-        from jaxstyle import images
+        from jaxstyle.io import images
 
         return self(images.load_image(path))
 
@@ -514,7 +519,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "checkpoints": list(mode.checkpoints),
         "content": str(CONTENT),
         "style": str(STYLE),
-        "metric": "jaxstyle.backprop.evaluate_loss, the paper preset's loss (alpha=1, beta=1e3, avg pooling)",
+        "metric": ("jaxstyle.methods.gatys.backprop.evaluate_loss, the paper preset's loss "
+                   "(alpha=1, beta=1e3, avg pooling)"),
         "pastiche_version": pastiche["pastiche_version"],
         "reference": pastiche["name"],
         "targets": targets,

@@ -42,8 +42,10 @@ def main() -> None:
     parser.add_argument("--gatys-iterations", type=int, default=400)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a CPU dry run")
     args = parser.parse_args()
-    from jaxstyle import backprop, images, transform
-    from jaxstyle.weights import load_vgg_params
+    from jaxstyle.io import images
+    from jaxstyle.methods.gatys import backprop
+    from jaxstyle.methods.transform import net as transform
+    from jaxstyle.vgg_weights import load_vgg_params
 
     h, w = (30, 40) if args.quick else (300, 400)
     rows: dict[str, dict] = {"device": {"kind": jax.devices()[0].device_kind, "count": jax.device_count(),

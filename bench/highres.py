@@ -47,8 +47,9 @@ def worker(name: str, size: int, result_path: Path, options: dict[str, Any]) -> 
     """Run one configuration in this process and write its numbers (and image) next to ``result_path``."""
     import numpy as np
 
-    from jaxstyle import backprop, images
-    from jaxstyle.weights import load_vgg_params
+    from jaxstyle.io import images
+    from jaxstyle.methods.gatys import backprop
+    from jaxstyle.vgg_weights import load_vgg_params
 
     content = images.load_image(CONTENT)
     style = images.load_image(STYLE)

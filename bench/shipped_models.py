@@ -32,7 +32,7 @@ DEFAULT_PHOTOS = ("golden_gate.jpg", "hoovertowernight.jpg", "stata.jpg", "chels
 
 
 def _photo(name: str, size: int) -> np.ndarray:
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     if name == "chelsea (skimage)":
         from skimage import data
@@ -82,9 +82,13 @@ def main() -> int:
 
     import jax.numpy as jnp
 
-    from jaxstyle import backprop, images, objective, transform, vgg
-    from jaxstyle.styles import load_style
-    from jaxstyle.weights import load_vgg_params
+    from jaxstyle import objective
+    from jaxstyle.io import images
+    from jaxstyle.io.styles import load_style
+    from jaxstyle.methods.gatys import backprop
+    from jaxstyle.methods.transform import net as transform
+    from jaxstyle.nn import vgg
+    from jaxstyle.vgg_weights import load_vgg_params
 
     params_vgg = vgg.to_device(load_vgg_params())
     spec = objective.LossSpec()

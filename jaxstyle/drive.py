@@ -1,6 +1,6 @@
 """Drivers shared by the command line and the web page: images -> batches or runs -> results.
 
-The work on arrays is :mod:`jaxstyle.transform`'s and :mod:`jaxstyle.backprop`'s; this module
+The work on arrays is :mod:`jaxstyle.methods.transform.net`'s and :mod:`jaxstyle.methods.gatys.backprop`'s; this module
 plans it (same-size photos in batches, the steps of a Gatys scale plan), and reports progress
 through a callback ``progress(done, metrics)`` (``done`` counted from 1; ``metrics`` host floats,
 ``{}`` when a step has none). It reads and writes no files. (Named drive.py,
@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from jaxstyle import backprop
-from jaxstyle import images as imagelib
-from jaxstyle.backprop import GatysOptions, GatysResult
+from jaxstyle.io import images as imagelib
+from jaxstyle.methods.gatys import backprop
+from jaxstyle.methods.gatys.backprop import GatysOptions, GatysResult
 
 T = TypeVar("T")
 Progress = Callable[[int, Mapping[str, float]], None]
@@ -69,8 +69,8 @@ def run_gatys(content: np.ndarray | None, styles: Sequence[np.ndarray], options:
               vgg_params: Any = None, style_blend: Sequence[float] | None = None, progress: Progress | None = None,
               snapshot_every: int | None = None, on_snapshot: Callable[[int, np.ndarray], None] | None = None
               ) -> GatysResult:
-    """Back-propagation (:func:`jaxstyle.backprop.gatys`) of ``content`` float32[H,W,3], or with ``content``
-    None a texture of long side ``options.size`` (:func:`jaxstyle.backprop.texture`).
+    """Back-propagation (:func:`jaxstyle.methods.gatys.backprop.gatys`) of ``content`` float32[H,W,3], or
+    with ``content`` None a texture of long side ``options.size`` (:func:`jaxstyle.methods.gatys.backprop.texture`).
 
     progress(step, {"total": ...}) for each step, as its loss comes back to the host (every
     :data:`backprop.READ_EVERY` steps, in a burst); on_snapshot(step, image float32[H,W,3]) every

@@ -39,7 +39,8 @@ def test_other_optimizers_also_converge(small_pair, vgg_params, optimizer):
 
 def test_lbfgs_is_one_evaluation_per_step_with_a_capped_first_step(small_pair, vgg_params):
     """pastiche's (torch) L-BFGS: no line search, so the first step is the gradient scaled to norm 1."""
-    from jaxstyle import backprop, vgg
+    from jaxstyle.methods.gatys import backprop
+    from jaxstyle.nn import vgg
 
     content, style = small_pair
     opts = backprop.make_options(size=None)
@@ -71,7 +72,8 @@ def test_options_are_validated():
 
 
 def test_gatys_blend_and_preserve_color(small_pair, vgg_params):
-    from jaxstyle import color, images
+    from jaxstyle import color
+    from jaxstyle.io import images
 
     content, style = small_pair
     other = np.ascontiguousarray(style[::-1, ::-1])
@@ -91,7 +93,7 @@ def test_gatys_blend_and_preserve_color(small_pair, vgg_params):
 
 
 def test_scale_plan_defaults():
-    from jaxstyle.backprop import GatysOptions, make_options, scale_plan
+    from jaxstyle.methods.gatys.backprop import GatysOptions, make_options, scale_plan
 
     paper = make_options("paper")
     assert scale_plan((300, 400), paper) == [((300, 400), 400)]  # the paper's size: 1 scale
@@ -127,7 +129,7 @@ def test_multiscale_gives_requested_size_and_beats_single_scale_at_equal_cost(sm
 
 def test_multiscale_is_not_worse_than_single_scale_at_equal_iterations(data_dir, vgg_params):
     """At 256 px: 10 coarse (128 px) + 50 fine iterations against 60 at full size."""
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     content = images.fit_long_side(images.load_image(data_dir / "content" / "tubingen.jpg"), 256)
     style = images.load_image(data_dir / "styles" / "starry_night.jpg")
@@ -140,7 +142,7 @@ def test_multiscale_is_not_worse_than_single_scale_at_equal_iterations(data_dir,
 
 def test_coarse_scales_weigh_the_terms_as_the_requested_size_does():
     """The content loss sums over positions (1/4 at half size), the style loss is normalised."""
-    from jaxstyle.backprop import GatysOptions, scale_spec
+    from jaxstyle.methods.gatys.backprop import GatysOptions, scale_spec
 
     spec = GatysOptions(content_weight=2.0, style_weight=10.0).loss_spec()
     half = scale_spec(spec, (50, 60), (100, 120))
@@ -152,7 +154,7 @@ def test_coarse_scales_weigh_the_terms_as_the_requested_size_does():
 
 
 def test_auto_optimizer_and_explicit_choice():
-    from jaxstyle.backprop import GatysOptions, resolve_optimizer
+    from jaxstyle.methods.gatys.backprop import GatysOptions, resolve_optimizer
 
     assert [resolve_optimizer("auto", n) for n in (1, 2, 3)] == ["sign", "adam", "adam"]
     assert resolve_optimizer("sign", 3) == "sign" and resolve_optimizer("lbfgs", 1) == "lbfgs"
@@ -161,8 +163,8 @@ def test_auto_optimizer_and_explicit_choice():
 
 
 def test_upsample_result_adds_the_content_detail():
-    from jaxstyle.backprop import upsample_result
-    from jaxstyle.images import resize
+    from jaxstyle.io.images import resize
+    from jaxstyle.methods.gatys.backprop import upsample_result
 
     rng = np.random.default_rng(0)
     content = rng.random((32, 48, 3), dtype=np.float32)
@@ -174,7 +176,7 @@ def test_upsample_result_adds_the_content_detail():
 
 
 def test_style_scale_resizes_the_style(monkeypatch, small_pair, vgg_params):
-    from jaxstyle import backprop
+    from jaxstyle.methods.gatys import backprop
 
     content, style = small_pair
     seen = []
@@ -194,7 +196,7 @@ def test_style_scale_resizes_the_style(monkeypatch, small_pair, vgg_params):
 
 
 def test_convergence_stop_fires_when_converged_and_not_while_falling():
-    from jaxstyle.backprop import converged
+    from jaxstyle.methods.gatys.backprop import converged
 
     falling = [100.0 * 0.9**i for i in range(30)]  # 10% per step
     assert not converged(falling, tol=0.01, window=10)
@@ -224,7 +226,7 @@ def test_gatys_stops_when_converged_and_reports_why(small_pair, vgg_params):
 
 def test_gatys_reads_the_device_back_every_few_steps(small_pair, vgg_params, monkeypatch):
     """The loop waits for the device at its reads only: 1 + every READ_EVERY steps (+ the last)."""
-    from jaxstyle import backprop
+    from jaxstyle.methods.gatys import backprop
 
     content, style = small_pair
     reads, device_get = [], jax.device_get
@@ -242,14 +244,16 @@ def test_paper_preset_is_the_papers_setting(small_pair, vgg_params):
     import jax
     import jax.numpy as jnp
 
-    from jaxstyle import backprop, objective, vgg
+    from jaxstyle import objective
+    from jaxstyle.methods.gatys import backprop
+    from jaxstyle.nn import vgg
 
     paper = backprop.make_options("paper")
     assert (paper.optimizer, paper.init, paper.style_weight, paper.pooling, paper.iterations, paper.tol,
             paper.ema) == ("sign", "content+noise", 1e3, "avg", 400, 0.0, 0.0)
     assert backprop.make_options("paper", iterations=7).iterations == 7  # explicit options win
     content, style = small_pair
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     photo = images.fit_long_side(content, 32)
     result = backprop.gatys(content, style, vgg_params=vgg_params, size=32, iterations=1, preset="paper")

@@ -5,7 +5,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxstyle import backprop, objective
+from jaxstyle import objective
+from jaxstyle.methods.gatys import backprop
 
 
 def test_gram_is_feature_outer_product():

@@ -1,4 +1,4 @@
-"""Tiled Gatys loss and gradient (jaxstyle.tiling) against the whole-image ones, on small real images."""
+"""Tiled Gatys loss and gradient (jaxstyle.methods.gatys.tiling) against the whole-image ones, on small real images."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 import jaxstyle
-from jaxstyle import backprop, objective, tiling, vgg
+from jaxstyle import objective
 from jaxstyle.errors import OptionError
+from jaxstyle.methods.gatys import backprop, tiling
+from jaxstyle.nn import vgg
 
 SIZE = 256  # tubingen at 192x256; tile 128 splits it 2x2 with the default 80 px halo (crops 176x208)
 TILE = 128
@@ -18,7 +20,7 @@ TILE = 128
 @pytest.fixture(scope="module")
 def setup(small_pair, vgg_params):
     """The content at 192x256, its starting image, device params and tiled / whole-image targets."""
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     content, style = small_pair
     opts = backprop.GatysOptions(size=SIZE, tile=TILE)

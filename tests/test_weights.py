@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from helpers.torchfile import LEGACY_MAGIC, Storage, Tensor, contiguous, evil_reduce, legacy_bytes, write_torch_zip
 
-from jaxstyle import weights as W
+from jaxstyle import vgg_weights as W
 from jaxstyle.cli import port_weights
 from jaxstyle.errors import WeightsError
 

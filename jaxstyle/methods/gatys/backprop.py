@@ -20,12 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxstyle import color, objective, tiling, vgg
-from jaxstyle import images as imagelib
+from jaxstyle import color, objective, vgg_weights
 from jaxstyle.errors import NonFiniteLossError, OptionError
+from jaxstyle.io import images as imagelib
+from jaxstyle.methods.gatys import tiling
+from jaxstyle.nn import vgg
+from jaxstyle.nn.vgg import MIN_SIDE
 from jaxstyle.objective import LossSpec
 from jaxstyle.options import option
-from jaxstyle.vgg import MIN_SIDE
 
 OPTIMIZERS = ("sign", "adam", "lbfgs")
 # "auto": the paper's sign update for one scale (Table 1 and the 400x300 default), Adam when the plan
@@ -262,7 +264,7 @@ def make_step(spec: LossSpec, optimizer_name: str, lr: float | None = None, iter
     image: float32[1,H,W,3] in [0,1] (donated, as is ``opt_state``); targets: :func:`make_targets`'s;
     terms: :func:`jaxstyle.objective.total`'s, of the image before the update, float32[] on the device.
     ``iterations`` sets the sign step's decay (:func:`make_optimizer`). With a ``grid`` the gradient
-    comes from :func:`jaxstyle.tiling.value_and_grad` (tile by tile, outside jit) and only the update
+    comes from :func:`jaxstyle.methods.gatys.tiling.value_and_grad` (tile by tile, outside jit) and only the update
     is jitted.
     """
     optimizer = make_optimizer(optimizer_name, lr, iterations)
@@ -318,7 +320,7 @@ def make_targets(
     content: float32[H,W,3] in [0,1] at the output size, or None (texture).
     styles: float32[h,w,3] in [0,1], already at their working size. Several styles are
     blended by ``style_blend`` (weights, normalised to sum 1). Images that ``spec.tile`` tiles
-    are run tile by tile (:mod:`jaxstyle.tiling`), with the same results.
+    are run tile by tile (:mod:`jaxstyle.methods.gatys.tiling`), with the same results.
     """
     style_layers = spec.style_layers
     positions = objective.generated_positions(spec, output_shape)
@@ -392,7 +394,7 @@ def optimise(
     exponential moving average of the iterates with that decay (started at ``image``), not the
     last iterate. ``callback(step, image, terms)`` is called for each step run (1-based, in order)
     at those reads, with that step's image (a device array, float32[1,H,W,3]) and terms (host
-    floats). Images that ``spec.tile`` tiles (:func:`jaxstyle.tiling.tile_grid`) take tiled steps:
+    floats). Images that ``spec.tile`` tiles (:func:`jaxstyle.methods.gatys.tiling.tile_grid`) take tiled steps:
     the same gradient in bounded memory, read back every step when ``tol`` > 0 (a tiled step
     already waits for each tile).
     """
@@ -664,7 +666,7 @@ def _coarse_to_fine(content: np.ndarray | None, full: tuple[int, int], style_img
                     callback: Callback | None) -> GatysResult:
     """Run :func:`scale_plan` for an output of (H, W) ``full``: float32[H,W,3] ``content`` (None: a
     texture, no content term, random start), styles at their full-scale working size."""
-    params = vgg.to_device(vgg_params)
+    params = vgg_weights.on_device(vgg_params)
     spec = opts.loss_spec(with_content=content is not None)
     plan = scale_plan(full, opts)
     optimizer = resolve_optimizer(opts.optimizer, len(plan))

@@ -23,9 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle import vgg
 from jaxstyle.errors import OptionError
-from jaxstyle.transform import reflect_pad, upsample_conv
+from jaxstyle.io import modelfile
+from jaxstyle.nn import vgg
+from jaxstyle.nn.layers import reflect_pad, upsample_conv
 
 LEVELS: tuple[int, ...] = (1, 2, 3, 4)
 # The RMS of relu{k}_1 on training photos (Caffe input scale), measured: 46, 228, 299, 1030. The
@@ -412,9 +413,7 @@ def stylize_tiled(decoders: Mapping[str, Any], vgg_params: vgg.Params, image: np
 
 def load_decoders(name_or_path: Any = DEFAULT_DECODERS) -> dict[str, Any]:
     """Shipped decoders by name (``photo``) or those of a :func:`save_decoders` file, as float32."""
-    from jaxstyle import models
-
-    return models.load(name_or_path, kind="decoders")[0]
+    return modelfile.load(name_or_path, kind="decoders")[0]
 
 
 def make_stylizer(
@@ -436,7 +435,7 @@ def make_stylizer(
     The style statistics are computed here, once, and reused for every batch and video frame.
     """
     from jaxstyle import color
-    from jaxstyle import images as imagelib
+    from jaxstyle.io import images as imagelib
 
     decoders = load_decoders() if decoders is None else decoders
     opts = ArbitraryOptions(**options)
@@ -447,7 +446,7 @@ def make_stylizer(
     if style_size is not None:
         style_imgs = [imagelib.fit_long_side(s, style_size) for s in style_imgs]
     if vgg_params is None:
-        from jaxstyle.weights import load_vgg_params
+        from jaxstyle.vgg_weights import load_vgg_params
 
         vgg_params = load_vgg_params()
     params = vgg.to_device(vgg_params, upto=[level_layer(max(levels))])
@@ -468,7 +467,7 @@ def arbitrary(content: Any, style: Any, *, size: int | None = None, **options: A
     side (None keeps the content's). ``style`` and the options: as :func:`make_stylizer`.
     Returns float32[H,W,3] in [0,1].
     """
-    from jaxstyle import images as imagelib
+    from jaxstyle.io import images as imagelib
 
     photo = imagelib.to_float_image(content)
     if size is not None:
@@ -535,22 +534,18 @@ def decoder_width(decoder: Mapping[str, Any], level: int) -> float:
 def save_decoders(path: Any, decoders: Mapping[str, Any], metadata: Mapping[str, Any],
                   dtype: Any = np.float16) -> Any:
     """Write decoders to one msgpack file (atomic; no pickle), fp16 by default, plus ``<path>.json``."""
-    from jaxstyle import models
-
     levels = decoder_levels(decoders)
     meta = {**metadata, "levels": list(levels),
             "widths": {str(k): decoder_width(decoders[f"dec{k}"], k) for k in levels}}
-    return models.write_file(path, DECODER_FORMAT, DECODER_FORMAT_VERSION, dict(decoders), meta, dtype)
+    return modelfile.write_file(path, DECODER_FORMAT, DECODER_FORMAT_VERSION, dict(decoders), meta, dtype)
 
 
 def read_decoders(path: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """(decoders float32, metadata) from a :func:`save_decoders` file; WeightsError on a missing,
     corrupt or foreign file, or one whose shapes are not the decoders'."""
-    from jaxstyle import models
     from jaxstyle.errors import WeightsError
-
     hint = "reinstall jaxstyle, or train decoders with: bin/train --decoders"
-    params, metadata = models.read_file(path, DECODER_FORMAT, DECODER_FORMAT_VERSION, "decoder", hint)
+    params, metadata = modelfile.read_file(path, DECODER_FORMAT, DECODER_FORMAT_VERSION, "decoder", hint)
     try:
         for name, dec in params.items():
             level = int(name[3:])
@@ -561,3 +556,7 @@ def read_decoders(path: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     except (KeyError, TypeError, ValueError, AttributeError):
         raise WeightsError(f"{path}: the decoder file's contents are not decoders of this version; {hint}") from None
     return params, metadata
+
+
+modelfile.register(modelfile.Kind("decoders", "decoders", read_decoders, "decoder set",
+                                  "decoders for --method arbitrary are trained with: bin/train --decoders"))
