@@ -44,6 +44,17 @@ def channels(layer: str) -> int:
     return BLOCK_WIDTHS[level(layer)]
 
 
+def in_channels(layer: str) -> int:
+    """Input channels of ``layer``: 3 (the image) for conv1_1, else the previous layer's output channels."""
+    index = VGG_LAYERS.index(layer)
+    return 3 if index == 0 else channels(VGG_LAYERS[index - 1])
+
+
+def opens_block(layer: str) -> bool:
+    """Whether a pool precedes ``layer`` in the full network (the first conv of blocks 2 to 5)."""
+    return layer.endswith("_1") and layer != VGG_LAYERS[0]
+
+
 def feature_shape(shape: tuple[int, int], layer: str) -> tuple[int, int]:
     """(h, w) of ``layer``'s responses for an (H, W) image: (H >> level, W >> level), as VALID pooling
     drops an odd last row or column at each pool."""

@@ -36,16 +36,13 @@ FEATURE_TRANSFORMS = ("wct", "adain")
 ENCODER_POOLING = "max"  # the net the VGG19 weights were trained as; WCT's published encoders use it
 DEFAULT_DECODERS = "photo"  # assets/decoders/photo.msgpack: trained on ../shared/data/train photos
 
-# The VGG19 convs from conv1_1 to conv5_1, (name, Cin, Cout); a 2x pool follows conv{b}_last.
-_VGG_CONVS: tuple[tuple[str, int, int], ...] = (
-    ("conv1_1", 3, 64), ("conv1_2", 64, 64),
-    ("conv2_1", 64, 128), ("conv2_2", 128, 128),
-    ("conv3_1", 128, 256), ("conv3_2", 256, 256), ("conv3_3", 256, 256), ("conv3_4", 256, 256),
-    ("conv4_1", 256, 512), ("conv4_2", 512, 512), ("conv4_3", 512, 512), ("conv4_4", 512, 512),
-    ("conv5_1", 512, 512),
+# The VGG19 convs from conv1_1 to conv5_1 (the deepest a decoder inverts), (name, Cin, Cout), from
+# the one layer table in jaxstyle.nn.vgg.
+_VGG_CONVS: tuple[tuple[str, int, int], ...] = tuple(
+    (name, vgg.in_channels(name), vgg.channels(name))
+    for name in vgg.VGG_LAYERS[: vgg.VGG_LAYERS.index("conv5_1") + 1]
 )
 _VGG_ORDER = tuple(name for name, _, _ in _VGG_CONVS)
-_POOL_BEFORE = frozenset({"conv2_1", "conv3_1", "conv4_1", "conv5_1"})
 
 
 def level_layer(level: int) -> str:
@@ -119,7 +116,7 @@ def decode(params: Mapping[str, Mapping[str, jax.Array]], features: jax.Array) -
 
 def _upsamples_before(previous: str) -> bool:
     """Whether the layer after the mirror of ``previous`` runs on the x2 upsampled image."""
-    return previous in _POOL_BEFORE
+    return vgg.opens_block(previous)
 
 
 def encode(vgg_params: vgg.Params, images: jax.Array, level: int) -> jax.Array:
