@@ -43,18 +43,18 @@ def gatys_step_timer(side: int, vgg_params: Any):
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxstyle.methods.gatys import backprop
+    from jaxstyle.methods.gatys import loop, optimizers, presets
 
     rng = np.random.default_rng(0)
     content = rng.random((side, side, 3), dtype=np.float32)
     style = rng.random((256, 256, 3), dtype=np.float32)
-    opts = backprop.GatysOptions(size=None, iterations=1)
+    opts = presets.GatysOptions(size=None, iterations=1)
     spec = opts.loss_spec()
-    targets = backprop.make_targets(vgg_params, spec, (side, side), content, [style])
-    from jaxstyle.methods.gatys import tiling
+    targets = loop.make_targets(vgg_params, spec, (side, side), content, [style])
+    from jaxstyle.methods.gatys import loop, presets, tiling
 
     grid = tiling.tile_grid((side, side), spec.tile)  # what optimise() picks: tiled above the auto threshold
-    step, optimizer = backprop.make_step(spec, opts.optimizer, opts.lr, 1000, grid)
+    step, optimizer = optimizers.make_step(spec, opts.optimizer, opts.lr, 1000, grid)
     state = {"image": jnp.asarray(content)[None]}
     state["opt"] = jax.tree.map(jnp.copy, optimizer.init(state["image"]))
 

@@ -18,10 +18,10 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "gatys": "jaxstyle.methods.gatys.backprop",
-    "texture": "jaxstyle.methods.gatys.backprop",
-    "GatysResult": "jaxstyle.methods.gatys.backprop",
-    "GatysOptions": "jaxstyle.methods.gatys.backprop",
+    "gatys": "jaxstyle.methods.gatys.api",
+    "texture": "jaxstyle.methods.gatys.api",
+    "GatysResult": "jaxstyle.methods.gatys.loop",
+    "GatysOptions": "jaxstyle.methods.gatys.presets",
     "arbitrary": "jaxstyle.methods.arbitrary.wct",
     "make_stylizer": "jaxstyle.methods.arbitrary.wct",
     "stylize": "jaxstyle.methods.transform.net",

@@ -1,6 +1,6 @@
 """The perceptual objective of Gatys et al.: what a loss is made of, and the one weighted total.
 
-Used by the image optimisation (:mod:`jaxstyle.methods.gatys.backprop`), its tiled form
+Used by the image optimisation (:mod:`jaxstyle.methods.gatys`), its tiled form
 (:mod:`jaxstyle.methods.gatys.tiling`) and transform-net training (:mod:`jaxstyle.train`). Feature
 maps are float[N,H,W,C] (a batch of images); every term is computed per image and averaged over the
 batch, so a batch of one gives the paper's number.

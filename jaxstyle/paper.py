@@ -135,16 +135,16 @@ def now_iso() -> str:
 # -- losses ----------------------------------------------------------------------------------------
 
 
-# The preset every back-prop run here uses: the paper's setting (jaxstyle.methods.gatys.backprop.PAPER).
+# The preset every back-prop run here uses: the paper's setting (jaxstyle.methods.gatys.presets.PAPER).
 PRESET = "paper"
 
 
 def loss_spec():
     """The paper preset's loss (the metric of Tables 1-2): α=1, β=1e3, conv4_2 content,
     conv1_1..conv5_1 style (w_l = 0.2), average pooling, no TV."""
-    from jaxstyle.methods.gatys import backprop
+    from jaxstyle.methods.gatys import presets
 
-    return backprop.make_options(PRESET).loss_spec(with_content=True)
+    return presets.make_options(PRESET).loss_spec(with_content=True)
 
 
 def loss_settings() -> dict[str, Any]:
@@ -155,22 +155,22 @@ def loss_settings() -> dict[str, Any]:
 
 
 def targets_for(content: np.ndarray, style: np.ndarray, vgg_params: Any) -> dict[str, Any]:
-    """:func:`backprop.make_targets` for float32[H,W,3] ``content`` (already at the working size) and
+    """:func:`loop.make_targets` for float32[H,W,3] ``content`` (already at the working size) and
     the full-size ``style``, resized with ``fit_pixels(style, H*W)`` exactly as ``gatys`` does."""
-    from jaxstyle.methods.gatys import backprop
+    from jaxstyle.methods.gatys import loop
 
     h, w = content.shape[:2]
-    return backprop.make_targets(vgg_params, loss_spec(), (h, w), content, [imagelib.fit_pixels(style, h * w)])
+    return loop.make_targets(vgg_params, loss_spec(), (h, w), content, [imagelib.fit_pixels(style, h * w)])
 
 
 def image_losses(image: np.ndarray, targets: Mapping[str, Any], vgg_params: Any) -> dict[str, float]:
     """The paper's unweighted L_content and L_style (and α·L_content + β·L_style as ``total``) of
-    float32[H, W, 3] ``image``: exactly :func:`backprop.evaluate_loss` with the default loss spec."""
+    float32[H, W, 3] ``image``: exactly :func:`loop.evaluate_loss` with the default loss spec."""
     import jax.numpy as jnp
 
-    from jaxstyle.methods.gatys import backprop
+    from jaxstyle.methods.gatys import loop
 
-    terms = backprop.evaluate_loss(jnp.asarray(image, jnp.float32)[None], targets, vgg_params, loss_spec())
+    terms = loop.evaluate_loss(jnp.asarray(image, jnp.float32)[None], targets, vgg_params, loss_spec())
     return {k: float(terms[k]) for k in TERMS}
 
 
@@ -187,11 +187,11 @@ def _backprop_key(name: str, style_name: str, shape: tuple[int, ...], iterations
 
 def run_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, iterations: int,
                  callback: Callable[[int, Any, Any], None] | None = None):
-    """``backprop.gatys`` with the :data:`PRESET` options at the content's own size (no resizing:
+    """``api.gatys`` with the :data:`PRESET` options at the content's own size (no resizing:
     float32[H, W, 3] ``content`` is already at the working size). Returns its GatysResult."""
-    from jaxstyle.methods.gatys import backprop
+    from jaxstyle.methods.gatys import api
 
-    return backprop.gatys(content, style, vgg_params=vgg_params, preset=PRESET, iterations=iterations, size=None,
+    return api.gatys(content, style, vgg_params=vgg_params, preset=PRESET, iterations=iterations, size=None,
                           callback=callback)
 
 
@@ -293,7 +293,7 @@ def time_transform(model: Model, content: np.ndarray, repeats: int = 5) -> dict[
 
 def time_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, iterations: int,
                   target_iterations: int = PAPER_ITERATIONS, progress: Progress | None = None) -> dict[str, Any]:
-    """Time ``backprop.gatys`` for ``iterations`` (>= 2) iterations from cold jit caches.
+    """Time ``api.gatys`` for ``iterations`` (>= 2) iterations from cold jit caches.
 
     ``compile_seconds`` is the first iteration (tracing + compilation + one step);
     ``steady_seconds`` = ``seconds - compile_seconds`` (the other iterations plus the final loss
@@ -408,7 +408,7 @@ def figures(
     contents: (name, float32[H, W, 3]) at the working size; back-prop runs ``iterations`` steps,
     reusing a :func:`table1` output from ``cache`` when it was made with the same settings.
     """
-    from jaxstyle.methods.gatys import backprop
+    from jaxstyle.methods.gatys import api
     from jaxstyle.methods.transform import net as transform
 
     if not contents:
@@ -446,7 +446,7 @@ def figures(
         sheet, labels, columns=len(sheet), tile_height=tile)))
 
     start = time.perf_counter()
-    texture = backprop.texture(style, size, vgg_params=params, preset=PRESET, iterations=iterations,
+    texture = api.texture(style, size, vgg_params=params, preset=PRESET, iterations=iterations,
                                callback=on_step)
     log(f"figures: texture of {style_name}, {iterations} it in {time.perf_counter() - start:.1f} s")
     written["figure2"] = str(imagelib.save_image(out / "figure2.png", imagelib.make_grid(

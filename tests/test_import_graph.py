@@ -109,7 +109,7 @@ def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
 
 def test_the_import_graph_has_no_circle():
     graph = import_graph()
-    assert "jaxstyle.nn.vgg" in graph and "jaxstyle.methods.gatys.backprop" in graph  # the walk found the tree
+    assert "jaxstyle.nn.vgg" in graph and "jaxstyle.methods.gatys" in graph  # the walk found the tree
     cycle = find_cycle(graph)
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])
 

@@ -63,8 +63,8 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """The options of the command: its own (methods, models, batches, videos, output), then the Gatys ones
-    generated from :class:`jaxstyle.methods.gatys.backprop.GatysOptions` (names, defaults and help are the fields')."""
-    from jaxstyle.methods.gatys.backprop import PAPER, GatysOptions
+    generated from :class:`jaxstyle.methods.gatys.presets.GatysOptions` (names, defaults and help are the fields')."""
+    from jaxstyle.methods.gatys.presets import PAPER, GatysOptions
 
     p = ArgumentParser(
         prog="stylize", description=DESCRIPTION, epilog=EPILOG,

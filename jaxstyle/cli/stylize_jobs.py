@@ -45,12 +45,12 @@ def load_content(path: Path, args: argparse.Namespace) -> np.ndarray:
     """A content photo for the transform net: :func:`_load_image`, then at ``--size`` (long side) if given,
     float32[h,w,3]; the resized shape is checked (pixels, ``MIN_SIDE``) before resizing."""
     from jaxstyle.io import images
-    from jaxstyle.methods.gatys import backprop
+    from jaxstyle.methods.gatys import pyramid
 
     img = load_image(path, args)
     if args.size is not None:
         img = images.fit_long_side(img, args.size, max_pixels=args.max_pixels)
-        backprop.check_shape(img.shape[:2])
+        pyramid.check_shape(img.shape[:2])
     return img
 
 
@@ -200,7 +200,7 @@ def run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: li
     from jaxstyle import drive
     from jaxstyle.cli.options import given
     from jaxstyle.io import images, styles
-    from jaxstyle.methods.gatys.backprop import GatysOptions, make_options
+    from jaxstyle.methods.gatys.presets import GatysOptions, make_options
     from jaxstyle.vgg_weights import load_vgg_params
 
     options = make_options(**given(GatysOptions, args))  # unset options from the preset

@@ -121,12 +121,12 @@ def _style_image(config: TrainConfig, max_pixels: int) -> np.ndarray:
     """The style image at --style-size, float32[h,w,3]: loaded within ``max_pixels``, and both sides
     at least ``MIN_SIDE`` before and after resizing (VGG pools four times)."""
     from jaxstyle.io import styles
-    from jaxstyle.methods.gatys import backprop
+    from jaxstyle.methods.gatys import pyramid
     from jaxstyle.nn import vgg
 
     style = styles.load_style(config.style, max_pixels=max_pixels, min_side=vgg.MIN_SIDE)
     style = images.fit_long_side(style, config.style_size, max_pixels=max_pixels)
-    backprop.check_shape(style.shape[:2], "style image at style_size", ("style_size",))
+    pyramid.check_shape(style.shape[:2], "style image at style_size", ("style_size",))
     return style
 
 

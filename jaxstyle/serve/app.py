@@ -56,7 +56,7 @@ from jaxstyle import drive
 from jaxstyle.errors import JaxstyleError, one_line
 from jaxstyle.io import images, styles
 from jaxstyle.methods.arbitrary import wct
-from jaxstyle.methods.gatys import backprop
+from jaxstyle.methods.gatys import presets
 from jaxstyle.methods.transform import net as transform
 from jaxstyle.nn import vgg
 
@@ -91,7 +91,7 @@ class Limits:
     max_queued: int = DEFAULT_MAX_QUEUED
 
     def validate(self) -> None:
-        """Raise OptionError for a non-positive limit or gatys settings that :func:`backprop.gatys` refuses."""
+        """Raise OptionError for a non-positive limit or gatys settings that :func:`jaxstyle.gatys` refuses."""
         from jaxstyle.errors import OptionError
 
         for field in dataclasses.fields(self):
@@ -103,9 +103,9 @@ class Limits:
                                   f"got {getattr(self, name)}")
         self.gatys_options().validate()
 
-    def gatys_options(self, preserve_color: bool = False) -> backprop.GatysOptions:
-        """The :class:`backprop.GatysOptions` every gatys job runs with."""
-        return backprop.GatysOptions(size=self.gatys_size, iterations=self.gatys_iterations,
+    def gatys_options(self, preserve_color: bool = False) -> presets.GatysOptions:
+        """The :class:`presets.GatysOptions` every gatys job runs with."""
+        return presets.GatysOptions(size=self.gatys_size, iterations=self.gatys_iterations,
                                      max_pixels=self.max_pixels, preserve_color=preserve_color)
 
 
