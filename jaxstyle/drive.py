@@ -39,7 +39,7 @@ def batches(items: Sequence[T], shape_of: Callable[[T], tuple[int, ...]], batch_
 def stylize_images(photos: Sequence[np.ndarray], stylizer: Callable[[np.ndarray], np.ndarray], *,
                    batch_size: int = 8, progress: Progress | None = None) -> Iterator[tuple[int, np.ndarray, float]]:
     """Stylise float32[H,W,3] photos in [0,1] with a one-pass ``stylizer`` (float32[N,H,W,3] -> the same:
-    ``transform.stylize_batch`` with its models bound, or ``universal.make_stylizer``'s), same-size photos
+    ``transform.stylize_batch`` with its models bound, or ``wct.make_stylizer``'s), same-size photos
     ``batch_size`` at a time.
 
     Yields ``(index into photos, output float32[H,W,3], seconds per image of its batch)``, batch by

@@ -437,8 +437,9 @@ def stylize_video(
     on_frames: Callable[[int], None] | None = None,
 ) -> dict:
     """Stylise a clip frame by frame with a transform net (or a blend of several), or with a prepared
-    stylizer ``float32[N,h,w,3] -> float32[N,h,w,3]`` (the arbitrary method's :func:`jaxstyle.methods.arbitrary.wct.
-    make_stylizer`, whose style statistics are fixed for every frame), into an H.264 video.
+    stylizer ``float32[N,h,w,3] -> float32[N,h,w,3]`` (the arbitrary method's
+    :func:`jaxstyle.methods.arbitrary.wct.make_stylizer`, whose style statistics are fixed for every
+    frame), into an H.264 video.
 
     Frames are decoded as rgb24, resized so the long side is ``size`` (if given), cropped to even
     sides (see :func:`working_shape`), stylised ``batch_size`` at a time with
@@ -465,7 +466,7 @@ def stylize_video(
 
     check_smooth(smooth)
     stylize: Callable[[np.ndarray], np.ndarray]
-    if callable(models):  # a prepared stylizer (e.g. universal.make_stylizer): its look is fixed already
+    if callable(models):  # a prepared stylizer (e.g. wct.make_stylizer): its look is fixed already
         stylize = models
     else:
         nets = [models] if isinstance(models, Mapping) else list(models)
