@@ -11,7 +11,7 @@ paintings at 256 px):
   ``jaxstyle.methods.arbitrary.wct.make_stylizer(painting, decoders=..., feature_transform=...)``
   then the stylizer on a batch of one photo (the style statistics are prepared once per painting, as for
   video frames; that time is recorded apart). Decoders: ``--decoders FILE`` (a ``save_decoders`` file), else
-  the shipped set (``wct.load_decoders()``).
+  the shipped set (``vgg_decoders.load_decoders()``).
 * ``ours transform`` (with ``--transform [DIR]``): the style's own transform net, for the paintings that have
   one: the shipped nets (``--transform`` alone) or ``DIR/<painting>.msgpack`` (candidates being trained);
   ``transform.stylize_batch`` on the photo. ``--no-arbitrary`` skips wct/adain (transform only).
@@ -107,20 +107,20 @@ def pick(folder: Path, names: str | None, what: str) -> list[Path]:
 def load_decoders(path: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(decoders, a record of where they came from): ``path``, else the shipped set."""
     from jaxstyle.errors import JaxstyleError, one_line
-    from jaxstyle.methods.arbitrary import wct
+    from jaxstyle.methods.arbitrary import vgg_decoders
 
     try:
         if path is None:
-            decoders = wct.load_decoders()
-            record: dict[str, Any] = {"source": f"shipped {wct.DEFAULT_DECODERS!r}"}
+            decoders = vgg_decoders.load_decoders()
+            record: dict[str, Any] = {"source": f"shipped {vgg_decoders.DEFAULT_DECODERS!r}"}
         else:
-            decoders, meta = wct.read_decoders(path)
+            decoders, meta = vgg_decoders.read_decoders(path)
             record = {"source": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "metadata": meta}
     except JaxstyleError as err:
         hint = "" if path is not None else " (or pass --decoders FILE, e.g. a training snapshot)"
         fail(f"{one_line(err)}{hint}")
-    levels = wct.decoder_levels(decoders)
-    record.update(levels=list(levels), widths={k: wct.decoder_width(decoders[f"dec{k}"], k) for k in levels})
+    levels = vgg_decoders.decoder_levels(decoders)
+    record.update(levels=list(levels), widths={k: vgg_decoders.decoder_width(decoders[f"dec{k}"], k) for k in levels})
     return decoders, record
 
 
@@ -393,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help=f"{len(QUICK_PHOTOS)} photos x {len(QUICK_STYLES)} paintings at {QUICK_SIZE} px")
     parser.add_argument("--decoders", type=Path, default=None, metavar="FILE",
-                        help="a decoders file (wct.save_decoders); default: the shipped set")
+                        help="a decoders file (vgg_decoders.save_decoders); default: the shipped set")
     parser.add_argument("--transform", nargs="?", const="shipped", default=None, metavar="DIR",
                         help="also each painting's transform net: the shipped ones, or DIR/<painting>.msgpack")
     parser.add_argument("--no-arbitrary", action="store_true", help="skip ours wct/adain (with --transform)")

@@ -26,7 +26,7 @@ from jax.sharding import Mesh
 from jaxstyle import atomic, color, objective, trainer, vgg_weights
 from jaxstyle.errors import JaxstyleError, OptionError
 from jaxstyle.machine import machine_info
-from jaxstyle.methods.arbitrary import wct
+from jaxstyle.methods.arbitrary import vgg_decoders
 from jaxstyle.methods.transform import net as transform
 from jaxstyle.nn import vgg
 from jaxstyle.options import option
@@ -520,8 +520,8 @@ def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen
 @dataclasses.dataclass(frozen=True)
 class DecoderConfig:
     """Training the arbitrary-style decoders: each learns to reconstruct photos from VGG19's relu{k}_1
-    (pixel MSE + re-encoded feature error, :func:`jaxstyle.methods.arbitrary.wct.decoders_loss`). The defaults are the
-    shipped set's CPU budget (docs/results.md, "Arbitrary style")."""
+    (pixel MSE + re-encoded feature error, :func:`jaxstyle.methods.arbitrary.vgg_decoders.decoders_loss`).
+    The defaults are the shipped set's CPU budget (docs/results.md, "Arbitrary style")."""
 
     data: str = ""
     steps: int = option(1100, f"total steps, at most {MAX_STEPS:,}", kind="positive_int")
@@ -542,8 +542,8 @@ class DecoderConfig:
         for name in ("steps", "batch_size", "image_size"):
             if getattr(self, name) <= 0:
                 raise OptionError(f"{name} must be positive, got {getattr(self, name)}", fields=(name,))
-        if not self.levels or any(k not in wct.LEVELS for k in self.levels):
-            raise OptionError(f"levels must be some of {', '.join(map(str, wct.LEVELS))}, got "
+        if not self.levels or any(k not in vgg_decoders.LEVELS for k in self.levels):
+            raise OptionError(f"levels must be some of {', '.join(map(str, vgg_decoders.LEVELS))}, got "
                               f"{list(self.levels)}", fields=("levels",))
         multiple = 2 ** (max(self.levels) - 1)
         if self.image_size % multiple or self.image_size < 16:
@@ -568,13 +568,13 @@ def decoder_optimizer(config: DecoderConfig) -> optax.GradientTransformation:
 
 @dataclasses.dataclass(frozen=True)
 class _DecoderLoss:
-    """:func:`wct.decoders_loss` as the trainer's ``loss_fn`` (hashable: equal losses share a compilation)."""
+    """:func:`vgg_decoders.decoders_loss` as the trainer's ``loss_fn`` (hashable: equal losses share a compilation)."""
 
     feature_weight: float
 
     def __call__(self, params: Any, images: jax.Array, frozen: Any, key: jax.Array):
         del key  # deterministic
-        return wct.decoders_loss(params, frozen["vgg"], images, self.feature_weight)
+        return vgg_decoders.decoders_loss(params, frozen["vgg"], images, self.feature_weight)
 
 
 def decoder_mode(config: DecoderConfig, vgg_params: Any) -> trainer.Mode:
@@ -583,9 +583,9 @@ def decoder_mode(config: DecoderConfig, vgg_params: Any) -> trainer.Mode:
     deepest = max(config.levels)
 
     def sample(params: Any, images: jax.Array) -> jax.Array:
-        return wct.decode(params[f"dec{deepest}"], wct.encode(vgg_params, images, deepest))
+        return vgg_decoders.decode(params[f"dec{deepest}"], vgg_decoders.encode(vgg_params, images, deepest))
 
-    return trainer.Mode(init_params=lambda key: wct.init_decoders(key, config.levels, config.width),
+    return trainer.Mode(init_params=lambda key: vgg_decoders.init_decoders(key, config.levels, config.width),
                         phases=(trainer.Phase(_DecoderLoss(config.feature_weight)),),
                         optimizer=decoder_optimizer(config), sample_fn=sample,
                         plot_keys=("loss", *(f"pixel{k}" for k in config.levels)))
@@ -607,11 +607,11 @@ def run_decoders(
 ) -> RunResult:
     """Train (or resume) the decoders in ``workdir`` until ``config.steps`` with the transform nets'
     loop (:func:`jaxstyle.trainer.fit`: sharded jitted step, Orbax resume, metrics, plot, samples);
-    ``out``: the decoder file (:func:`jaxstyle.methods.arbitrary.wct.save_decoders`)."""
+    ``out``: the decoder file (:func:`jaxstyle.methods.arbitrary.vgg_decoders.save_decoders`)."""
     config.validate()
     mesh, global_batch = _mesh_and_global_batch(config.batch_size)
     pipeline, batches = _pipeline(config, batches)
-    vgg_params = vgg_weights.on_device(vgg_params, upto=[wct.level_layer(max(config.levels))])
+    vgg_params = vgg_weights.on_device(vgg_params, upto=[vgg_decoders.level_layer(max(config.levels))])
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "config.json"
@@ -634,6 +634,6 @@ def run_decoders(
         meta = {"kind": "decoders", "steps": result.steps, "seconds": round(result.total_seconds, 1),
                 "images_seen": result.images_seen, "data": config.data, "config": current,
                 "last_metrics": result.last_metrics, "machine": machine_info()}
-        wct.save_decoders(out, result.params, meta)
+        vgg_decoders.save_decoders(out, result.params, meta)
         log(f"wrote {out}")
     return RunResult(result.params, result.steps, result.resumed_from, result.seconds, result.last_metrics)

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from jaxstyle.errors import OptionError, WeightsError
-from jaxstyle.methods.arbitrary import wct
+from jaxstyle.methods.arbitrary import vgg_decoders, wct
 from jaxstyle.nn import vgg
 
 
@@ -68,27 +68,27 @@ def test_blend_of_one_style_is_that_style():
     np.testing.assert_allclose(half["mean"], (stats["mean"] + other["mean"]) / 2, atol=1e-5)
 
 
-@pytest.mark.parametrize("level", wct.LEVELS)
+@pytest.mark.parametrize("level", vgg_decoders.LEVELS)
 def test_decoder_shapes_mirror_vgg(level):
-    params = wct.init_decoder(jax.random.key(0), level, width=0.5)
-    c = wct.decoder_layers(level)[0][1]
+    params = vgg_decoders.init_decoder(jax.random.key(0), level, width=0.5)
+    c = vgg_decoders.decoder_layers(level)[0][1]
     feats = jnp.ones((2, 3, 5, c))
-    out = wct.decode(params, feats)
+    out = vgg_decoders.decode(params, feats)
     scale = 2 ** (level - 1)
     assert out.shape == (2, 3 * scale, 5 * scale, 3)
 
 
-@pytest.mark.parametrize("level", wct.LEVELS)
+@pytest.mark.parametrize("level", vgg_decoders.LEVELS)
 def test_brief_training_lowers_reconstruction_loss(level, vgg_params):
-    params = {f"dec{level}": wct.init_decoder(jax.random.key(level), level, width=0.25)}
-    vp = vgg.to_device(vgg_params, upto=[wct.level_layer(level)])
+    params = {f"dec{level}": vgg_decoders.init_decoder(jax.random.key(level), level, width=0.25)}
+    vp = vgg.to_device(vgg_params, upto=[vgg_decoders.level_layer(level)])
     images = jax.random.uniform(jax.random.key(9), (2, 32, 32, 3))
     images = jax.image.resize(images[:, ::4, ::4], (2, 32, 32, 3), "linear")  # smooth, photo-like
     opt = optax.adam(1e-3)
 
     @jax.jit
     def step(params, state):
-        (loss, _), grads = jax.value_and_grad(wct.decoders_loss, has_aux=True)(params, vp, images)
+        (loss, _), grads = jax.value_and_grad(vgg_decoders.decoders_loss, has_aux=True)(params, vp, images)
         updates, state = opt.update(grads, state, params)
         return optax.apply_updates(params, updates), state, loss
 
@@ -101,7 +101,7 @@ def test_brief_training_lowers_reconstruction_loss(level, vgg_params):
 
 
 def _tiny_decoders():
-    return wct.init_decoders(jax.random.key(0), (1, 2), width=0.25)
+    return vgg_decoders.init_decoders(jax.random.key(0), (1, 2), width=0.25)
 
 
 def test_strength_zero_is_the_decoders_reconstruction(vgg_params):
@@ -110,7 +110,8 @@ def test_strength_zero_is_the_decoders_reconstruction(vgg_params):
     decoders = _tiny_decoders()
     out = wct.arbitrary(photo, style, decoders=decoders, vgg_params=vgg_params, strength=0.0, levels=(2,))
     vp = vgg.to_device(vgg_params, upto=["conv2_1"])
-    expected = np.clip(wct.decode(decoders["dec2"], wct.encode(vp, jnp.asarray(photo)[None], 2)), 0, 1)[0]
+    features = vgg_decoders.encode(vp, jnp.asarray(photo)[None], 2)
+    expected = np.clip(vgg_decoders.decode(decoders["dec2"], features), 0, 1)[0]
     np.testing.assert_allclose(out, expected, atol=1e-5)
     styled = wct.arbitrary(photo, style, decoders=decoders, vgg_params=vgg_params, strength=1.0, levels=(2,))
     assert np.abs(styled - out).mean() > 1e-3
@@ -142,21 +143,21 @@ def test_options_are_checked(vgg_params):
 
 def test_decoder_file_round_trip_and_bad_files(tmp_path):
     decoders = _tiny_decoders()
-    path = wct.save_decoders(tmp_path / "d.msgpack", decoders, {"steps": 3})
-    loaded, meta = wct.read_decoders(path)
+    path = vgg_decoders.save_decoders(tmp_path / "d.msgpack", decoders, {"steps": 3})
+    loaded, meta = vgg_decoders.read_decoders(path)
     assert meta["levels"] == [1, 2] and meta["steps"] == 3
     for name in decoders:
         for layer in decoders[name]:
             np.testing.assert_allclose(loaded[name][layer]["w"], decoders[name][layer]["w"], atol=2e-3)
     with pytest.raises(WeightsError, match="cannot read"):
-        wct.read_decoders(tmp_path / "missing.msgpack")
+        vgg_decoders.read_decoders(tmp_path / "missing.msgpack")
     (tmp_path / "junk.msgpack").write_bytes(b"\x00garbage" * 10)
     with pytest.raises(WeightsError, match="bin/train --decoders"):
-        wct.read_decoders(tmp_path / "junk.msgpack")
+        vgg_decoders.read_decoders(tmp_path / "junk.msgpack")
     truncated = tmp_path / "cut.msgpack"
     truncated.write_bytes(path.read_bytes()[:100])
     with pytest.raises(WeightsError):
-        wct.read_decoders(truncated)
+        vgg_decoders.read_decoders(truncated)
 
 
 def test_cli_writes_an_arbitrary_image_of_the_right_size(tmp_path, data_dir):
@@ -164,7 +165,7 @@ def test_cli_writes_an_arbitrary_image_of_the_right_size(tmp_path, data_dir):
 
     from jaxstyle.cli import stylize
 
-    decoders = wct.save_decoders(tmp_path / "tiny.msgpack", _tiny_decoders(), {})
+    decoders = vgg_decoders.save_decoders(tmp_path / "tiny.msgpack", _tiny_decoders(), {})
     photo = tmp_path / "photo.png"
     Image.fromarray((np.asarray(jax.random.uniform(jax.random.key(0), (30, 44, 3))) * 255).astype(np.uint8)).save(photo)
     out = tmp_path / "out.png"
@@ -196,7 +197,7 @@ def test_tiled_matches_untiled(vgg_params, data_dir):
     photo = images.fit_long_side(images.load_image(data_dir / "content" / "tubingen.jpg"), 256)
     style = images.fit_long_side(images.load_image(data_dir / "styles" / "starry_night.jpg"), 256)
     vp = vgg.to_device(vgg_params, upto=["conv4_1"])
-    decoders = wct.load_decoders()
+    decoders = vgg_decoders.load_decoders()
     styles = wct.prepare_style(vp, [jnp.asarray(style)], (4,))
     for ft in wct.FEATURE_TRANSFORMS:
         options = wct.ArbitraryOptions(feature_transform=ft)
@@ -224,8 +225,8 @@ def test_train_decoders_cli_lowers_loss_resumes_and_exports(tmp_path, data_dir):
             "--checkpoint-every", "10", "--log-every", "2"]
     assert train_cli.main([*args, "--steps", "10"]) == 0
     assert train_cli.main([*args, "--steps", "20"]) == 0  # resumes from step 10
-    decoders, meta = wct.read_decoders(out)
-    assert meta["steps"] == 20 and wct.decoder_levels(decoders) == (1, 2)
+    decoders, meta = vgg_decoders.read_decoders(out)
+    assert meta["steps"] == 20 and vgg_decoders.decoder_levels(decoders) == (1, 2)
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert lines[-1]["step"] == 20 and lines[-1]["loss"] < lines[0]["loss"]
     assert (tmp_path / "run" / "loss.png").is_file()

@@ -289,10 +289,10 @@ def test_cli_arbitrary_video_is_steady_with_smooth(media: dict[str, Path], tmp_p
     """A video with a painting file: the arbitrary method (one style preparation for every frame); --smooth
     lowers the flicker of its output too, and the clip keeps its frame count and size."""
     from jaxstyle.cli import stylize
-    from jaxstyle.methods.arbitrary import wct
+    from jaxstyle.methods.arbitrary import vgg_decoders
 
-    decoders = wct.save_decoders(tmp_path / "dec.msgpack",
-                                       wct.init_decoders(jax.random.key(0), (1, 2), width=0.25), {})
+    decoders = vgg_decoders.save_decoders(tmp_path / "dec.msgpack",
+                                       vgg_decoders.init_decoders(jax.random.key(0), (1, 2), width=0.25), {})
     base = [str(media["clip"]), "--style", str(data_dir / "styles" / "wave.jpg"), "--decoders", str(decoders),
             "--style-size", "64"]
     assert stylize.main([*base, "--out", str(tmp_path / "plain.mp4")]) == 0

@@ -183,10 +183,10 @@ def default_method(style: str | None) -> str:
 def arbitrary_stylizer(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
     """The style images of --style, prepared once: ``batch float32[N,H,W,3] -> stylised``."""
     from jaxstyle.io import styles
-    from jaxstyle.methods.arbitrary import wct
+    from jaxstyle.methods.arbitrary import vgg_decoders, wct
 
     style_images = [load_image(styles.resolve_style(name), args) for name in style_list(args.style)]
-    decoders = wct.load_decoders(args.decoders or wct.DEFAULT_DECODERS)
+    decoders = vgg_decoders.load_decoders(args.decoders or vgg_decoders.DEFAULT_DECODERS)
     return wct.make_stylizer(style_images, decoders=decoders, style_weights=args.style_weights,
                                    style_size=round((args.style_size or wct.DEFAULT_STYLE_SIZE) *
                                                     args.style_scale),

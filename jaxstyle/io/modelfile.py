@@ -10,7 +10,7 @@ model has its own folder there and its own reader:
   :func:`asset`).
 
 * ``decoders``: ``assets/decoders/<name>.msgpack``, the decoders of arbitrary-style transfer
-  (:mod:`jaxstyle.methods.arbitrary.wct`); ``photo`` is the default set.
+  (:mod:`jaxstyle.methods.arbitrary.vgg_decoders`); ``photo`` is the default set.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def register(kind: Kind) -> Kind:
 
     Each kind is registered once, by the module that owns its file format (this module knows no
     net): ``transform`` by :mod:`jaxstyle.methods.transform.net`, ``decoders`` by
-    :mod:`jaxstyle.methods.arbitrary.wct`. Look a kind's models up through that module (or after
+    :mod:`jaxstyle.methods.arbitrary.vgg_decoders`. Look a kind's models up through that module (or after
     importing it)."""
     KINDS[kind.name] = kind
     return kind

@@ -55,7 +55,7 @@ from starlette.routing import Route
 from jaxstyle import drive
 from jaxstyle.errors import JaxstyleError, one_line
 from jaxstyle.io import images, styles
-from jaxstyle.methods.arbitrary import wct
+from jaxstyle.methods.arbitrary import vgg_decoders, wct
 from jaxstyle.methods.gatys import presets
 from jaxstyle.methods.transform import net as transform
 from jaxstyle.nn import vgg
@@ -490,12 +490,12 @@ def load_app_decoders(decoders: Mapping[str, Any] | str | os.PathLike[str] | Non
     cannot be loaded (a missing or bad file: the one-line error, which says how to get them).
 
     ``decoders``: a decoders pytree (used as is), a shipped set's name or a decoder file's path;
-    None: the shipped set :data:`wct.DEFAULT_DECODERS`.
+    None: the shipped set :data:`vgg_decoders.DEFAULT_DECODERS`.
     """
     if isinstance(decoders, Mapping):
         return decoders, None
     try:
-        return wct.load_decoders(wct.DEFAULT_DECODERS if decoders is None else decoders), None
+        return vgg_decoders.load_decoders(vgg_decoders.DEFAULT_DECODERS if decoders is None else decoders), None
     except JaxstyleError as err:
         return None, one_line(err)
 
