@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# The ported VGG19 lives in the user cache (jaxstyle.cache.cache_dir; jaxstyle.weights.vgg_weights_path).
+# The ported VGG19 lives in the user cache (jaxstyle.cache.cache_dir; jaxstyle.vgg_weights.vgg_weights_path).
 CACHE := $(or $(JAXSTYLE_CACHE),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/jaxstyle,$(HOME)/.cache/jaxstyle))
 VGG := $(or $(JAXSTYLE_VGG_WEIGHTS),$(CACHE)/vgg19.npz)
 DATA ?= $(abspath ../shared/data)

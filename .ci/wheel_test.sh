@@ -12,7 +12,7 @@ PY=${PY:-.venv/bin/python}
 BASE_PYTHON=${BASE_PYTHON:-$($PY -c 'import sys; print(sys._base_executable)')}
 FIRST_USE=${FIRST_USE:-1}
 STYLES=${JAXSTYLE_STYLES_DIR:-$(cd .. && pwd)/shared/data/styles}
-VGG=$($PY -c 'from jaxstyle import weights; print(weights.vgg_weights_path())')
+VGG=$($PY -c 'from jaxstyle import vgg_weights; print(vgg_weights.vgg_weights_path())')
 [ -f "$VGG" ] || { echo "wheel_test: no ported VGG19 at $VGG (run make setup)" >&2; exit 2; }
 [ -f "$STYLES/scream.jpg" ] || { echo "wheel_test: no $STYLES/scream.jpg (set JAXSTYLE_STYLES_DIR)" >&2; exit 2; }
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/jaxstyle-wheel.XXXXXX")

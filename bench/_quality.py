@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxstyle import images as imagelib
+from jaxstyle.io import images as imagelib
 
 LUMA = np.array([0.299, 0.587, 0.114])  # BT.601
 LAYOUT_FACTOR = 8  # the box downsampling of layout_kept
@@ -92,7 +92,7 @@ def style_grams(vgg_params: Any, style: np.ndarray, shape: tuple[int, int]) -> d
     """The painting's target Grams for outputs of (H, W) ``shape``: the style resized to the output's
     pixel count (Gatys's default in :func:`jaxstyle.gatys`), then :func:`jaxstyle.objective.style_grams`.
 
-    vgg_params: from :func:`jaxstyle.vgg.to_device`; style: float32[h,w,3] in [0,1].
+    vgg_params: from :func:`jaxstyle.nn.vgg.to_device`; style: float32[h,w,3] in [0,1].
     """
     from jaxstyle import objective
 
@@ -105,7 +105,8 @@ def style_loss(vgg_params: Any, img: np.ndarray, grams: Mapping[str, Any]) -> fl
     :func:`style_grams` of the same (H, W)."""
     import jax.numpy as jnp
 
-    from jaxstyle import objective, vgg
+    from jaxstyle import objective
+    from jaxstyle.nn import vgg
 
     spec = objective.LossSpec()
     feats = vgg.jit_features(vgg_params, jnp.asarray(img, jnp.float32)[None], spec.style_layers, spec.pooling)

@@ -1,7 +1,7 @@
 """PyTorch reference of jaxstyle's transform net and its training loss, for ``bench/transform_vs_torch.py``.
 
 Runs in the throwaway venv ``.bench-venv-pastiche/`` (torch CPU + numpy), so it imports nothing from
-this repository: the architecture and the loss are written out here from ``jaxstyle/transform.py``
+this repository: the architecture and the loss are written out here from ``jaxstyle/methods/transform/net.py``
 and ``jaxstyle/train.py`` (``perceptual_loss``), and the weights arrive as .npz files written by the
 benchmark (our Flax params and our VGG19, converted here: HWIO -> OIHW, instance-norm scale/bias ->
 weight/bias).
@@ -27,7 +27,7 @@ from torch import nn
 
 LAYOUTS = ("contiguous", "channels_last")
 
-# -- the transform net (jaxstyle.transform.TransformNet) -------------------------------------------
+# -- the transform net (jaxstyle.methods.transform.net.TransformNet) -------------------------------------------
 
 
 class ConvLayer(nn.Module):
@@ -139,23 +139,34 @@ def frozen_bias(name: str) -> bool:
     return (name.endswith("conv.bias") and not name.startswith("out.")) or name.endswith("norm2.bias")
 
 
-# -- VGG19 and the perceptual loss (jaxstyle.vgg / objective / train.perceptual_loss) -------------------
+# -- VGG19 and the perceptual loss (jaxstyle.nn.vgg / objective / train.perceptual_loss) -------------------
 
-VGG_LAYERS = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4",
-              "conv4_1", "conv4_2", "conv4_3", "conv4_4", "conv5_1", "conv5_2", "conv5_3", "conv5_4")
-LAST_IN_BLOCK = frozenset({"conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4"})
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 CONTENT_LAYER = "conv4_2"
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 STYLE_LAYER_WEIGHTS = (0.2, 0.2, 0.2, 0.2, 0.2)
 
 
+def _block_conv(name: str) -> tuple[int, int]:
+    """``conv3_2`` -> (3, 2)."""
+    block, conv = name.removeprefix("conv").split("_")
+    return int(block), int(conv)
+
+
 class VGG19(nn.Module):
-    """VGG19 convs (3x3, zero pad 1) + ReLU, avg pooling, Caffe preprocessing; up to ``deepest``."""
+    """VGG19 convs (3x3, zero pad 1) + ReLU, avg pooling, Caffe preprocessing; up to ``deepest``.
+
+    The layer table is read off the weights' names (``conv{block}_{n}/w``), as jaxstyle.nn.vgg writes
+    it, rather than copied here: this file imports nothing from the repository (see the docstring).
+    """
 
     def __init__(self, flat: dict[str, np.ndarray], deepest: str = "conv5_1") -> None:
         super().__init__()
-        self.names = VGG_LAYERS[: VGG_LAYERS.index(deepest) + 1]
+        layers = sorted({key.split("/")[0] for key in flat if key.startswith("conv")}, key=_block_conv)
+        self.layers = tuple(layers)
+        self.last_in_block = frozenset(max((n for n in layers if _block_conv(n)[0] == b), key=_block_conv)
+                                       for b in {_block_conv(n)[0] for n in layers})
+        self.names = self.layers[: self.layers.index(deepest) + 1]
         self.convs = nn.ModuleDict()
         for name in self.names:
             w = flat[f"{name}/w"]  # HWIO, BGR input order
@@ -168,14 +179,14 @@ class VGG19(nn.Module):
 
     def forward(self, images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         wanted = set(layers)
-        deepest = max(VGG_LAYERS.index(name) for name in layers)
+        deepest = max(self.layers.index(name) for name in layers)
         x = images.flip(1) * 255.0 - self.mean  # RGB [0,1] -> BGR 0-255, mean subtracted
         out = {}
-        for name in VGG_LAYERS[: deepest + 1]:
+        for name in self.layers[: deepest + 1]:
             x = F.relu(self.convs[name](x))
             if name in wanted:
                 out[name] = x
-            if name in LAST_IN_BLOCK and name != VGG_LAYERS[deepest]:
+            if name in self.last_in_block and name != self.layers[deepest]:
                 x = F.avg_pool2d(x, 2)
         return out
 
@@ -397,7 +408,7 @@ class Server:
             x = _nchw(_npz(batches)["batches"][index], layout).flip(1) * 255.0 - vgg.mean
         result = []
         for name in vgg.names:
-            pool = name in LAST_IN_BLOCK and name != vgg.names[-1]
+            pool = name in vgg.last_in_block and name != vgg.names[-1]
             conv = vgg.convs[name]
 
             def layer(v: torch.Tensor, conv: nn.Conv2d = conv, pool: bool = pool) -> torch.Tensor:

@@ -7,10 +7,11 @@ On the same photos (default: the 8 in $JAXSTYLE_DATA/content, plus any in ``--ex
 shared paintings, every photo at ``--size`` px on its long side (default 512; ``--quick``: 2 photos x 2
 paintings at 256 px):
 
-* ``ours wct`` / ``ours adain``: ``jaxstyle.universal.make_stylizer(painting, decoders=..., feature_transform=...)``
+* ``ours wct`` / ``ours adain``:
+  ``jaxstyle.methods.arbitrary.wct.make_stylizer(painting, decoders=..., feature_transform=...)``
   then the stylizer on a batch of one photo (the style statistics are prepared once per painting, as for
   video frames; that time is recorded apart). Decoders: ``--decoders FILE`` (a ``save_decoders`` file), else
-  the shipped set (``universal.load_decoders()``).
+  the shipped set (``vgg_decoders.load_decoders()``).
 * ``ours transform`` (with ``--transform [DIR]``): the style's own transform net, for the paintings that have
   one: the shipped nets (``--transform`` alone) or ``DIR/<painting>.msgpack`` (candidates being trained);
   ``transform.stylize_batch`` on the photo. ``--no-arbitrary`` skips wct/adain (transform only).
@@ -105,21 +106,21 @@ def pick(folder: Path, names: str | None, what: str) -> list[Path]:
 
 def load_decoders(path: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(decoders, a record of where they came from): ``path``, else the shipped set."""
-    from jaxstyle import universal
     from jaxstyle.errors import JaxstyleError, one_line
+    from jaxstyle.methods.arbitrary import vgg_decoders
 
     try:
         if path is None:
-            decoders = universal.load_decoders()
-            record: dict[str, Any] = {"source": f"shipped {universal.DEFAULT_DECODERS!r}"}
+            decoders = vgg_decoders.load_decoders()
+            record: dict[str, Any] = {"source": f"shipped {vgg_decoders.DEFAULT_DECODERS!r}"}
         else:
-            decoders, meta = universal.read_decoders(path)
+            decoders, meta = vgg_decoders.read_decoders(path)
             record = {"source": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "metadata": meta}
     except JaxstyleError as err:
         hint = "" if path is not None else " (or pass --decoders FILE, e.g. a training snapshot)"
         fail(f"{one_line(err)}{hint}")
-    levels = universal.decoder_levels(decoders)
-    record.update(levels=list(levels), widths={k: universal.decoder_width(decoders[f"dec{k}"], k) for k in levels})
+    levels = vgg_decoders.decoder_levels(decoders)
+    record.update(levels=list(levels), widths={k: vgg_decoders.decoder_width(decoders[f"dec{k}"], k) for k in levels})
     return decoders, record
 
 
@@ -157,7 +158,7 @@ def _sheet(tiles: Sequence[tuple[str, np.ndarray]], path: Path, height: int = 25
     from PIL import Image, ImageDraw
 
     from jaxstyle import atomic
-    from jaxstyle import images as imagelib
+    from jaxstyle.io import images as imagelib
 
     fitted = []
     for label, img in tiles:
@@ -178,8 +179,8 @@ def _sheet(tiles: Sequence[tuple[str, np.ndarray]], path: Path, height: int = 25
 
 def read_images(paths: Sequence[Path]) -> dict[Path, np.ndarray]:
     """Every image, float32[H,W,3] in [0,1], read before any work (a bad file is a one-line error)."""
-    from jaxstyle import images as imagelib
     from jaxstyle.errors import JaxstyleError, one_line
+    from jaxstyle.io import images as imagelib
 
     try:
         return {p: imagelib.load_image(p) for p in paths}
@@ -190,7 +191,7 @@ def read_images(paths: Sequence[Path]) -> dict[Path, np.ndarray]:
 def transform_nets(source: str | None, stems: Sequence[str]) -> dict[str, Any]:
     """{painting stem: transform params} for ``--transform``: "shipped" (the shipped nets) or a folder of
     ``<stem>.msgpack``; paintings with no net are left out. None: no transform method."""
-    from jaxstyle import transform
+    from jaxstyle.methods.transform import net as transform
 
     if source is None:
         return {}
@@ -209,9 +210,11 @@ def run(args: argparse.Namespace, photos: Mapping[Path, np.ndarray], styles: Map
     import jax
 
     import jaxstyle
-    from jaxstyle import images as imagelib
-    from jaxstyle import transform, universal, vgg
-    from jaxstyle.weights import load_vgg_params
+    from jaxstyle.io import images as imagelib
+    from jaxstyle.methods.arbitrary import wct
+    from jaxstyle.methods.transform import net as transform
+    from jaxstyle.nn import vgg
+    from jaxstyle.vgg_weights import load_vgg_params
 
     vgg_raw = load_vgg_params()
     params = vgg.to_device(vgg_raw)  # conv1_1..conv5_1: the encoder and the style loss
@@ -228,7 +231,7 @@ def run(args: argparse.Namespace, photos: Mapping[Path, np.ndarray], styles: Map
         stylizers[name], prepare[name] = {}, {}
         for method in arbitrary:
             t0 = time.perf_counter()
-            stylizers[name][method] = universal.make_stylizer(painting, decoders=decoders, vgg_params=vgg_raw,
+            stylizers[name][method] = wct.make_stylizer(painting, decoders=decoders, vgg_params=vgg_raw,
                                                               feature_transform=method)
             prepare[name][method] = time.perf_counter() - t0
     peer_info: dict[str, Any] = {}
@@ -390,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help=f"{len(QUICK_PHOTOS)} photos x {len(QUICK_STYLES)} paintings at {QUICK_SIZE} px")
     parser.add_argument("--decoders", type=Path, default=None, metavar="FILE",
-                        help="a decoders file (universal.save_decoders); default: the shipped set")
+                        help="a decoders file (vgg_decoders.save_decoders); default: the shipped set")
     parser.add_argument("--transform", nargs="?", const="shipped", default=None, metavar="DIR",
                         help="also each painting's transform net: the shipped ones, or DIR/<painting>.msgpack")
     parser.add_argument("--no-arbitrary", action="store_true", help="skip ours wct/adain (with --transform)")

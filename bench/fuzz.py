@@ -1,7 +1,7 @@
 """Fuzz our file readers with many more examples than the test suite runs.
 
 The same targets and strategies as ``tests/test_fuzz.py`` (``tests/helpers/fuzzing.py``): the
-restricted legacy-torch reader (``weights.read_legacy_torch``) and ``images.load_image``, fed
+restricted legacy-torch reader (``jaxstyle.io.torchfile.read_legacy_torch``) and ``images.load_image``, fed
 random bytes and mutated small valid files (PNG, JPEG, GIF, TIFF, WebP). Every input must give a
 clean load or one of our own errors; anything else (another exception, a malformed result, a
 hang) is a failure, recorded with its input.

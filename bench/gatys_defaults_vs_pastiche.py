@@ -8,7 +8,7 @@
 Side by side in one run, each side in its own subprocess (peak RSS per side): pastiche through
 ``bench/_pastiche_runner.py`` (its own loss weights, content init, ``pooling="avg"``, one L-BFGS
 closure per step; the venv ``.bench-venv-pastiche`` is built by :mod:`gatys_vs_pastiche` if missing),
-given our resized content and style as PNGs; ours ``backprop.gatys(content, style, size=..., **ours)``,
+given our resized content and style as PNGs; ours ``api.gatys(content, style, size=..., **ours)``,
 its own budget and convergence stop. Wall time: the optimisation (ours with its jit compile; model
 and target loading excluded for both). Every image is measured the same way, from its saved PNG:
 
@@ -39,11 +39,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def ours_worker(content: str, style: str, size: int, options: dict, out: Path) -> None:
-    from jaxstyle import backprop, images, vgg
+    from jaxstyle import vgg_weights
+    from jaxstyle.io import images
+    from jaxstyle.methods.gatys import api
 
-    params = vgg.to_device()
+    params = vgg_weights.on_device()
     photo, painting = images.load_image(content), images.load_image(style)
-    result = backprop.gatys(photo, painting, vgg_params=params, size=size, **options)
+    result = api.gatys(photo, painting, vgg_params=params, size=size, **options)
     images.save_image(out / "ours.png", result.image)
     (out / "ours.json").write_text(json.dumps({
         "seconds": result.seconds, "compile_seconds": result.compile_seconds, "steps": len(result.history) - 1,
@@ -55,16 +57,18 @@ def ours_worker(content: str, style: str, size: int, options: dict, out: Path) -
 def measure(photo_path: Path, style_path: Path, image_path: Path) -> dict:
     import jax.numpy as jnp
 
-    from jaxstyle import backprop, images, vgg
+    from jaxstyle import vgg_weights
+    from jaxstyle.io import images
+    from jaxstyle.methods.gatys import loop, presets
 
-    params = vgg.to_device()
+    params = vgg_weights.on_device()
     photo = images.load_image(photo_path)
     style = images.load_image(style_path)
     img = images.load_image(image_path)
-    spec = backprop.make_options("paper").loss_spec()
+    spec = presets.make_options("paper").loss_spec()
     h, w = photo.shape[:2]
-    targets = backprop.make_targets(params, spec, (h, w), photo, [images.fit_pixels(style, h * w)])
-    terms = backprop.evaluate_loss(jnp.asarray(img)[None], targets, params, spec)
+    targets = loop.make_targets(params, spec, (h, w), photo, [images.fit_pixels(style, h * w)])
+    terms = loop.evaluate_loss(jnp.asarray(img)[None], targets, params, spec)
     return {"content": float(terms["content"]), "style": float(terms["style"]),
             "layout": gatys_recipe.layout_kept(img, photo),
             "hf": gatys_recipe.hf_energy(img) / gatys_recipe.hf_energy(photo),
@@ -86,7 +90,7 @@ def main() -> int:
     if args.worker:
         ours_worker(args.content, args.style, args.size, json.loads(args.ours), args.out)
         return 0
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     python = gvp.ensure_pastiche_venv(gvp.PASTICHE_VENV)
     gvp.CONTENT, gvp.STYLE = Path(args.content), Path(args.style)

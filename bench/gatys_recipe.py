@@ -5,8 +5,8 @@
     #  --out bench/results/gatys_recipe/          (one PNG per run + results.json, appended)
 
 Each recipe is one line in ``RECIPES``: keyword arguments of the prototype loop :func:`run_recipe`
-(its own small jitted loop over ``jaxstyle.vgg`` and ``jaxstyle.losses`` so that options not yet in
-``jaxstyle.backprop`` can be tried before they are built). Metrics, all on the saved uint8 result
+(its own small jitted loop over ``jaxstyle.nn.vgg`` and ``jaxstyle.losses`` so that options not yet in
+``jaxstyle.methods.gatys`` can be tried before they are built). Metrics, all on the saved uint8 result
 against the working-size photo:
 
 * ``style_ratio``: the paper's Gram style loss (equal layer weights, avg pooling) of the result
@@ -32,9 +32,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxstyle import backprop, vgg
-from jaxstyle import images as imagelib
 from jaxstyle import objective as losses
+from jaxstyle import vgg_weights
+from jaxstyle.io import images as imagelib
+from jaxstyle.methods.gatys import api
+from jaxstyle.nn import vgg
 
 DATA = Path(os.environ.get("JAXSTYLE_DATA", Path(__file__).resolve().parents[1] / "../shared/data"))
 SQRT2 = math.sqrt(2.0)
@@ -60,7 +62,7 @@ RECIPES: dict[str, dict] = {
     "adam_b1e4_tv6": dict(init="content", optimizer="adam", steps=200, beta=1e4, tv=1e6),
     "ms60_tv5": dict(init="content", optimizer="adam", steps=60, beta=1e4, multiscale=128, tv=1e5),
     "ms60_ema_tv5": dict(init="content", optimizer="adam", steps=60, beta=1e4, multiscale=128, ema=0.9, tv=1e5),
-    # Through the API (jaxstyle.backprop.gatys at the photo's size): the built defaults and variations.
+    # Through the API (jaxstyle.methods.gatys.api.gatys at the photo's size): the built defaults and variations.
     "api_default": dict(api={}),
     "api_paper": dict(api={"preset": "paper"}),
     "api_tv6": dict(api={"tv_weight": 1e6}),
@@ -257,7 +259,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    params = vgg.to_device()
+    params = vgg_weights.on_device()
     log = out / "results.jsonl"
     for pair in args.pairs.split(","):
         c, s = pair.split(":")
@@ -266,7 +268,7 @@ def main() -> None:
         imagelib.save_image(out / f"{c}_{args.size}.png", photo)
         for name in args.recipes.split(","):
             if "api" in RECIPES[name]:
-                r = backprop.gatys(photo, style, vgg_params=params, size=None, **RECIPES[name]["api"])
+                r = api.gatys(photo, style, vgg_params=params, size=None, **RECIPES[name]["api"])
                 img = r.image
                 info = {"seconds": r.seconds, "shapes": r.scales, "stop": r.stop,
                         "loss_history": [[h["total"] for h in r.history]]}

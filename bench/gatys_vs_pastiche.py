@@ -1,4 +1,4 @@
-"""Benchmark: our Gatys (``jaxstyle.backprop``) against the PyPI ``pastiche==1.6.0`` (PyTorch, CPU).
+"""Benchmark: our Gatys (``jaxstyle.methods.gatys``) against the PyPI ``pastiche==1.6.0`` (PyTorch, CPU).
 
     .venv/bin/python -m bench.gatys_vs_pastiche [--quick] [--out bench/results/gatys_vs_pastiche.json]
 
@@ -10,9 +10,9 @@ pooling, in one run, each in its own subprocess (so peak RSS is per run):
   ``bench/_pastiche_runner.py`` in the throwaway venv ``.bench-venv-pastiche/`` (created here if
   missing: torch 2.13.0 CPU + ``pastiche==1.6.0``). It gets our resized content and style (as PNGs)
   so both sides optimise towards the same pixels.
-* ours: ``jaxstyle.backprop.gatys`` with each entry of :data:`CONFIGS`.
+* ours: ``jaxstyle.methods.gatys.api.gatys`` with each entry of :data:`CONFIGS`.
 
-Every image is measured with OUR loss (``backprop.evaluate_loss``, α=1, β=1e3, avg pooling) so the
+Every image is measured with OUR loss (``loop.evaluate_loss``, α=1, β=1e3, avg pooling) so the
 two are comparable; pastiche's images are measured from the PNGs it saves. See bench/README.md.
 """
 
@@ -58,7 +58,7 @@ QUICK = Mode(size=200, iterations=30, checkpoints=(10, 20, 30))
 
 @dataclasses.dataclass(frozen=True)
 class OursConfig:
-    """One row of ours: ``options`` are passed to ``backprop.gatys`` on top of size/iterations."""
+    """One row of ours: ``options`` are passed to ``api.gatys`` on top of size/iterations."""
 
     name: str
     options: Mapping[str, Any]
@@ -103,14 +103,16 @@ PROGRESS_EVERY = 25  # steps between progress dumps of a worker (off the clock)
 def run_ours(config: OursConfig, mode: Mode, image_dir: Path, progress_path: Path | None = None) -> dict[str, Any]:
     import jax
 
-    from jaxstyle import backprop, images, weights
+    from jaxstyle import vgg_weights
+    from jaxstyle.io import images
+    from jaxstyle.methods.gatys import api
 
-    params = weights.load_vgg_params()
+    params = vgg_weights.load_vgg_params()
     content = images.load_image(CONTENT)
     style = images.load_image(STYLE)
 
     # perf_counter at each callback, less the off-clock time before it. The loop reads the device
-    # back every backprop.READ_EVERY steps and then calls back for each of those steps at once, so
+    # back every loop.READ_EVERY steps and then calls back for each of those steps at once, so
     # the stamps of one read are equal up to host time; _spread_stamps gives each step its share.
     stamps: list[float] = []
     seen: list[dict[str, float]] = []  # the terms each callback gets (of the image before that step)
@@ -137,7 +139,7 @@ def run_ours(config: OursConfig, mode: Mode, image_dir: Path, progress_path: Pat
             }))
             off_clock += time.perf_counter() - t
 
-    result = backprop.gatys(
+    result = api.gatys(
         content, style, vgg_params=params, callback=callback,
         size=mode.size, iterations=mode.iterations, pooling="avg", **dict(config.options),
     )
@@ -208,7 +210,7 @@ def prepare_inputs(size: int, directory: Path) -> tuple[Path, Path]:
     """Our working content (long side ``size``) and style (at the content's pixel count, as our
     gatys does), written as PNGs for pastiche so that it optimises towards the same pixels as we do
     (its own bilinear resizing would give other targets, which our metric would then penalise)."""
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     content = images.fit_long_side(images.load_image(CONTENT), size)
     h, w = content.shape[:2]
@@ -245,29 +247,32 @@ class OurMetric:
     """Our loss (the paper preset's: α=1, β=1e3, avg pooling) for images of one size."""
 
     def __init__(self, shape: tuple[int, int]) -> None:
-        from jaxstyle import backprop, images, vgg, weights
+        from jaxstyle import vgg_weights
+        from jaxstyle.io import images
+        from jaxstyle.methods.gatys import loop, presets
+        from jaxstyle.nn import vgg
 
         self.shape = shape
         h, w = shape
-        self.params = vgg.to_device(weights.load_vgg_params(), upto=("conv5_1",))
-        self.spec = backprop.make_options("paper").loss_spec()
+        self.params = vgg.to_device(vgg_weights.load_vgg_params(), upto=("conv5_1",))
+        self.spec = presets.make_options("paper").loss_spec()
         content = images.resize(images.load_image(CONTENT), h, w)
         # The style at the output's pixel count, as our gatys does (and as pastiche does).
         style = images.fit_pixels(images.load_image(STYLE), h * w)
-        self.targets = backprop.make_targets(self.params, self.spec, shape, content, [style])
+        self.targets = loop.make_targets(self.params, self.spec, shape, content, [style])
 
     def __call__(self, image: np.ndarray) -> dict[str, float]:
         import jax.numpy as jnp
 
-        from jaxstyle import backprop
+        from jaxstyle.methods.gatys import loop
 
         if image.shape[:2] != self.shape:
             raise ValueError(f"image is {image.shape[:2]}, the metric was built for {self.shape}")
-        terms = backprop.evaluate_loss(jnp.asarray(image)[None], self.targets, self.params, self.spec)
+        terms = loop.evaluate_loss(jnp.asarray(image)[None], self.targets, self.params, self.spec)
         return {k: float(v) for k, v in terms.items()}
 
     def of_png(self, path: str) -> dict[str, float]:
-        from jaxstyle import images
+        from jaxstyle.io import images
 
         return self(images.load_image(path))
 
@@ -514,7 +519,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "checkpoints": list(mode.checkpoints),
         "content": str(CONTENT),
         "style": str(STYLE),
-        "metric": "jaxstyle.backprop.evaluate_loss, the paper preset's loss (alpha=1, beta=1e3, avg pooling)",
+        "metric": ("jaxstyle.methods.gatys.loop.evaluate_loss, the paper preset's loss "
+                   "(alpha=1, beta=1e3, avg pooling)"),
         "pastiche_version": pastiche["pastiche_version"],
         "reference": pastiche["name"],
         "targets": targets,

@@ -42,8 +42,10 @@ def main() -> None:
     parser.add_argument("--gatys-iterations", type=int, default=400)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a CPU dry run")
     args = parser.parse_args()
-    from jaxstyle import backprop, images, transform
-    from jaxstyle.weights import load_vgg_params
+    from jaxstyle.io import images
+    from jaxstyle.methods.gatys import api
+    from jaxstyle.methods.transform import net as transform
+    from jaxstyle.vgg_weights import load_vgg_params
 
     h, w = (30, 40) if args.quick else (300, 400)
     rows: dict[str, dict] = {"device": {"kind": jax.devices()[0].device_kind, "count": jax.device_count(),
@@ -69,13 +71,13 @@ def main() -> None:
     iters = 5 if args.quick else args.gatys_iterations
     for optimizer in ("sign", "adam"):
         t = time.perf_counter()
-        result = backprop.gatys(content, style, vgg_params=vgg_params, size=max(h, w), iterations=iters,
+        result = api.gatys(content, style, vgg_params=vgg_params, size=max(h, w), iterations=iters,
                                 optimizer=optimizer)
         rows[f"gatys_{optimizer}_{iters}it"] = {**gatys_times(result, t), "final_total": result.history[-1]["total"]}
 
     # Issue 16's GPU target: 400x300 at the defaults (the L-BFGS recipe coarse to fine, its budget and stop).
     t = time.perf_counter()
-    result = backprop.gatys(content, style, vgg_params=vgg_params, size=max(h, w),
+    result = api.gatys(content, style, vgg_params=vgg_params, size=max(h, w),
                             **({"iterations": 5} if args.quick else {}))
     rows["gatys_defaults_400"] = {**gatys_times(result, t), "steps": float(len(result.history) - 1)}
 
@@ -84,13 +86,13 @@ def main() -> None:
     big_content = images.resize(content, *big) if not args.quick else rng.random((*big, 3), np.float32)
     plan = (2, 1) if args.quick else (args.gatys_iterations, args.gatys_iterations // 2, args.gatys_iterations // 4)
     t = time.perf_counter()
-    result = backprop.gatys(big_content, style, vgg_params=vgg_params, size=max(big) * (4 if args.quick else 1),
+    result = api.gatys(big_content, style, vgg_params=vgg_params, size=max(big) * (4 if args.quick else 1),
                             scale_iterations=plan)
     rows["gatys_multiscale_1200x900"] = {"wall_s": time.perf_counter() - t, "compile_s": result.compile_seconds,
                                           "iterations": float(sum(plan)), "final_total": result.history[-1]["total"]}
     # The issue-5 reference: one scale at 1200x900 (auto: the sign update), as many iterations as at 400x300.
     t = time.perf_counter()
-    single = backprop.gatys(big_content, style, vgg_params=vgg_params, size=max(big) * (4 if args.quick else 1),
+    single = api.gatys(big_content, style, vgg_params=vgg_params, size=max(big) * (4 if args.quick else 1),
                             scales=1, iterations=iters)
     rows["gatys_singlescale_1200x900"] = {"wall_s": time.perf_counter() - t, "compile_s": single.compile_seconds,
                                            "iterations": float(iters), "final_total": single.history[-1]["total"]}

@@ -47,8 +47,9 @@ def worker(name: str, size: int, result_path: Path, options: dict[str, Any]) -> 
     """Run one configuration in this process and write its numbers (and image) next to ``result_path``."""
     import numpy as np
 
-    from jaxstyle import backprop, images
-    from jaxstyle.weights import load_vgg_params
+    from jaxstyle.io import images
+    from jaxstyle.methods.gatys import api
+    from jaxstyle.vgg_weights import load_vgg_params
 
     content = images.load_image(CONTENT)
     style = images.load_image(STYLE)
@@ -61,7 +62,7 @@ def worker(name: str, size: int, result_path: Path, options: dict[str, Any]) -> 
             print(f"{name}: step {step} loss {losses[step]:.4g}", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
-    result = backprop.gatys(content, style, vgg_params=params, size=size, callback=on_step, seed=0, **options)
+    result = api.gatys(content, style, vgg_params=params, size=size, callback=on_step, seed=0, **options)
     wall = time.perf_counter() - start
     final = result.history[-1]
     image_path = result_path.with_suffix(".jpg")

@@ -83,7 +83,7 @@ def run(torch: TorchServer, peer: TorchServer, rounds: int, reps: int, threads: 
     import jax
     import jax.numpy as jnp
 
-    from jaxstyle import transform
+    from jaxstyle.methods.transform import net as transform
 
     h, w = SIZE_HW
     image = np.random.default_rng(0).random((1, h, w, 3), dtype=np.float32)

@@ -43,18 +43,18 @@ def gatys_step_timer(side: int, vgg_params: Any):
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxstyle import backprop
+    from jaxstyle.methods.gatys import loop, optimizers, presets
 
     rng = np.random.default_rng(0)
     content = rng.random((side, side, 3), dtype=np.float32)
     style = rng.random((256, 256, 3), dtype=np.float32)
-    opts = backprop.GatysOptions(size=None, iterations=1)
+    opts = presets.GatysOptions(size=None, iterations=1)
     spec = opts.loss_spec()
-    targets = backprop.make_targets(vgg_params, spec, (side, side), content, [style])
-    from jaxstyle import tiling
+    targets = loop.make_targets(vgg_params, spec, (side, side), content, [style])
+    from jaxstyle.methods.gatys import loop, presets, tiling
 
     grid = tiling.tile_grid((side, side), spec.tile)  # what optimise() picks: tiled above the auto threshold
-    step, optimizer = backprop.make_step(spec, opts.optimizer, opts.lr, 1000, grid)
+    step, optimizer = optimizers.make_step(spec, opts.optimizer, opts.lr, 1000, grid)
     state = {"image": jnp.asarray(content)[None]}
     state["opt"] = jax.tree.map(jnp.copy, optimizer.init(state["image"]))
 
@@ -70,7 +70,7 @@ def inference_timer(side: int, params: Any):
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxstyle import transform
+    from jaxstyle.methods.transform import net as transform
 
     image = jnp.asarray(np.random.default_rng(0).random((1, side, side, 3), dtype=np.float32))
 
@@ -135,8 +135,8 @@ def main() -> None:
     args = parser.parse_args()
     import jax
 
-    from jaxstyle import transform
-    from jaxstyle.weights import load_vgg_params
+    from jaxstyle.methods.transform import net as transform
+    from jaxstyle.vgg_weights import load_vgg_params
 
     sides = [int(s) for s in args.sides.split(",")]
     vgg_params = jax.device_put(load_vgg_params())
@@ -147,7 +147,7 @@ def main() -> None:
         first, steady = median_seconds(inference_timer(side, net), args.repeats)
         row["inference_s"], row["inference_first_s"] = steady, first
         if side <= args.gatys_max:
-            from jaxstyle import tiling
+            from jaxstyle.methods.gatys import tiling
 
             first, steady = median_seconds(gatys_step_timer(side, vgg_params), args.repeats)
             row["gatys_step_s"], row["gatys_first_s"] = steady, first

@@ -32,7 +32,7 @@ DEFAULT_PHOTOS = ("golden_gate.jpg", "hoovertowernight.jpg", "stata.jpg", "chels
 
 
 def _photo(name: str, size: int) -> np.ndarray:
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     if name == "chelsea (skimage)":
         from skimage import data
@@ -82,9 +82,13 @@ def main() -> int:
 
     import jax.numpy as jnp
 
-    from jaxstyle import backprop, images, objective, transform, vgg
-    from jaxstyle.styles import load_style
-    from jaxstyle.weights import load_vgg_params
+    from jaxstyle import objective
+    from jaxstyle.io import images
+    from jaxstyle.io.styles import load_style
+    from jaxstyle.methods.gatys import loop
+    from jaxstyle.methods.transform import net as transform
+    from jaxstyle.nn import vgg
+    from jaxstyle.vgg_weights import load_vgg_params
 
     params_vgg = vgg.to_device(load_vgg_params())
     spec = objective.LossSpec()
@@ -99,12 +103,12 @@ def main() -> int:
         for name, photo in photos.items():
             shape = photo.shape[:2]
             style_img = images.fit_pixels(style, shape[0] * shape[1])
-            targets = backprop.make_targets(params_vgg, spec, shape, photo, [style_img])
-            before = backprop.evaluate_loss(jnp.asarray(photo)[None], targets, params_vgg, spec)
+            targets = loop.make_targets(params_vgg, spec, shape, photo, [style_img])
+            before = loop.evaluate_loss(jnp.asarray(photo)[None], targets, params_vgg, spec)
             outputs = {}
             for variant, (params, meta) in variants.items():
                 out = outputs[variant] = transform.stylize(photo, params)
-                after = backprop.evaluate_loss(jnp.asarray(out)[None], targets, params_vgg, spec)
+                after = loop.evaluate_loss(jnp.asarray(out)[None], targets, params_vgg, spec)
                 rows.append({"model": model, "variant": variant, "photo": name,
                              "style_loss_photo": float(before["style"]), "style_loss_output": float(after["style"]),
                              "style_ratio": float(before["style"]) / float(after["style"]),

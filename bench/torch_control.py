@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.torch_control [--steps 300] [--size 128] [--out bench/results/torch_control]
 
 Our trained nets show fine 2-3 px diagonal stripes and colour fringes. Is that a bug in our JAX code or
-the recipe? Both sides train the SAME net from ONE random init (``jaxstyle.transform.init_params``, seed 0,
+the recipe? Both sides train the SAME net from ONE random init (``jaxstyle.methods.transform.net.init_params``, seed 0,
 width 32, 5 residual blocks; converted for torch) on the SAME batches (random crops of the training photos,
 made once here with numpy from a fixed seed and fed to both), with the same recipe (Adam 1e-3 with the
 same frozen biases; the ``TrainConfig`` default loss: content conv4_2 α=1, style conv1_1..conv5_1 equal
@@ -117,7 +117,7 @@ def measure(img: np.ndarray, photo: np.ndarray) -> dict[str, Any]:
 def sheet(panels: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
     """uint8 sheet: the panels (float[H,W,3], one size) side by side; below, the centre crop of each magnified
     ``ZOOM``× (nearest), so that 2 px patterns are visible."""
-    from jaxstyle import images as imagelib
+    from jaxstyle.io import images as imagelib
 
     h, w = panels[0].shape[:2]
     ch, cw = h // ZOOM, w // ZOOM
@@ -150,9 +150,9 @@ def run(args: argparse.Namespace, server: TorchServer, work: Path) -> dict[str, 
     import jax
     import jax.numpy as jnp
 
-    from jaxstyle import images as imagelib
-    from jaxstyle import transform
-    from jaxstyle.styles import load_style
+    from jaxstyle.io import images as imagelib
+    from jaxstyle.io.styles import load_style
+    from jaxstyle.methods.transform import net as transform
 
     config = reference_config(steps=args.steps, image_size=args.size, batch_size=args.batch, seed=0, width=32,
                               residual_blocks=5)
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace, server: TorchServer, work: Path) -> dict[str, 
     np.savez(work / "batches.npz", batches=batches)
 
     style = imagelib.fit_long_side(imagelib.to_float_image(load_style(config.style)), config.style_size)
-    # init: train.init_params, one jitted jaxstyle.transform.init_params(key(seed 0), width 32, 5 blocks)
+    # init: train.init_params, one jitted jaxstyle.methods.transform.net.init_params(key(seed 0), width 32, 5 blocks)
     trainer, state, info = setup_training(server, config, style, work, layouts=[LAYOUT], clip=True,
                                           threads=args.threads)
 

@@ -5,7 +5,7 @@
 In one run, interleaved (round-robin over the contestants, so a burst of load from other processes
 hits every side alike):
 
-1. **inference** at 400x300, batch 1, fp32: ``jaxstyle.transform.apply`` (jitted) with the shipped
+1. **inference** at 400x300, batch 1, fp32: ``jaxstyle.methods.transform.net.apply`` (jitted) with the shipped
    ``starry_night`` weights against the same net written in PyTorch (``bench/_torch_transform.py``:
    ``nn.ReflectionPad2d`` + ``nn.Conv2d``, ``nn.InstanceNorm2d(affine=True)``, nearest
    ``F.interpolate``) loaded with the same weights, ``torch.inference_mode()``, in both memory
@@ -227,22 +227,23 @@ def jax_infer_parts(params: Mapping[str, Any]) -> list[tuple[str, Callable[[Any]
     import jax
     import jax.numpy as jnp
 
-    from jaxstyle import transform
+    from jaxstyle.methods.transform import net as transform
+    from jaxstyle.nn import layers
 
     p = params["params"]
     arch = transform.architecture(params)
     c = arch["width"]
 
     def conv(sub: Mapping[str, Any], features: int, kernel: int, stride: int = 1, up: bool = False):
-        module = transform.ReflectConv(features, kernel, stride, upsample=up)
+        module = layers.ReflectConv(features, kernel, stride, upsample=up)
         return jax.jit(lambda x: module.apply({"params": sub}, x))
 
     def norm(sub: Mapping[str, Any]):
-        return jax.jit(lambda x: jax.nn.relu(transform.InstanceNorm().apply({"params": sub}, x)))
+        return jax.jit(lambda x: jax.nn.relu(layers.InstanceNorm().apply({"params": sub}, x)))
 
     def norm_skip(sub: Mapping[str, Any]):
         # As on the torch side: the conv2 output stands in for the block input (same shape).
-        return jax.jit(lambda y: y + transform.InstanceNorm().apply({"params": sub}, y))
+        return jax.jit(lambda y: y + layers.InstanceNorm().apply({"params": sub}, y))
 
     parts = []
     for name, features, kernel, stride in (("down1", c, 9, 1), ("down2", 2 * c, 3, 2), ("down3", 4 * c, 3, 2)):
@@ -330,7 +331,7 @@ def run_inference(torch: TorchServer, mode: Mode, threads: int, work: Path, prof
     import jax
     import jax.numpy as jnp
 
-    from jaxstyle import transform
+    from jaxstyle.methods.transform import net as transform
 
     params = transform.load_transform(MODEL)
     arch = transform.architecture(params)
@@ -422,12 +423,12 @@ def make_batches(count: int, batch_size: int, size: int) -> tuple[np.ndarray, st
 
 
 def _load_style(style_size: int) -> np.ndarray:
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     if STYLE.is_file():
         img = images.load_image(STYLE)
     else:
-        from jaxstyle.styles import load_style
+        from jaxstyle.io.styles import load_style
 
         img = load_style(MODEL)
     return images.fit_long_side(images.to_float_image(img), style_size)
@@ -446,7 +447,8 @@ def jax_train_parts(trainer: Any, config: Any, params: Any, batch_u8: np.ndarray
     import jax
     import jax.numpy as jnp
 
-    from jaxstyle import objective, vgg
+    from jaxstyle import objective
+    from jaxstyle.nn import vgg
 
     model = config.model()
     x = jnp.asarray(batch_u8, jnp.float32) / 255.0
@@ -469,7 +471,7 @@ def jax_vgg_parts(vgg_params: Mapping[str, Any], batch_u8: np.ndarray) -> list[d
     import jax
     import jax.numpy as jnp
 
-    from jaxstyle import vgg
+    from jaxstyle.nn import vgg
 
     names = vgg.VGG_LAYERS[: vgg.VGG_LAYERS.index("conv5_1") + 1]
     x = vgg.preprocess(jnp.asarray(batch_u8, jnp.float32) / 255.0)
@@ -532,10 +534,11 @@ def setup_training(torch: TorchServer, config: Any, style: np.ndarray, work: Pat
     init params, VGG and Grams through .npz files in ``work``; ``setup``: its other arguments)."""
     import jax
 
-    from jaxstyle import train, vgg, weights
+    from jaxstyle import train, vgg_weights
+    from jaxstyle.nn import vgg
     from jaxstyle.trainer import Trainer
 
-    vgg_np = weights.load_vgg_params()
+    vgg_np = vgg_weights.load_vgg_params()
     vgg_params = vgg.to_device(vgg_np)
     frozen = {"vgg": vgg_params, "grams": train.style_grams(vgg_params, style, config)}
     trainer = Trainer(train.mode(config), train.data_mesh(), frozen, config.seed)
@@ -846,7 +849,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _setup_stub(work: Path, threads: int) -> dict[str, Any]:
     """``setup_infer`` arguments with a tiny image, only to set the threads and read the versions."""
-    from jaxstyle import transform
+    from jaxstyle.methods.transform import net as transform
 
     np.savez(work / "transform_params.npz", **_flatten(transform.load_transform(MODEL)))
     np.savez(work / "infer_image.npz", image=np.zeros((1, 16, 16, 3), np.float32))

@@ -18,18 +18,18 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "gatys": "jaxstyle.backprop",
-    "texture": "jaxstyle.backprop",
-    "GatysResult": "jaxstyle.backprop",
-    "GatysOptions": "jaxstyle.backprop",
-    "arbitrary": "jaxstyle.universal",
-    "make_stylizer": "jaxstyle.universal",
-    "stylize": "jaxstyle.transform",
-    "load_transform": "jaxstyle.transform",
-    "save_transform": "jaxstyle.transform",
-    "load_image": "jaxstyle.images",
-    "save_image": "jaxstyle.images",
-    "load_vgg_params": "jaxstyle.weights",
+    "gatys": "jaxstyle.methods.gatys.api",
+    "texture": "jaxstyle.methods.gatys.api",
+    "GatysResult": "jaxstyle.methods.gatys.loop",
+    "GatysOptions": "jaxstyle.methods.gatys.presets",
+    "arbitrary": "jaxstyle.methods.arbitrary.wct",
+    "make_stylizer": "jaxstyle.methods.arbitrary.wct",
+    "stylize": "jaxstyle.methods.transform.net",
+    "load_transform": "jaxstyle.methods.transform.net",
+    "save_transform": "jaxstyle.methods.transform.net",
+    "load_image": "jaxstyle.io.images",
+    "save_image": "jaxstyle.io.images",
+    "load_vgg_params": "jaxstyle.vgg_weights",
     "JaxstyleError": "jaxstyle.errors",
 }
 

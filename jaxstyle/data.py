@@ -12,7 +12,7 @@
 
 Specs
 -----
-* A folder (searched recursively, hidden files skipped; :func:`jaxstyle.images.list_images`):
+* A folder (searched recursively, hidden files skipped; :func:`jaxstyle.io.images.list_images`):
   COCO's ``train2014/`` or any folder of photos. Files are decoded on demand with PIL straight to
   ``uint8`` RGB (EXIF orientation applied; big JPEGs decoded at reduced scale with
   ``Image.draft``). Corrupt, truncated or undecodable files are **skipped and counted**
@@ -75,8 +75,9 @@ import grain
 import numpy as np
 from PIL import Image, ImageOps
 
-from jaxstyle import atomic, images
+from jaxstyle import atomic
 from jaxstyle.errors import ImageError, JaxstyleError, OptionError, one_line
+from jaxstyle.io import images
 
 __all__ = [
     "FolderSource",
@@ -110,7 +111,7 @@ def _max_short_side(image_size: int) -> int:
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode as an 8-bit RGB PIL image (alpha and 16-bit modes via :mod:`jaxstyle.images`)."""
+    """Any PIL mode as an 8-bit RGB PIL image (alpha and 16-bit modes via :mod:`jaxstyle.io.images`)."""
     if img.mode == "RGB":
         return img
     if img.mode in ("L", "CMYK", "YCbCr") or (img.mode == "P" and "transparency" not in img.info):

@@ -1,6 +1,6 @@
 """Drivers shared by the command line and the web page: images -> batches or runs -> results.
 
-The work on arrays is :mod:`jaxstyle.transform`'s and :mod:`jaxstyle.backprop`'s; this module
+The work on arrays is :mod:`jaxstyle.methods.transform.net`'s and :mod:`jaxstyle.methods.gatys`'s; this module
 plans it (same-size photos in batches, the steps of a Gatys scale plan), and reports progress
 through a callback ``progress(done, metrics)`` (``done`` counted from 1; ``metrics`` host floats,
 ``{}`` when a step has none). It reads and writes no files. (Named drive.py,
@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from jaxstyle import backprop
-from jaxstyle import images as imagelib
-from jaxstyle.backprop import GatysOptions, GatysResult
+from jaxstyle.io import images as imagelib
+from jaxstyle.methods.gatys import api, pyramid
+from jaxstyle.methods.gatys.loop import GatysResult
+from jaxstyle.methods.gatys.presets import GatysOptions
 
 T = TypeVar("T")
 Progress = Callable[[int, Mapping[str, float]], None]
@@ -38,7 +39,7 @@ def batches(items: Sequence[T], shape_of: Callable[[T], tuple[int, ...]], batch_
 def stylize_images(photos: Sequence[np.ndarray], stylizer: Callable[[np.ndarray], np.ndarray], *,
                    batch_size: int = 8, progress: Progress | None = None) -> Iterator[tuple[int, np.ndarray, float]]:
     """Stylise float32[H,W,3] photos in [0,1] with a one-pass ``stylizer`` (float32[N,H,W,3] -> the same:
-    ``transform.stylize_batch`` with its models bound, or ``universal.make_stylizer``'s), same-size photos
+    ``transform.stylize_batch`` with its models bound, or ``wct.make_stylizer``'s), same-size photos
     ``batch_size`` at a time.
 
     Yields ``(index into photos, output float32[H,W,3], seconds per image of its batch)``, batch by
@@ -62,18 +63,18 @@ def gatys_steps(content_shape: tuple[int, int] | None, options: GatysOptions) ->
     if content_shape is None:
         return options.iterations
     shape = content_shape if options.size is None else imagelib.long_side_shape(content_shape, options.size)
-    return sum(iterations for _, iterations in backprop.scale_plan(shape, options))
+    return sum(iterations for _, iterations in pyramid.scale_plan(shape, options))
 
 
 def run_gatys(content: np.ndarray | None, styles: Sequence[np.ndarray], options: GatysOptions, *,
               vgg_params: Any = None, style_blend: Sequence[float] | None = None, progress: Progress | None = None,
               snapshot_every: int | None = None, on_snapshot: Callable[[int, np.ndarray], None] | None = None
               ) -> GatysResult:
-    """Back-propagation (:func:`jaxstyle.backprop.gatys`) of ``content`` float32[H,W,3], or with ``content``
-    None a texture of long side ``options.size`` (:func:`jaxstyle.backprop.texture`).
+    """Back-propagation (:func:`jaxstyle.methods.gatys.api.gatys`) of ``content`` float32[H,W,3], or
+    with ``content`` None a texture of long side ``options.size`` (:func:`jaxstyle.methods.gatys.api.texture`).
 
     progress(step, {"total": ...}) for each step, as its loss comes back to the host (every
-    :data:`backprop.READ_EVERY` steps, in a burst); on_snapshot(step, image float32[H,W,3]) every
+    :data:`loop.READ_EVERY` steps, in a burst); on_snapshot(step, image float32[H,W,3]) every
     ``snapshot_every`` steps before the last.
     """
     total = gatys_steps(None if content is None else content.shape[:2], options)
@@ -88,7 +89,7 @@ def run_gatys(content: np.ndarray | None, styles: Sequence[np.ndarray], options:
     if content is None:
         values = {k: v for k, v in values.items() if k not in ("size", "init")}  # texture: from noise
         size = 256 if options.size is None else options.size  # texture's own default
-        return backprop.texture(list(styles), size, vgg_params=vgg_params, style_blend=style_blend,
+        return api.texture(list(styles), size, vgg_params=vgg_params, style_blend=style_blend,
                                 callback=on_step, **values)
-    return backprop.gatys(content, list(styles), vgg_params=vgg_params, style_blend=style_blend, callback=on_step,
+    return api.gatys(content, list(styles), vgg_params=vgg_params, style_blend=style_blend, callback=on_step,
                           **values)

@@ -1,9 +1,9 @@
 """The perceptual objective of Gatys et al.: what a loss is made of, and the one weighted total.
 
-Used by the image optimisation (:mod:`jaxstyle.backprop`), its tiled form (:mod:`jaxstyle.tiling`)
-and transform-net training (:mod:`jaxstyle.train`). Feature maps are float[N,H,W,C] (a batch of
-images); every term is computed per image and averaged over the batch, so a batch of one gives
-the paper's number.
+Used by the image optimisation (:mod:`jaxstyle.methods.gatys`), its tiled form
+(:mod:`jaxstyle.methods.gatys.tiling`) and transform-net training (:mod:`jaxstyle.train`). Feature
+maps are float[N,H,W,C] (a batch of images); every term is computed per image and averaged over the
+batch, so a batch of one gives the paper's number.
 
 The style term is the paper's E_l on Gram matrices. Another form (e.g. feature means and
 standard deviations) would be another pair of target statistic and layer loss selected by a
@@ -19,8 +19,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxstyle import vgg
 from jaxstyle.errors import OptionError
+from jaxstyle.nn import vgg
 
 CONTENT_LAYER = "conv4_2"
 STYLE_LAYERS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
@@ -33,7 +33,7 @@ class LossSpec:
     """Everything static about the loss and how it is computed: hashable, so it keys the jit cache.
 
     α = content_weight, β = style_weight, γ = tv_weight. tile: core tile size in px for
-    :mod:`jaxstyle.tiling` (None: auto, tiling only large images; 0: never). Tiling changes the
+    :mod:`jaxstyle.methods.gatys.tiling` (None: auto, tiling only large images; 0: never). Tiling changes the
     memory, not the loss.
     """
 
@@ -96,7 +96,7 @@ def style_from_grams(grams: Mapping[str, jax.Array], target_grams: Mapping[str, 
     """L_style = Σ_l w_l E_l from the generated Grams {layer: float32[N,C,C]} of responses of (h, w) =
     ``sizes[layer]`` positions, against ``target_grams`` {layer: float32[C,C]} -> float32[].
 
-    The one style sum: :func:`style_loss` (whole images) and :mod:`jaxstyle.tiling` (Grams summed
+    The one style sum: :func:`style_loss` (whole images) and :mod:`jaxstyle.methods.gatys.tiling` (Grams summed
     over tiles) both end here.
     """
     total = jnp.float32(0.0)
@@ -146,7 +146,7 @@ def loss_terms(
 
     targets: ``{"content": float[N or 1,h,w,C] or None, "grams": {layer: float32[C,C]}}``.
     Returns (α·L_content + β·L_style + γ·TV, {"content", "style", "tv", "total"}); one VGG forward.
-    :func:`jaxstyle.tiling.loss_terms` is the tiled equivalent.
+    :func:`jaxstyle.methods.gatys.tiling.loss_terms` is the tiled equivalent.
     """
     feats = vgg.features(vgg_params, image, spec.layers, spec.pooling)
     zero = jnp.float32(0.0)

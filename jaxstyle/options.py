@@ -1,6 +1,6 @@
 """User-facing option fields: one declaration gives a field its default, its help and its kind.
 
-An options dataclass (:class:`jaxstyle.backprop.GatysOptions`, :class:`jaxstyle.train.TrainConfig`)
+An options dataclass (:class:`jaxstyle.methods.gatys.presets.GatysOptions`, :class:`jaxstyle.train.TrainConfig`)
 declares each field with :func:`option`; the command line is generated from that metadata
 (:mod:`jaxstyle.cli.options`), so the defaults and help live in one place. Validation errors
 name the fields (``iterations must be ...``) and list them in ``OptionError.fields``; only the

@@ -7,7 +7,7 @@
 * :func:`figures` - Figures 1-5 (PNG contact sheets).
 * :func:`render_markdown` - ``table1.md`` / ``table2.md`` from the results dict.
 
-Images are ``float32[H, W, 3]`` RGB in ``[0, 1]`` (see :mod:`jaxstyle.images`); every function here
+Images are ``float32[H, W, 3]`` RGB in ``[0, 1]`` (see :mod:`jaxstyle.io.images`); every function here
 returns plain JSON-able dicts of Python floats, ints and strings.
 """
 
@@ -25,11 +25,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from jaxstyle import atomic, models
-from jaxstyle import images as imagelib
+from jaxstyle import atomic
 from jaxstyle.errors import ImageError, OptionError
+from jaxstyle.io import images as imagelib
+from jaxstyle.io import modelfile
 from jaxstyle.machine import machine_info, machine_line
-from jaxstyle.vgg import MIN_SIDE
+from jaxstyle.nn.vgg import MIN_SIDE
 
 #: The paper's back-propagation iteration count (Table 2 is extrapolated to it when fewer are run).
 PAPER_ITERATIONS = 400
@@ -40,8 +41,8 @@ FIGURE1_STYLES = ("scream", "starry_night", "wave")
 #: How many content images get a Figure 3, 4, 5.
 TRANSFORM_FIGURES = 3
 DEFAULT_STYLE = "starry_night"
-DEFAULT_MODEL = models.asset("paper/starry_night_nowarmup.msgpack")
-DEFAULT_WARMUP_MODEL = models.asset("paper/starry_night_warmup.msgpack")
+DEFAULT_MODEL = modelfile.asset("paper/starry_night_nowarmup.msgpack")
+DEFAULT_WARMUP_MODEL = modelfile.asset("paper/starry_night_warmup.msgpack")
 
 METHODS = ("input", "backprop", "transform", "transform_warmup")
 METHOD_LABELS = {
@@ -89,8 +90,10 @@ def load_model(name_or_path: str | os.PathLike[str]) -> Model:
 
     Raises WeightsError (one line) for an unknown name or a missing / corrupt / foreign file.
     """
-    path = models.resolve(name_or_path)
-    params, metadata = models.load(path)
+    from jaxstyle.methods.transform import net as transform
+
+    path = transform.resolve_transform(name_or_path)
+    params, metadata = transform.read_transform(path)
     return Model(str(name_or_path), path.resolve(), params, metadata)
 
 
@@ -132,16 +135,16 @@ def now_iso() -> str:
 # -- losses ----------------------------------------------------------------------------------------
 
 
-# The preset every back-prop run here uses: the paper's setting (jaxstyle.backprop.PAPER).
+# The preset every back-prop run here uses: the paper's setting (jaxstyle.methods.gatys.presets.PAPER).
 PRESET = "paper"
 
 
 def loss_spec():
     """The paper preset's loss (the metric of Tables 1-2): α=1, β=1e3, conv4_2 content,
     conv1_1..conv5_1 style (w_l = 0.2), average pooling, no TV."""
-    from jaxstyle import backprop
+    from jaxstyle.methods.gatys import presets
 
-    return backprop.make_options(PRESET).loss_spec(with_content=True)
+    return presets.make_options(PRESET).loss_spec(with_content=True)
 
 
 def loss_settings() -> dict[str, Any]:
@@ -152,30 +155,30 @@ def loss_settings() -> dict[str, Any]:
 
 
 def targets_for(content: np.ndarray, style: np.ndarray, vgg_params: Any) -> dict[str, Any]:
-    """:func:`backprop.make_targets` for float32[H,W,3] ``content`` (already at the working size) and
+    """:func:`loop.make_targets` for float32[H,W,3] ``content`` (already at the working size) and
     the full-size ``style``, resized with ``fit_pixels(style, H*W)`` exactly as ``gatys`` does."""
-    from jaxstyle import backprop
+    from jaxstyle.methods.gatys import loop
 
     h, w = content.shape[:2]
-    return backprop.make_targets(vgg_params, loss_spec(), (h, w), content, [imagelib.fit_pixels(style, h * w)])
+    return loop.make_targets(vgg_params, loss_spec(), (h, w), content, [imagelib.fit_pixels(style, h * w)])
 
 
 def image_losses(image: np.ndarray, targets: Mapping[str, Any], vgg_params: Any) -> dict[str, float]:
     """The paper's unweighted L_content and L_style (and α·L_content + β·L_style as ``total``) of
-    float32[H, W, 3] ``image``: exactly :func:`backprop.evaluate_loss` with the default loss spec."""
+    float32[H, W, 3] ``image``: exactly :func:`loop.evaluate_loss` with the default loss spec."""
     import jax.numpy as jnp
 
-    from jaxstyle import backprop
+    from jaxstyle.methods.gatys import loop
 
-    terms = backprop.evaluate_loss(jnp.asarray(image, jnp.float32)[None], targets, vgg_params, loss_spec())
+    terms = loop.evaluate_loss(jnp.asarray(image, jnp.float32)[None], targets, vgg_params, loss_spec())
     return {k: float(terms[k]) for k in TERMS}
 
 
 def device_vgg(vgg_params: Any) -> dict:
     """VGG19 params (numpy or jax) on the default device, only the layers the losses use."""
-    from jaxstyle import vgg
+    from jaxstyle import vgg_weights
 
-    return vgg.to_device(vgg_params)
+    return vgg_weights.on_device(vgg_params)
 
 
 def _backprop_key(name: str, style_name: str, shape: tuple[int, ...], iterations: int) -> str:
@@ -184,11 +187,11 @@ def _backprop_key(name: str, style_name: str, shape: tuple[int, ...], iterations
 
 def run_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, iterations: int,
                  callback: Callable[[int, Any, Any], None] | None = None):
-    """``backprop.gatys`` with the :data:`PRESET` options at the content's own size (no resizing:
+    """``api.gatys`` with the :data:`PRESET` options at the content's own size (no resizing:
     float32[H, W, 3] ``content`` is already at the working size). Returns its GatysResult."""
-    from jaxstyle import backprop
+    from jaxstyle.methods.gatys import api
 
-    return backprop.gatys(content, style, vgg_params=vgg_params, preset=PRESET, iterations=iterations, size=None,
+    return api.gatys(content, style, vgg_params=vgg_params, preset=PRESET, iterations=iterations, size=None,
                           callback=callback)
 
 
@@ -218,7 +221,7 @@ def table1(
     "backprop_seconds"}], "mean": {method: {...}}, "iterations", "style", "loss"}``; methods are
     :data:`METHODS` (``input`` is g = c, so its content loss is 0).
     """
-    from jaxstyle import transform
+    from jaxstyle.methods.transform import net as transform
 
     if not contents:
         raise OptionError("Table 1 needs at least one content image")
@@ -269,7 +272,7 @@ def time_transform(model: Model, content: np.ndarray, repeats: int = 5) -> dict[
     import jax
     import jax.numpy as jnp
 
-    from jaxstyle import transform
+    from jaxstyle.methods.transform import net as transform
 
     if repeats < 1:
         raise OptionError(f"repeats must be positive, got {repeats}", fields=("repeats",))
@@ -290,7 +293,7 @@ def time_transform(model: Model, content: np.ndarray, repeats: int = 5) -> dict[
 
 def time_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, iterations: int,
                   target_iterations: int = PAPER_ITERATIONS, progress: Progress | None = None) -> dict[str, Any]:
-    """Time ``backprop.gatys`` for ``iterations`` (>= 2) iterations from cold jit caches.
+    """Time ``api.gatys`` for ``iterations`` (>= 2) iterations from cold jit caches.
 
     ``compile_seconds`` is the first iteration (tracing + compilation + one step);
     ``steady_seconds`` = ``seconds - compile_seconds`` (the other iterations plus the final loss
@@ -405,7 +408,8 @@ def figures(
     contents: (name, float32[H, W, 3]) at the working size; back-prop runs ``iterations`` steps,
     reusing a :func:`table1` output from ``cache`` when it was made with the same settings.
     """
-    from jaxstyle import backprop, transform
+    from jaxstyle.methods.gatys import api
+    from jaxstyle.methods.transform import net as transform
 
     if not contents:
         raise OptionError("the figures need at least one content image")
@@ -442,7 +446,7 @@ def figures(
         sheet, labels, columns=len(sheet), tile_height=tile)))
 
     start = time.perf_counter()
-    texture = backprop.texture(style, size, vgg_params=params, preset=PRESET, iterations=iterations,
+    texture = api.texture(style, size, vgg_params=params, preset=PRESET, iterations=iterations,
                                callback=on_step)
     log(f"figures: texture of {style_name}, {iterations} it in {time.perf_counter() - start:.1f} s")
     written["figure2"] = str(imagelib.save_image(out / "figure2.png", imagelib.make_grid(

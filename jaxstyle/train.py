@@ -23,9 +23,12 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from jaxstyle import atomic, color, models, objective, trainer, transform, universal, vgg
+from jaxstyle import atomic, color, objective, trainer, vgg_weights
 from jaxstyle.errors import JaxstyleError, OptionError
 from jaxstyle.machine import machine_info
+from jaxstyle.methods.arbitrary import vgg_decoders
+from jaxstyle.methods.transform import net as transform
+from jaxstyle.nn import vgg
 from jaxstyle.options import option
 
 # 40k steps is the default (2 COCO epochs); 10 million is 250 times that and weeks on any machine, so
@@ -378,7 +381,7 @@ def run(
     samples and the ``max_seconds`` limit are :func:`jaxstyle.trainer.fit`'s; ``progress(step,
     metrics)`` is called after each step. ``out``: the trained model file, with its metadata.
     """
-    from jaxstyle import images as imagelib
+    from jaxstyle.io import images as imagelib
 
     config.validate()
     primary = jax.process_index() == 0
@@ -386,7 +389,7 @@ def run(
     # Inputs first: a bad style, teacher or data folder must fail before the workdir is touched.
     teacher = jax.tree.map(jnp.asarray, transform.load_transform(config.teacher)) if config.teacher else None
     if style_image is None and teacher is None:
-        from jaxstyle.styles import load_style
+        from jaxstyle.io.styles import load_style
 
         style_image = load_style(config.style)
     if style_image is not None:
@@ -403,7 +406,7 @@ def run(
         frozen: dict[str, Any] = {"teacher": teacher}
     else:
         assert style_image is not None  # loaded above when there is no teacher
-        vgg_params = vgg.to_device(vgg_params)
+        vgg_params = vgg_weights.on_device(vgg_params)
         frozen = {"vgg": vgg_params, "grams": style_grams(vgg_params, style_image, config)}
     if sample_image is None:
         sample_image = _sample_crop(pipeline, config.image_size)
@@ -483,7 +486,7 @@ def _jsonable(config: Any) -> dict[str, Any]:
 
 
 def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen: int, pipeline: Any) -> dict:
-    from jaxstyle.weights import read_meta
+    from jaxstyle.vgg_weights import read_meta
 
     try:
         vgg_source = read_meta().get("source")
@@ -491,7 +494,7 @@ def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen
         vgg_source = None
     teacher = {}
     if config.teacher:
-        teacher_file = models.resolve(config.teacher)
+        teacher_file = transform.resolve_transform(config.teacher)
         narrowed = not config.init_from and _narrows_to(transform.read_transform(teacher_file)[0], config)
         teacher = {"teacher": config.teacher, "loss": "distillation: MSE to the teacher's output, [0,1] pixels",
                    "teacher_sha256": hashlib.sha256(teacher_file.read_bytes()).hexdigest(),
@@ -511,14 +514,14 @@ def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen
     }
 
 
-# -- decoders for arbitrary styles (jaxstyle.universal) ---------------------------------------------
+# -- decoders for arbitrary styles (jaxstyle.methods.arbitrary.wct) ---------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class DecoderConfig:
     """Training the arbitrary-style decoders: each learns to reconstruct photos from VGG19's relu{k}_1
-    (pixel MSE + re-encoded feature error, :func:`jaxstyle.universal.decoders_loss`). The defaults are the
-    shipped set's CPU budget (docs/results.md, "Arbitrary style")."""
+    (pixel MSE + re-encoded feature error, :func:`jaxstyle.methods.arbitrary.vgg_decoders.decoders_loss`).
+    The defaults are the shipped set's CPU budget (docs/results.md, "Arbitrary style")."""
 
     data: str = ""
     steps: int = option(1100, f"total steps, at most {MAX_STEPS:,}", kind="positive_int")
@@ -539,8 +542,8 @@ class DecoderConfig:
         for name in ("steps", "batch_size", "image_size"):
             if getattr(self, name) <= 0:
                 raise OptionError(f"{name} must be positive, got {getattr(self, name)}", fields=(name,))
-        if not self.levels or any(k not in universal.LEVELS for k in self.levels):
-            raise OptionError(f"levels must be some of {', '.join(map(str, universal.LEVELS))}, got "
+        if not self.levels or any(k not in vgg_decoders.LEVELS for k in self.levels):
+            raise OptionError(f"levels must be some of {', '.join(map(str, vgg_decoders.LEVELS))}, got "
                               f"{list(self.levels)}", fields=("levels",))
         multiple = 2 ** (max(self.levels) - 1)
         if self.image_size % multiple or self.image_size < 16:
@@ -565,13 +568,13 @@ def decoder_optimizer(config: DecoderConfig) -> optax.GradientTransformation:
 
 @dataclasses.dataclass(frozen=True)
 class _DecoderLoss:
-    """:func:`universal.decoders_loss` as the trainer's ``loss_fn`` (hashable: equal losses share a compilation)."""
+    """:func:`vgg_decoders.decoders_loss` as the trainer's ``loss_fn`` (hashable: equal losses share a compilation)."""
 
     feature_weight: float
 
     def __call__(self, params: Any, images: jax.Array, frozen: Any, key: jax.Array):
         del key  # deterministic
-        return universal.decoders_loss(params, frozen["vgg"], images, self.feature_weight)
+        return vgg_decoders.decoders_loss(params, frozen["vgg"], images, self.feature_weight)
 
 
 def decoder_mode(config: DecoderConfig, vgg_params: Any) -> trainer.Mode:
@@ -580,9 +583,9 @@ def decoder_mode(config: DecoderConfig, vgg_params: Any) -> trainer.Mode:
     deepest = max(config.levels)
 
     def sample(params: Any, images: jax.Array) -> jax.Array:
-        return universal.decode(params[f"dec{deepest}"], universal.encode(vgg_params, images, deepest))
+        return vgg_decoders.decode(params[f"dec{deepest}"], vgg_decoders.encode(vgg_params, images, deepest))
 
-    return trainer.Mode(init_params=lambda key: universal.init_decoders(key, config.levels, config.width),
+    return trainer.Mode(init_params=lambda key: vgg_decoders.init_decoders(key, config.levels, config.width),
                         phases=(trainer.Phase(_DecoderLoss(config.feature_weight)),),
                         optimizer=decoder_optimizer(config), sample_fn=sample,
                         plot_keys=("loss", *(f"pixel{k}" for k in config.levels)))
@@ -604,11 +607,11 @@ def run_decoders(
 ) -> RunResult:
     """Train (or resume) the decoders in ``workdir`` until ``config.steps`` with the transform nets'
     loop (:func:`jaxstyle.trainer.fit`: sharded jitted step, Orbax resume, metrics, plot, samples);
-    ``out``: the decoder file (:func:`jaxstyle.universal.save_decoders`)."""
+    ``out``: the decoder file (:func:`jaxstyle.methods.arbitrary.vgg_decoders.save_decoders`)."""
     config.validate()
     mesh, global_batch = _mesh_and_global_batch(config.batch_size)
     pipeline, batches = _pipeline(config, batches)
-    vgg_params = vgg.to_device(vgg_params, upto=[universal.level_layer(max(config.levels))])
+    vgg_params = vgg_weights.on_device(vgg_params, upto=[vgg_decoders.level_layer(max(config.levels))])
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "config.json"
@@ -631,6 +634,6 @@ def run_decoders(
         meta = {"kind": "decoders", "steps": result.steps, "seconds": round(result.total_seconds, 1),
                 "images_seen": result.images_seen, "data": config.data, "config": current,
                 "last_metrics": result.last_metrics, "machine": machine_info()}
-        universal.save_decoders(out, result.params, meta)
+        vgg_decoders.save_decoders(out, result.params, meta)
         log(f"wrote {out}")
     return RunResult(result.params, result.steps, result.resumed_from, result.seconds, result.last_metrics)

@@ -256,7 +256,7 @@ class _Run:
             return
         sample_dir = self.workdir / "samples"
         sample_dir.mkdir(exist_ok=True)
-        from jaxstyle import images as imagelib
+        from jaxstyle.io import images as imagelib
 
         out = sample_fn(jax.device_get(state["params"]), jnp.asarray(self.sample_image)[None])
         imagelib.save_image(sample_dir / f"step{step:07d}.png", np.asarray(out[0]))

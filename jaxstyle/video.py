@@ -1,7 +1,7 @@
 """Video in and out: probe a clip, stylise it frame by frame with a transform net, measure flicker.
 
 A frame is what an image is everywhere else in jaxstyle (``float32[H, W, 3]``, RGB in ``[0, 1]``,
-see :mod:`jaxstyle.images`); a clip in memory is ``float32[T, H, W, 3]``. Decoded frames arrive as
+see :mod:`jaxstyle.io.images`); a clip in memory is ``float32[T, H, W, 3]``. Decoded frames arrive as
 ``uint8[H, W, 3]``. ffmpeg (the binary bundled with ``imageio-ffmpeg``) decodes and encodes; the
 clip is streamed in batches, never held whole in memory.
 
@@ -28,9 +28,10 @@ from typing import Any
 import imageio_ffmpeg
 import numpy as np
 
-from jaxstyle import atomic, images
+from jaxstyle import atomic
 from jaxstyle.errors import ImageError, OptionError, VideoError, one_line
-from jaxstyle.vgg import MIN_SIDE
+from jaxstyle.io import images
+from jaxstyle.nn.vgg import MIN_SIDE
 
 #: File extensions read as videos (by suffix, case-insensitive).
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"})
@@ -325,7 +326,7 @@ def working_shape(shape: tuple[int, int], size: int | None, max_pixels: int | No
 
     Raises:
         ImageError: the resized frame has more than ``max_pixels`` pixels (checked before resizing).
-        OptionError: a side of the written frame below :data:`jaxstyle.vgg.MIN_SIDE` (as for images).
+        OptionError: a side of the written frame below :data:`jaxstyle.nn.vgg.MIN_SIDE` (as for images).
     """
     resized = (shape[0], shape[1]) if size is None else images.long_side_shape(shape, size)
     if size is not None:
@@ -436,12 +437,13 @@ def stylize_video(
     on_frames: Callable[[int], None] | None = None,
 ) -> dict:
     """Stylise a clip frame by frame with a transform net (or a blend of several), or with a prepared
-    stylizer ``float32[N,h,w,3] -> float32[N,h,w,3]`` (the arbitrary method's :func:`jaxstyle.universal.
-    make_stylizer`, whose style statistics are fixed for every frame), into an H.264 video.
+    stylizer ``float32[N,h,w,3] -> float32[N,h,w,3]`` (the arbitrary method's
+    :func:`jaxstyle.methods.arbitrary.wct.make_stylizer`, whose style statistics are fixed for every
+    frame), into an H.264 video.
 
     Frames are decoded as rgb24, resized so the long side is ``size`` (if given), cropped to even
     sides (see :func:`working_shape`), stylised ``batch_size`` at a time with
-    :func:`jaxstyle.transform.stylize_batch` (``weights``, ``strength``, ``preserve_color`` as
+    :func:`jaxstyle.methods.transform.net.stylize_batch` (``weights``, ``strength``, ``preserve_color`` as
     there), smoothed over time (:func:`smooth_frames` with ``smooth``), and encoded with libx264
     (yuv420p, CRF :data:`CRF`) at the source's frame rate. The source's first audio track is kept:
     copied if AAC or MP3, else re-encoded as AAC. The video goes to a hidden temporary file next to
@@ -460,11 +462,11 @@ def stylize_video(
         VideoError: a bad input (see :func:`probe`) or output (see :func:`check_output`), or ffmpeg failing.
         OptionError: a bad ``smooth``, ``batch_size``, ``size``, ``weights`` or ``strength``.
     """
-    from jaxstyle import transform
+    from jaxstyle.methods.transform import net as transform
 
     check_smooth(smooth)
     stylize: Callable[[np.ndarray], np.ndarray]
-    if callable(models):  # a prepared stylizer (e.g. universal.make_stylizer): its look is fixed already
+    if callable(models):  # a prepared stylizer (e.g. wct.make_stylizer): its look is fixed already
         stylize = models
     else:
         nets = [models] if isinstance(models, Mapping) else list(models)

@@ -30,10 +30,10 @@ def _jaxstyle_env(tmp_path_factory: pytest.TempPathFactory):
     The ported VGG19 stays where it was found before the cache moved (``make test`` ports it into
     the user cache first), pinned by ``$JAXSTYLE_VGG_WEIGHTS`` so no test ports it again.
     """
-    from jaxstyle import weights
+    from jaxstyle import vgg_weights
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(weights.ENV_VAR, str(weights.vgg_weights_path()))
+        mp.setenv(vgg_weights.ENV_VAR, str(vgg_weights.vgg_weights_path()))
         styles = Path(os.environ.get("JAXSTYLE_DATA") or REPO.parent / "shared" / "data") / "styles"
         if not os.environ.get("JAXSTYLE_STYLES_DIR") and styles.is_dir():
             mp.setenv("JAXSTYLE_STYLES_DIR", str(styles))
@@ -44,7 +44,7 @@ def _jaxstyle_env(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def vgg_params():
     """The ported VGG19 (``make test`` ports it first)."""
-    from jaxstyle.weights import load_vgg_params
+    from jaxstyle.vgg_weights import load_vgg_params
 
     return load_vgg_params()
 
@@ -52,7 +52,7 @@ def vgg_params():
 @pytest.fixture(scope="session")
 def small_pair():
     """A real content/style pair from the shared data, float32 in [0,1]."""
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     root = data_dir()
     content = images.fit_long_side(images.load_image(root / "content" / "tubingen.jpg"), 96)

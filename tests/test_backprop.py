@@ -39,14 +39,15 @@ def test_other_optimizers_also_converge(small_pair, vgg_params, optimizer):
 
 def test_lbfgs_is_one_evaluation_per_step_with_a_capped_first_step(small_pair, vgg_params):
     """pastiche's (torch) L-BFGS: no line search, so the first step is the gradient scaled to norm 1."""
-    from jaxstyle import backprop, vgg
+    from jaxstyle.methods.gatys import loop, optimizers, presets
+    from jaxstyle.nn import vgg
 
     content, style = small_pair
-    opts = backprop.make_options(size=None)
+    opts = presets.make_options(size=None)
     spec = opts.loss_spec(with_content=True)
     photo = content[:32, :48]
-    targets = backprop.make_targets(vgg.to_device(vgg_params), spec, photo.shape[:2], photo, [style[:64, :64]], None)
-    step, opt = backprop.make_step(spec, "lbfgs")
+    targets = loop.make_targets(vgg.to_device(vgg_params), spec, photo.shape[:2], photo, [style[:64, :64]], None)
+    step, opt = optimizers.make_step(spec, "lbfgs")
     image = jnp.asarray(photo)[None] * 0.5 + 0.25  # away from the clip
     state = jax.tree.map(jnp.copy, opt.init(image))  # fresh buffers: the step donates them
     new, state, _ = step(jnp.array(image), state, targets, vgg.to_device(vgg_params))
@@ -71,7 +72,8 @@ def test_options_are_validated():
 
 
 def test_gatys_blend_and_preserve_color(small_pair, vgg_params):
-    from jaxstyle import color, images
+    from jaxstyle import color
+    from jaxstyle.io import images
 
     content, style = small_pair
     other = np.ascontiguousarray(style[::-1, ::-1])
@@ -91,7 +93,8 @@ def test_gatys_blend_and_preserve_color(small_pair, vgg_params):
 
 
 def test_scale_plan_defaults():
-    from jaxstyle.backprop import GatysOptions, make_options, scale_plan
+    from jaxstyle.methods.gatys.presets import GatysOptions, make_options
+    from jaxstyle.methods.gatys.pyramid import scale_plan
 
     paper = make_options("paper")
     assert scale_plan((300, 400), paper) == [((300, 400), 400)]  # the paper's size: 1 scale
@@ -127,7 +130,7 @@ def test_multiscale_gives_requested_size_and_beats_single_scale_at_equal_cost(sm
 
 def test_multiscale_is_not_worse_than_single_scale_at_equal_iterations(data_dir, vgg_params):
     """At 256 px: 10 coarse (128 px) + 50 fine iterations against 60 at full size."""
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     content = images.fit_long_side(images.load_image(data_dir / "content" / "tubingen.jpg"), 256)
     style = images.load_image(data_dir / "styles" / "starry_night.jpg")
@@ -140,7 +143,8 @@ def test_multiscale_is_not_worse_than_single_scale_at_equal_iterations(data_dir,
 
 def test_coarse_scales_weigh_the_terms_as_the_requested_size_does():
     """The content loss sums over positions (1/4 at half size), the style loss is normalised."""
-    from jaxstyle.backprop import GatysOptions, scale_spec
+    from jaxstyle.methods.gatys.presets import GatysOptions
+    from jaxstyle.methods.gatys.pyramid import scale_spec
 
     spec = GatysOptions(content_weight=2.0, style_weight=10.0).loss_spec()
     half = scale_spec(spec, (50, 60), (100, 120))
@@ -152,7 +156,8 @@ def test_coarse_scales_weigh_the_terms_as_the_requested_size_does():
 
 
 def test_auto_optimizer_and_explicit_choice():
-    from jaxstyle.backprop import GatysOptions, resolve_optimizer
+    from jaxstyle.methods.gatys.optimizers import resolve_optimizer
+    from jaxstyle.methods.gatys.presets import GatysOptions
 
     assert [resolve_optimizer("auto", n) for n in (1, 2, 3)] == ["sign", "adam", "adam"]
     assert resolve_optimizer("sign", 3) == "sign" and resolve_optimizer("lbfgs", 1) == "lbfgs"
@@ -161,8 +166,8 @@ def test_auto_optimizer_and_explicit_choice():
 
 
 def test_upsample_result_adds_the_content_detail():
-    from jaxstyle.backprop import upsample_result
-    from jaxstyle.images import resize
+    from jaxstyle.io.images import resize
+    from jaxstyle.methods.gatys.pyramid import upsample_result
 
     rng = np.random.default_rng(0)
     content = rng.random((32, 48, 3), dtype=np.float32)
@@ -174,17 +179,17 @@ def test_upsample_result_adds_the_content_detail():
 
 
 def test_style_scale_resizes_the_style(monkeypatch, small_pair, vgg_params):
-    from jaxstyle import backprop
+    from jaxstyle.methods.gatys import api, loop
 
     content, style = small_pair
     seen = []
-    original = backprop.make_targets
+    original = loop.make_targets
 
     def spy(params, spec, shape, content_img, styles, blend=None):
         seen.append([s.shape[:2] for s in styles])
         return original(params, spec, shape, content_img, styles, blend)
 
-    monkeypatch.setattr(backprop, "make_targets", spy)
+    monkeypatch.setattr(api, "make_targets", spy)
     for scale in (1.0, 2.0):
         jaxstyle.gatys(content, style, vgg_params=vgg_params, size=32, iterations=1, style_scale=scale)
     (h1, w1), (h2, w2) = seen[0][0], seen[1][0]
@@ -194,7 +199,7 @@ def test_style_scale_resizes_the_style(monkeypatch, small_pair, vgg_params):
 
 
 def test_convergence_stop_fires_when_converged_and_not_while_falling():
-    from jaxstyle.backprop import converged
+    from jaxstyle.methods.gatys.loop import converged
 
     falling = [100.0 * 0.9**i for i in range(30)]  # 10% per step
     assert not converged(falling, tol=0.01, window=10)
@@ -224,7 +229,7 @@ def test_gatys_stops_when_converged_and_reports_why(small_pair, vgg_params):
 
 def test_gatys_reads_the_device_back_every_few_steps(small_pair, vgg_params, monkeypatch):
     """The loop waits for the device at its reads only: 1 + every READ_EVERY steps (+ the last)."""
-    from jaxstyle import backprop
+    from jaxstyle.methods.gatys import loop
 
     content, style = small_pair
     reads, device_get = [], jax.device_get
@@ -232,7 +237,7 @@ def test_gatys_reads_the_device_back_every_few_steps(small_pair, vgg_params, mon
     steps, seen = [], []
     run = jaxstyle.gatys(content, style, vgg_params=vgg_params, size=48, scales=1, iterations=25, tol=0.001,
                          window=5, callback=lambda i, image, terms: (steps.append(i), seen.append(terms["total"])))
-    assert run.stop == "budget" and backprop.READ_EVERY == 10
+    assert run.stop == "budget" and loop.READ_EVERY == 10
     assert len(reads) == 4  # after steps 1, 10, 20 and 25
     assert steps == list(range(1, 26)) and seen == [h["total"] for h in run.history[:-1]]
 
@@ -242,22 +247,24 @@ def test_paper_preset_is_the_papers_setting(small_pair, vgg_params):
     import jax
     import jax.numpy as jnp
 
-    from jaxstyle import backprop, objective, vgg
+    from jaxstyle import objective
+    from jaxstyle.methods.gatys import api, loop, presets
+    from jaxstyle.nn import vgg
 
-    paper = backprop.make_options("paper")
+    paper = presets.make_options("paper")
     assert (paper.optimizer, paper.init, paper.style_weight, paper.pooling, paper.iterations, paper.tol,
             paper.ema) == ("sign", "content+noise", 1e3, "avg", 400, 0.0, 0.0)
-    assert backprop.make_options("paper", iterations=7).iterations == 7  # explicit options win
+    assert presets.make_options("paper", iterations=7).iterations == 7  # explicit options win
     content, style = small_pair
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     photo = images.fit_long_side(content, 32)
-    result = backprop.gatys(content, style, vgg_params=vgg_params, size=32, iterations=1, preset="paper")
+    result = api.gatys(content, style, vgg_params=vgg_params, size=32, iterations=1, preset="paper")
     # The same step by hand: the paper's init, its loss and gradient, one sign step of ε = 4/255.
     params = vgg.to_device(vgg_params)
     spec = paper.loss_spec()
-    targets = backprop.make_targets(params, spec, photo.shape[:2], photo, [images.fit_pixels(style, 32 * 24)])
-    start = backprop.initial_image("content+noise", photo, photo.shape[:2], 0.1, jax.random.key(0))
+    targets = loop.make_targets(params, spec, photo.shape[:2], photo, [images.fit_pixels(style, 32 * 24)])
+    start = loop.initial_image("content+noise", photo, photo.shape[:2], 0.1, jax.random.key(0))
     grad = jax.grad(lambda x: objective.loss_terms(x, targets, params, spec)[0])(start)
     expected = jnp.clip(start - (4.0 / 255.0) * jnp.sign(grad), 0.0, 1.0)[0]
     np.testing.assert_allclose(result.image, np.asarray(expected), atol=1e-6)

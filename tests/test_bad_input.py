@@ -26,10 +26,12 @@ from helpers.torchfile import evil_reduce, legacy_bytes
 from PIL import Image
 
 import jaxstyle
-from jaxstyle import data, images, transform, weights
+from jaxstyle import data, vgg_weights
 from jaxstyle.cli import stylize as stylize_cli
 from jaxstyle.cli import train as train_cli
 from jaxstyle.errors import ImageError, JaxstyleError
+from jaxstyle.io import images
+from jaxstyle.methods.transform import net as transform
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRIES = ("stylize", "train", "api")
@@ -207,7 +209,7 @@ def _foreign_model(s: Setup) -> Bad:
 def _vgg_case(path: Path, subject: str, problem: str, api: Callable[[], Any], marker: Path, s: Setup) -> Bad:
     """Poisoned VGG weights (``$JAXSTYLE_VGG_WEIGHTS``) met by Gatys and by training."""
     gatys = {"--method": "gatys", "--style": s.style, "--size": 32, "--iterations": 1}
-    return Bad(subject, problem, gatys, {}, api, env={weights.ENV_VAR: str(path)}, marker=marker)
+    return Bad(subject, problem, gatys, {}, api, env={vgg_weights.ENV_VAR: str(path)}, marker=marker)
 
 
 def _evil_npz(s: Setup) -> Bad:
@@ -227,7 +229,7 @@ def _evil_torch(s: Setup) -> Bad:
     main = b"\x80\x02}X" + len(key).to_bytes(4, "little") + key + evil_reduce(marker) + b"s."
     path.write_bytes(legacy_bytes({}, main=main))
     return _vgg_case(path, r"evil\.bin", r"pickle|forbidden global 'os\.system'",
-                     lambda: weights.port(path, s.out / "vgg19.npz"), marker, s)
+                     lambda: vgg_weights.port(path, s.out / "vgg19.npz"), marker, s)
 
 
 CASES: dict[str, Callable[[Setup], Bad]] = {
@@ -338,7 +340,7 @@ def test_bad_input_through_bin_stylize(name: str, setup: Setup) -> None:
 def test_evil_npz_payload_is_live_with_pickle_allowed(setup: Setup) -> None:
     """Control: the npz above really runs its command when loaded with ``allow_pickle=True``."""
     bad = _evil_npz(setup)
-    with np.load(bad.env[weights.ENV_VAR], allow_pickle=True) as npz:
+    with np.load(bad.env[vgg_weights.ENV_VAR], allow_pickle=True) as npz:
         npz["conv1_1/w"]
     assert bad.marker.exists()
 

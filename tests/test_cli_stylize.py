@@ -140,7 +140,7 @@ def test_gatys_multiscale_cli(tmp_path, data_dir):
 
 
 def test_sheet_has_one_labelled_tile_per_style(tmp_path, data_dir):
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     photo = tmp_path / "cat.png"
     Image.open(data_dir / "content" / "cat.jpg").resize((64, 48)).save(photo)

@@ -11,7 +11,8 @@ import jax
 import numpy as np
 
 import jaxstyle
-from jaxstyle import images, train
+from jaxstyle import train
+from jaxstyle.io import images
 
 
 def test_gatys_is_bit_identical(small_pair, vgg_params) -> None:

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxstyle import images, train
 from jaxstyle import paper as evaluate
+from jaxstyle import train
 from jaxstyle.cli import evaluate as evaluate_cli
+from jaxstyle.io import images
 
 
 def _train_tiny(tmp_path, data_dir, vgg_params, name, warmup_steps=0):

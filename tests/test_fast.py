@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxstyle import train, transform
+from jaxstyle import train
 from jaxstyle.cli import stylize
 from jaxstyle.cli import train as train_cli
 from jaxstyle.errors import JaxstyleError, OptionError
+from jaxstyle.methods.transform import net as transform
+from jaxstyle.nn import layers
 
 STYLES = ("scream", "starry_night", "wave")
 
@@ -75,14 +77,14 @@ def test_workdir_from_before_teacher_still_resumes(tmp_path):
 
 
 def test_train_cli_teacher_takes_the_teachers_style_and_needs_no_vgg(tmp_path, data_dir, monkeypatch):
-    import jaxstyle.weights
+    import jaxstyle.vgg_weights
 
     teacher = _teacher(tmp_path)
 
     def no_vgg(*args, **kwargs):
         raise AssertionError("distillation must not load the VGG19")
 
-    monkeypatch.setattr(jaxstyle.weights, "load_vgg_params", no_vgg)
+    monkeypatch.setattr(jaxstyle.vgg_weights, "load_vgg_params", no_vgg)
     out = tmp_path / "s.msgpack"
     rc = train_cli.main(["--teacher", str(teacher), "--width", "16", "--data", str(data_dir / "train"),
                          "--workdir", str(tmp_path / "w"), "--steps", "2", "--batch-size", "2",
@@ -146,9 +148,9 @@ def test_channel_padding_of_9x9_convs_is_exact(monkeypatch):
     """The half-width net's 9x9 convs run with 20 channels (a faster XLA:CPU path); the output is unchanged."""
     params = transform.init_params(jax.random.key(3), width=16, residual_blocks=1)
     x = jax.random.uniform(jax.random.key(4), (2, 36, 28, 3))
-    assert transform._padded_channels(16, 9) == 20 and transform._padded_channels(16, 3) == 16
+    assert layers._padded_channels(16, 9) == 20 and layers._padded_channels(16, 3) == 16
     padded = np.asarray(transform.TransformNet(16, 1).apply(params, x))
-    monkeypatch.setattr(transform, "_padded_channels", lambda channels, kernel: channels)
+    monkeypatch.setattr(layers, "_padded_channels", lambda channels, kernel: channels)
     plain = np.asarray(transform.TransformNet(16, 1).apply(params, x))
     np.testing.assert_allclose(padded, plain, rtol=1e-5, atol=1e-5)
 

@@ -1,4 +1,4 @@
-"""jaxstyle.images: loading odd and broken files, atomic saving, resizing, contact sheets."""
+"""jaxstyle.io.images: loading odd and broken files, atomic saving, resizing, contact sheets."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from helpers.imagefiles import bomb_png, noise_png
 from PIL import Image
 
-from jaxstyle import images
 from jaxstyle.errors import ImageError
-from jaxstyle.images import (
+from jaxstyle.io import images
+from jaxstyle.io.images import (
     fit_long_side,
     fit_pixels,
     list_images,

@@ -5,7 +5,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxstyle import backprop, objective
+from jaxstyle import objective
+from jaxstyle.methods.gatys import optimizers
 
 
 def test_gram_is_feature_outer_product():
@@ -63,7 +64,7 @@ def test_style_targets_rescale_to_generated_positions():
 
 def test_sign_optimizer_makes_the_papers_update():
     eps = 0.01
-    opt = backprop.sign_gradient(eps)
+    opt = optimizers.sign_gradient(eps)
     params = jnp.array([0.5, 0.5, 0.5, 0.5])
     grad = jnp.array([3.0, -0.2, 0.0, 1e-9])
     updates, _ = opt.update(grad, opt.init(params), params)

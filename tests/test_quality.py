@@ -63,7 +63,8 @@ def test_clipped_share_counts_pixels_with_any_clipped_channel():
 
 
 def test_style_loss_is_zero_for_the_painting_and_lower_than_the_photos(vgg_params, small_pair):
-    from jaxstyle import images, vgg
+    from jaxstyle.io import images
+    from jaxstyle.nn import vgg
 
     photo, style = small_pair
     params = vgg.to_device(vgg_params)

@@ -36,9 +36,9 @@ def tiny_decoders() -> dict:
     path (VGG encoding, WCT/AdaIN, decoding), fast; the pictures are not the point."""
     import jax
 
-    from jaxstyle import universal
+    from jaxstyle.methods.arbitrary import vgg_decoders
 
-    return universal.init_decoders(jax.random.key(0), (1, 2), width=0.25)
+    return vgg_decoders.init_decoders(jax.random.key(0), (1, 2), width=0.25)
 
 
 def png_bytes(width: int, height: int, seed: int = 0) -> bytes:

@@ -1,4 +1,4 @@
-"""jaxstyle.styles: built-in names from the local folder, the cache, or a (faked) download."""
+"""jaxstyle.io.styles: built-in names from the local folder, the cache, or a (faked) download."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import urllib.request
 import numpy as np
 import pytest
 
-from jaxstyle import styles
 from jaxstyle.errors import StyleError
-from jaxstyle.styles import BUILTIN_STYLES, STYLES_DIR_ENV, load_style, resolve_style
+from jaxstyle.io import styles
+from jaxstyle.io.styles import BUILTIN_STYLES, STYLES_DIR_ENV, load_style, resolve_style
 
 NAMES = ["scream", "starry_night", "wave", "udnie", "composition_vii"]
 

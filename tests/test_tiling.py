@@ -1,4 +1,4 @@
-"""Tiled Gatys loss and gradient (jaxstyle.tiling) against the whole-image ones, on small real images."""
+"""Tiled Gatys loss and gradient (jaxstyle.methods.gatys.tiling) against the whole-image ones, on small real images."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 import jaxstyle
-from jaxstyle import backprop, objective, tiling, vgg
+from jaxstyle import objective
 from jaxstyle.errors import OptionError
+from jaxstyle.methods.gatys import loop, optimizers, presets, pyramid, tiling
+from jaxstyle.nn import vgg
 
 SIZE = 256  # tubingen at 192x256; tile 128 splits it 2x2 with the default 80 px halo (crops 176x208)
 TILE = 128
@@ -18,19 +20,19 @@ TILE = 128
 @pytest.fixture(scope="module")
 def setup(small_pair, vgg_params):
     """The content at 192x256, its starting image, device params and tiled / whole-image targets."""
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     content, style = small_pair
-    opts = backprop.GatysOptions(size=SIZE, tile=TILE)
-    content_img, styles = backprop._working_images(images.to_float_image(content), [images.to_float_image(style)],
+    opts = presets.GatysOptions(size=SIZE, tile=TILE)
+    content_img, styles = pyramid.working_images(images.to_float_image(content), [images.to_float_image(style)],
                                                    opts)
     params = vgg.to_device(vgg_params)
     shape = content_img.shape[:2]
     spec = opts.loss_spec()
-    whole_spec = backprop.GatysOptions(tile=0).loss_spec()
-    targets = backprop.make_targets(params, spec, shape, content_img, styles)
-    whole_targets = backprop.make_targets(params, whole_spec, shape, content_img, styles)
-    image = backprop.initial_image("content+noise", content_img, shape, 0.1, jax.random.key(0))
+    whole_spec = presets.GatysOptions(tile=0).loss_spec()
+    targets = loop.make_targets(params, spec, shape, content_img, styles)
+    whole_targets = loop.make_targets(params, whole_spec, shape, content_img, styles)
+    image = loop.initial_image("content+noise", content_img, shape, 0.1, jax.random.key(0))
     return dict(params=params, spec=spec, whole_spec=whole_spec, targets=targets, whole_targets=whole_targets,
                 image=image, shape=shape)
 
@@ -70,7 +72,7 @@ def test_auto_and_off_leave_images_whole():
 @pytest.mark.parametrize("tile", [-16, 8, 48, 100, 1000])
 def test_bad_tile_values_are_refused(tile):
     with pytest.raises(OptionError, match="^tile must be 0"):
-        backprop.GatysOptions(tile=tile).validate()
+        presets.GatysOptions(tile=tile).validate()
 
 
 def test_bad_tile_on_the_command_line(tmp_path, capsys, data_dir):
@@ -157,7 +159,7 @@ def test_auto_tiling_leaves_small_images_bit_identical(small_pair, vgg_params):
 
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_tiled_steps_lower_the_loss(setup, optimizer):
-    step, opt = backprop.make_step(setup["spec"], optimizer, None, 2, tiling.tile_grid(setup["shape"], TILE))
+    step, opt = optimizers.make_step(setup["spec"], optimizer, None, 2, tiling.tile_grid(setup["shape"], TILE))
     image, state = jnp.array(setup["image"]), jax.tree.map(jnp.copy, opt.init(setup["image"]))  # the step donates it
     totals = []
     for _ in range(2):

@@ -11,9 +11,10 @@ import jax
 import numpy as np
 import pytest
 
-from jaxstyle import train, trainer, transform
+from jaxstyle import train, trainer
 from jaxstyle.cli import train as train_cli
 from jaxstyle.errors import NonFiniteLossError
+from jaxstyle.methods.transform import net as transform
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,9 @@ import pytest
 from PIL import Image
 
 import jaxstyle
-from jaxstyle import transform
 from jaxstyle.errors import WeightsError
+from jaxstyle.methods.transform import net as transform
+from jaxstyle.nn import layers
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_stylize_uint8_and_pil(small_params):
 
 
 def test_instance_norm_normalises_each_image_and_channel():
-    norm = transform.InstanceNorm()
+    norm = layers.InstanceNorm()
     x = jax.random.normal(jax.random.key(0), (3, 8, 9, 4)) * jnp.arange(1.0, 5.0) + jnp.arange(3.0)[:, None, None, None]
     y = norm.apply(norm.init(jax.random.key(1), x), x)
     np.testing.assert_allclose(np.asarray(y.mean(axis=(1, 2))), 0.0, atol=1e-5)
@@ -45,7 +46,7 @@ def test_instance_norm_normalises_each_image_and_channel():
                          [(9, 1, 3, 5, (20, 17)), (3, 1, 8, 5, (7, 9)), (3, 2, 3, 5, (20, 18)), (3, 2, 16, 5, (6, 10)),
                           (9, 1, 6, 3, (11, 12))])
 def test_reflect_conv_equals_valid_conv_on_reflect_padded_input(kernel, stride, cin, cout, size):
-    conv = transform.ReflectConv(cout, kernel, stride)
+    conv = layers.ReflectConv(cout, kernel, stride)
     x = jax.random.uniform(jax.random.key(0), (2, *size, cin))
     params = conv.init(jax.random.key(1), x)
     assert params["params"]["conv"]["kernel"].shape == (kernel, kernel, cin, cout)
@@ -111,9 +112,9 @@ def test_shipped_models_load_and_stylise(name):
 def test_upsample_conv_equals_conv_of_upsampled_image(size):
     x = jax.random.normal(jax.random.key(0), (2, *size, 6))
     kernel = jax.random.normal(jax.random.key(1), (3, 3, 6, 4))
-    padded = jnp.pad(transform.upsample_nearest(x), ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    padded = jnp.pad(layers.upsample_nearest(x), ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
     expected = jax.lax.conv_general_dilated(padded, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    out = transform.upsample_conv(x, kernel)
+    out = layers.upsample_conv(x, kernel)
     assert out.shape == (2, 2 * size[0], 2 * size[1], 4)
     np.testing.assert_allclose(np.asarray(out), np.asarray(expected), rtol=1e-5, atol=1e-4)
 
@@ -126,12 +127,12 @@ def test_upsample_conv_gradients_equal_the_direct_form():
     weights = jax.random.normal(jax.random.key(2), (2, 12, 10, 4))  # a loss that weighs every output differently
 
     def direct(x, kernel):
-        padded = jnp.pad(transform.upsample_nearest(x), ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        padded = jnp.pad(layers.upsample_nearest(x), ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
         out = jax.lax.conv_general_dilated(padded, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return jnp.sum(jnp.square(out) * weights)
 
     def folded(x, kernel):
-        return jnp.sum(jnp.square(transform.upsample_conv(x, kernel)) * weights)
+        return jnp.sum(jnp.square(layers.upsample_conv(x, kernel)) * weights)
 
     for expected, got in zip(jax.grad(direct, (0, 1))(x, kernel), jax.grad(folded, (0, 1))(x, kernel), strict=True):
         scale = float(jnp.abs(expected).max())

@@ -8,8 +8,9 @@ import numpy as np
 import optax
 import pytest
 
-from jaxstyle import universal, vgg
 from jaxstyle.errors import OptionError, WeightsError
+from jaxstyle.methods.arbitrary import vgg_decoders, wct
+from jaxstyle.nn import vgg
 
 
 def _features(key, h=12, w=10, c=16, scale=1.0, shift=0.0):
@@ -20,9 +21,9 @@ def _features(key, h=12, w=10, c=16, scale=1.0, shift=0.0):
 def test_wct_gives_content_the_style_covariance_and_mean():
     content = _features(jax.random.key(0))
     style_feats = _features(jax.random.key(1), 20, 20, scale=3.0, shift=2.0)
-    target = universal.feature_stats(style_feats)
-    out = universal.wct(content, universal.style_transform(target))
-    got = universal.feature_stats(out)
+    target = wct.feature_stats(style_feats)
+    out = wct.wct(content, wct.style_transform(target))
+    got = wct.feature_stats(out)
     np.testing.assert_allclose(got["mean"], target["mean"], atol=1e-3)
     np.testing.assert_allclose(got["cov"], target["cov"], atol=2e-3 * float(jnp.abs(target["cov"]).max()))
     # The layout is the content's: positions keep their order (correlated with the whitened content).
@@ -31,8 +32,8 @@ def test_wct_gives_content_the_style_covariance_and_mean():
 
 def test_adain_matches_mean_and_std_per_channel():
     content = _features(jax.random.key(2))
-    style = universal.style_transform(universal.feature_stats(_features(jax.random.key(3), scale=5.0, shift=-1.0)))
-    out = universal.adain(content, style)
+    style = wct.style_transform(wct.feature_stats(_features(jax.random.key(3), scale=5.0, shift=-1.0)))
+    out = wct.adain(content, style)
     np.testing.assert_allclose(out.mean(axis=(0, 1)), style["mean"], atol=1e-3)
     np.testing.assert_allclose(out.std(axis=(0, 1), ddof=1), style["std"], rtol=1e-3)  # both unbiased
 
@@ -43,51 +44,51 @@ def test_flat_images_give_finite_features(flat):
     constant = jnp.full((12, 10, 16), 0.7)
     content = constant if flat in ("content", "both") else varied
     style_feats = constant if flat in ("style", "both") else varied
-    style = universal.style_transform(universal.feature_stats(style_feats))
-    for transform in (universal.wct, universal.adain):
+    style = wct.style_transform(wct.feature_stats(style_feats))
+    for transform in (wct.wct, wct.adain):
         out = transform(content, style)
         assert bool(jnp.isfinite(out).all())
     if flat == "content":  # nothing to whiten: the style's mean everywhere
-        np.testing.assert_allclose(universal.wct(content, style), jnp.broadcast_to(style["mean"], content.shape),
+        np.testing.assert_allclose(wct.wct(content, style), jnp.broadcast_to(style["mean"], content.shape),
                                    atol=1e-3)
 
 
 def test_one_position_is_finite():
     f = _features(jax.random.key(5), 1, 1)
-    style = universal.style_transform(universal.feature_stats(_features(jax.random.key(6))))
-    assert bool(jnp.isfinite(universal.wct(f, style)).all())
+    style = wct.style_transform(wct.feature_stats(_features(jax.random.key(6))))
+    assert bool(jnp.isfinite(wct.wct(f, style)).all())
 
 
 def test_blend_of_one_style_is_that_style():
-    stats = universal.feature_stats(_features(jax.random.key(7)))
-    other = universal.feature_stats(_features(jax.random.key(8), shift=3.0))
-    alone = universal.blend_stats([stats, other], [1.0, 0.0])
+    stats = wct.feature_stats(_features(jax.random.key(7)))
+    other = wct.feature_stats(_features(jax.random.key(8), shift=3.0))
+    alone = wct.blend_stats([stats, other], [1.0, 0.0])
     np.testing.assert_allclose(alone["cov"], stats["cov"], atol=1e-4)
-    half = universal.blend_stats([stats, other], [1.0, 1.0])
+    half = wct.blend_stats([stats, other], [1.0, 1.0])
     np.testing.assert_allclose(half["mean"], (stats["mean"] + other["mean"]) / 2, atol=1e-5)
 
 
-@pytest.mark.parametrize("level", universal.LEVELS)
+@pytest.mark.parametrize("level", vgg_decoders.LEVELS)
 def test_decoder_shapes_mirror_vgg(level):
-    params = universal.init_decoder(jax.random.key(0), level, width=0.5)
-    c = universal.decoder_layers(level)[0][1]
+    params = vgg_decoders.init_decoder(jax.random.key(0), level, width=0.5)
+    c = vgg_decoders.decoder_layers(level)[0][1]
     feats = jnp.ones((2, 3, 5, c))
-    out = universal.decode(params, feats)
+    out = vgg_decoders.decode(params, feats)
     scale = 2 ** (level - 1)
     assert out.shape == (2, 3 * scale, 5 * scale, 3)
 
 
-@pytest.mark.parametrize("level", universal.LEVELS)
+@pytest.mark.parametrize("level", vgg_decoders.LEVELS)
 def test_brief_training_lowers_reconstruction_loss(level, vgg_params):
-    params = {f"dec{level}": universal.init_decoder(jax.random.key(level), level, width=0.25)}
-    vp = vgg.to_device(vgg_params, upto=[universal.level_layer(level)])
+    params = {f"dec{level}": vgg_decoders.init_decoder(jax.random.key(level), level, width=0.25)}
+    vp = vgg.to_device(vgg_params, upto=[vgg_decoders.level_layer(level)])
     images = jax.random.uniform(jax.random.key(9), (2, 32, 32, 3))
     images = jax.image.resize(images[:, ::4, ::4], (2, 32, 32, 3), "linear")  # smooth, photo-like
     opt = optax.adam(1e-3)
 
     @jax.jit
     def step(params, state):
-        (loss, _), grads = jax.value_and_grad(universal.decoders_loss, has_aux=True)(params, vp, images)
+        (loss, _), grads = jax.value_and_grad(vgg_decoders.decoders_loss, has_aux=True)(params, vp, images)
         updates, state = opt.update(grads, state, params)
         return optax.apply_updates(params, updates), state, loss
 
@@ -100,18 +101,19 @@ def test_brief_training_lowers_reconstruction_loss(level, vgg_params):
 
 
 def _tiny_decoders():
-    return universal.init_decoders(jax.random.key(0), (1, 2), width=0.25)
+    return vgg_decoders.init_decoders(jax.random.key(0), (1, 2), width=0.25)
 
 
 def test_strength_zero_is_the_decoders_reconstruction(vgg_params):
     photo = np.asarray(jax.random.uniform(jax.random.key(1), (20, 28, 3)))
     style = np.asarray(jax.random.uniform(jax.random.key(2), (24, 24, 3)))
     decoders = _tiny_decoders()
-    out = universal.arbitrary(photo, style, decoders=decoders, vgg_params=vgg_params, strength=0.0, levels=(2,))
+    out = wct.arbitrary(photo, style, decoders=decoders, vgg_params=vgg_params, strength=0.0, levels=(2,))
     vp = vgg.to_device(vgg_params, upto=["conv2_1"])
-    expected = np.clip(universal.decode(decoders["dec2"], universal.encode(vp, jnp.asarray(photo)[None], 2)), 0, 1)[0]
+    features = vgg_decoders.encode(vp, jnp.asarray(photo)[None], 2)
+    expected = np.clip(vgg_decoders.decode(decoders["dec2"], features), 0, 1)[0]
     np.testing.assert_allclose(out, expected, atol=1e-5)
-    styled = universal.arbitrary(photo, style, decoders=decoders, vgg_params=vgg_params, strength=1.0, levels=(2,))
+    styled = wct.arbitrary(photo, style, decoders=decoders, vgg_params=vgg_params, strength=1.0, levels=(2,))
     assert np.abs(styled - out).mean() > 1e-3
 
 
@@ -119,43 +121,43 @@ def test_arbitrary_keeps_size_and_range_for_odd_sizes_and_is_deterministic(vgg_p
     photo = np.asarray(jax.random.uniform(jax.random.key(3), (37, 23, 3)))
     style = np.asarray(jax.random.uniform(jax.random.key(4), (30, 41, 3)))
     kwargs = dict(decoders=_tiny_decoders(), vgg_params=vgg_params, levels=(2, 1))
-    out = universal.arbitrary(photo, style, **kwargs)
+    out = wct.arbitrary(photo, style, **kwargs)
     assert out.shape == photo.shape and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
-    np.testing.assert_array_equal(out, universal.arbitrary(photo, style, **kwargs))
-    flat = universal.arbitrary(np.full((16, 16, 3), 0.5, np.float32), np.zeros((16, 16, 3), np.float32), **kwargs)
+    np.testing.assert_array_equal(out, wct.arbitrary(photo, style, **kwargs))
+    flat = wct.arbitrary(np.full((16, 16, 3), 0.5, np.float32), np.zeros((16, 16, 3), np.float32), **kwargs)
     assert np.isfinite(flat).all()
 
 
 def test_options_are_checked(vgg_params):
-    assert universal.ArbitraryOptions().levels_for((1, 2, 4)) == (4,)  # default: the deepest level
-    assert universal.ArbitraryOptions(levels=(4, 2)).levels_for((1, 2, 4)) == (4, 2)
+    assert wct.ArbitraryOptions().levels_for((1, 2, 4)) == (4,)  # default: the deepest level
+    assert wct.ArbitraryOptions(levels=(4, 2)).levels_for((1, 2, 4)) == (4, 2)
     photo = np.zeros((16, 16, 3), np.float32)
     with pytest.raises(OptionError, match="feature_transform"):
-        universal.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, feature_transform="x")
+        wct.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, feature_transform="x")
     with pytest.raises(OptionError, match="strength"):
-        universal.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, strength=1.5)
+        wct.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, strength=1.5)
     with pytest.raises(OptionError, match="no decoder for level"):
-        universal.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, levels=(3,))
+        wct.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, levels=(3,))
 
 
 def test_decoder_file_round_trip_and_bad_files(tmp_path):
     decoders = _tiny_decoders()
-    path = universal.save_decoders(tmp_path / "d.msgpack", decoders, {"steps": 3})
-    loaded, meta = universal.read_decoders(path)
+    path = vgg_decoders.save_decoders(tmp_path / "d.msgpack", decoders, {"steps": 3})
+    loaded, meta = vgg_decoders.read_decoders(path)
     assert meta["levels"] == [1, 2] and meta["steps"] == 3
     for name in decoders:
         for layer in decoders[name]:
             np.testing.assert_allclose(loaded[name][layer]["w"], decoders[name][layer]["w"], atol=2e-3)
     with pytest.raises(WeightsError, match="cannot read"):
-        universal.read_decoders(tmp_path / "missing.msgpack")
+        vgg_decoders.read_decoders(tmp_path / "missing.msgpack")
     (tmp_path / "junk.msgpack").write_bytes(b"\x00garbage" * 10)
     with pytest.raises(WeightsError, match="bin/train --decoders"):
-        universal.read_decoders(tmp_path / "junk.msgpack")
+        vgg_decoders.read_decoders(tmp_path / "junk.msgpack")
     truncated = tmp_path / "cut.msgpack"
     truncated.write_bytes(path.read_bytes()[:100])
     with pytest.raises(WeightsError):
-        universal.read_decoders(truncated)
+        vgg_decoders.read_decoders(truncated)
 
 
 def test_cli_writes_an_arbitrary_image_of_the_right_size(tmp_path, data_dir):
@@ -163,7 +165,7 @@ def test_cli_writes_an_arbitrary_image_of_the_right_size(tmp_path, data_dir):
 
     from jaxstyle.cli import stylize
 
-    decoders = universal.save_decoders(tmp_path / "tiny.msgpack", _tiny_decoders(), {})
+    decoders = vgg_decoders.save_decoders(tmp_path / "tiny.msgpack", _tiny_decoders(), {})
     photo = tmp_path / "photo.png"
     Image.fromarray((np.asarray(jax.random.uniform(jax.random.key(0), (30, 44, 3))) * 255).astype(np.uint8)).save(photo)
     out = tmp_path / "out.png"
@@ -190,24 +192,24 @@ def test_cli_bad_decoder_file_is_one_line_exit_2(tmp_path, data_dir, capsys):
 
 
 def test_tiled_matches_untiled(vgg_params, data_dir):
-    from jaxstyle import images
+    from jaxstyle.io import images
 
     photo = images.fit_long_side(images.load_image(data_dir / "content" / "tubingen.jpg"), 256)
     style = images.fit_long_side(images.load_image(data_dir / "styles" / "starry_night.jpg"), 256)
     vp = vgg.to_device(vgg_params, upto=["conv4_1"])
-    decoders = universal.load_decoders()
-    styles = universal.prepare_style(vp, [jnp.asarray(style)], (4,))
-    for ft in universal.FEATURE_TRANSFORMS:
-        options = universal.ArbitraryOptions(feature_transform=ft)
-        small = universal.stylize_tiled(decoders, vp, photo, styles, options, tile=64)
-        large = universal.stylize_tiled(decoders, vp, photo, styles, options, tile=128)
+    decoders = vgg_decoders.load_decoders()
+    styles = wct.prepare_style(vp, [jnp.asarray(style)], (4,))
+    for ft in wct.FEATURE_TRANSFORMS:
+        options = wct.ArbitraryOptions(feature_transform=ft)
+        small = wct.stylize_tiled(decoders, vp, photo, styles, options, tile=64)
+        large = wct.stylize_tiled(decoders, vp, photo, styles, options, tile=128)
         # Cores join exactly and the statistics are the whole image's: the tile size does not matter.
         assert small.shape == photo.shape
         np.testing.assert_allclose(small, large, atol=2e-3)
         # Against the untiled run only the image border differs (zero padding there, reflected context
         # in a tile), far less than another painting changes the picture.
-        whole = universal.stylize_batch(decoders, vp, photo[None], styles, options)[0]
-        other = universal.stylize_batch(decoders, vp, photo[None], universal.prepare_style(
+        whole = wct.stylize_batch(decoders, vp, photo[None], styles, options)[0]
+        other = wct.stylize_batch(decoders, vp, photo[None], wct.prepare_style(
             vp, [jnp.asarray(1.0 - style[::-1])], (4,)), options)[0]
         assert np.abs(small - whole).mean() < 0.3 * np.abs(other - whole).mean()
 
@@ -223,8 +225,8 @@ def test_train_decoders_cli_lowers_loss_resumes_and_exports(tmp_path, data_dir):
             "--checkpoint-every", "10", "--log-every", "2"]
     assert train_cli.main([*args, "--steps", "10"]) == 0
     assert train_cli.main([*args, "--steps", "20"]) == 0  # resumes from step 10
-    decoders, meta = universal.read_decoders(out)
-    assert meta["steps"] == 20 and universal.decoder_levels(decoders) == (1, 2)
+    decoders, meta = vgg_decoders.read_decoders(out)
+    assert meta["steps"] == 20 and vgg_decoders.decoder_levels(decoders) == (1, 2)
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert lines[-1]["step"] == 20 and lines[-1]["loss"] < lines[0]["loss"]
     assert (tmp_path / "run" / "loss.png").is_file()

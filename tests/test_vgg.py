@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle import vgg
 from jaxstyle.errors import OptionError
+from jaxstyle.nn import vgg
 
 CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 

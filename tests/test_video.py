@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxstyle import transform, video
+from jaxstyle import video
 from jaxstyle.cli import stylize
 from jaxstyle.errors import OptionError, VideoError
+from jaxstyle.methods.transform import net as transform
 
 FRAMES, WIDTH, HEIGHT, FPS = 10, 64, 48, 10
 
@@ -287,11 +288,11 @@ def test_cli_video_alone_and_smooth_with_video_only(media: dict[str, Path], tmp_
 def test_cli_arbitrary_video_is_steady_with_smooth(media: dict[str, Path], tmp_path: Path, data_dir: Path) -> None:
     """A video with a painting file: the arbitrary method (one style preparation for every frame); --smooth
     lowers the flicker of its output too, and the clip keeps its frame count and size."""
-    from jaxstyle import universal
     from jaxstyle.cli import stylize
+    from jaxstyle.methods.arbitrary import vgg_decoders
 
-    decoders = universal.save_decoders(tmp_path / "dec.msgpack",
-                                       universal.init_decoders(jax.random.key(0), (1, 2), width=0.25), {})
+    decoders = vgg_decoders.save_decoders(tmp_path / "dec.msgpack",
+                                       vgg_decoders.init_decoders(jax.random.key(0), (1, 2), width=0.25), {})
     base = [str(media["clip"]), "--style", str(data_dir / "styles" / "wave.jpg"), "--decoders", str(decoders),
             "--style-size", "64"]
     assert stylize.main([*base, "--out", str(tmp_path / "plain.mp4")]) == 0

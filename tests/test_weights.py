@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 from helpers.torchfile import LEGACY_MAGIC, Storage, Tensor, contiguous, evil_reduce, legacy_bytes, write_torch_zip
 
-from jaxstyle import weights as W
+from jaxstyle import vgg_weights as W
 from jaxstyle.cli import port_weights
 from jaxstyle.errors import WeightsError
+from jaxstyle.io import torchfile
 
 
 def keras_name(layer: str) -> str:
@@ -52,7 +53,7 @@ def test_legacy_roundtrip_exact(tmp_path):
     }
     path = tmp_path / "state.bin"
     path.write_bytes(legacy_bytes(tensors))
-    got = W.read_legacy_torch(path)
+    got = torchfile.read_legacy_torch(path)
     base = shared.data
     expected = {"plain": base.reshape(2, 3, 4), "transposed": base.reshape(6, 4).T, "offset": base[5:11:2],
                 "scalar": base[23].reshape(()), "empty": np.zeros((0, 5), np.float32),
@@ -61,7 +62,7 @@ def test_legacy_roundtrip_exact(tmp_path):
     for name, want in expected.items():
         assert got[name].dtype == want.dtype and got[name].shape == want.shape, name
         np.testing.assert_array_equal(got[name], want, err_msg=name)
-    assert W.read_torch_file(path).keys() == expected.keys()  # content sniffing picks the legacy reader
+    assert torchfile.read_torch_file(path).keys() == expected.keys()  # content sniffing picks the legacy reader
 
 
 def test_torch_zip_roundtrip(tmp_path):
@@ -69,7 +70,7 @@ def test_torch_zip_roundtrip(tmp_path):
     arrays = {"a": rng.normal(size=(3, 5)).astype(np.float32), "b": rng.integers(0, 255, (4,), dtype=np.uint8)}
     path = tmp_path / "state.pt"
     write_torch_zip(path, contiguous(arrays))
-    got = W.read_torch_file(path)
+    got = torchfile.read_torch_file(path)
     for name, want in arrays.items():
         assert got[name].dtype == want.dtype
         np.testing.assert_array_equal(got[name], want)
@@ -89,7 +90,7 @@ def test_forbidden_global_in_main_pickle(tmp_path):
     path = tmp_path / "evil.bin"
     path.write_bytes(legacy_bytes({}, main=main))
     with pytest.raises(WeightsError, match=r"forbidden global 'os\.system'; refusing to load") as err:
-        W.read_legacy_torch(path)
+        torchfile.read_legacy_torch(path)
     assert str(path) in str(err.value)
     with pytest.raises(WeightsError, match="forbidden global 'os.system'"):
         W.port(path, tmp_path / "out.npz")
@@ -107,7 +108,7 @@ def test_forbidden_global_in_header_pickle(tmp_path, where):
     path = tmp_path / "evil.bin"
     path.write_bytes(data)
     with pytest.raises(WeightsError, match="forbidden global 'os.system'"):
-        W.read_legacy_torch(path)
+        torchfile.read_legacy_torch(path)
     with pytest.raises(WeightsError, match="forbidden global 'os.system'"):
         W.port(path, tmp_path / "out.npz")  # sniffing still routes it to the restricted reader
     assert not marker.exists()
@@ -117,7 +118,7 @@ def test_unlisted_storage_type_is_refused(tmp_path):
     path = tmp_path / "double.bin"
     path.write_bytes(legacy_bytes(contiguous({"x": np.arange(4, dtype=np.float64)})))
     with pytest.raises(WeightsError, match="forbidden global 'torch.DoubleStorage'"):
-        W.read_legacy_torch(path)
+        torchfile.read_legacy_torch(path)
 
 
 def test_tensor_past_storage_end_is_refused(tmp_path):
@@ -125,7 +126,7 @@ def test_tensor_past_storage_end_is_refused(tmp_path):
     path = tmp_path / "oob.bin"
     path.write_bytes(legacy_bytes({"x": Tensor(storage, 2, (2, 2), (3, 1))}))  # 4 elements, but a stride too long
     with pytest.raises(WeightsError, match="past the end of its storage"):
-        W.read_legacy_torch(path)
+        torchfile.read_legacy_torch(path)
 
 
 def test_tensor_bombs_are_refused(tmp_path):
@@ -134,11 +135,11 @@ def test_tensor_bombs_are_refused(tmp_path):
     path = tmp_path / "bomb.bin"
     path.write_bytes(legacy_bytes({"x": Tensor(tiny, 0, (100_000, 100_000), (0, 0))}))  # 10 GB of one byte
     with pytest.raises(WeightsError, match="more elements than its storage"):
-        W.read_legacy_torch(path)
+        torchfile.read_legacy_torch(path)
     big = Storage("2", np.zeros(1000, np.float32))
     path.write_bytes(legacy_bytes({f"v{i}": Tensor(big, 0, (1000,), (1,)) for i in range(10)}))
     with pytest.raises(WeightsError, match="more than twice the file"):
-        W.read_legacy_torch(path)
+        torchfile.read_legacy_torch(path)
 
 
 def test_huge_memo_index_allocates_nothing(tmp_path):
@@ -150,7 +151,7 @@ def test_huge_memo_index_allocates_nothing(tmp_path):
     tracemalloc.start()
     try:
         with pytest.raises(WeightsError, match="little-endian"):  # read on, then refused for what it is
-            W.read_legacy_torch(path)
+            torchfile.read_legacy_torch(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -163,11 +164,11 @@ def test_truncated_and_corrupt_files(tmp_path):
     for cut in (3, 20, 60, 200, len(data) - 60, len(data) - 1):
         path.write_bytes(data[:cut])
         with pytest.raises(WeightsError, match="corrupt or truncated") as err:
-            W.read_legacy_torch(path)
+            torchfile.read_legacy_torch(path)
         assert str(path) in str(err.value)
     path.write_bytes(data[:100] + b"\xff" * 40 + data[140:])
     with pytest.raises(WeightsError):
-        W.read_legacy_torch(path)
+        torchfile.read_legacy_torch(path)
     path.write_bytes(b"hello, not weights")
     with pytest.raises(WeightsError, match="not a recognised weights file"):
         W.port(path, tmp_path / "out.npz")

@@ -95,7 +95,7 @@ def _size_wh(text: str) -> tuple[int, int]:
         w, h = (int(v) for v in parts)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 400x300, got {text!r}") from None
-    from jaxstyle.vgg import MIN_SIDE
+    from jaxstyle.nn.vgg import MIN_SIDE
 
     if min(w, h) < MIN_SIDE:
         raise argparse.ArgumentTypeError(f"sides must be at least {MIN_SIDE} px, got {text}")
@@ -140,8 +140,8 @@ def _log(message: str) -> None:
 @cli_entry
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from jaxstyle import images, styles
-    from jaxstyle.weights import load_vgg_params
+    from jaxstyle.io import images, styles
+    from jaxstyle.vgg_weights import load_vgg_params
 
     parts = args.only or frozenset(PARTS)
     if args.skip_figures:

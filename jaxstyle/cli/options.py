@@ -1,6 +1,6 @@
 """Options dataclasses as the one source of truth for the command line, and field names <-> flags.
 
-A core options dataclass (:class:`jaxstyle.backprop.GatysOptions`, :class:`jaxstyle.train.TrainConfig`)
+A core options dataclass (:class:`jaxstyle.methods.gatys.presets.GatysOptions`, :class:`jaxstyle.train.TrainConfig`)
 describes each user-facing field in its metadata (:func:`jaxstyle.options.option`): help, kind,
 group. :func:`add_options` turns those fields into argparse options (name, default, help),
 :func:`from_args` turns the parsed namespace back into the dataclass. The one place a field name

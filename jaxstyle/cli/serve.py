@@ -97,12 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import uvicorn
 
-    from jaxstyle import serve, universal
+    from jaxstyle import serve
+    from jaxstyle.methods.arbitrary import vgg_decoders
 
     if not args.max_upload_mb > 0:
         raise OptionError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
     # Decoders asked for by name must load (a one-line error, exit 2); the shipped default may be missing.
-    decoders = None if args.decoders is None else universal.load_decoders(args.decoders)
+    decoders = None if args.decoders is None else vgg_decoders.load_decoders(args.decoders)
     app = serve.create_app(max_upload_bytes=round(args.max_upload_mb * serve.MB), max_pixels=args.max_pixels,
                            max_side=args.max_side, gatys_size=args.gatys_size,
                            gatys_iterations=args.gatys_iterations, decoders=decoders)

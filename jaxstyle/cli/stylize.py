@@ -63,8 +63,8 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """The options of the command: its own (methods, models, batches, videos, output), then the Gatys ones
-    generated from :class:`jaxstyle.backprop.GatysOptions` (names, defaults and help are the fields')."""
-    from jaxstyle.backprop import PAPER, GatysOptions
+    generated from :class:`jaxstyle.methods.gatys.presets.GatysOptions` (names, defaults and help are the fields')."""
+    from jaxstyle.methods.gatys.presets import PAPER, GatysOptions
 
     p = ArgumentParser(
         prog="stylize", description=DESCRIPTION, epilog=EPILOG,
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_look(args: argparse.Namespace) -> None:
     """--style-weights / --strength / --preserve-color against the method and the style list."""
-    from jaxstyle.transform import check_blend
+    from jaxstyle.methods.transform.net import check_blend
 
     count = len(jobs.style_list(args.style))
     if args.style_weights is not None and count == 1:
@@ -149,7 +149,8 @@ def _check_look(args: argparse.Namespace) -> None:
 @cli_entry
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from jaxstyle import images, video
+    from jaxstyle import video
+    from jaxstyle.io import images
 
     args.method = args.method or ("transform" if args.fast else jobs.default_method(args.style))
     is_video = any(video.is_video_path(path) for path in args.inputs)

@@ -35,7 +35,8 @@ def output_paths(inputs: Sequence[Path], out: str | None, style_label: str, suff
 
 def load_image(path: Path, args: argparse.Namespace) -> np.ndarray:
     """An input image as float32[H,W,3], within ``--max-pixels`` and at least ``MIN_SIDE`` a side."""
-    from jaxstyle import images, vgg
+    from jaxstyle.io import images
+    from jaxstyle.nn import vgg
 
     return images.load_image(path, max_pixels=args.max_pixels, min_side=vgg.MIN_SIDE)
 
@@ -43,12 +44,13 @@ def load_image(path: Path, args: argparse.Namespace) -> np.ndarray:
 def load_content(path: Path, args: argparse.Namespace) -> np.ndarray:
     """A content photo for the transform net: :func:`_load_image`, then at ``--size`` (long side) if given,
     float32[h,w,3]; the resized shape is checked (pixels, ``MIN_SIDE``) before resizing."""
-    from jaxstyle import backprop, images
+    from jaxstyle.io import images
+    from jaxstyle.methods.gatys import pyramid
 
     img = load_image(path, args)
     if args.size is not None:
         img = images.fit_long_side(img, args.size, max_pixels=args.max_pixels)
-        backprop.check_shape(img.shape[:2])
+        pyramid.check_shape(img.shape[:2])
     return img
 
 
@@ -70,7 +72,9 @@ def run_video(args: argparse.Namespace, src: Path, dst: Path) -> dict:
     """Stylise one video with the transform net(s); a progress bar in frames, one summary line."""
     import time
 
-    from jaxstyle import transform, vgg, video
+    from jaxstyle import video
+    from jaxstyle.methods.transform import net as transform
+    from jaxstyle.nn import vgg
 
     info = video.probe(src, max_pixels=args.max_pixels, min_side=vgg.MIN_SIDE)  # fails fast, before the models
     video.working_shape((info.height, info.width), args.size, args.max_pixels)
@@ -100,7 +104,8 @@ def run_video(args: argparse.Namespace, src: Path, dst: Path) -> dict:
 
 def run_sheet(args: argparse.Namespace) -> int:
     """Every style for each photo, plus one labelled contact sheet per photo."""
-    from jaxstyle import images, transform
+    from jaxstyle.io import images
+    from jaxstyle.methods.transform import net as transform
 
     if not args.inputs:
         raise OptionError("no content image given")
@@ -136,7 +141,9 @@ def run_transform(args: argparse.Namespace, content_paths: list[Path], out_paths
     """Feed-forward stylisation: same-size images are batched and spread over all local devices."""
     import time
 
-    from jaxstyle import drive, images, transform
+    from jaxstyle import drive
+    from jaxstyle.io import images
+    from jaxstyle.methods.transform import net as transform
 
     if args.method == "arbitrary":
         stylizer = arbitrary_stylizer(args)
@@ -162,24 +169,26 @@ def run_transform(args: argparse.Namespace, content_paths: list[Path], out_paths
 def default_method(style: str | None) -> str:
     """transform when every --style is a shipped model or a model file (or none is given: --sheet),
     arbitrary for any other style (an image file, a built-in painting without a shipped net)."""
-    from jaxstyle import models
+    from jaxstyle.io import modelfile
+    from jaxstyle.methods.transform import net as transform
 
     if style is None:
         return "transform"
-    shipped = models.shipped("transform")
-    if all(name in shipped or name.endswith(models.MODEL_SUFFIX) for name in style_list(style)):
+    shipped = transform.shipped_models()
+    if all(name in shipped or name.endswith(modelfile.MODEL_SUFFIX) for name in style_list(style)):
         return "transform"
     return "arbitrary"
 
 
 def arbitrary_stylizer(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
     """The style images of --style, prepared once: ``batch float32[N,H,W,3] -> stylised``."""
-    from jaxstyle import styles, universal
+    from jaxstyle.io import styles
+    from jaxstyle.methods.arbitrary import vgg_decoders, wct
 
     style_images = [load_image(styles.resolve_style(name), args) for name in style_list(args.style)]
-    decoders = universal.load_decoders(args.decoders or universal.DEFAULT_DECODERS)
-    return universal.make_stylizer(style_images, decoders=decoders, style_weights=args.style_weights,
-                                   style_size=round((args.style_size or universal.DEFAULT_STYLE_SIZE) *
+    decoders = vgg_decoders.load_decoders(args.decoders or vgg_decoders.DEFAULT_DECODERS)
+    return wct.make_stylizer(style_images, decoders=decoders, style_weights=args.style_weights,
+                                   style_size=round((args.style_size or wct.DEFAULT_STYLE_SIZE) *
                                                     args.style_scale),
                                    preserve_color=args.preserve_color, strength=args.strength,
                                    feature_transform=args.feature_transform,
@@ -188,10 +197,11 @@ def arbitrary_stylizer(args: argparse.Namespace) -> Callable[[np.ndarray], np.nd
 
 def run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: list[Path]) -> list[dict]:
     """Back-propagation (or a texture) per content photo, a progress bar in steps, one summary line each."""
-    from jaxstyle import drive, images, styles
-    from jaxstyle.backprop import GatysOptions, make_options
+    from jaxstyle import drive
     from jaxstyle.cli.options import given
-    from jaxstyle.weights import load_vgg_params
+    from jaxstyle.io import images, styles
+    from jaxstyle.methods.gatys.presets import GatysOptions, make_options
+    from jaxstyle.vgg_weights import load_vgg_params
 
     options = make_options(**given(GatysOptions, args))  # unset options from the preset
     options.validate()

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from jaxstyle import images
 from jaxstyle.cli.common import ArgumentParser, check_output_folder, cli_entry, positive_int, step_progress
 from jaxstyle.cli.options import add_options, from_args
 from jaxstyle.errors import OptionError
-from jaxstyle.images import DEFAULT_MAX_PIXELS
+from jaxstyle.io import images
+from jaxstyle.io.images import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
     from jaxstyle.train import TrainConfig
@@ -120,20 +120,22 @@ def _check_sizes(config: TrainConfig, max_pixels: int) -> None:
 def _style_image(config: TrainConfig, max_pixels: int) -> np.ndarray:
     """The style image at --style-size, float32[h,w,3]: loaded within ``max_pixels``, and both sides
     at least ``MIN_SIDE`` before and after resizing (VGG pools four times)."""
-    from jaxstyle import backprop, styles, vgg
+    from jaxstyle.io import styles
+    from jaxstyle.methods.gatys import pyramid
+    from jaxstyle.nn import vgg
 
     style = styles.load_style(config.style, max_pixels=max_pixels, min_side=vgg.MIN_SIDE)
     style = images.fit_long_side(style, config.style_size, max_pixels=max_pixels)
-    backprop.check_shape(style.shape[:2], "style image at style_size", ("style_size",))
+    pyramid.check_shape(style.shape[:2], "style image at style_size", ("style_size",))
     return style
 
 
 def _teacher_style(teacher: str) -> str:
     """The style a teacher model was trained for (its metadata), else its name."""
-    from jaxstyle import models
+    from jaxstyle.methods.transform import net as transform
 
-    path = models.resolve(teacher)
-    return str(models.load(path)[1].get("style") or path.stem)
+    path = transform.resolve_transform(teacher)
+    return str(transform.read_transform(path)[1].get("style") or path.stem)
 
 
 @cli_entry
@@ -145,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jaxstyle import train
 
     train.maybe_initialize_distributed()
-    from jaxstyle import transform
+    from jaxstyle.methods.transform import net as transform
 
     if args.teacher and args.style is None:
         args.style = _teacher_style(args.teacher)

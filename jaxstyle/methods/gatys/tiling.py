@@ -37,8 +37,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxstyle import objective, vgg
+from jaxstyle import objective
 from jaxstyle.errors import OptionError
+from jaxstyle.nn import vgg
 from jaxstyle.objective import LossSpec
 
 ALIGN = 16  # 2**4: VGG19 pools four times before conv5_1

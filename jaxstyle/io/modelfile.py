@@ -10,7 +10,7 @@ model has its own folder there and its own reader:
   :func:`asset`).
 
 * ``decoders``: ``assets/decoders/<name>.msgpack``, the decoders of arbitrary-style transfer
-  (:mod:`jaxstyle.universal`); ``photo`` is the default set.
+  (:mod:`jaxstyle.methods.arbitrary.vgg_decoders`); ``photo`` is the default set.
 """
 
 from __future__ import annotations
@@ -55,29 +55,15 @@ KINDS: dict[str, Kind] = {}
 
 
 def register(kind: Kind) -> Kind:
-    """Add (or replace) a kind of shipped model; returns it."""
+    """Add (or replace) a kind of shipped model; returns it.
+
+    Each kind is registered once, by the module that owns its file format (this module knows no
+    net): ``transform`` by :mod:`jaxstyle.methods.transform.net`, ``decoders`` by
+    :mod:`jaxstyle.methods.arbitrary.vgg_decoders`. Look a kind's models up through that module (or after
+    importing it)."""
     KINDS[kind.name] = kind
     return kind
 
-
-def _read_transform(path: Path) -> tuple[Any, dict]:
-    from jaxstyle import transform
-
-    return transform.read_transform(path)
-
-
-register(Kind("transform", "", _read_transform, "transform model",
-                 "gatys and the arbitrary method work with any style image"))
-
-
-def _read_decoders(path: Path) -> tuple[Any, dict]:
-    from jaxstyle import universal
-
-    return universal.read_decoders(path)
-
-
-register(Kind("decoders", "decoders", _read_decoders, "decoder set",
-              "decoders for --method arbitrary are trained with: bin/train --decoders"))
 
 _files = contextlib.ExitStack()
 atexit.register(_files.close)
@@ -102,7 +88,7 @@ def _kind(kind: str) -> Kind:
     try:
         return KINDS[kind]
     except KeyError:
-        raise OptionError(f"unknown model kind {kind!r} (known: {', '.join(KINDS)})") from None
+        raise OptionError(f"unknown model kind {kind!r} (known: {', '.join(KINDS) or 'none registered yet'})") from None
 
 
 def shipped(kind: str = "transform", fast: bool = False) -> dict[str, Path]:

@@ -1,6 +1,6 @@
 """VGG19 as a pure function of a params pytree.
 
-``params`` is what :func:`jaxstyle.weights.load_vgg_params` returns:
+``params`` is what :func:`jaxstyle.vgg_weights.load_vgg_params` returns:
 ``{"conv1_1": {"w": float32[3,3,Cin,Cout] (HWIO, BGR input order), "b": float32[Cout]}, ...}``.
 Images come in as RGB in [0,1] and are converted here to the Caffe convention the
 weights were trained with (BGR, 0-255, ImageNet mean subtracted).
@@ -42,6 +42,17 @@ def level(layer: str) -> int:
 def channels(layer: str) -> int:
     """Output channels of ``layer`` (64 for conv1_x up to 512 for conv5_x)."""
     return BLOCK_WIDTHS[level(layer)]
+
+
+def in_channels(layer: str) -> int:
+    """Input channels of ``layer``: 3 (the image) for conv1_1, else the previous layer's output channels."""
+    index = VGG_LAYERS.index(layer)
+    return 3 if index == 0 else channels(VGG_LAYERS[index - 1])
+
+
+def opens_block(layer: str) -> bool:
+    """Whether a pool precedes ``layer`` in the full network (the first conv of blocks 2 to 5)."""
+    return layer.endswith("_1") and layer != VGG_LAYERS[0]
 
 
 def feature_shape(shape: tuple[int, int], layer: str) -> tuple[int, int]:
@@ -143,15 +154,12 @@ jit_features = jax.jit(features, static_argnames=("layers", "pooling", "dtype"))
 """:func:`features`, jitted (``layers`` must then be a tuple)."""
 
 
-def to_device(params: Mapping[str, Mapping[str, object]] | None = None,
+def to_device(params: Mapping[str, Mapping[str, object]],
               upto: Iterable[str] | None = (DEEPEST_USED,)) -> dict:
     """VGG19 params on the default device as jax arrays, only the layers up to the deepest of ``upto``
-    (the rest are never used, so they need no memory; ``upto=None``: all 16). ``params=None`` loads the
-    ported weights (:func:`jaxstyle.weights.load_vgg_params`). The one way VGG goes to the device."""
-    if params is None:
-        from jaxstyle.weights import load_vgg_params
-
-        params = load_vgg_params()
+    (the rest are never used, so they need no memory; ``upto=None``: all 16). ``params``: as the
+    module docstring says (the caller loads them, e.g. :func:`jaxstyle.vgg_weights.load_vgg_params`).
+    The one way VGG goes to the device."""
     names = VGG_LAYERS
     if upto is not None:
         deepest = max(VGG_LAYERS.index(name) for name in check_layers(upto))

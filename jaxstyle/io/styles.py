@@ -23,7 +23,7 @@ import numpy as np
 from jaxstyle import atomic
 from jaxstyle.cache import cache_dir, sha256_file
 from jaxstyle.errors import StyleError
-from jaxstyle.images import load_image
+from jaxstyle.io.images import load_image
 
 STYLES_DIR_ENV = "JAXSTYLE_STYLES_DIR"
 DOWNLOAD_TIMEOUT_S = 30
@@ -149,5 +149,5 @@ def builtin_style(name: str) -> Path:
 
 
 def load_style(name_or_path: str | os.PathLike[str], **load_image_kwargs: Any) -> np.ndarray:
-    """:func:`~jaxstyle.images.load_image` of :func:`resolve_style` (``float32[H, W, 3]`` in ``[0, 1]``)."""
+    """:func:`~jaxstyle.io.images.load_image` of :func:`resolve_style` (``float32[H, W, 3]`` in ``[0, 1]``)."""
     return load_image(resolve_style(name_or_path), **load_image_kwargs)

@@ -1,0 +1,1 @@
+"""Building blocks, pure and jittable: the shared layers and the VGG19 loss network."""
