@@ -5,7 +5,8 @@ Python API (imported lazily so ``import jaxstyle`` stays fast)::
 
     jaxstyle.gatys(content, style, **options) -> GatysResult
     jaxstyle.texture(style, size, **options) -> GatysResult
-    jaxstyle.arbitrary(content, style, **options) -> float32[H,W,3]: any painting, one pass (WCT/AdaIN)
+    jaxstyle.arbitrary(content, style, **options) -> float32[H,W,3]: any painting, one pass (MicroAST)
+    jaxstyle.make_stylizer(painting, **options) -> a function on batches, the painting prepared once
     jaxstyle.stylize(img, params) -> stylised img (same kind, shape, dtype)
     jaxstyle.load_transform("scream") -> params of a shipped model (or a model file)
 """
@@ -22,8 +23,8 @@ _EXPORTS = {
     "texture": "jaxstyle.methods.gatys.api",
     "GatysResult": "jaxstyle.methods.gatys.loop",
     "GatysOptions": "jaxstyle.methods.gatys.presets",
-    "arbitrary": "jaxstyle.methods.arbitrary.wct",
-    "make_stylizer": "jaxstyle.methods.arbitrary.wct",
+    "arbitrary": "jaxstyle.methods.arbitrary.stylizer",
+    "make_stylizer": "jaxstyle.methods.arbitrary.stylizer",
     "stylize": "jaxstyle.methods.transform.net",
     "load_transform": "jaxstyle.methods.transform.net",
     "save_transform": "jaxstyle.methods.transform.net",

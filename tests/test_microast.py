@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle import microast
 from jaxstyle.errors import WeightsError
+from jaxstyle.methods.arbitrary import microast
 from tests.conftest import data_dir
 
 
@@ -162,3 +162,76 @@ def test_corrupt_authors_file_names_the_file(tmp_path):
     bad.write_bytes(bad.read_bytes()[:1000])
     with pytest.raises(WeightsError, match="decoder_iter_160000"):
         microast.read_authors_files(tmp_path)
+
+
+# -- the arbitrary method with MicroAST: the one stylizer, the API and the CLI ------------------------------
+
+
+def test_default_arbitrary_model_is_microast_and_prepares_the_painting_once(shipped, reference):
+    import jaxstyle
+    from jaxstyle.io import images as imagelib
+    from jaxstyle.methods.arbitrary import stylizer
+
+    photo, painting = reference["content"], reference["style"]
+    out = jaxstyle.arbitrary(photo, painting, style_size=64, microast_params=shipped)
+    code = microast.style_code(shipped, imagelib.fit_long_side(painting, 64))
+    np.testing.assert_allclose(out, microast.stylize_batch(shipped, photo[None], code)[0], atol=1e-6)
+    stylize = jaxstyle.make_stylizer([painting, 1.0 - painting], style_weights=[0.8, 0.2], strength=0.5,
+                                     preserve_color=True, microast_params=shipped)
+    batch = np.stack([photo, photo[::-1]])
+    first, again = stylize(batch), stylize(batch)
+    np.testing.assert_array_equal(first, again)  # deterministic, and the same prepared code every call
+    assert first.shape == batch.shape and np.isfinite(first).all()
+    assert stylizer.resolve_model() == "microast"
+    assert stylizer.resolve_model(feature_transform="adain") == "adain"
+    assert stylizer.resolve_model(decoder_options=True) == "wct"
+
+
+def test_strength_moves_from_the_photo_own_code_to_the_painting(shipped, reference):
+    """Strength 0 repaints the photo with its own code: closer to the photo than the full style, and in
+    range everywhere (the authors' alpha at 0.5 leaves most pixels outside [0, 1])."""
+    from jaxstyle.methods.arbitrary import stylizer
+
+    photo, painting = reference["content"], reference["style"]
+    outs = {s: stylizer.arbitrary(photo, painting, strength=s, microast_params=shipped) for s in (1.0, 0.5, 0.0)}
+    gaps = [np.abs(outs[s] - photo).mean() for s in (1.0, 0.5, 0.0)]
+    assert gaps[0] > gaps[1] > gaps[2], gaps
+    code = microast.style_code(shipped, painting)
+    raw = np.asarray(microast.forward(shipped, jnp.asarray(photo)[None], code, 0.5))
+    assert ((raw < 0) | (raw > 1)).mean() > 0.5  # why the stylizer does not use alpha
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(model="microast", levels=(4,)), "decoders and levels"),
+    (dict(model="nope"), "unknown arbitrary model"),
+    (dict(feature_transform="svd"), "feature_transform"),
+    (dict(model="wct", feature_transform="adain"), "cannot be combined"),
+    (dict(strength=1.5), "strength"),
+    (dict(style_weights=[1.0, 2.0]), "weights"),
+])
+def test_bad_arbitrary_options_are_one_line_errors(reference, kwargs, words):
+    from jaxstyle.errors import OptionError
+    from jaxstyle.methods.arbitrary import stylizer
+
+    with pytest.raises(OptionError, match=words):
+        stylizer.make_stylizer(reference["style"], **kwargs)
+
+
+def test_cli_uses_microast_for_a_painting_file(tmp_path, data_dir, capsys):
+    from PIL import Image
+
+    from jaxstyle.cli import stylize
+
+    painting = data_dir / "styles" / "wave.jpg"
+    photo = data_dir / "content" / "cat.jpg"
+    default, adain = tmp_path / "default.png", tmp_path / "adain.png"
+    assert stylize.main([str(photo), "--style", str(painting), "--size", "67", "--out", str(default)]) == 0
+    assert Image.open(default).size == (67, 45)
+    assert stylize.main([str(photo), "--style", str(painting), "--size", "67", "--arbitrary-model", "microast",
+                         "--strength", "0.5", "--preserve-color", "--out", str(tmp_path / "mild.png")]) == 0
+    assert Image.open(tmp_path / "mild.png").size == (67, 45)
+    code = stylize.main([str(photo), "--style", str(painting), "--arbitrary-model", "microast", "--levels", "4",
+                         "--out", str(adain)])
+    assert code == 2 and not adain.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "decoders and levels" in err[0]

@@ -98,13 +98,13 @@ def test_page_and_styles(client):
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     for element in ('id="photo"', 'id="style"', 'id="strength"', 'id="preserve-color"', 'id="go"',
                     "<progress", 'id="result"', 'id="download"', 'id="error"', 'value="arbitrary"',
-                    'id="feature-transform"', 'id="time"'):
+                    'id="model"', 'id="time"'):
         assert element in page.text
     assert "http://" not in page.text and "https://" not in page.text  # no outside assets
     styles = client.get("/api/styles").json()
     assert "scream" in styles["transform"] and "starry_night" in styles["gatys"]
     assert styles["arbitrary"] == styles["gatys"] and styles["unavailable"] == {}
-    assert styles["feature_transforms"] == ["wct", "adain"]
+    assert styles["models"] == ["microast", "wct", "adain"]
     assert styles["limits"]["max_upload_bytes"] == LIMITS["max_upload_bytes"]
 
 
@@ -137,7 +137,7 @@ def test_arbitrary_job_with_uploaded_style(client):
 
 def test_arbitrary_job_with_builtin_style(client):
     """A built-in painting by name, AdaIN, colours kept; an odd-sized photo keeps its size."""
-    response = submit(client, png_bytes(45, 33, 5), method="arbitrary", style="wave", feature_transform="adain",
+    response = submit(client, png_bytes(45, 33, 5), method="arbitrary", style="wave", model="adain",
                       preserve_color="1")
     assert response.status_code == 202, response.text
     status = wait_for(client, response.json()["id"])
@@ -179,9 +179,8 @@ BAD_UPLOADS = {
     "style image with transform": (dict(method="transform", style_image=png_bytes(32, 32)), 400, "gatys"),
     "unknown arbitrary style": (dict(method="arbitrary", style="scream_fast"), 400, "unknown style"),
     "path as arbitrary style": (dict(method="arbitrary", style="/etc/passwd"), 400, "unknown style"),
-    "unknown feature transform": (dict(method="arbitrary", style="wave", feature_transform="svd"), 400,
-                                  "feature_transform"),
-    "feature transform with transform": (dict(feature_transform="wct"), 400, "arbitrary"),
+    "unknown arbitrary model": (dict(method="arbitrary", style="wave", model="svd"), 400, "unknown model"),
+    "model with transform": (dict(model="wct"), 400, "arbitrary"),
     "arbitrary strength 1.5": (dict(method="arbitrary", style="wave", strength="1.5"), 400, "strength"),
     "arbitrary strength -0.1": (dict(method="arbitrary", style="wave", strength="-0.1"), 400, "strength"),
     "arbitrary style image not an image": (dict(method="arbitrary", style_image=b"GIF89a nonsense"), 400,
@@ -208,18 +207,21 @@ def test_bad_upload_is_a_json_4xx(client, case):
 
 
 @pytest.mark.parametrize("problem", ["missing", "corrupt"])
-def test_arbitrary_without_decoders_is_a_one_line_503(tmp_path, problem):
-    """Decoders that cannot be loaded leave the app up without arbitrary: /api/styles says why, an
-    arbitrary job gets a one-line 503 that says how to get them, the other methods still work."""
+def test_wct_without_decoders_is_a_one_line_503(tmp_path, problem):
+    """Decoders that cannot be loaded leave the app up without wct/adain: /api/styles says why, such a
+    job gets a one-line 503 that says how to get them; MicroAST (the default model) and the other
+    methods still work."""
     from starlette.testclient import TestClient
 
     path = tmp_path / "decoders.msgpack"
     if problem == "corrupt":
         path.write_bytes(b"\x93not msgpack decoders")
     with TestClient(create_app(**LIMITS, decoders=path)) as test_client:
-        why = test_client.get("/api/styles").json()["unavailable"]["arbitrary"]
+        unavailable = test_client.get("/api/styles").json()["unavailable"]
+        assert set(unavailable) == {"wct", "adain"}
+        why = unavailable["wct"]
         assert "decoder" in why and "bin/train --decoders" in why and "\n" not in why
-        for fields in (dict(method="arbitrary", style="wave"), dict(style_image=b"any")):
+        for fields in (dict(method="arbitrary", style="wave", model="wct"), dict(style_image=b"any", model="adain")):
             style_image = fields.pop("style_image", None)
             files = {"photo": ("p.png", png_bytes(32, 32), "image/png")}
             if style_image is not None:
@@ -227,11 +229,30 @@ def test_arbitrary_without_decoders_is_a_one_line_503(tmp_path, problem):
             response = test_client.post("/api/jobs", data=fields, files=files)
             assert response.status_code == 503, response.text
             message = response.json()["error"]
-            assert message.startswith("method arbitrary is not available") and "\n" not in message
+            assert message.startswith(f"model {fields.get('model', 'adain')} is not available") and "\n" not in message
             assert "bin/train --decoders" in message
-        response = submit(test_client, png_bytes(32, 32), method="transform", style="wave")
-        assert response.status_code == 202, response.text
-        assert wait_for(test_client, response.json()["id"])["state"] == "done"
+        for fields in (dict(method="arbitrary", style="wave"), dict(method="transform", style="wave")):
+            response = submit(test_client, png_bytes(32, 32), **fields)
+            assert response.status_code == 202, response.text
+            assert wait_for(test_client, response.json()["id"])["state"] == "done"
+
+
+def test_no_arbitrary_model_at_all_turns_the_method_off(tmp_path):
+    """Neither MicroAST nor the decoders: the arbitrary method is off, with MicroAST's reason."""
+    from starlette.testclient import TestClient
+
+    from jaxstyle.serve.app import load_app_weights
+
+    bad = tmp_path / "bad.msgpack"
+    bad.write_bytes(b"nope")
+    weights, unavailable = load_app_weights(bad, None)
+    assert set(weights) == {"microast"} and set(unavailable) == {"wct", "adain"}
+    missing = tmp_path / "missing.msgpack"
+    with TestClient(create_app(**LIMITS, decoders=bad, microast_model=missing)) as test_client:
+        unavailable = test_client.get("/api/styles").json()["unavailable"]
+        assert set(unavailable) == {"arbitrary", "microast", "wct", "adain"}
+        response = submit(test_client, png_bytes(32, 32), method="arbitrary", style="wave")
+        assert response.status_code == 503 and "missing.msgpack" in response.json()["error"]
 
 
 def test_body_checks(client):
@@ -428,7 +449,8 @@ def test_browser_end_to_end(live_url, tmp_path):
 
         Select(driver.find_element(By.ID, "style")).select_by_value("__upload__")
         assert driver.find_element(By.CSS_SELECTOR, "input[name=method][value=arbitrary]").is_selected()
-        assert driver.find_element(By.ID, "feature-transform").is_displayed()
+        assert driver.find_element(By.ID, "model").is_displayed()
+        assert Select(driver.find_element(By.ID, "model")).first_selected_option.get_attribute("value") == "microast"
         driver.find_element(By.ID, "style-image").send_keys(str(_painting(tmp_path)))
         driver.find_element(By.ID, "go").click()
         second = _wait_for_result(driver, first)

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from jaxstyle.errors import OptionError, WeightsError
-from jaxstyle.methods.arbitrary import vgg_decoders, wct
+from jaxstyle.methods.arbitrary import stylizer, vgg_decoders, wct
 from jaxstyle.nn import vgg
 
 
@@ -108,12 +108,12 @@ def test_strength_zero_is_the_decoders_reconstruction(vgg_params):
     photo = np.asarray(jax.random.uniform(jax.random.key(1), (20, 28, 3)))
     style = np.asarray(jax.random.uniform(jax.random.key(2), (24, 24, 3)))
     decoders = _tiny_decoders()
-    out = wct.arbitrary(photo, style, decoders=decoders, vgg_params=vgg_params, strength=0.0, levels=(2,))
+    out = stylizer.arbitrary(photo, style, decoders=decoders, vgg_params=vgg_params, strength=0.0, levels=(2,))
     vp = vgg.to_device(vgg_params, upto=["conv2_1"])
     features = vgg_decoders.encode(vp, jnp.asarray(photo)[None], 2)
     expected = np.clip(vgg_decoders.decode(decoders["dec2"], features), 0, 1)[0]
     np.testing.assert_allclose(out, expected, atol=1e-5)
-    styled = wct.arbitrary(photo, style, decoders=decoders, vgg_params=vgg_params, strength=1.0, levels=(2,))
+    styled = stylizer.arbitrary(photo, style, decoders=decoders, vgg_params=vgg_params, strength=1.0, levels=(2,))
     assert np.abs(styled - out).mean() > 1e-3
 
 
@@ -121,11 +121,11 @@ def test_arbitrary_keeps_size_and_range_for_odd_sizes_and_is_deterministic(vgg_p
     photo = np.asarray(jax.random.uniform(jax.random.key(3), (37, 23, 3)))
     style = np.asarray(jax.random.uniform(jax.random.key(4), (30, 41, 3)))
     kwargs = dict(decoders=_tiny_decoders(), vgg_params=vgg_params, levels=(2, 1))
-    out = wct.arbitrary(photo, style, **kwargs)
+    out = stylizer.arbitrary(photo, style, **kwargs)
     assert out.shape == photo.shape and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
-    np.testing.assert_array_equal(out, wct.arbitrary(photo, style, **kwargs))
-    flat = wct.arbitrary(np.full((16, 16, 3), 0.5, np.float32), np.zeros((16, 16, 3), np.float32), **kwargs)
+    np.testing.assert_array_equal(out, stylizer.arbitrary(photo, style, **kwargs))
+    flat = stylizer.arbitrary(np.full((16, 16, 3), 0.5, np.float32), np.zeros((16, 16, 3), np.float32), **kwargs)
     assert np.isfinite(flat).all()
 
 
@@ -134,11 +134,11 @@ def test_options_are_checked(vgg_params):
     assert wct.ArbitraryOptions(levels=(4, 2)).levels_for((1, 2, 4)) == (4, 2)
     photo = np.zeros((16, 16, 3), np.float32)
     with pytest.raises(OptionError, match="feature_transform"):
-        wct.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, feature_transform="x")
+        stylizer.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, feature_transform="x")
     with pytest.raises(OptionError, match="strength"):
-        wct.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, strength=1.5)
+        stylizer.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, strength=1.5)
     with pytest.raises(OptionError, match="no decoder for level"):
-        wct.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, levels=(3,))
+        stylizer.arbitrary(photo, photo, decoders=_tiny_decoders(), vgg_params=vgg_params, levels=(3,))
 
 
 def test_decoder_file_round_trip_and_bad_files(tmp_path):

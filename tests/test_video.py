@@ -300,3 +300,16 @@ def test_cli_arbitrary_video_is_steady_with_smooth(media: dict[str, Path], tmp_p
     plain, smooth = _frames(tmp_path / "plain.mp4"), _frames(tmp_path / "smooth.mp4")
     assert plain.shape == smooth.shape == _frames(media["clip"]).shape
     assert video.flicker(smooth / 255.0) < video.flicker(plain / 255.0)
+
+
+def test_cli_microast_video_is_steady_with_smooth(media: dict[str, Path], tmp_path: Path, data_dir: Path) -> None:
+    """A video with a painting file and the default arbitrary model (MicroAST): the painting's code is
+    prepared once for every frame; --smooth lowers the flicker; frame count and size are kept."""
+    from jaxstyle.cli import stylize
+
+    base = [str(media["clip"]), "--style", str(data_dir / "styles" / "wave.jpg"), "--style-size", "64"]
+    assert stylize.main([*base, "--out", str(tmp_path / "plain.mp4")]) == 0
+    assert stylize.main([*base, "--smooth", "0.6", "--out", str(tmp_path / "smooth.mp4")]) == 0
+    plain, smooth = _frames(tmp_path / "plain.mp4"), _frames(tmp_path / "smooth.mp4")
+    assert plain.shape == smooth.shape == _frames(media["clip"]).shape
+    assert video.flicker(smooth / 255.0) < video.flicker(plain / 255.0)

@@ -27,10 +27,12 @@ Stylise photos with a painting's style.
   transform  one forward pass of a trained transform net (Johnson et al.): milliseconds per image.
              Shipped models: scream, starry_night, wave; train more with bin/train.
              --fast uses their half-width variants: about 2.6x faster on a CPU, a little softer.
-  arbitrary  any painting in one pass (universal style transfer, Li et al. 2017): the photo's VGG19
-             features are matched to the painting's statistics and decoded, coarse to fine. About a
-             second at 512 px on a CPU. The default when --style is an image that no shipped model
-             covers (a file, or udnie / composition_vii).
+  arbitrary  any painting in one pass. The default model is MicroAST (Wang et al. 2023, the
+             authors' pretrained weights, MIT licence): a fraction of a second at 512 px on a CPU, any
+             size up to 4K and beyond in tiles. --arbitrary-model wct|adain uses VGG19 features matched
+             to the painting's statistics (Li et al. 2017) and the decoders trained here. The default
+             method when --style is an image that no shipped model covers (a file, or udnie /
+             composition_vii).
   gatys    back-propagation through VGG19 (Gatys et al.): optimises the image itself.
            Slow (about 1 s per iteration at 400x300 on a laptop CPU) but works with any style.
   texture  synthesise a texture of the style from noise (no content image).
@@ -54,6 +56,8 @@ examples:
   bin/stylize photos/ --style wave --out stylised/
   bin/stylize photo.jpg --method gatys --style my_painting.png --size 384 --iterations 300
   bin/stylize --method texture --style wave --size 256 --out wave_texture.png
+  bin/stylize photo.jpg --style my_painting.jpg --size 1024
+  bin/stylize photo.jpg --style my_painting.jpg --arbitrary-model adain --strength 0.7
   bin/stylize photo.jpg --style scream --strength 0.6 --preserve-color
   bin/stylize photo.jpg --style scream,wave --style-weights 0.7,0.3
   bin/stylize photo.jpg --method gatys --style starry_night,udnie --style-weights 0.5,0.5
@@ -96,16 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
                       "models' outputs")
     look.add_argument("--strength", type=float, default=1.0, metavar="S",
                       help="transform: 0 returns the photo, 1 the full style, between them a mix; arbitrary: the "
-                      "same mix in feature space (default: 1)")
-    look.add_argument("--decoders", default=None, metavar="NAME|FILE",
-                      help="arbitrary: the decoder set, a shipped name or a file from bin/train --decoders "
-                      "(default: the shipped 'photo' set)")
-    look.add_argument("--levels", type=int_list, default=None, metavar="K1,K2,...",
-                      help="arbitrary: the VGG19 levels (relu K_1) to match, deepest first, each decoded before "
-                      "the next is encoded, e.g. 4,3,2,1 as in Li et al. (default: the deepest, 4)")
-    look.add_argument("--feature-transform", choices=("wct", "adain"), default="wct",
-                      help="arbitrary: wct matches the painting's feature covariance (whitening and colouring), "
-                      "adain only each channel's mean and spread: faster, milder (default: %(default)s)")
+                      "same mix in feature space (MicroAST's alpha) (default: 1)")
+    arbitrary = p.add_argument_group("arbitrary (any painting, one pass)")
+    arbitrary.add_argument("--arbitrary-model", choices=("microast", "wct", "adain"), default=None,
+                           help="microast: the pretrained MicroAST model (the default); wct: VGG19 features "
+                           "whitened and coloured with the painting's covariance, decoded by the decoders trained "
+                           "here; adain: the same with each channel's mean and spread only, faster and milder")
+    arbitrary.add_argument("--decoders", default=None, metavar="NAME|FILE",
+                           help="wct/adain: the decoder set, a shipped name or a file from bin/train --decoders "
+                           "(default: the shipped 'photo' set; giving it picks wct)")
+    arbitrary.add_argument("--levels", type=int_list, default=None, metavar="K1,K2,...",
+                           help="wct/adain: the VGG19 levels (relu K_1) to match, deepest first, each decoded "
+                           "before the next is encoded, e.g. 4,3,2,1 as in Li et al. (default: the deepest, 4)")
+    arbitrary.add_argument("--feature-transform", choices=("wct", "adain"), default=None,
+                           help="the same as --arbitrary-model wct or adain (kept for older scripts)")
     groups["video"].add_argument(
         "--smooth", type=float, default=0.0, metavar="S",
         help="video: temporal smoothing in [0, 1) against flicker. Each output frame keeps S of the previous output "

@@ -183,16 +183,17 @@ def default_method(style: str | None) -> str:
 def arbitrary_stylizer(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
     """The style images of --style, prepared once: ``batch float32[N,H,W,3] -> stylised``."""
     from jaxstyle.io import styles
-    from jaxstyle.methods.arbitrary import vgg_decoders, wct
+    from jaxstyle.methods.arbitrary import stylizer, vgg_decoders
 
+    model = stylizer.resolve_model(args.arbitrary_model, args.feature_transform,
+                                   decoder_options=args.decoders is not None or args.levels is not None)
     style_images = [load_image(styles.resolve_style(name), args) for name in style_list(args.style)]
-    decoders = vgg_decoders.load_decoders(args.decoders or vgg_decoders.DEFAULT_DECODERS)
-    return wct.make_stylizer(style_images, decoders=decoders, style_weights=args.style_weights,
-                                   style_size=round((args.style_size or wct.DEFAULT_STYLE_SIZE) *
-                                                    args.style_scale),
-                                   preserve_color=args.preserve_color, strength=args.strength,
-                                   feature_transform=args.feature_transform,
-                                   levels=tuple(args.levels) if args.levels else None)
+    decoders = None if model == "microast" else vgg_decoders.load_decoders(args.decoders or
+                                                                          vgg_decoders.DEFAULT_DECODERS)
+    return stylizer.make_stylizer(style_images, model=model, decoders=decoders, style_weights=args.style_weights,
+                                  style_size=round((args.style_size or stylizer.DEFAULT_STYLE_SIZE) * args.style_scale),
+                                  preserve_color=args.preserve_color, strength=args.strength,
+                                  levels=tuple(args.levels) if args.levels else None)
 
 
 def run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: list[Path]) -> list[dict]:

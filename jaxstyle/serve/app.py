@@ -11,10 +11,11 @@
                                    plus ``"seconds"`` (the job's run time, measured here) once finished
 * ``GET /api/jobs/{id}/result.png`` the result once ``done``
 
-Methods: ``arbitrary`` (any painting in one pass, :mod:`jaxstyle.methods.arbitrary.wct`; the default when a style
-image is uploaded), ``transform`` (a shipped net) and ``gatys`` (back-propagation, minutes). The
-arbitrary method's decoders are loaded once, when the app is created; if they cannot be (the shipped
-set is missing), arbitrary jobs get a one-line 503 and the other methods work.
+Methods: ``arbitrary`` (any painting in one pass, :mod:`jaxstyle.methods.arbitrary.stylizer`; the default when
+a style image is uploaded; its ``model`` field picks MicroAST, the default, or WCT/AdaIN), ``transform`` (a
+shipped net) and ``gatys`` (back-propagation, minutes). The arbitrary models' weights are loaded once, when
+the app is created; a model whose weights cannot be loaded (a missing or corrupt file) gets a one-line 503
+and everything else works.
 
 Uploads stay in memory: the body is read with a byte cap (after checking ``Content-Length``), the
 client's filename is never used, and styles are picked from fixed lists, never opened by a client-given
@@ -55,7 +56,7 @@ from starlette.routing import Route
 from jaxstyle import drive
 from jaxstyle.errors import JaxstyleError, one_line
 from jaxstyle.io import images, styles
-from jaxstyle.methods.arbitrary import vgg_decoders, wct
+from jaxstyle.methods.arbitrary import microast, stylizer, vgg_decoders
 from jaxstyle.methods.gatys import presets
 from jaxstyle.methods.transform import net as transform
 from jaxstyle.nn import vgg
@@ -73,7 +74,7 @@ DEFAULT_KEEP_RESULTS = 16
 DEFAULT_MAX_QUEUED = 8
 
 #: Form fields the page sends: text fields (capped at ``_MAX_TEXT_BYTES``) and image files.
-TEXT_FIELDS = frozenset({"method", "style", "strength", "preserve_color", "feature_transform"})
+TEXT_FIELDS = frozenset({"method", "style", "strength", "preserve_color", "model"})
 FILE_FIELDS = frozenset({"photo", "style_image"})
 _MAX_TEXT_BYTES = 256
 
@@ -119,7 +120,7 @@ class JobRequest:
     preserve_color: bool
     photo: np.ndarray
     style_image: np.ndarray | None = None
-    feature_transform: str = "wct"  # arbitrary only: one of wct.FEATURE_TRANSFORMS
+    model: str = stylizer.DEFAULT_MODEL  # arbitrary only: one of stylizer.MODELS
 
 
 @dataclasses.dataclass
@@ -243,13 +244,13 @@ class Worker:
 class Stylist:
     """Runs a :class:`JobRequest` in the worker thread; caches models, VGG19 and built-in styles.
 
-    ``decoders``: the arbitrary method's decoders pytree (loaded once by :func:`create_app`), None
-    when it is unavailable.
+    ``weights``: the arbitrary models' weights by model (``microast``: its params, ``wct``/``adain``: the
+    decoders pytree), loaded once by :func:`create_app`; a model without weights is unavailable.
     """
 
-    def __init__(self, limits: Limits, decoders: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, limits: Limits, weights: Mapping[str, Any] | None = None) -> None:
         self.limits = limits
-        self.decoders = decoders
+        self.weights = dict(weights or {})
         self._models: dict[str, dict] = {}
         self._styles: dict[str, np.ndarray] = {}
         self._vgg: Any = None
@@ -262,16 +263,17 @@ class Stylist:
         return self.gatys(request, job)
 
     def arbitrary(self, request: JobRequest, job: Job) -> np.ndarray:
-        """Universal style transfer with the app's decoders (the photo is already at most ``max_side``)."""
-        assert self.decoders is not None  # parse_job refuses arbitrary jobs without decoders
+        """Any painting in one pass with the app's weights (the photo is already at most ``max_side``)."""
+        assert request.model in self.weights  # parse_job refuses models without weights
         style = request.style_image if request.style is None else self._builtin_style(request.style)
-        vgg_params = self._vgg_params(job)
-        job.message, job.progress = "computing the style's statistics", 0.1
-        stylize = wct.make_stylizer(style, decoders=self.decoders, vgg_params=vgg_params,
-                                          strength=request.strength, feature_transform=request.feature_transform,
-                                          preserve_color=request.preserve_color)
+        weights: dict[str, Any] = {"microast_params": self.weights[request.model]}
+        if request.model != "microast":
+            weights = {"decoders": self.weights[request.model], "vgg_params": self._vgg_params(job)}
+        job.message, job.progress = "computing the style's signals", 0.1
+        stylize = stylizer.make_stylizer(style, model=request.model, strength=request.strength,
+                                         preserve_color=request.preserve_color, **weights)
         photo = request.photo
-        job.message, job.progress = f"stylising {photo.shape[1]}x{photo.shape[0]} ({request.feature_transform})", 0.3
+        job.message, job.progress = f"stylising {photo.shape[1]}x{photo.shape[0]} ({request.model})", 0.3
         return stylize(photo[None])[0]
 
     def transform(self, request: JobRequest, job: Job) -> np.ndarray:
@@ -440,7 +442,7 @@ async def parse_job(form: dict[str, bytes], limits: Limits, decoders: anyio.Capa
     ``unavailable``: method -> why it cannot run here (503). Images are decoded in a thread, at most
     ``decoders`` at a time (each may briefly take a few hundred MB); the photo is kept at the size the
     method works at (``max_side``; ``gatys_size`` for gatys), an arbitrary style image at the size
-    its statistics are taken at (:data:`wct.DEFAULT_STYLE_SIZE`).
+    its statistics are taken at (:data:`stylizer.DEFAULT_STYLE_SIZE`).
     """
     has_style_image = bool(form.get("style_image"))
     method = _text(form, "method", "arbitrary" if has_style_image else "transform")
@@ -458,12 +460,13 @@ async def parse_job(form: dict[str, bytes], limits: Limits, decoders: anyio.Capa
     strength = _strength(_text(form, "strength", "1"))
     if strength != 1.0 and method == "gatys":
         raise HTTPException(400, "strength works with methods transform and arbitrary")
-    feature_transform = _text(form, "feature_transform", wct.ArbitraryOptions.feature_transform)
-    if "feature_transform" in form and method != "arbitrary":
-        raise HTTPException(400, "feature_transform works with method arbitrary")
-    if feature_transform not in wct.FEATURE_TRANSFORMS:
-        raise HTTPException(400, f"unknown feature_transform {feature_transform[:40]!r}; "
-                                 f"use one of {', '.join(wct.FEATURE_TRANSFORMS)}")
+    model = _text(form, "model", stylizer.DEFAULT_MODEL)
+    if "model" in form and method != "arbitrary":
+        raise HTTPException(400, "model works with method arbitrary")
+    if model not in stylizer.MODELS:
+        raise HTTPException(400, f"unknown model {model[:40]!r}; use one of {', '.join(stylizer.MODELS)}")
+    if method == "arbitrary" and unavailable and model in unavailable:
+        raise HTTPException(503, f"model {model} is not available on this server: {unavailable[model]}")
     preserve_color = _text(form, "preserve_color", "").lower() in ("1", "true", "on", "yes")
     if "photo" not in form:
         raise HTTPException(400, "no photo: send the image in the form field 'photo'")
@@ -471,10 +474,10 @@ async def parse_job(form: dict[str, bytes], limits: Limits, decoders: anyio.Capa
     photo = await anyio.to_thread.run_sync(_decode, form["photo"], "photo", limits, side, limiter=decoders)
     style_image = None
     if has_style_image:
-        style_side = wct.DEFAULT_STYLE_SIZE if method == "arbitrary" else limits.max_side
+        style_side = stylizer.DEFAULT_STYLE_SIZE if method == "arbitrary" else limits.max_side
         style_image = await anyio.to_thread.run_sync(_decode, form["style_image"], "style image", limits,
                                                      style_side, limiter=decoders)
-    return JobRequest(method, style, strength, preserve_color, photo, style_image, feature_transform)
+    return JobRequest(method, style, strength, preserve_color, photo, style_image, model)
 
 
 # ---------------------------------------------------------------- the app
@@ -485,19 +488,32 @@ def page_text() -> str:
     return importlib.resources.files("jaxstyle.serve").joinpath("page.html").read_text(encoding="utf-8")
 
 
-def load_app_decoders(decoders: Mapping[str, Any] | str | os.PathLike[str] | None) -> tuple[Any, str | None]:
-    """The arbitrary method's decoders for an app: ``(pytree, None)``, or ``(None, why)`` when they
-    cannot be loaded (a missing or bad file: the one-line error, which says how to get them).
+def load_app_weights(decoders: Mapping[str, Any] | str | os.PathLike[str] | None,
+                     microast_model: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+                     ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The arbitrary models' weights for an app, by model, and the models that cannot run, with why
+    (a missing or bad file: the one-line error, which says how to get it).
 
-    ``decoders``: a decoders pytree (used as is), a shipped set's name or a decoder file's path;
-    None: the shipped set :data:`vgg_decoders.DEFAULT_DECODERS`.
+    ``decoders``: the wct/adain decoders pytree (used as is), a shipped set's name or a decoder file's path
+    (None: the shipped set :data:`vgg_decoders.DEFAULT_DECODERS`). ``microast_model``: MicroAST's params,
+    or a model file's path (None: the shipped model).
     """
-    if isinstance(decoders, Mapping):
-        return decoders, None
+    weights: dict[str, Any] = {}
+    unavailable: dict[str, str] = {}
     try:
-        return vgg_decoders.load_decoders(vgg_decoders.DEFAULT_DECODERS if decoders is None else decoders), None
+        source = microast.DEFAULT_NAME if microast_model is None else microast_model
+        weights["microast"] = source if isinstance(source, Mapping) else microast.load_params(source)
     except JaxstyleError as err:
-        return None, one_line(err)
+        unavailable["microast"] = one_line(err)
+    try:
+        loaded = decoders if isinstance(decoders, Mapping) else vgg_decoders.load_decoders(
+            vgg_decoders.DEFAULT_DECODERS if decoders is None else decoders)
+        weights.update(wct=loaded, adain=loaded)
+    except JaxstyleError as err:
+        unavailable.update(wct=one_line(err), adain=one_line(err))
+    if all(model in unavailable for model in stylizer.MODELS):
+        unavailable["arbitrary"] = unavailable["microast"]
+    return weights, unavailable
 
 
 def create_app(
@@ -510,24 +526,25 @@ def create_app(
     keep_results: int = DEFAULT_KEEP_RESULTS,
     max_queued: int = DEFAULT_MAX_QUEUED,
     decoders: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    microast_model: Mapping[str, Any] | str | os.PathLike[str] | None = None,
 ) -> Starlette:
     """The web app. ``max_upload_bytes``: largest request body; ``max_pixels``: largest image (its header
     is checked before decoding); ``gatys_size`` / ``gatys_iterations``: every gatys job's long side and
     steps; ``max_side``: transform and arbitrary photos are scaled down to this long side;
     ``keep_results``: finished jobs kept in memory; ``max_queued``: waiting jobs before new ones get 429;
-    ``decoders``: the arbitrary method's decoders (see :func:`load_app_decoders`), loaded here, once.
-    If they cannot be loaded the app still works, without arbitrary (``app.state.unavailable`` says why).
+    ``decoders`` / ``microast_model``: the arbitrary models' weights (see :func:`load_app_weights`), loaded
+    here, once. A model whose weights cannot be loaded is unavailable (``app.state.unavailable`` says why);
+    the rest works.
 
     Raises:
         OptionError: a limit below 1, or gatys settings that would be refused.
     """
     limits = Limits(max_upload_bytes, max_pixels, gatys_size, gatys_iterations, max_side, keep_results, max_queued)
     limits.validate()
-    decoder_params, why = load_app_decoders(decoders)
-    unavailable = {} if why is None else {"arbitrary": why}
-    if why is not None:
-        log.info("the arbitrary method is not available: %s", why)
-    worker, stylist = Worker(keep_results, max_queued), Stylist(limits, decoder_params)
+    weights, unavailable = load_app_weights(decoders, microast_model)
+    for model, why in unavailable.items():
+        log.info("%s is not available: %s", model, why)
+    worker, stylist = Worker(keep_results, max_queued), Stylist(limits, weights)
     image_decoders = anyio.CapacityLimiter(2)
 
     page_html = page_text()
@@ -539,7 +556,7 @@ def create_app(
         return JSONResponse({
             **{method: _style_names(method) for method in METHODS},
             "unavailable": unavailable,
-            "feature_transforms": list(wct.FEATURE_TRANSFORMS),
+            "models": list(stylizer.MODELS),
             "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_pixels": limits.max_pixels,
                        "gatys_size": limits.gatys_size, "gatys_iterations": limits.gatys_iterations,
                        "max_side": limits.max_side},

@@ -314,59 +314,33 @@ def stylize_tiled(decoders: Mapping[str, Any], vgg_params: vgg.Params, image: np
 
 
 def make_stylizer(
-    style: Any,
+    paintings: Sequence[np.ndarray],
     *,
     style_weights: Sequence[float] | None = None,
-    style_size: int | None = DEFAULT_STYLE_SIZE,
-    preserve_color: bool = False,
     decoders: Mapping[str, Any] | None = None,
     vgg_params: Any = None,
     **options: Any,
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """Prepare a style once; returns ``stylize(images float32[N,H,W,3] in [0,1]) -> the same shape``.
+    """Prepare paintings once; returns ``stylize(images float32[N,H,W,3] in [0,1]) -> the same shape``.
 
-    style: a PIL image or array (uint8[H,W,3] or float32[H,W,3] in [0,1]), or a list of them blended
-    by ``style_weights``. style_size: the style's long side before its statistics (None keeps it;
-    larger = smaller strokes). preserve_color: the output's luminance with the photo's chroma.
-    options: :class:`ArbitraryOptions` fields (``feature_transform``, ``strength``, ``levels``).
-    The style statistics are computed here, once, and reused for every batch and video frame.
+    paintings: float32[H,W,3] in [0,1] each, at the size their statistics are taken at (see
+    :func:`jaxstyle.methods.arbitrary.stylizer.make_stylizer`, the one entry point, which prepares them),
+    blended by ``style_weights``. options: :class:`ArbitraryOptions` fields (``feature_transform``,
+    ``strength``, ``levels``). The style statistics are computed here, once, and reused for every batch
+    and video frame.
     """
-    from jaxstyle import color
-    from jaxstyle.io import images as imagelib
-
     decoders = load_decoders() if decoders is None else decoders
     opts = ArbitraryOptions(**options)
     levels = opts.levels_for(decoder_levels(decoders))
-    styles = list(style) if isinstance(style, (list, tuple)) else [style]
-    color.check_weights(len(styles), style_weights)
-    style_imgs = [imagelib.to_float_image(s) for s in styles]
-    if style_size is not None:
-        style_imgs = [imagelib.fit_long_side(s, style_size) for s in style_imgs]
     if vgg_params is None:
         from jaxstyle.vgg_weights import load_vgg_params
 
         vgg_params = load_vgg_params()
     params = vgg.to_device(vgg_params, upto=[level_layer(max(levels))])
     device_decoders = jax.device_put(dict(decoders))
-    prepared = prepare_style(params, [jnp.asarray(s) for s in style_imgs], levels, style_weights)
+    prepared = prepare_style(params, [jnp.asarray(s) for s in paintings], levels, style_weights)
 
     def stylize(images: np.ndarray) -> np.ndarray:
-        out = stylize_batch(device_decoders, params, images, prepared, opts)
-        return color.keep_colors(out, np.asarray(images, np.float32)) if preserve_color else out
+        return stylize_batch(device_decoders, params, images, prepared, opts)
 
     return stylize
-
-
-def arbitrary(content: Any, style: Any, *, size: int | None = None, **options: Any) -> np.ndarray:
-    """Stylise ``content`` with any painting in one pass (universal style transfer).
-
-    content: a PIL image or array (uint8[H,W,3] or float32[H,W,3] in [0,1]); size: the output's long
-    side (None keeps the content's). ``style`` and the options: as :func:`make_stylizer`.
-    Returns float32[H,W,3] in [0,1].
-    """
-    from jaxstyle.io import images as imagelib
-
-    photo = imagelib.to_float_image(content)
-    if size is not None:
-        photo = imagelib.fit_long_side(photo, size)
-    return make_stylizer(style, **options)(photo[None])[0]

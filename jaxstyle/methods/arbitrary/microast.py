@@ -34,6 +34,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxstyle.errors import WeightsError
+from jaxstyle.io import modelfile
+from jaxstyle.io.torchfile import read_legacy_torch
+
 Params = dict[str, Any]
 StyleCode = dict[str, jax.Array]
 """A painting's modulation signals: ``mean1 std1 mean2 std2`` (its two features' statistics) and
@@ -215,7 +219,7 @@ def blend_codes(codes: Sequence[StyleCode], weights: Sequence[float] | None = No
     """Several paintings' codes mixed linearly (weights normalised to sum 1; None: equal)."""
     w = np.ones(len(codes)) if weights is None else np.asarray(weights, np.float64)
     w = w / w.sum()
-    return {k: sum(float(wi) * c[k] for wi, c in zip(w, codes)) for k in codes[0]}
+    return {k: jnp.tensordot(jnp.asarray(w, jnp.float32), jnp.stack([c[k] for c in codes]), axes=1) for k in codes[0]}
 
 
 def decode_head(decoder: Mapping[str, Any], content_feat2: jax.Array, code: StyleCode, alpha: jax.Array,
@@ -303,8 +307,9 @@ def _run_tiled(fn: Any, x: np.ndarray, scale: float, core: int, halo: int, chann
     for y0, y1, cy0, cy1 in _windows(h, core, halo):
         for x0, x1, cx0, cx1 in _windows(w, core, halo):
             window = np.asarray(fn(jnp.asarray(x[None, y0:y1, x0:x1])))[0]
-            out[round(cy0 * scale) : round(cy1 * scale), round(cx0 * scale) : round(cx1 * scale)] = window[
-                round((cy0 - y0) * scale) : round((cy1 - y0) * scale), round((cx0 - x0) * scale) : round((cx1 - x0) * scale)]
+            rows = slice(round((cy0 - y0) * scale), round((cy1 - y0) * scale))
+            cols = slice(round((cx0 - x0) * scale), round((cx1 - x0) * scale))
+            out[round(cy0 * scale) : round(cy1 * scale), round(cx0 * scale) : round(cx1 * scale)] = window[rows, cols]
     return out
 
 
@@ -421,7 +426,7 @@ def from_torch_state(parts: Mapping[str, Mapping[str, np.ndarray]]) -> Params:
 
     # dec3: Upsample, conv, ReLU, conv, ReLU, Upsample, conv, ReLU, conv, ReLU, conv.
     decoder: dict[str, Any] = {name: take(parts["decoder"], f"dec3.{index}.conv_layer", shapes["decoder"][name])
-                               for index, (name, *_) in zip((1, 3, 6, 8, 10), DECODER_CONVS)}
+                               for index, (name, *_) in zip((1, 3, 6, 8, 10), DECODER_CONVS, strict=True)}
     decoder.update(res1=block(parts["decoder"], "dec1"), res2=block(parts["decoder"], "dec2"))
     modulator = {name: take(parts["modulator"], f"{name}.0.conv_layer", shapes["modulator"][name])
                  for name in MODULATOR}
@@ -435,9 +440,6 @@ def read_authors_files(folder: Any) -> Params:
     the file) on a missing, corrupt or foreign file."""
     from pathlib import Path
 
-    from jaxstyle.errors import WeightsError
-    from jaxstyle.weights import read_legacy_torch
-
     parts = {}
     for part, name in SOURCE_FILES.items():
         parts[part] = read_legacy_torch(Path(folder) / name)
@@ -449,25 +451,20 @@ def read_authors_files(folder: Any) -> Params:
 
 FORMAT = "jaxstyle-microast"
 FORMAT_VERSION = 1
-DEFAULT_MODEL = "microast/microast.msgpack"  # under jaxstyle/assets
+DEFAULT_NAME = "microast"  # jaxstyle/assets/microast/microast.msgpack
 
 
 def save_model(path: Any, params: Mapping[str, Any], metadata: Mapping[str, Any], dtype: Any = np.float16) -> Any:
     """Write params to one msgpack model file (atomic, no pickle), fp16 by default, plus ``<path>.json``.
     fp16 changed 512 px outputs by at most 1.9/255 (mean 0.1/255) against fp32, measured 2026-12-03."""
-    from jaxstyle import models
-
-    return models.write_file(path, FORMAT, FORMAT_VERSION, dict(params), dict(metadata), dtype)
+    return modelfile.write_file(path, FORMAT, FORMAT_VERSION, dict(params), dict(metadata), dtype)
 
 
 def read_model(path: Any) -> tuple[Params, dict[str, Any]]:
     """(params float32, metadata) of a :func:`save_model` file; WeightsError (one line, naming the
     file) on a missing, corrupt or foreign file, or one whose shapes are not MicroAST's."""
-    from jaxstyle import models
-    from jaxstyle.errors import WeightsError
-
     hint = "reinstall jaxstyle"
-    params, metadata = models.read_file(path, FORMAT, FORMAT_VERSION, "MicroAST model", hint)
+    params, metadata = modelfile.read_file(path, FORMAT, FORMAT_VERSION, "MicroAST model", hint)
     shapes = jax.tree.map(lambda a: tuple(np.shape(a)), params)
     want = jax.tree.map(tuple, expected_shapes(), is_leaf=lambda v: isinstance(v, tuple))
     if shapes != want:
@@ -475,8 +472,44 @@ def read_model(path: Any) -> tuple[Params, dict[str, Any]]:
     return params, metadata
 
 
-def load_params(path: Any = None) -> Params:
-    """The shipped model's params (``path=None``) or those of a :func:`save_model` file, float32."""
-    from jaxstyle import models
+def load_params(name_or_path: Any = DEFAULT_NAME) -> Params:
+    """A shipped MicroAST model's params by name (``microast``) or those of a :func:`save_model` file,
+    float32."""
+    return modelfile.load(name_or_path, kind=KIND)[0]
 
-    return read_model(models.asset(DEFAULT_MODEL) if path is None else path)[0]
+
+KIND = "microast"
+modelfile.register(modelfile.Kind(KIND, "microast", read_model, "MicroAST model",
+                                  "the shipped one is 'microast'; reinstall jaxstyle if it is missing"))
+
+
+OWN_CODE_SIZE = 512  # the photo's long side for its own code (the paintings' default scale)
+
+
+def make_stylizer(style_images: Sequence[np.ndarray], *, style_weights: Sequence[float] | None = None,
+                  strength: float = 1.0, params: Mapping[str, Any] | None = None) -> Any:
+    """Paintings float32[H,W,3] in [0,1] (already at the size their strokes should have) -> ``stylize(images
+    float32[N,H,W,3] in [0,1]) -> the same shape``. The paintings' codes are computed here, once, and blended
+    by ``style_weights``. ``params``: the shipped model when None.
+
+    ``strength`` below 1 blends the paintings' code with the photo's own (its code at ``OWN_CODE_SIZE`` px,
+    computed per photo): 0 repaints the photo in its own colours and statistics. The authors' ``alpha``
+    (:func:`forward`) mixes only the AdaIN statistics while the filter modulation stays whole; with the
+    released weights it gave flat one-colour images between 0 and 1 (over 99.9% of pixels outside [0, 1] at
+    alpha 0.25, 0.5 and 0.75; docs/performance.md, "MicroAST"), so the stylizer always runs alpha 1.
+    """
+    from jaxstyle.io import images as imagelib
+
+    device_params = jax.device_put(load_params() if params is None else dict(params))
+    code = blend_codes([style_code(device_params, jnp.asarray(s)) for s in style_images], style_weights)
+
+    def stylize(images: np.ndarray) -> np.ndarray:
+        if strength == 1.0:
+            return stylize_batch(device_params, images, code)
+        out = []
+        for image in np.asarray(images, np.float32):
+            own = style_code(device_params, jnp.asarray(imagelib.fit_long_side(image, OWN_CODE_SIZE)))
+            out.append(stylize_batch(device_params, image[None], blend_codes([code, own], [strength, 1 - strength]))[0])
+        return np.stack(out)
+
+    return stylize
