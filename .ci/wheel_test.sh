@@ -26,7 +26,8 @@ $PY - "$WHEEL" <<'EOF'
 import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 need = {f"jaxstyle/assets/{n}.msgpack{j}" for n in ("scream", "wave", "starry_night", "scream_fast",
-        "paper/starry_night_warmup", "paper/starry_night_nowarmup") for j in ("", ".json")} | {"jaxstyle/serve/page.html"}
+        "paper/starry_night_warmup", "paper/starry_night_nowarmup", "microast/microast") for j in ("", ".json")} | {
+        "jaxstyle/serve/page.html", "jaxstyle/assets/microast/LICENSE", "jaxstyle/assets/microast/README.md"}
 missing = sorted(need - names)
 assert not missing, f"wheel lacks package data: {missing}"
 assert not [n for n in names if n.startswith(("tests/", "bench/", "weights/"))], "wheel ships non-package files"
@@ -56,6 +57,12 @@ Image.fromarray((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.u
 step "transform net"
 "$V/jaxstyle" stylize photo.jpg --method gatys --style scream --iterations 3 --size 64 --out g.png
 step "gatys, 3 iterations"
+"$V/jaxstyle" stylize photo.jpg --style udnie --out a.png
+step "arbitrary (MicroAST)"
+"$V/jaxstyle" info --json > info.json
+"$V/python" -c 'import json; m = {r["name"]: r for r in json.load(open("info.json"))["models"]}
+assert m["microast"]["license"] == "MIT", m["microast"]'
+step "info lists MicroAST with its licence"
 if [ "$FIRST_USE" = 1 ]; then
   mkdir "$WORK/cache2"
   JAXSTYLE_CACHE=$WORK/cache2 "$V/jaxstyle" stylize photo.jpg --method gatys --style scream --iterations 1 \
@@ -72,7 +79,7 @@ fi
 from pathlib import Path
 import numpy as np
 from PIL import Image
-expect = {"x.png": (48, 64, 3), "g.png": (48, 64, 3), "first.png": (24, 32, 3)}
+expect = {"x.png": (48, 64, 3), "g.png": (48, 64, 3), "a.png": (48, 64, 3), "first.png": (24, 32, 3)}
 for name, shape in expect.items():
     if name == "first.png" and not Path(name).exists():
         continue

@@ -17,9 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 def test_help_lists_every_subcommand(capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("stylize", "train", "serve", "evaluate", "port-weights"):
+    for name in ("stylize", "train", "serve", "evaluate", "port-weights", "info"):
         assert f"\n  {name} " in out
-    assert set(cli.COMMANDS) == {"stylize", "train", "serve", "evaluate", "port-weights"}
+    assert set(cli.COMMANDS) == {"stylize", "train", "serve", "evaluate", "port-weights", "info"}
 
 
 @pytest.mark.parametrize("argv", [[], ["nope"], ["--style"]])

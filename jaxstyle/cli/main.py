@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "a local web page for stylising photos (127.0.0.1)"),
     "evaluate": ("evaluate", "rerun the paper's Tables 1-2 and Figures 1-5"),
     "port-weights": ("port_weights", "port the VGG19 weights into the cache (else done on first use)"),
+    "info": ("info", "the shipped models with their source and licence; versions, devices, caches"),
 }
 
 
