@@ -1,5 +1,5 @@
-"""GPU (or any device) timings: Gatys at 400x300, transform-net inference, a 1200x900 multi-scale
-Gatys result, as one JSON.
+"""GPU (or any device) timings: Gatys at 400x300, transform-net inference, MicroAST (the default
+arbitrary model) at 512 px and 4K, a 1200x900 multi-scale Gatys result, as one JSON.
 
 Usage: python -m bench.gpu_bench --out DIR [--gatys-iterations 400] [--quick]
 Prints a table and writes DIR/gpu_bench.json. Compile time is reported apart from steady state.
@@ -99,6 +99,17 @@ def main() -> None:
     rows["multiscale_vs_single_1200x900"] = {
         "wall_ratio": rows["gatys_multiscale_1200x900"]["wall_s"] / rows["gatys_singlescale_1200x900"]["wall_s"],
         "loss_ratio": result.history[-1]["total"] / single.history[-1]["total"]}
+
+    # MicroAST (arbitrary style, one pass): 512 px long side and 3840x2160 (tiled above 2.1 MP).
+    from jaxstyle.methods.arbitrary import microast
+
+    m_params = jax.device_put(microast.load_params())
+    code = microast.style_code(m_params, images.fit_long_side(style, 64 if args.quick else 512))
+    for label, (mh, mw) in {"512": (384, 512), "4k": (2160, 3840)}.items():
+        shape = (mh // 8, mw // 8) if args.quick else (mh, mw)
+        photo = images.resize(content, *shape)
+        first, per_call = timed(lambda photo=photo: microast.stylize_batch(m_params, photo[None], code), 2)
+        rows[f"microast_{label}"] = {"compile_s": first, "s_per_image": per_call}
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_bench.json").write_text(json.dumps(rows, indent=1))

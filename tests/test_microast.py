@@ -86,6 +86,16 @@ def test_dense_kernel_equals_the_grouped_conv():
     np.testing.assert_allclose(dense, grouped, atol=1e-5)
 
 
+@pytest.mark.parametrize("groups, cin, cout", [(16, 32, 16), (1, 4, 3)])
+def test_upsample_conv_equals_upsampling_then_the_conv(groups, cin, cout):
+    key = jax.random.key(2)
+    x = jax.random.normal(key, (2, 6, 9, cin))
+    layer = {"w": jax.random.normal(jax.random.fold_in(key, 1), (3, 3, cin // groups, cout)),
+             "b": jax.random.normal(jax.random.fold_in(key, 2), (cout,))}
+    want = microast.conv(microast.upsample_bilinear(x), layer, groups=groups)
+    np.testing.assert_allclose(microast.upsample_conv(x, layer, groups), want, atol=2e-5)
+
+
 def test_bilinear_upsampling_matches_jax_image_resize():
     x = jax.random.uniform(jax.random.key(1), (2, 5, 7, 3))
     want = jax.image.resize(x, (2, 10, 14, 3), "bilinear")
