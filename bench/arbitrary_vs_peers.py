@@ -32,7 +32,7 @@ or 255; the photos' own share is in the JSON). The table gives medians over the 
 method, the median over pairs of its ratio (seconds, style, HF) or difference (layout, clipped) to the peer.
 
 Writes the JSON (``--out``), a side-by-side sheet per pair (``<images>/sheets/<photo>__<style>.png``) and blind
-A/B folders for ``/work/shared/tools/abtest.py`` (``<images>/ab/{ours_wct,ours_adain,peer,gatys}/<photo>__<style>.png``,
+A/B folders for ``../shared/tools/abtest.py`` (``<images>/ab/{ours_wct,ours_adain,peer,gatys}/<photo>__<style>.png``,
 same names in each; ``abtest.py make <images>/ab/ours_wct <images>/ab/peer --content DIR --styles DIR --out ...``).
 """
 
@@ -69,7 +69,7 @@ AB_FOLDERS = {"ours microast": "ours_microast", "ours transform": "ours_transfor
               "ours adain": "ours_adain", "peer": "peer", "gatys": "gatys"}
 METRICS = ("seconds", "style_ratio", "layout", "hf_ratio", "clipped")
 
-# Issue 15's targets, against the peer in the same run.
+# The arbitrary method's targets, against the peer in the same run.
 SECONDS_TARGET = 1.5  # s per image at 512 px, wct, 2-core CPU
 MICROAST_VS_PEER_SECONDS = 1.5  # MicroAST's s per image at 512 px at most this times the peer's, same run
 LAYOUT_WITHIN = 0.05  # |ours - peer| at most
@@ -338,9 +338,9 @@ def summarise(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def targets(summary: Mapping[str, Any], size: int) -> dict[str, Any]:
-    """Issue 15's proxy and speed targets for ``ours wct`` (the default for a painting file), and issue 14's
-    for ``ours transform``, against the peer: style median below the peer's, layout at least the peer's
-    median − 0.05 (issue 15: within 0.05), HF at most 1.5× the peer's, clipped at most the peer's (issue 14)."""
+    """The arbitrary method's proxy and speed targets for ``ours wct`` (the default for a painting file), and the
+    transform nets' for ``ours transform``, against the peer: style median below the peer's, layout at least the peer's
+    median − 0.05 (wct: within 0.05), HF at most 1.5× the peer's, clipped at most the peer's (transform)."""
     out: dict[str, Any] = {}
     med, vs = summary["median"].get("ours microast"), summary["vs_peer"].get("ours microast")
     if med is not None and vs is not None and size == SIZE:

@@ -23,7 +23,7 @@ $PY -c "import jax, flax, optax, orbax.checkpoint, grain; print('jax', jax.__ver
 export JAXSTYLE_VGG_WEIGHTS=$PWD/weights/vgg19.npz  # a bare machine: port into the checkout, not a cache
 [ -f "$JAXSTYLE_VGG_WEIGHTS" ] || $PY -m jaxstyle.cli.port_weights .gpu/vgg.bin || exit 4
 STEPS=${STEPS:-40000}; SECS=${TRAIN_SECONDS:-50}; SIZE=${IMAGE_SIZE:-128}
-# The recipe is bin/train's defaults (issue 14: balanced style layers, TV, layout and range terms, the loss on
+# The recipe is bin/train's defaults (docs/results.md: balanced style layers, TV, layout and range terms, the loss on
 # the clipped output, 128 px crops); the shipped nets add 100 identity-warmup steps, from a random init.
 train() {  # name style extra-args...
   local name=$1 style=$2; shift 2

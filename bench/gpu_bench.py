@@ -75,7 +75,7 @@ def main() -> None:
                                 optimizer=optimizer)
         rows[f"gatys_{optimizer}_{iters}it"] = {**gatys_times(result, t), "final_total": result.history[-1]["total"]}
 
-    # Issue 16's GPU target: 400x300 at the defaults (the L-BFGS recipe coarse to fine, its budget and stop).
+    # The Gatys defaults' GPU target (under 2 s): 400x300 at the defaults (L-BFGS coarse to fine, its budget and stop).
     t = time.perf_counter()
     result = api.gatys(content, style, vgg_params=vgg_params, size=max(h, w),
                             **({"iterations": 5} if args.quick else {}))
@@ -90,7 +90,7 @@ def main() -> None:
                             scale_iterations=plan)
     rows["gatys_multiscale_1200x900"] = {"wall_s": time.perf_counter() - t, "compile_s": result.compile_seconds,
                                           "iterations": float(sum(plan)), "final_total": result.history[-1]["total"]}
-    # The issue-5 reference: one scale at 1200x900 (auto: the sign update), as many iterations as at 400x300.
+    # The 1200x900 reference (docs/performance.md): one scale (auto: the sign update), as many iterations as at 400x300.
     t = time.perf_counter()
     single = api.gatys(big_content, style, vgg_params=vgg_params, size=max(big) * (4 if args.quick else 1),
                             scales=1, iterations=iters)

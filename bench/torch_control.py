@@ -1,4 +1,4 @@
-"""Benchmark (a control, issue 14): our transform-net training against the same training in PyTorch.
+"""Benchmark (a control for the transform nets' stripes): our transform-net training against the same in PyTorch.
 
     .venv/bin/python -m bench.torch_control [--steps 300] [--size 128] [--out bench/results/torch_control]
 
@@ -265,7 +265,7 @@ def markdown(report: Mapping[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="A control for issue 14: the same transform-net training in "
+    parser = argparse.ArgumentParser(description="A control for the stripes: the same transform-net training in "
                                                  "JAX (ours) and PyTorch, same init and batches; then the "
                                                  "stylised test photos side by side.")
     parser.add_argument("--steps", type=int, default=300)

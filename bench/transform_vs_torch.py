@@ -519,7 +519,7 @@ def _rel(a: float, b: float) -> float:
 def reference_config(**overrides: Any) -> Any:
     """The :class:`jaxstyle.train.TrainConfig` whose loss ``bench/_torch_transform.py`` implements: the loss on
     the clipped output with the paper's equal style-layer weights, α = 1, TV 1e5, no layout or range term
-    (the recipe before issue 14; the train defaults have moved on)."""
+    (the recipe before the 2026-12 stripe fixes; the train defaults have moved on)."""
     from jaxstyle import objective, train
 
     base = dict(content_weight=1.0, tv_weight=1e5, style_layer_weights=objective.DEFAULT_STYLE_LAYER_WEIGHTS,

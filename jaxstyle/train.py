@@ -45,7 +45,7 @@ BALANCED_STYLE_LAYER_WEIGHTS: tuple[float, ...] = (112.0, 2.12, 2.03, 0.0416, 33
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Hyper-parameters. Adam 1e-3 and batch 4 follow Johnson et al.; the loss is the paper's (content
-    conv4_2, Gram style on conv1_1..conv5_1, β=1e3) with the issue-14 recipe (docs/results.md, "Why the
+    conv4_2, Gram style on conv1_1..conv5_1, β=1e3) with the recipe in docs/results.md (section "Why the
     transform nets striped"): the loss sees the clipped output, the style layers are balanced, α=3, a TV
     term strong enough to matter (1e7), a tonal-layout term and a range penalty, on 128 px crops. The
     shipped nets add ``warmup_steps=100``. ``steps`` stays Johnson's 40k (2 COCO epochs) for a GPU; the

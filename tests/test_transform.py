@@ -121,7 +121,7 @@ def test_upsample_conv_equals_conv_of_upsampled_image(size):
 
 def test_upsample_conv_gradients_equal_the_direct_form():
     """Training sees the folded form's gradients: they must be the direct form's, for the input and the kernel
-    (issue 14 asked whether the stripes came from here; they do not)."""
+    (a suspect for the transform nets' stripes; they do not come from here)."""
     x = jax.random.normal(jax.random.key(0), (2, 6, 5, 6))
     kernel = jax.random.normal(jax.random.key(1), (3, 3, 6, 4))
     weights = jax.random.normal(jax.random.key(2), (2, 12, 10, 4))  # a loss that weighs every output differently
