@@ -20,6 +20,19 @@ def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
     return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
 
 
+def pad_to_multiple(images: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int, int]]:
+    """Pad float[N,H,W,C] at the bottom and right to multiples of ``multiple`` (reflected; repeated edges
+    where a side is too short to reflect); returns the padded batch and the original (H, W). Nets whose
+    strides or pools need whole multiples run on it and crop their output back, so the padded rows only
+    give the last rows their context."""
+    h, w = images.shape[1], images.shape[2]
+    ph, pw = -h % multiple, -w % multiple
+    if ph or pw:
+        mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
+        images = jnp.pad(images, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+    return images, (h, w)
+
+
 def upsample_nearest(x: jax.Array) -> jax.Array:
     """Nearest-neighbour x2: float[N,H,W,C] -> float[N,2H,2W,C] (a broadcast, no gather)."""
     n, h, w, c = x.shape

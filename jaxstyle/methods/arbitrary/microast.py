@@ -37,6 +37,7 @@ import numpy as np
 from jaxstyle.errors import WeightsError
 from jaxstyle.io import modelfile
 from jaxstyle.io.torchfile import read_legacy_torch
+from jaxstyle.nn import layers
 
 Params = dict[str, Any]
 StyleCode = dict[str, jax.Array]
@@ -67,12 +68,6 @@ MODULATOR = ("weight1", "bias1", "weight2", "bias2")  # each a depthwise 3x3 con
 
 
 # -- layers --------------------------------------------------------------------------------------
-
-
-def _reflect(x: jax.Array, pad: int) -> jax.Array:
-    if pad == 0:
-        return x
-    return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
 
 
 def dense_kernel(w: jax.Array, groups: int) -> jax.Array:
@@ -114,7 +109,7 @@ def conv(x: jax.Array, layer: Mapping[str, jax.Array], stride: int = 1, groups: 
         w = dense_kernel(w, groups)
     same, cin_run = _lowering(k, stride, cin, cout)
     pad = k // 2
-    xp = _reflect(x, pad)
+    xp = layers.reflect_pad(x, pad)
     if cin_run > cin:
         xp = jnp.pad(xp, ((0, 0), (0, 0), (0, 0), (0, cin_run - cin)))
         w = jnp.pad(w, ((0, 0), (0, 0), (0, cin_run - cin), (0, 0)))
@@ -244,13 +239,16 @@ def style_code(params: Mapping[str, Any], style: jax.Array) -> StyleCode:
     """One painting float32[H,W,3] in [0,1] (any size of at least 16 px a side) -> its
     :data:`StyleCode`: the statistics of the style encoder's two features and the modulator's signals.
     The sides are padded to multiples of 4 by reflection, as the photo's are."""
-    padded, _ = pad_to_multiple(jnp.asarray(style, jnp.float32)[None])
+    padded, _ = layers.pad_to_multiple(jnp.asarray(style, jnp.float32)[None], MULTIPLE)
     feat1, feat2 = encode(params["style_encoder"], padded)
     mean1, std1 = mean_std(feat1)
     mean2, std2 = mean_std(feat2)
     signals = modulate(params["modulator"], feat1, feat2)
     code = {"mean1": mean1, "std1": std1, "mean2": mean2, "std2": std2, **signals}
     return {k: v[0] for k, v in code.items()}
+
+
+_style_code = jax.jit(style_code)  # per photo when strength < 1: every video frame, one compile per size
 
 
 def blend_codes(codes: Sequence[StyleCode], weights: Sequence[float] | None = None) -> StyleCode:
@@ -290,18 +288,6 @@ def forward(params: Mapping[str, Any], images: jax.Array, code: StyleCode, alpha
     _, feat2 = encode(params["content_encoder"], images)
     head = decode_head(params["decoder"], feat2, code, jnp.asarray(alpha, jnp.float32))
     return decode_tail(params["decoder"], head)
-
-
-def pad_to_multiple(images: jax.Array, multiple: int = MULTIPLE) -> tuple[jax.Array, tuple[int, int]]:
-    """Pad float[N,H,W,3] at the bottom and right to multiples of ``multiple`` (reflected; repeated
-    edges where a side is too short to reflect); returns the padded batch and the original (H, W).
-    The output is cropped back, so the padded rows only give the last rows their context."""
-    h, w = images.shape[1], images.shape[2]
-    ph, pw = -h % multiple, -w % multiple
-    if ph or pw:
-        mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
-        images = jnp.pad(images, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
-    return images, (h, w)
 
 
 @jax.jit
@@ -400,7 +386,7 @@ def stylize_tiled(params: Mapping[str, Any], image: np.ndarray, code: StyleCode,
 def stylize_batch(params: Mapping[str, Any], images: Any, code: StyleCode, alpha: float = 1.0) -> np.ndarray:
     """Any size: float32[N,H,W,3] in [0,1] -> the same shape, stylised and clipped to [0,1]
     (padded to multiples of 4, cropped back; above ``TILE_PIXELS`` per image in tiles)."""
-    padded, (h, w) = pad_to_multiple(jnp.asarray(images, jnp.float32))
+    padded, (h, w) = layers.pad_to_multiple(jnp.asarray(images, jnp.float32), MULTIPLE)
     if h * w > TILE_PIXELS:
         out = np.stack([stylize_tiled(params, np.asarray(image), code, alpha) for image in padded])
     else:
@@ -544,7 +530,7 @@ def make_stylizer(style_images: Sequence[np.ndarray], *, style_weights: Sequence
             return stylize_batch(device_params, images, code)
         out = []
         for image in np.asarray(images, np.float32):
-            own = style_code(device_params, jnp.asarray(imagelib.fit_long_side(image, OWN_CODE_SIZE)))
+            own = _style_code(device_params, jnp.asarray(imagelib.fit_long_side(image, OWN_CODE_SIZE)))
             out.append(stylize_batch(device_params, image[None], blend_codes([code, own], [strength, 1 - strength]))[0])
         return np.stack(out)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxstyle.errors import OptionError
 from jaxstyle.methods.arbitrary.vgg_decoders import decode, decoder_levels, encode, level_layer, load_decoders
-from jaxstyle.nn import vgg
+from jaxstyle.nn import layers, vgg
 
 FEATURE_TRANSFORMS = ("wct", "adain")
 
@@ -195,17 +195,6 @@ def prepare_style(
 DEFAULT_STYLE_SIZE = 512  # the style image's long side before its statistics (the scale of its strokes)
 
 
-def pad_to_multiple(images: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int, int]]:
-    """Reflection-pad float32[N,H,W,3] at the bottom and right to multiples of ``multiple``
-    (VGG's pools drop odd rows); returns the padded batch and the original (H, W)."""
-    h, w = images.shape[1], images.shape[2]
-    ph, pw = -h % multiple, -w % multiple
-    if ph or pw:
-        images = jnp.pad(images, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect" if min(h, w) > max(ph, pw)
-                         else "edge")
-    return images, (h, w)
-
-
 def stylize_batch(
     decoders: Mapping[str, Any],
     vgg_params: vgg.Params,
@@ -218,7 +207,7 @@ def stylize_batch(
     if images.shape[1] * images.shape[2] > TILE_PIXELS:
         return np.stack([stylize_tiled(decoders, vgg_params, image, styles, options) for image in images])
     levels = options.levels_for(decoder_levels(decoders))
-    padded, (h, w) = pad_to_multiple(jnp.asarray(images, jnp.float32), 2 ** (max(levels) - 1))
+    padded, (h, w) = layers.pad_to_multiple(jnp.asarray(images, jnp.float32), 2 ** (max(levels) - 1))
     out = _stylize(decoders, vgg_params, padded, {k: styles[k] for k in levels}, jnp.float32(options.strength),
                    levels, options.feature_transform)
     return np.asarray(out)[:, :h, :w]
