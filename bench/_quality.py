@@ -10,6 +10,8 @@ Every proxy takes float[H,W,3] RGB in [0,1]; measure what a user gets by passing
   (1 = the photo's layout of light and dark, 0 = none of it).
 * :func:`hf_energy`: mean square of the luminance's component at periods under 3 px (FFT band
   ``|f| > 1/3`` cycles/px), per pixel; reported over the photo's (``hf_ratio``: grain, ringing, noise).
+* :func:`periodic_energy`: the share of the added luminance's energy at 2-32 px periods that sits in
+  isolated spectral peaks (a regular stripe or grid pattern; painted texture spreads its energy).
 * :func:`clipped_share`: the share of pixels with a channel at 0 or 255 in uint8 (absolute, in [0, 1];
   the photo's own share is reported beside it, since a ratio to a photo with none is undefined).
 
@@ -116,11 +118,74 @@ def style_loss(vgg_params: Any, img: np.ndarray, grams: Mapping[str, Any]) -> fl
 def measure(img: np.ndarray, photo: np.ndarray, vgg_params: Any = None, grams: Mapping[str, Any] | None = None,
             photo_style_loss: float | None = None) -> dict[str, float]:
     """All proxies of ``img`` against ``photo`` (same shape; pass both :func:`as_saved`):
-    ``{"layout", "hf_ratio", "clipped", "style_loss", "style_ratio"}`` (the last two when ``grams`` is given;
-    ``photo_style_loss`` saves recomputing the photo's)."""
+    ``{"layout", "hf_ratio", "clipped", "periodic", "style_loss", "style_ratio"}`` (the last two when ``grams``
+    is given; ``photo_style_loss`` saves recomputing the photo's; ``periodic`` needs both sides >= 64 px)."""
     out = {"layout": layout_kept(img, photo), "hf_ratio": hf_ratio(img, photo), "clipped": clipped_share(img)}
+    if min(np.shape(img)[:2]) >= PERIODIC_PATCH:
+        out["periodic"] = periodic_energy(img, photo)
     if grams is not None:
         loss = style_loss(vgg_params, img, grams)
         ref = style_loss(vgg_params, photo, grams) if photo_style_loss is None else photo_style_loss
         out.update(style_loss=loss, style_ratio=loss / ref if ref > 0 else float("inf"))
     return out
+
+
+# -- regular patterns (stripes, grids) --------------------------------------------------------------
+
+PERIODIC_BAND = (2.0, 32.0)  # periodic_energy looks at periods from 2 to 32 px
+PERIODIC_PATCH = 64  # ... in the spectrum averaged over 64 x 64 px patches (half overlapping)
+PERIODIC_PEAK = 4.0  # a spectral bin counts as a peak above this many times its ring's median
+
+
+def patch_spectrum(y: np.ndarray, n: int = PERIODIC_PATCH) -> np.ndarray:
+    """Welch's estimate of the power spectrum of float[H,W] (H, W >= ``n``): the mean of the
+    periodograms of the ``n`` x ``n`` patches at steps of n/2, each with its mean removed and a Hann
+    window (so patch borders make no lines). Returns float64[n,n] in ``np.fft.fftfreq(n)`` order.
+    Averaging over patches keeps the peaks of a pattern that repeats over the image and smooths
+    the rest (one photo's periodogram is as noisy as its mean)."""
+    h, w = y.shape
+    if h < n or w < n:
+        raise ValueError(f"image {y.shape} is smaller than the {n} px patches of the spectrum")
+    window = np.outer(np.hanning(n), np.hanning(n))
+    total, count = np.zeros((n, n)), 0
+    for i in range(0, h - n + 1, n // 2):
+        for j in range(0, w - n + 1, n // 2):
+            patch = y[i:i + n, j:j + n]
+            total += np.abs(np.fft.fft2((patch - patch.mean()) * window)) ** 2
+            count += 1
+    return total / count
+
+
+def periodic_energy(img: np.ndarray, photo: np.ndarray | None = None, band: tuple[float, float] = PERIODIC_BAND,
+                    peak: float = PERIODIC_PEAK, patch: int = PERIODIC_PATCH) -> float:
+    """Share, in [0, 1], of the spectral energy at periods of ``band`` px that sits in isolated peaks:
+    a regular stripe or grid pattern (e.g. the 8 px block grid of VGG19's three 2x pools) puts its
+    energy in a few bins, while painted texture and photo detail spread theirs smoothly over each
+    ring of equal frequency.
+
+    img: float[H,W,3] in [0,1], both sides >= ``patch``. With ``photo`` (the same shape; the usual
+    use) it measures what the stylisation added: ``img``'s luminance minus the photo's, so a photo's
+    own facades, cables or wood grain kept in the result do not count (golden_gate alone has peaks).
+    The luminance (BT.601) goes through :func:`patch_spectrum`; in each ring one bin wide, power above
+    ``peak`` times the ring's median counts, less the median, as periodic. Returns periodic / total
+    power within the band (0 for a flat image). Noise scores about 0, pure stripes about 1.
+    """
+    y = luminance(img)
+    if photo is not None:
+        if np.shape(photo) != np.shape(img):
+            raise ValueError(f"periodic_energy: shapes differ, {np.shape(img)} vs {np.shape(photo)}")
+        y = y - luminance(photo)
+    power = patch_spectrum(y, patch)
+    freq = np.fft.fftfreq(patch)
+    radius = np.hypot(freq[:, None], freq[None, :])
+    in_band = (radius >= 1.0 / band[1]) & (radius <= 1.0 / band[0])
+    total = float(power[in_band].sum())
+    if total <= 1e-20:
+        return 0.0
+    ring = np.round(radius * patch).astype(int)
+    excess = 0.0
+    for r in np.unique(ring[in_band]):
+        values = power[in_band & (ring == r)]
+        baseline = float(np.median(values))
+        excess += float((values[values > peak * baseline] - baseline).sum())
+    return excess / total

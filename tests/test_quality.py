@@ -77,3 +77,35 @@ def test_style_loss_is_zero_for_the_painting_and_lower_than_the_photos(vgg_param
     m = q.measure(painting, photo, params, grams, photo_style_loss=ref)
     assert m["style_ratio"] < 0.2
     assert set(m) == {"layout", "hf_ratio", "clipped", "style_loss", "style_ratio"}
+
+
+def _textured(h: int = 128, w: int = 192, seed: int = 0) -> np.ndarray:
+    """A painterly stand-in: the smooth photo plus band-limited random texture (no period)."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(size=(h, w, 3))
+    kernel = np.ones(3) / 3.0  # a 3 px box blur each way: texture at every period, no peak
+    for axis in (0, 1):
+        noise = np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="same"), axis, noise)
+    return q.as_saved(np.clip(_photo(h, w) + 0.15 * noise, 0.0, 1.0))
+
+
+@pytest.mark.parametrize("period", [4, 8, 16])
+def test_periodic_energy_is_high_for_stripes_and_grids_low_for_texture(period):
+    photo = _photo(128, 192)
+    textured = _textured()
+    yy, xx = np.mgrid[0:128, 0:192]
+    stripes = 0.08 * np.sin(2 * np.pi * (xx + yy) / period)[..., None]
+    grid = 0.08 * (((xx % period) == 0) | ((yy % period) == 0))[..., None]
+    clean = q.periodic_energy(textured, photo)
+    assert clean < 0.05
+    assert q.periodic_energy(np.clip(textured + stripes, 0, 1), photo) > 0.3 > clean
+    assert q.periodic_energy(np.clip(textured + grid, 0, 1), photo) > 0.15
+
+
+def test_periodic_energy_ignores_what_the_photo_already_has():
+    yy, xx = np.mgrid[0:128, 0:192]
+    photo = q.as_saved(np.clip(_photo(128, 192) + 0.1 * np.sin(2 * np.pi * xx / 8)[..., None], 0, 1))
+    assert q.periodic_energy(photo) > 0.3  # alone, the photo's own stripes count
+    assert q.periodic_energy(photo, photo) == 0.0  # kept in the result, they are not added
+    with pytest.raises(ValueError):
+        q.periodic_energy(photo[:64], photo)
