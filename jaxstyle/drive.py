@@ -20,9 +20,9 @@ from jaxstyle.io import images as imagelib
 from jaxstyle.methods.gatys import api, pyramid
 from jaxstyle.methods.gatys.loop import GatysResult
 from jaxstyle.methods.gatys.presets import GatysOptions
+from jaxstyle.progress import Progress
 
 T = TypeVar("T")
-Progress = Callable[[int, Mapping[str, float]], None]
 
 
 def batches(items: Sequence[T], shape_of: Callable[[T], tuple[int, ...]], batch_size: int) -> Iterator[list[T]]:

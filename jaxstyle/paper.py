@@ -21,7 +21,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from jaxstyle.io import images as imagelib
 from jaxstyle.io import modelfile
 from jaxstyle.machine import machine_info, machine_line
 from jaxstyle.nn.vgg import MIN_SIDE
+from jaxstyle.progress import ProgressBar
 
 #: The paper's back-propagation iteration count (Table 2 is extrapolated to it when fewer are run).
 PAPER_ITERATIONS = 400
@@ -54,16 +55,6 @@ METHOD_LABELS = {
 TERMS = ("content", "style", "total")
 
 Log = Callable[[str], None]
-
-
-class Progress(Protocol):
-    """What the functions here need of a progress bar (a tqdm bar fits): a settable ``total``."""
-
-    total: float | None
-
-    def update(self, n: float = 1) -> Any: ...
-
-    def refresh(self) -> Any: ...
 
 
 def _quiet(_: str) -> None:
@@ -208,7 +199,7 @@ def table1(
     iterations: int = PAPER_ITERATIONS,
     style_name: str = DEFAULT_STYLE,
     cache: MutableMapping[str, np.ndarray] | None = None,
-    progress: Progress | None = None,
+    progress: ProgressBar | None = None,
     log: Log = _quiet,
 ) -> dict[str, Any]:
     """Table 1: L_content(g, c) and L_style(g, s) of each method's output g, per image and mean.
@@ -292,7 +283,7 @@ def time_transform(model: Model, content: np.ndarray, repeats: int = 5) -> dict[
 
 
 def time_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, iterations: int,
-                  target_iterations: int = PAPER_ITERATIONS, progress: Progress | None = None) -> dict[str, Any]:
+                  target_iterations: int = PAPER_ITERATIONS, progress: ProgressBar | None = None) -> dict[str, Any]:
     """Time ``api.gatys`` for ``iterations`` (>= 2) iterations from cold jit caches.
 
     ``compile_seconds`` is the first iteration (tracing + compilation + one step);
@@ -344,7 +335,7 @@ def table2(
     shape: tuple[int, int] = TABLE2_SHAPE,
     repeats: int = 5,
     image_name: str = "",
-    progress: Progress | None = None,
+    progress: ProgressBar | None = None,
     log: Log = _quiet,
 ) -> dict[str, Any]:
     """Table 2: runtime of the three methods at ``shape`` (height, width; default 300x400).
@@ -394,7 +385,7 @@ def figures(
     iterations: int = PAPER_ITERATIONS,
     style_name: str = DEFAULT_STYLE,
     cache: Mapping[str, np.ndarray] | None = None,
-    progress: Progress | None = None,
+    progress: ProgressBar | None = None,
     log: Log = _quiet,
 ) -> dict[str, str]:
     """Write the paper's figures as PNG into ``out_dir``; returns {figure name: file path}.

@@ -32,6 +32,7 @@ from jaxstyle import atomic
 from jaxstyle.errors import ImageError, OptionError, VideoError, one_line
 from jaxstyle.io import images
 from jaxstyle.nn.vgg import MIN_SIDE
+from jaxstyle.progress import Progress
 
 #: File extensions read as videos (by suffix, case-insensitive).
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"})
@@ -435,6 +436,7 @@ def stylize_video(
     size: int | None = None,
     max_pixels: int | None = images.DEFAULT_MAX_PIXELS,
     on_frames: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """Stylise a clip frame by frame with a transform net (or a blend of several), or with a prepared
     stylizer ``float32[N,h,w,3] -> float32[N,h,w,3]`` (the arbitrary method's
@@ -450,7 +452,8 @@ def stylize_video(
     ``dst``, is checked (frame count, audio), then renamed over ``dst``; on any failure or Ctrl-C
     the temporary file is removed, so no half-written output is ever left.
 
-    ``on_frames(n)`` is called after each batch with the number of frames just written.
+    After each batch, ``on_frames(n)`` is called with the number of frames just written, and
+    ``progress(frames written so far, {"frames_per_s": ...})`` (:class:`jaxstyle.progress.Progress`).
 
     Returns:
         A report: ``frames``, ``fps``, ``size`` ``[h, w]``, ``source_size`` ``[H, W]``, ``seconds``,
@@ -509,6 +512,8 @@ def stylize_video(
                     count += len(batch)
                     if on_frames is not None:
                         on_frames(len(batch))
+                    if progress is not None:
+                        progress(count, {"frames_per_s": count / max(time.perf_counter() - start, 1e-9)})
                 if count == 0:
                     raise VideoError(f"{src}: the video has no frames")
                 writer.close()  # ffmpeg finishes the file

@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +70,6 @@ def style_list(style: str) -> list[str]:
 
 def run_video(args: argparse.Namespace, src: Path, dst: Path) -> dict:
     """Stylise one video with the transform net(s); a progress bar in frames, one summary line."""
-    import time
-
     from jaxstyle import video
     from jaxstyle.methods.transform import net as transform
     from jaxstyle.nn import vgg
@@ -81,17 +79,16 @@ def run_video(args: argparse.Namespace, src: Path, dst: Path) -> dict:
     models: Any = arbitrary_stylizer(args) if args.method == "arbitrary" else [
         transform.load_transform(name, fast=args.fast) for name in style_list(args.style)]
     bar = progress_bar(info.frames, desc=src.name, unit="frame")  # None: length unknown
-    start = time.perf_counter()
 
-    def on_frames(count: int) -> None:
-        bar.update(count)
-        bar.set_postfix(frames_per_s=f"{bar.n / (time.perf_counter() - start):.1f}", refresh=False)
+    def progress(done: int, metrics: Mapping[str, float]) -> None:
+        bar.update(done - bar.n)
+        bar.set_postfix(frames_per_s=f"{metrics['frames_per_s']:.1f}", refresh=False)
 
     try:
         report = video.stylize_video(src, dst, models, weights=args.style_weights, strength=args.strength,
                                      preserve_color=args.preserve_color, smooth=args.smooth,
                                      batch_size=args.batch_size, size=args.size, max_pixels=args.max_pixels,
-                                     on_frames=on_frames)
+                                     progress=progress)
     finally:
         bar.close()
     h, w = report["size"]

@@ -54,12 +54,13 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from jaxstyle import drive
-from jaxstyle.errors import JaxstyleError, one_line
+from jaxstyle.errors import JaxstyleError, OptionError, one_line
 from jaxstyle.io import images, styles
 from jaxstyle.methods.arbitrary import microast, stylizer, vgg_decoders
 from jaxstyle.methods.gatys import presets
 from jaxstyle.methods.transform import net as transform
 from jaxstyle.nn import vgg
+from jaxstyle.options import check_strength
 
 log = logging.getLogger("jaxstyle.serve")
 
@@ -93,8 +94,6 @@ class Limits:
 
     def validate(self) -> None:
         """Raise OptionError for a non-positive limit or gatys settings that :func:`jaxstyle.gatys` refuses."""
-        from jaxstyle.errors import OptionError
-
         for field in dataclasses.fields(self):
             if getattr(self, field.name) < 1:
                 raise OptionError(f"{field.name.replace('_', ' ')} must be at least 1, got {getattr(self, field.name)}")
@@ -406,13 +405,15 @@ def _text(form: dict[str, bytes], name: str, default: str) -> str:
 
 
 def _strength(text: str) -> float:
+    """The form's strength: a number (else 400), then :func:`jaxstyle.options.check_strength`."""
     try:
         value = float(text)
     except ValueError:
         raise HTTPException(400, f"strength must be a number between 0 and 1, got {text[:40]!r}") from None
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise HTTPException(400, f"strength must be between 0 and 1, got {text[:40]}")
-    return value
+    try:
+        return check_strength(value)
+    except OptionError as err:
+        raise HTTPException(400, one_line(err)) from None
 
 
 def _decode(data: bytes, what: str, limits: Limits, long_side: int) -> np.ndarray:

@@ -22,6 +22,7 @@ import numpy as np
 from jaxstyle.errors import OptionError
 from jaxstyle.methods.arbitrary.vgg_decoders import decode, decoder_levels, encode, level_layer, load_decoders
 from jaxstyle.nn import layers, vgg
+from jaxstyle.options import check_strength
 
 FEATURE_TRANSFORMS = ("wct", "adain")
 
@@ -141,8 +142,7 @@ class ArbitraryOptions:
         if self.feature_transform not in FEATURE_TRANSFORMS:
             raise OptionError(f"feature_transform must be one of {', '.join(FEATURE_TRANSFORMS)}, "
                               f"got {self.feature_transform!r}", fields=("feature_transform",))
-        if not 0.0 <= self.strength <= 1.0:
-            raise OptionError(f"strength must be between 0 and 1, got {self.strength}", fields=("strength",))
+        check_strength(self.strength)
         if self.levels is None:
             return
         if not self.levels:
