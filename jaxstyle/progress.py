@@ -3,7 +3,7 @@
 * :class:`Progress`: a callback ``progress(done, metrics)``, called by a run as it goes (``done``
   counted from 1: steps, images or frames so far; ``metrics`` host floats such as ``{"total": loss}``
   or ``{"images_per_s": 12.5}``, ``{}`` when there are none). The Gatys runs, batches of photos and
-  videos (:mod:`jaxstyle.drive`, :mod:`jaxstyle.video`) report through it; the command line draws it
+  videos (:mod:`jaxstyle.run`, :mod:`jaxstyle.video`) report through it; the command line draws it
   as a bar (``jaxstyle.cli.common.step_progress``), the web page as a job's fraction done.
 * :class:`ProgressBar`: what the paper's experiments (:mod:`jaxstyle.paper`) need of a bar they drive
   themselves, when the work's total is known only inside them: a settable ``total`` and ``update``
