@@ -216,6 +216,7 @@ def stylize_batch(
 # Above TILE_PIXELS an image runs in tiles (memory grows about 3 GB per megapixel untiled: 2.8 GB at
 # 1024x768, measured). Each tile is TILE px square plus HALO px of context on every side, which covers
 # the ~70 px reach of VGG19 to relu4_1 and of its decoder, so cores join without visible seams.
+# (Its own tiler, not Gatys's: jaxstyle.methods.gatys.tiling's docstring says why.)
 TILE_PIXELS = 1_500_000
 
 
