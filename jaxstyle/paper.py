@@ -130,9 +130,7 @@ def working_content(image: np.ndarray, size: int, name: str = "image") -> np.nda
     return out
 
 
-
 # -- losses ----------------------------------------------------------------------------------------
-
 
 
 def loss_spec():

@@ -33,6 +33,7 @@ TEXT_FIELDS = frozenset({"method", "style", "strength", "preserve_color", "model
 FILE_FIELDS = frozenset({"photo", "style_image"})
 _MAX_TEXT_BYTES = 256
 
+
 @dataclasses.dataclass(frozen=True)
 class JobRequest:
     """A validated job: ``photo`` and ``style_image`` are decoded float32[H,W,3] arrays."""

@@ -34,7 +34,6 @@ class Limits:
     #: Waiting jobs before new ones get 429.
     max_queued: int = 8
 
-
     def validate(self) -> None:
         """Raise OptionError for a non-positive limit or gatys settings that :func:`jaxstyle.gatys` refuses."""
         for field in dataclasses.fields(self):

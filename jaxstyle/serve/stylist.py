@@ -27,7 +27,7 @@ class Stylist:
     models, VGG19 and built-in styles.
 
     ``weights``: the arbitrary models' weights by model (``microast``: its params, ``wct``/``adain``: the
-    decoders pytree), loaded once by :func:`create_app`; a model without weights is unavailable.
+    decoders pytree), loaded once by :func:`jaxstyle.serve.app.create_app`; a model without weights is unavailable.
     """
 
     def __init__(self, limits: Limits, weights: Mapping[str, Any] | None = None) -> None:
