@@ -9,7 +9,9 @@
   :func:`write_results`: :mod:`jaxstyle.paper_report`'s, importable from here.
 
 Images are ``float32[H, W, 3]`` RGB in ``[0, 1]`` (see :mod:`jaxstyle.io.images`); every function here
-returns plain JSON-able dicts of Python floats, ints and strings.
+returns plain JSON-able dicts of Python floats, ints and strings. :func:`table1`, :func:`table2` and
+:func:`figures` report through ``progress(steps done, {"steps": the part's total})``
+(:class:`jaxstyle.progress.Progress`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from jaxstyle.paper_report import (
     render_table2,
     write_results,
 )
-from jaxstyle.progress import ProgressBar
+from jaxstyle.progress import Progress
 
 __all__ = [
     "DEFAULT_MODEL", "DEFAULT_STYLE", "DEFAULT_WARMUP_MODEL", "FIGURE1_STYLES", "METHODS", "METHOD_LABELS",
@@ -70,6 +72,20 @@ Log = Callable[[str], None]
 
 def _quiet(_: str) -> None:
     pass
+
+
+class _Steps:
+    """The steps of one part (a table, the figures), whose total only the part knows: reported as
+    ``progress(steps done, {"steps": total})`` (:class:`jaxstyle.progress.Progress`), first with 0 done."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self._progress, self._total, self.done = progress, float(total), 0
+        self.add(0)
+
+    def add(self, n: int = 1) -> None:
+        self.done += n
+        if self._progress is not None:
+            self._progress(self.done, {"steps": self._total})
 
 
 # -- inputs ----------------------------------------------------------------------------------------
@@ -202,7 +218,7 @@ def table1(
     iterations: int = PAPER_ITERATIONS,
     style_name: str = DEFAULT_STYLE,
     cache: MutableMapping[str, np.ndarray] | None = None,
-    progress: ProgressBar | None = None,
+    progress: Progress | None = None,
     log: Log = _quiet,
 ) -> dict[str, Any]:
     """Table 1: L_content(g, c) and L_style(g, s) of each method's output g, per image and mean.
@@ -220,17 +236,14 @@ def table1(
     if not contents:
         raise OptionError("Table 1 needs at least one content image")
     params = device_vgg(vgg_params)
-    if progress is not None:
-        progress.total = len(contents) * (iterations + 2)
-        progress.refresh()
+    steps = _Steps(progress, len(contents) * (iterations + 2))
     rows = []
     for name, content in contents:
         targets = targets_for(content, style, params)
         outputs: dict[str, np.ndarray] = {"input": content}
 
         def on_step(step: int, image: Any, terms: Any) -> None:
-            if progress is not None:
-                progress.update(1)
+            steps.add()
 
         result = run_backprop(content, style, params, iterations, on_step)
         outputs["backprop"] = result.image
@@ -238,8 +251,7 @@ def table1(
             cache[_backprop_key(name, style_name, content.shape, iterations)] = result.image
         for method, net in (("transform", model), ("transform_warmup", warmup_model)):
             outputs[method] = transform.stylize(content, net.params)
-            if progress is not None:
-                progress.update(1)
+            steps.add()
         losses = {method: image_losses(outputs[method], targets, params) for method in METHODS}
         rows.append({"image": name, "shape": list(content.shape[:2]), "losses": losses,
                      "backprop_seconds": result.seconds})
@@ -286,7 +298,7 @@ def time_transform(model: Model, content: np.ndarray, repeats: int = 5) -> dict[
 
 
 def time_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, iterations: int,
-                  target_iterations: int = PAPER_ITERATIONS, progress: ProgressBar | None = None) -> dict[str, Any]:
+                  target_iterations: int = PAPER_ITERATIONS, progress: Progress | None = None) -> dict[str, Any]:
     """Time ``api.gatys`` for ``iterations`` (>= 2) iterations from cold jit caches.
 
     ``compile_seconds`` is the first iteration (tracing + compilation + one step);
@@ -294,6 +306,7 @@ def time_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, itera
     evaluation); ``per_iteration_seconds`` is measured between the first and the last step only.
     When ``iterations != target_iterations``, ``extrapolated`` holds the estimate for
     ``target_iterations``: compile + (target - 1) x per-iteration (labelled as extrapolated).
+    ``progress(step, {})`` after each step.
     """
     import jax
 
@@ -305,7 +318,7 @@ def time_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, itera
         jax.block_until_ready(image)  # the step's end, not its dispatch
         stamps.append(time.perf_counter())
         if progress is not None:
-            progress.update(1)
+            progress(step, {})
 
     jax.clear_caches()
     result = run_backprop(content, style, vgg_params, iterations, on_step)
@@ -338,7 +351,7 @@ def table2(
     shape: tuple[int, int] = TABLE2_SHAPE,
     repeats: int = 5,
     image_name: str = "",
-    progress: ProgressBar | None = None,
+    progress: Progress | None = None,
     log: Log = _quiet,
 ) -> dict[str, Any]:
     """Table 2: runtime of the three methods at ``shape`` (height, width; default 300x400).
@@ -352,18 +365,16 @@ def table2(
         raise OptionError(f"Table 2 size {w}x{h} is too small (sides of at least {MIN_SIDE} px)")
     image = imagelib.resize(content, h, w)
     params = device_vgg(vgg_params)
-    if progress is not None:
-        progress.total = iterations + 2 * (repeats + 1)
-        progress.refresh()
+    steps = _Steps(progress, iterations + 2 * (repeats + 1))
     result: dict[str, Any] = {"shape": [h, w], "image": image_name, "machine": machine_info()}
-    result["backprop"] = time_backprop(image, style, params, iterations, target_iterations, progress)
+    result["backprop"] = time_backprop(image, style, params, iterations, target_iterations,
+                                       lambda done, metrics: steps.add())
     b = result["backprop"]
     log(f"table 2: back-prop {iterations} it at {w}x{h}: compile {b['compile_seconds']:.2f} s, "
         f"{b['per_iteration_seconds']:.3f} s/it")
     for method, net in (("transform", model), ("transform_warmup", warmup_model)):
         result[method] = time_transform(net, image, repeats)
-        if progress is not None:
-            progress.update(repeats + 1)
+        steps.add(repeats + 1)
         log(f"table 2: {METHOD_LABELS[method]} at {w}x{h}: first call {result[method]['first_call_seconds']:.2f} s, "
             f"steady {result[method]['mean_seconds'] * 1e3:.1f} ms")
     return result
@@ -388,7 +399,7 @@ def figures(
     iterations: int = PAPER_ITERATIONS,
     style_name: str = DEFAULT_STYLE,
     cache: Mapping[str, np.ndarray] | None = None,
-    progress: ProgressBar | None = None,
+    progress: Progress | None = None,
     log: Log = _quiet,
 ) -> dict[str, str]:
     """Write the paper's figures as PNG into ``out_dir``; returns {figure name: file path}.
@@ -416,13 +427,10 @@ def figures(
     jobs = [(contents[0], name, img) for name, img in figure_styles.items()]
     jobs += [(item, style_name, style) for item in fig_contents]
     todo = {_backprop_key(c[0], s, c[1].shape, iterations) for c, s, _ in jobs} - set(cache)
-    if progress is not None:
-        progress.total = (len(todo) + 1) * iterations + 2 * len(fig_contents)
-        progress.refresh()
+    steps = _Steps(progress, (len(todo) + 1) * iterations + 2 * len(fig_contents))
 
     def on_step(step: int, image: Any, terms: Any) -> None:
-        if progress is not None:
-            progress.update(1)
+        steps.add()
 
     def stylised(item: tuple[str, np.ndarray], name: str, img: np.ndarray) -> np.ndarray:
         key = _backprop_key(item[0], name, item[1].shape, iterations)
@@ -451,8 +459,7 @@ def figures(
         name, content = item
         row = [content, transform.stylize(content, model.params), transform.stylize(content, warmup_model.params),
                stylised(item, style_name, style)]
-        if progress is not None:
-            progress.update(2)
+        steps.add(2)
         labels = [f"photo ({name})", "transform net", "transform net + warmup", "back-prop"]
         key = f"figure{3 + i}"
         written[key] = str(imagelib.save_image(out / f"{key}.png", imagelib.make_grid(

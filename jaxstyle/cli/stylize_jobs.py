@@ -11,7 +11,6 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -68,13 +67,14 @@ def style_list(style: str) -> list[str]:
 
 
 def run_video(args: argparse.Namespace, src: Path, dst: Path) -> dict:
-    """Stylise one video with the transform net(s); a progress bar in frames, one summary line."""
+    """Stylise one video with the transform net(s) or a painting (arbitrary), the stylizer built as for photos;
+    a progress bar in frames, one summary line."""
     from jaxstyle import video
     from jaxstyle.nn import vgg
 
     info = video.probe(src, max_pixels=args.max_pixels, min_side=vgg.MIN_SIDE)  # fails fast, before the models
     video.working_shape((info.height, info.width), args.size, args.max_pixels)
-    models: Any = arbitrary_stylizer(args) if args.method == "arbitrary" else transform_stylizer(args)
+    stylize = arbitrary_stylizer(args) if args.method == "arbitrary" else transform_stylizer(args)
     bar = progress_bar(info.frames, desc=src.name, unit="frame")  # None: length unknown
 
     def progress(done: int, metrics: Mapping[str, float]) -> None:
@@ -82,10 +82,8 @@ def run_video(args: argparse.Namespace, src: Path, dst: Path) -> dict:
         bar.set_postfix(frames_per_s=f"{metrics['frames_per_s']:.1f}", refresh=False)
 
     try:
-        report = video.stylize_video(src, dst, models, weights=args.style_weights, strength=args.strength,
-                                     preserve_color=args.preserve_color, smooth=args.smooth,
-                                     batch_size=args.batch_size, size=args.size, max_pixels=args.max_pixels,
-                                     progress=progress)
+        report = video.stylize_video(src, dst, stylize, smooth=args.smooth, batch_size=args.batch_size,
+                                     size=args.size, max_pixels=args.max_pixels, progress=progress)
     finally:
         bar.close()
     h, w = report["size"]
