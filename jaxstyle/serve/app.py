@@ -11,11 +11,12 @@
                                    plus ``"seconds"`` (the job's run time, measured here) once finished
 * ``GET /api/jobs/{id}/result.png`` the result once ``done``
 
-Methods: ``arbitrary`` (any painting in one pass, :mod:`jaxstyle.methods.arbitrary.stylizer`; the default when
-a style image is uploaded; its ``model`` field picks MicroAST, the default, or WCT/AdaIN), ``transform`` (a
-shipped net) and ``gatys`` (back-propagation, minutes). The arbitrary models' weights are loaded once, when
-the app is created; a model whose weights cannot be loaded (a missing or corrupt file) gets a one-line 503
-and everything else works.
+Methods: ``arbitrary`` (any painting in one pass, :mod:`jaxstyle.methods.arbitrary.stylizer`; its ``model``
+field picks MicroAST, the default, or WCT/AdaIN), ``transform`` (a shipped net) and ``gatys``
+(back-propagation, minutes). A form without ``method`` gets the command line's default
+(:func:`jaxstyle.run.default_method`): ``transform`` for a shipped net's name, else ``arbitrary``.
+The arbitrary models' weights are loaded once, when the app is created; a model whose weights cannot be
+loaded (a missing or corrupt file) gets a one-line 503 and everything else works.
 
 Uploads stay in memory: the body is read with a byte cap (after checking ``Content-Length``), the
 client's filename is never used, and styles are picked from fixed lists, never opened by a client-given
