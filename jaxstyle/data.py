@@ -61,25 +61,29 @@ gets its own ``batch_size`` batches.
 
 from __future__ import annotations
 
-import logging
-import math
 import os
-import re
-import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import grain
 import numpy as np
-from PIL import Image, ImageOps
 
-from jaxstyle import atomic
-from jaxstyle.errors import ImageError, JaxstyleError, OptionError, one_line
+from jaxstyle.data_crops import prepare_crops
+from jaxstyle.data_decode import (
+    MAX_PIXELS,
+    MAX_UPSCALE,
+    _check_int,
+    _max_short_side,
+    _RandomCrop,
+    decode_uint8,
+    random_crop,
+)
+from jaxstyle.data_sources import FolderSource, TfdsSource, _SkippingSource, _tfds_source, parse_spec
+from jaxstyle.errors import ImageError, OptionError
 from jaxstyle.io import images
 
 __all__ = [
+    "MAX_PIXELS",
+    "MAX_UPSCALE",
     "FolderSource",
     "Pipeline",
     "TfdsSource",
@@ -90,267 +94,6 @@ __all__ = [
     "prepare_crops",
     "random_crop",
 ]
-
-log = logging.getLogger(__name__)
-
-#: Random short side is drawn from ``[image_size, round(image_size * MAX_UPSCALE)]``.
-MAX_UPSCALE = 1.15
-#: Files whose header claims more pixels than this are skipped (decompression bombs).
-MAX_PIXELS = images.DEFAULT_MAX_PIXELS
-
-_TFDS_PREFIX = "tfds:"
-
-
-def _max_short_side(image_size: int) -> int:
-    return max(image_size, round(image_size * MAX_UPSCALE))
-
-
-# --------------------------------------------------------------------------------------------
-# Decoding and augmentation
-# --------------------------------------------------------------------------------------------
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode as an 8-bit RGB PIL image (alpha and 16-bit modes via :mod:`jaxstyle.io.images`)."""
-    if img.mode == "RGB":
-        return img
-    if img.mode in ("L", "CMYK", "YCbCr") or (img.mode == "P" and "transparency" not in img.info):
-        return img.convert("RGB")
-    # Alpha (composited over white), 16/32-bit integer, float, bilevel, palette with transparency.
-    return Image.fromarray(images.to_uint8(images.to_float_image(img)))
-
-
-def decode_uint8(path: str | os.PathLike[str], min_short_side: int | None = None) -> np.ndarray:
-    """Decode an image file as ``uint8[H, W, 3]`` RGB (``0..255``), upright (EXIF applied).
-
-    ``min_short_side``: the caller only needs an image whose short side is at least this many
-    pixels; JPEGs much bigger than that are decoded at 1/2, 1/4 or 1/8 scale (``Image.draft``,
-    DCT scaling: several times faster), never below ``min_short_side``. ``None``: full size.
-
-    Raises whatever PIL raises for an unreadable file (``OSError``, ``ValueError``, ...), or
-    :class:`~jaxstyle.errors.ImageError` for an empty file or one above :data:`MAX_PIXELS`.
-    """
-    path = Path(path)
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path}: file is empty (0 bytes)")
-    with Image.open(path) as img:
-        width, height = img.size
-        images.check_pixels(width, height, MAX_PIXELS, f"{path}: image", "too large to train on")
-        if min_short_side is not None and min(width, height) >= 2 * min_short_side:
-            ratio = min_short_side / min(width, height)
-            img.draft("RGB", (math.ceil(width * ratio), math.ceil(height * ratio)))
-        img.load()
-        upright = ImageOps.exif_transpose(img, in_place=False) if _has_orientation(img) else img
-        return np.asarray(_to_rgb(upright), dtype=np.uint8)
-
-
-def _has_orientation(img: Image.Image) -> bool:
-    try:
-        return img.getexif().get(0x0112, 1) != 1  # ExifTags.Base.Orientation
-    except Exception:  # a broken EXIF block is not a broken image
-        return False
-
-
-def _as_rgb_array(image: Any) -> np.ndarray:
-    """``uint8[H, W]``, ``[H, W, 1]``, ``[H, W, 3]`` or ``[H, W, 4]`` as ``uint8[H, W, 3]``."""
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        raise ImageError(f"expected a uint8 image, got dtype {array.dtype}")
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0 or array.shape[-1] not in (1, 3, 4):
-        raise ImageError(f"expected an image of shape [H, W, 1|3|4], got {list(array.shape)}")
-    if array.shape[-1] == 1:
-        array = np.repeat(array, 3, axis=-1)
-    elif array.shape[-1] == 4:
-        array = images.to_uint8(images.to_float_image(Image.fromarray(array, "RGBA")))
-    return array
-
-
-def random_crop(image: np.ndarray, rng: np.random.Generator, image_size: int) -> np.ndarray:
-    """The training augmentation: random rescale, random square crop, random left-right flip.
-
-    Args:
-        image: ``uint8[H, W, 3]`` RGB, any size.
-        rng: the only source of randomness (grain's per-element generator).
-        image_size: side of the output square.
-
-    Returns:
-        ``uint8[image_size, image_size, 3]``: a crop of ``image`` after resizing it (bilinear) so
-        its short side is a random integer in ``[image_size, round(image_size * 1.15)]``,
-        mirrored left-right with probability 1/2.
-    """
-    h, w = image.shape[:2]
-    short = int(rng.integers(image_size, _max_short_side(image_size) + 1))
-    scale = short / min(h, w)
-    new_h, new_w = max(image_size, round(h * scale)), max(image_size, round(w * scale))
-    top = int(rng.integers(0, new_h - image_size + 1))
-    left = int(rng.integers(0, new_w - image_size + 1))
-    flip = bool(rng.random() < 0.5)
-    # Resample only the crop window: same pixels as resizing to (new_w, new_h) then cropping.
-    sx, sy = w / new_w, h / new_h
-    box = (left * sx, top * sy, (left + image_size) * sx, (top + image_size) * sy)
-    crop = Image.fromarray(image).resize((image_size, image_size), Image.Resampling.BILINEAR, box=box)
-    if flip:
-        crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return np.asarray(crop, dtype=np.uint8)
-
-
-class _RandomCrop(grain.transforms.RandomMap):
-    """grain transform wrapping :func:`random_crop` (``None``, a skipped file, never reaches it)."""
-
-    def __init__(self, image_size: int):
-        self.image_size = image_size
-
-    def random_map(self, element: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return random_crop(element, rng, self.image_size)
-
-
-# --------------------------------------------------------------------------------------------
-# Sources
-# --------------------------------------------------------------------------------------------
-
-
-class _SkippingSource:
-    """Random-access source of ``uint8[H, W, 3]`` images that returns ``None`` for bad elements.
-
-    Subclasses implement ``_load(index)`` and ``_describe(index)``. Each bad element is logged
-    once and remembered, so later epochs skip it without decoding it again. Thread-safe.
-    """
-
-    def __init__(self, length: int):
-        self._length = length
-        self._bad: set[int] = set()
-        self._decoded = 0
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return self._length
-
-    def _load(self, index: int) -> np.ndarray:
-        raise NotImplementedError
-
-    def _describe(self, index: int) -> str:
-        return f"element {index}"
-
-    def __getitem__(self, index: int) -> np.ndarray | None:
-        """``uint8[H, W, 3]`` RGB for element ``index`` (taken modulo ``len``), or ``None``."""
-        index = index % self._length
-        if index in self._bad:
-            return None
-        try:
-            image = _as_rgb_array(self._load(index))
-        except Exception as err:  # any decode problem: skip and count, never fatal
-            with self._lock:
-                first_time = index not in self._bad
-                self._bad.add(index)
-            if first_time:
-                log.warning("skipping undecodable image %s: %s", self._describe(index), one_line(err))
-            return None
-        with self._lock:
-            self._decoded += 1
-        return image
-
-    @property
-    def skipped(self) -> int:
-        """How many distinct bad elements were seen so far."""
-        with self._lock:
-            return len(self._bad)
-
-    @property
-    def decoded(self) -> int:
-        """How many elements were decoded successfully so far (repeats included)."""
-        with self._lock:
-            return self._decoded
-
-
-class FolderSource(_SkippingSource):
-    """grain random-access source over image files: ``uint8[H, W, 3]`` RGB, or ``None`` if corrupt.
-
-    ``files`` is used in the given order (``make_pipeline`` passes the sorted folder listing).
-    ``min_short_side`` lets big JPEGs decode at reduced scale (see :func:`decode_uint8`).
-    """
-
-    def __init__(self, files: Sequence[str | os.PathLike[str]], *, min_short_side: int | None = None):
-        super().__init__(len(files))
-        self.files = [Path(f) for f in files]
-        self.min_short_side = min_short_side
-
-    def _load(self, index: int) -> np.ndarray:
-        return decode_uint8(self.files[index], self.min_short_side)
-
-    def _describe(self, index: int) -> str:
-        return str(self.files[index])
-
-    def __repr__(self) -> str:
-        return f"FolderSource({len(self.files)} files)"
-
-
-class TfdsSource(_SkippingSource):
-    """Wraps a TFDS random-access data source; element ``i`` is ``data_source[i]["image"]``."""
-
-    def __init__(self, data_source: Sequence[Any], name: str):
-        super().__init__(len(data_source))
-        self.data_source = data_source
-        self.name = name
-
-    def _load(self, index: int) -> np.ndarray:
-        element = self.data_source[index]
-        return element["image"] if isinstance(element, dict) else element
-
-    def _describe(self, index: int) -> str:
-        return f"{self.name}[{index}]"
-
-    def __repr__(self) -> str:
-        return f"TfdsSource({self.name}, {len(self)} examples)"
-
-
-def parse_spec(spec: str) -> tuple[str, str, str]:
-    """Split a pipeline spec: ``("folder", path, "")`` or ``("tfds", "NAME[/CONFIG]", SPLIT)``."""
-    spec = os.fspath(spec)
-    if not spec.startswith(_TFDS_PREFIX):
-        return "folder", spec, ""
-    rest = spec[len(_TFDS_PREFIX):]
-    name, _, split = rest.partition(":")
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)?", name):
-        raise OptionError(f"bad dataset spec {spec!r}: expected tfds:NAME[/CONFIG][:SPLIT], e.g. tfds:coco/2014")
-    return "tfds", name, split or "train"
-
-
-def _tfds_source(name: str, split: str) -> TfdsSource:
-    """Open a prepared TFDS dataset (ArrayRecord) without TensorFlow."""
-    hint = (
-        f"prepare it once: pip install 'jaxstyle[tfds]' tensorflow, then tfds build {name} "
-        f"--file_format array_record --manual_dir DIR (DIR: the downloaded COCO zips); see jaxstyle.data"
-    )
-    try:
-        from tensorflow_datasets.core import read_only_builder
-    except ImportError:
-        raise JaxstyleError(
-            f"tfds:{name} needs tensorflow-datasets: pip install 'jaxstyle[tfds]' (or pass a folder of images)"
-        ) from None
-    data_dir = os.environ.get("TFDS_DATA_DIR") or None
-    where = data_dir or "~/tensorflow_datasets (set TFDS_DATA_DIR)"
-    try:
-        # From the prepared files, not the dataset's code (COCO's code imports TensorFlow).
-        builder = read_only_builder.builder_from_files(name, data_dir=data_dir)
-    except Exception as err:
-        log.debug("builder_from_files(%s) failed: %s", name, err)
-        raise JaxstyleError(f"tfds:{name} is not prepared in {where}; {hint}") from None
-    try:
-        data_source = builder.as_data_source(split=split)
-    except NotImplementedError:
-        raise JaxstyleError(
-            f"tfds:{name} in {where} is not stored as array_record; rebuild it with --file_format array_record"
-        ) from None
-    except Exception as err:
-        splits = ", ".join(sorted(builder.info.splits.keys())) or "none"
-        raise JaxstyleError(
-            f"tfds:{name}: cannot read split {split!r} (available: {splits}): {one_line(err)}"
-        ) from None
-    if len(data_source) == 0:
-        raise JaxstyleError(f"tfds:{name}:{split} has no examples")
-    return TfdsSource(data_source, f"tfds:{name}:{split}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,12 +176,6 @@ class Pipeline:
         return f"Pipeline({self.spec!r}, shard {self.shard_index}/{self.shard_count}, {self.source!r})"
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise OptionError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _probe(source: _SkippingSource, shard_index: int, shard_count: int, what: str) -> None:
     """Decode this shard's elements in order until one works; raise if none does."""
     indices = range(shard_index, len(source), shard_count)
@@ -514,79 +251,3 @@ def make_pipeline(
     order = file_order(len(source), **arrange)
     return Pipeline(it_ds, source, spec=os.fspath(spec), order=order, shard_index=shard_index,
                     shard_count=shard_count)
-
-
-# --------------------------------------------------------------------------------------------
-# Compact copies
-# --------------------------------------------------------------------------------------------
-
-
-def _flat_names(files: Sequence[Path], root: Path) -> list[str]:
-    """Unique flat ``.jpg`` names: ``sub/dir/a.png`` -> ``sub__dir__a.jpg`` (``a_png.jpg`` ... on clashes)."""
-    names: list[str] = []
-    taken: set[str] = set()
-    for f in files:
-        rel = f.relative_to(root) if f.is_relative_to(root) else Path(f.name)
-        stem = "__".join(rel.with_suffix("").parts)
-        name = f"{stem}.jpg"
-        if name.lower() in taken:
-            base = f"{stem}_{f.suffix.lstrip('.').lower()}"
-            name, n = f"{base}.jpg", 1
-            while name.lower() in taken:
-                n += 1
-                name = f"{base}_{n}.jpg"
-        taken.add(name.lower())
-        names.append(name)
-    return names
-
-
-def prepare_crops(
-    src_folder: str | os.PathLike[str], dst_folder: str | os.PathLike[str], size: int, quality: int = 92
-) -> int:
-    """Write a compact training copy: every decodable image, short side resized to ``size``.
-
-    Images under ``src_folder`` (recursive) are decoded upright (EXIF applied), resized so the
-    short side is exactly ``size`` pixels with the aspect kept (Lanczos when shrinking, bicubic
-    when enlarging; nothing is cropped), and saved as JPEG at ``quality`` into ``dst_folder``
-    (created if needed) with flat names (``sub/a.png`` -> ``sub__a.jpg``). Each file is written
-    atomically (temporary file + rename), so an interrupted run leaves no partial JPEG.
-    Undecodable files are skipped with a warning. Returns how many images were written.
-
-    Raises:
-        OptionError: ``size < 1``, ``quality`` outside 1..100, or ``dst_folder`` inside
-            ``src_folder`` (it would overwrite or re-ingest its own output).
-        ImageError: missing or empty ``src_folder``.
-    """
-    size = _check_int("size", size, 1)
-    quality = _check_int("quality", quality, 1)
-    if quality > 100:
-        raise OptionError(f"quality must be between 1 and 100, got {quality}")
-    src, dst = Path(src_folder).resolve(), Path(dst_folder).resolve()
-    if dst == src or dst.is_relative_to(src):
-        raise OptionError(f"destination {dst_folder} must not be inside the source folder {src_folder}")
-    files = images.list_images([src], recursive=True)
-    dst.mkdir(parents=True, exist_ok=True)
-    names = _flat_names(files, src)
-
-    def one(item: tuple[Path, str]) -> bool:
-        path, name = item
-        try:
-            img = Image.fromarray(decode_uint8(path, size))
-        except Exception as err:
-            log.warning("skipping undecodable image %s: %s", path, one_line(err))
-            return False
-        w, h = img.size
-        scale = size / min(w, h)
-        new = (size, max(1, round(h * scale))) if w <= h else (max(1, round(w * scale)), size)
-        if new != img.size:
-            method = Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC
-            img = img.resize(new, method, reducing_gap=3.0 if scale < 1 else None)
-        try:
-            with atomic.atomic_open(dst / name) as f:
-                img.save(f, format="JPEG", quality=quality)
-        except OSError as err:
-            raise ImageError(f"{dst / name}: could not write image ({one_line(err)})") from None
-        return True
-
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        return sum(pool.map(one, zip(files, names, strict=True)))

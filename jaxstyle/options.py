@@ -10,7 +10,10 @@ command line turns them into flags.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
+
+from jaxstyle.errors import OptionError
 
 KINDS = ("int", "positive_int", "float", "str", "floats", "ints", "flag")
 
@@ -30,3 +33,12 @@ def option(default: Any, help: str, *, kind: str = "str", group: str = "", choic
     if metavar is not None:
         meta["metavar"] = metavar
     return dataclasses.field(default=default, metadata=meta)
+
+
+def check_strength(value: float) -> float:
+    """``value`` if it is a blend strength, a finite float in [0, 1] (0: the photo, 1: the full style), else
+    OptionError naming the ``strength`` field. The one check every method, the command line and the web
+    page use."""
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise OptionError(f"strength must be between 0 and 1, got {value}", fields=("strength",))
+    return value

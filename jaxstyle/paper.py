@@ -5,32 +5,54 @@
   and the transform net trained with warmup, per content image and their mean.
 * :func:`table2` - Table 2: runtime at 400x300 on this machine, compilation apart from steady state.
 * :func:`figures` - Figures 1-5 (PNG contact sheets).
-* :func:`render_markdown` - ``table1.md`` / ``table2.md`` from the results dict.
+* :func:`render_markdown` - ``table1.md`` / ``table2.md`` from the results dict, and
+  :func:`write_results`: :mod:`jaxstyle.paper_report`'s, importable from here.
 
 Images are ``float32[H, W, 3]`` RGB in ``[0, 1]`` (see :mod:`jaxstyle.io.images`); every function here
-returns plain JSON-able dicts of Python floats, ints and strings.
+returns plain JSON-able dicts of Python floats, ints and strings. :func:`table1`, :func:`table2` and
+:func:`figures` report through ``progress(steps done, {"steps": the part's total})``
+(:class:`jaxstyle.progress.Progress`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import json
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from jaxstyle import atomic
 from jaxstyle.errors import ImageError, OptionError
 from jaxstyle.io import images as imagelib
 from jaxstyle.io import modelfile
 from jaxstyle.machine import machine_info, machine_line
 from jaxstyle.nn.vgg import MIN_SIDE
+from jaxstyle.paper_report import (
+    METHOD_LABELS,
+    METHODS,
+    PRESET,
+    TERMS,
+    context,
+    fmt,
+    now_iso,
+    render_markdown,
+    render_table1,
+    render_table2,
+    write_results,
+)
+from jaxstyle.progress import Progress
+
+__all__ = [
+    "DEFAULT_MODEL", "DEFAULT_STYLE", "DEFAULT_WARMUP_MODEL", "FIGURE1_STYLES", "METHODS", "METHOD_LABELS",
+    "PAPER_ITERATIONS", "PRESET", "TABLE2_SHAPE", "TERMS", "TRANSFORM_FIGURES", "Model", "context",
+    "default_content_dir", "device_vgg", "figures", "fmt", "image_losses", "list_content", "load_model",
+    "loss_settings", "loss_spec", "machine_info", "machine_line", "now_iso", "render_markdown", "render_table1",
+    "render_table2", "run_backprop", "table1", "table2", "targets_for", "time_backprop", "time_transform",
+    "working_content", "write_results",
+]
 
 #: The paper's back-propagation iteration count (Table 2 is extrapolated to it when fewer are run).
 PAPER_ITERATIONS = 400
@@ -44,30 +66,26 @@ DEFAULT_STYLE = "starry_night"
 DEFAULT_MODEL = modelfile.asset("paper/starry_night_nowarmup.msgpack")
 DEFAULT_WARMUP_MODEL = modelfile.asset("paper/starry_night_warmup.msgpack")
 
-METHODS = ("input", "backprop", "transform", "transform_warmup")
-METHOD_LABELS = {
-    "input": "input photo (g = c)",
-    "backprop": "back-prop",
-    "transform": "transform net",
-    "transform_warmup": "transform net + warmup",
-}
-TERMS = ("content", "style", "total")
 
 Log = Callable[[str], None]
 
 
-class Progress(Protocol):
-    """What the functions here need of a progress bar (a tqdm bar fits): a settable ``total``."""
-
-    total: float | None
-
-    def update(self, n: float = 1) -> Any: ...
-
-    def refresh(self) -> Any: ...
-
-
 def _quiet(_: str) -> None:
     pass
+
+
+class _Steps:
+    """The steps of one part (a table, the figures), whose total only the part knows: reported as
+    ``progress(steps done, {"steps": total})`` (:class:`jaxstyle.progress.Progress`), first with 0 done."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self._progress, self._total, self.done = progress, float(total), 0
+        self.add(0)
+
+    def add(self, n: int = 1) -> None:
+        self.done += n
+        if self._progress is not None:
+            self._progress(self.done, {"steps": self._total})
 
 
 # -- inputs ----------------------------------------------------------------------------------------
@@ -128,15 +146,7 @@ def working_content(image: np.ndarray, size: int, name: str = "image") -> np.nda
     return out
 
 
-def now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
 # -- losses ----------------------------------------------------------------------------------------
-
-
-# The preset every back-prop run here uses: the paper's setting (jaxstyle.methods.gatys.presets.PAPER).
-PRESET = "paper"
 
 
 def loss_spec():
@@ -226,17 +236,14 @@ def table1(
     if not contents:
         raise OptionError("Table 1 needs at least one content image")
     params = device_vgg(vgg_params)
-    if progress is not None:
-        progress.total = len(contents) * (iterations + 2)
-        progress.refresh()
+    steps = _Steps(progress, len(contents) * (iterations + 2))
     rows = []
     for name, content in contents:
         targets = targets_for(content, style, params)
         outputs: dict[str, np.ndarray] = {"input": content}
 
         def on_step(step: int, image: Any, terms: Any) -> None:
-            if progress is not None:
-                progress.update(1)
+            steps.add()
 
         result = run_backprop(content, style, params, iterations, on_step)
         outputs["backprop"] = result.image
@@ -244,8 +251,7 @@ def table1(
             cache[_backprop_key(name, style_name, content.shape, iterations)] = result.image
         for method, net in (("transform", model), ("transform_warmup", warmup_model)):
             outputs[method] = transform.stylize(content, net.params)
-            if progress is not None:
-                progress.update(1)
+            steps.add()
         losses = {method: image_losses(outputs[method], targets, params) for method in METHODS}
         rows.append({"image": name, "shape": list(content.shape[:2]), "losses": losses,
                      "backprop_seconds": result.seconds})
@@ -300,6 +306,7 @@ def time_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, itera
     evaluation); ``per_iteration_seconds`` is measured between the first and the last step only.
     When ``iterations != target_iterations``, ``extrapolated`` holds the estimate for
     ``target_iterations``: compile + (target - 1) x per-iteration (labelled as extrapolated).
+    ``progress(step, {})`` after each step.
     """
     import jax
 
@@ -311,7 +318,7 @@ def time_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, itera
         jax.block_until_ready(image)  # the step's end, not its dispatch
         stamps.append(time.perf_counter())
         if progress is not None:
-            progress.update(1)
+            progress(step, {})
 
     jax.clear_caches()
     result = run_backprop(content, style, vgg_params, iterations, on_step)
@@ -358,18 +365,16 @@ def table2(
         raise OptionError(f"Table 2 size {w}x{h} is too small (sides of at least {MIN_SIDE} px)")
     image = imagelib.resize(content, h, w)
     params = device_vgg(vgg_params)
-    if progress is not None:
-        progress.total = iterations + 2 * (repeats + 1)
-        progress.refresh()
+    steps = _Steps(progress, iterations + 2 * (repeats + 1))
     result: dict[str, Any] = {"shape": [h, w], "image": image_name, "machine": machine_info()}
-    result["backprop"] = time_backprop(image, style, params, iterations, target_iterations, progress)
+    result["backprop"] = time_backprop(image, style, params, iterations, target_iterations,
+                                       lambda done, metrics: steps.add())
     b = result["backprop"]
     log(f"table 2: back-prop {iterations} it at {w}x{h}: compile {b['compile_seconds']:.2f} s, "
         f"{b['per_iteration_seconds']:.3f} s/it")
     for method, net in (("transform", model), ("transform_warmup", warmup_model)):
         result[method] = time_transform(net, image, repeats)
-        if progress is not None:
-            progress.update(repeats + 1)
+        steps.add(repeats + 1)
         log(f"table 2: {METHOD_LABELS[method]} at {w}x{h}: first call {result[method]['first_call_seconds']:.2f} s, "
             f"steady {result[method]['mean_seconds'] * 1e3:.1f} ms")
     return result
@@ -422,13 +427,10 @@ def figures(
     jobs = [(contents[0], name, img) for name, img in figure_styles.items()]
     jobs += [(item, style_name, style) for item in fig_contents]
     todo = {_backprop_key(c[0], s, c[1].shape, iterations) for c, s, _ in jobs} - set(cache)
-    if progress is not None:
-        progress.total = (len(todo) + 1) * iterations + 2 * len(fig_contents)
-        progress.refresh()
+    steps = _Steps(progress, (len(todo) + 1) * iterations + 2 * len(fig_contents))
 
     def on_step(step: int, image: Any, terms: Any) -> None:
-        if progress is not None:
-            progress.update(1)
+        steps.add()
 
     def stylised(item: tuple[str, np.ndarray], name: str, img: np.ndarray) -> np.ndarray:
         key = _backprop_key(item[0], name, item[1].shape, iterations)
@@ -457,148 +459,9 @@ def figures(
         name, content = item
         row = [content, transform.stylize(content, model.params), transform.stylize(content, warmup_model.params),
                stylised(item, style_name, style)]
-        if progress is not None:
-            progress.update(2)
+        steps.add(2)
         labels = [f"photo ({name})", "transform net", "transform net + warmup", "back-prop"]
         key = f"figure{3 + i}"
         written[key] = str(imagelib.save_image(out / f"{key}.png", imagelib.make_grid(
             row, labels, columns=4, tile_height=tile)))
-    return written
-
-
-# -- output ----------------------------------------------------------------------------------------
-
-
-def fmt(value: float) -> str:
-    """A loss or time for a markdown cell: 4 significant digits, plain float syntax (no commas)."""
-    if not math.isfinite(value):
-        return str(value)
-    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-        return f"{value:.3e}"
-    return f"{value:.4g}"
-
-
-def _display_path(path: str) -> str:
-    """A shipped model as ``jaxstyle/assets/...`` (wherever the package is installed), a path under the current
-    folder relative to it, any other path as given."""
-    resolved = Path(path).resolve()
-    for base in (Path(__file__).resolve().parents[1], Path.cwd()):
-        if resolved.is_relative_to(base):
-            return str(resolved.relative_to(base))
-    return str(path)
-
-
-def context(results: Mapping[str, Any]) -> dict[str, Any]:
-    """The run a table was measured in: ``{"date", "machine", "settings", "command"}`` of ``results``."""
-    return {key: results.get(key) for key in ("date", "machine", "settings", "command")}
-
-
-def _context(results: Mapping[str, Any], part: str) -> Mapping[str, Any]:
-    """A table's own run context (tables kept from an earlier run carry it), else the top level's."""
-    return results[part].get("context") or results
-
-
-def _header(results: Mapping[str, Any], what: str) -> str:
-    machine = results.get("machine") or machine_info()
-    return f"_{what} · machine: {machine_line(machine)} · date: {results.get('date', now_iso())}_"
-
-
-def render_table1(results: Mapping[str, Any]) -> str:
-    """Markdown for Table 1 from ``results["table1"]`` (and ``results["settings"]``)."""
-    t = results["table1"]
-    s = _context(results, "table1").get("settings") or {}
-    loss = t["loss"]
-    size = s.get("size")
-    models = s.get("models", {})
-    header = _header(_context(results, "table1"), (
-        f"content long side {size} px, style {t['style']} scaled to the same pixel count; back-prop "
-        f"{t['iterations']} iterations (preset {s.get('preset', PRESET)}: sign optimizer, content+noise init)"))
-    lines = [
-        "# Table 1: content and style loss of each method", "", header, "",
-        f"L_content(g, c) = ½ Σ (F − P)² at {loss['content_layer']}; L_style(g, s) = Σ_l w_l E_l over "
-        f"{', '.join(loss['style_layers'])} (w_l = {', '.join(f'{v:g}' for v in loss['style_layers'].values())}); "
-        f"our ported VGG19 with {loss['pooling']} pooling; total = α·L_content + β·L_style with "
-        f"α = {loss['content_weight']:g}, β = {loss['style_weight']:g}. The input photo (g = c) is a reference "
-        "row: its content loss is 0 by definition (up to float rounding).",
-        "",
-    ]
-    for key in ("transform", "transform_warmup"):
-        m = models.get(key)
-        if m:
-            lines.append(f"- {METHOD_LABELS[key]}: `{_display_path(m.get('path') or m['name'])}` "
-                         f"({m.get('warmup_steps', '?')} warmup steps, {m.get('steps', '?')} training steps)")
-    lines.append("")
-    methods = list(METHODS)
-    for term, title in (("content", "L_content(g, c)"), ("style", "L_style(g, s)"),
-                        ("total", "α·L_content + β·L_style")):
-        lines += [f"## {title}", "", "| image | " + " | ".join(METHOD_LABELS[m] for m in methods) + " |",
-                  "|---|" + "---:|" * len(methods)]
-        for row in t["rows"]:
-            lines.append(f"| {row['image']} | " + " | ".join(fmt(row["losses"][m][term]) for m in methods) + " |")
-        lines.append("| **mean** | " + " | ".join(fmt(t["mean"][m][term]) for m in methods) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def render_table2(results: Mapping[str, Any]) -> str:
-    """Markdown for Table 2 from ``results["table2"]``."""
-    t = results["table2"]
-    h, w = t["shape"]
-    b = t["backprop"]
-    header = _header(_context(results, "table2"), (
-        f"{w}x{h} (w x h) image{' (' + t['image'] + ')' if t.get('image') else ''}; back-prop measured for "
-        f"{b['iterations']} iterations; nets: first call, then mean of {t['transform']['repeats']} call(s)"))
-    lines = [
-        "# Table 2: runtime", "", header, "",
-        "Compilation is timed from cold jit caches (`jax.clear_caches()` before each method). Back-prop: "
-        "'first call' is the first iteration (trace + compile + one step), 'steady state' the rest of the run "
-        "(`seconds − compile_seconds`, including the final loss evaluation), 'per iteration' is measured between "
-        "the first and the last step. Transform nets: 'first call' includes compilation, 'steady state' is the "
-        "mean of the later calls.",
-        "",
-        "| method | work | first call incl. compile (s) | steady state (s) | per iteration / image (s) | total (s) |",
-        "|---|---|---:|---:|---:|---:|",
-        f"| back-prop | {b['iterations']} iterations (measured) | {fmt(b['compile_seconds'])} | "
-        f"{fmt(b['steady_seconds'])} | {fmt(b['per_iteration_seconds'])} | {fmt(b['seconds'])} |",
-    ]
-    e = b.get("extrapolated")
-    if e:
-        lines.append(f"| back-prop | {e['iterations']} iterations (**extrapolated**) | {fmt(b['compile_seconds'])} | "
-                     f"{fmt(e['steady_seconds'])} | {fmt(b['per_iteration_seconds'])} | {fmt(e['seconds'])} |")
-    for key in ("transform", "transform_warmup"):
-        n = t[key]
-        lines.append(f"| {METHOD_LABELS[key]} | 1 forward pass | {fmt(n['first_call_seconds'])} | "
-                     f"{fmt(n['mean_seconds'])} | {fmt(n['mean_seconds'])} | "
-                     f"{fmt(n['first_call_seconds'] + n['mean_seconds'] * n['repeats'])} |")
-    lines.append("")
-    if e:
-        lines += [f"Extrapolated row: {e['note']}.", ""]
-    lines.append("Nets' total = first call + the timed repeats.")
-    lines.append("")
-    return "\n".join(lines)
-
-
-def render_markdown(results: Mapping[str, Any]) -> dict[str, str]:
-    """``{"table1.md": text, "table2.md": text}`` for the tables present in ``results``."""
-    out = {}
-    if results.get("table1"):
-        out["table1.md"] = render_table1(results)
-    if results.get("table2"):
-        out["table2.md"] = render_table2(results)
-    return out
-
-
-def _write_text(path: Path, text: str) -> Path:
-    try:
-        return atomic.write_atomic(path, text)
-    except OSError as err:
-        raise OptionError(f"{path}: cannot write ({err.strerror or err})") from None
-
-
-def write_results(out_dir: str | os.PathLike[str], results: Mapping[str, Any]) -> list[Path]:
-    """Write ``results.json`` and the markdown tables present in ``results`` (all atomically)."""
-    out = Path(out_dir)
-    written = [_write_text(out / "results.json", json.dumps(results, indent=1, sort_keys=False) + "\n")]
-    for name, text in render_markdown(results).items():
-        written.append(_write_text(out / name, text))
     return written

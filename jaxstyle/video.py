@@ -1,4 +1,4 @@
-"""Video in and out: probe a clip, stylise it frame by frame with a transform net, measure flicker.
+"""Video: stylise a clip frame by frame with a one-pass method, smooth it over time, measure flicker.
 
 A frame is what an image is everywhere else in jaxstyle (``float32[H, W, 3]``, RGB in ``[0, 1]``,
 see :mod:`jaxstyle.io.images`); a clip in memory is ``float32[T, H, W, 3]``. Decoded frames arrive as
@@ -6,22 +6,16 @@ see :mod:`jaxstyle.io.images`); a clip in memory is ``float32[T, H, W, 3]``. Dec
 clip is streamed in batches, never held whole in memory.
 
 Every problem with a file becomes a :class:`~jaxstyle.errors.VideoError` with a one-line message
-that names the file; ffmpeg's multi-line log never reaches the user.
+that names the file; ffmpeg's multi-line log never reaches the user. Probing, reading frames and the
+writer's checks are :mod:`jaxstyle.io.videofile`'s (their names are importable from here too).
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import functools
-import logging
 import math
 import os
-import re
-import subprocess
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from fractions import Fraction
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,230 +23,41 @@ import imageio_ffmpeg
 import numpy as np
 
 from jaxstyle import atomic
-from jaxstyle.errors import ImageError, OptionError, VideoError, one_line
+from jaxstyle.errors import OptionError, VideoError, one_line
 from jaxstyle.io import images
+from jaxstyle.io.videofile import (
+    _COPY_AUDIO,
+    CRF,
+    FALLBACK_FPS,
+    OUTPUT_SUFFIXES,
+    VIDEO_SUFFIXES,
+    VideoInfo,
+    _abort,
+    _check_written,
+    _exact_fps,
+    _send,
+    check_output,
+    is_video_path,
+    iter_frames,
+    probe,
+)
 from jaxstyle.nn.vgg import MIN_SIDE
+from jaxstyle.progress import Progress
 
-#: File extensions read as videos (by suffix, case-insensitive).
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"})
-#: Extensions a stylised video can be written to: containers that hold H.264 video and AAC audio.
-OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
-#: ffmpeg demuxers accepted as video containers. Anything else is refused, even when ffmpeg could
-#: read it: a PNG renamed to .mp4 decodes as a one-frame "video" through ``png_pipe``.
-_DEMUXERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
-#: Source audio codecs copied as they are (all four output containers hold them); others become AAC.
-_COPY_AUDIO = frozenset({"aac", "mp3"})
-#: Frame rate used when ffmpeg reports none.
-FALLBACK_FPS = 25.0
+__all__ = [
+    "CRF", "FALLBACK_FPS", "OUTPUT_SUFFIXES", "SMOOTH_TAU", "VIDEO_SUFFIXES", "VideoInfo", "check_output",
+    "check_smooth", "even_shape", "flicker", "is_video_path", "iter_frames", "prepare_frames", "probe",
+    "smooth_frames", "stylize_video", "working_shape",
+]
+
 #: Motion scale of :func:`smooth_frames`: a mean input change of ``tau`` per pixel cuts the carry-over by e.
 SMOOTH_TAU = 0.05
-#: x264 constant rate factor: 18 is near-transparent; stylised frames are full of fine texture.
-CRF = 18
-_FFMPEG_TIMEOUT_S = 120
-_PIXELS_ADVICE = "pass a larger max_pixels if the machine has the memory (and a smaller size for smaller frames)"
-
-# imageio-ffmpeg logs warnings (resized reads of rotated clips, killed processes) to stderr;
-# jaxstyle reports problems itself, one line each.
-logging.getLogger("imageio_ffmpeg").setLevel(logging.ERROR)
-# imageio-ffmpeg starts ffmpeg with ``preexec_fn=os.setpgrp`` (to shield it from Ctrl-C), which runs
-# Python in the forked child of a multithreaded process: JAX warns about that (a possible deadlock).
-# Without it the fork goes straight to exec; on Ctrl-C ffmpeg stops too, and the partial output
-# is removed anyway.
-os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")
-
-
-@dataclasses.dataclass(frozen=True)
-class VideoInfo:
-    """What :func:`probe` learns about a clip before decoding it.
-
-    ``width`` x ``height``: the decoded frames' size in pixels (after the container's rotation).
-    ``fps``: frames per second (:data:`FALLBACK_FPS` if the file gives none). ``frames``: the
-    estimated frame count (duration x fps), ``None`` if unknown. ``duration`` in seconds or ``None``.
-    ``audio_codec``: the first audio stream's codec (e.g. ``"aac"``), ``None`` without audio.
-    """
-
-    path: Path
-    width: int
-    height: int
-    fps: float
-    frames: int | None
-    duration: float | None
-    codec: str
-    audio_codec: str | None
-
-    @property
-    def has_audio(self) -> bool:
-        return self.audio_codec is not None
-
-
-def is_video_path(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` names a video by its extension (:data:`VIDEO_SUFFIXES`, case-insensitive)."""
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 def check_smooth(smooth: float) -> None:
     """Raise OptionError unless ``0 <= smooth < 1`` (1 would freeze the first frame forever)."""
     if not (math.isfinite(smooth) and 0.0 <= smooth < 1.0):
         raise OptionError(f"smooth must be at least 0 and below 1, got {smooth}", fields=("smooth",))
-
-
-# --------------------------------------------------------------------------------------------
-# ffmpeg plumbing
-
-
-def _ffmpeg_log(args: Sequence[str]) -> str:
-    """Run the bundled ffmpeg with ``args``; returns its log (stderr) whatever the exit status."""
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", *args]
-    try:
-        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=_FFMPEG_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return "ffmpeg timed out"
-    return done.stderr.decode(errors="replace")
-
-
-def _reason(log: str) -> str:
-    """ffmpeg's own explanation on one line: its last component message (``[in#0 @ 0x..] ...``)
-    without the prefix, else its last line; at most 200 characters."""
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    tagged = [line for line in lines if line.startswith("[")]
-    text = (tagged or lines or ["no details"])[-1]
-    text = re.sub(r"^\[[^\]]*\]\s*", "", text)
-    text = re.sub(r"^Error opening input:\s*", "", text)
-    return one_line(text)[:200]
-
-
-def _streams(log: str) -> tuple[list[str], list[str]]:
-    """The (video, audio) stream descriptions of input #0 in an ``ffmpeg -i`` log; cover art
-    (``attached pic``) does not count as video."""
-    found = re.findall(r"^\s*Stream #0:\d+\S*: (Video|Audio): (.*)$", log, flags=re.MULTILINE)
-    video = [rest for kind, rest in found if kind == "Video" and "(attached pic)" not in rest]
-    audio = [rest for kind, rest in found if kind == "Audio"]
-    return video, audio
-
-
-def _codec(description: str) -> str:
-    """``"aac (LC) (mp4a / ...), 44100 Hz, ..."`` -> ``"aac"``."""
-    return description.split()[0].rstrip(",") if description.split() else "unknown"
-
-
-def _exact_fps(fps: float) -> Fraction:
-    """ffmpeg prints rates rounded (29.97, 23.98); NTSC-style rates become exactly N*1000/1001."""
-    ntsc = round(fps * 1.001)
-    if ntsc > 0 and abs(fps * 1.001 - ntsc) < 0.01 and abs(fps - ntsc) > 0.01:
-        return Fraction(ntsc * 1000, 1001)
-    return Fraction(fps).limit_denominator(1001)
-
-
-def _check_input_file(path: Path) -> None:
-    name = str(path)
-    if not path.exists():
-        raise VideoError(f"{name}: no such file")
-    if path.is_dir():
-        raise VideoError(f"{name}: is a folder, not a video file")
-    if not is_video_path(path):
-        known = ", ".join(sorted(VIDEO_SUFFIXES))
-        raise VideoError(f"{name}: unsupported video format {path.suffix.lower()!r} (use one of {known})")
-    if not os.access(path, os.R_OK):
-        raise VideoError(f"{name}: permission denied")
-    if path.stat().st_size == 0:
-        raise VideoError(f"{name}: file is empty (0 bytes)")
-
-
-def _open_frames(path: Path, max_pixels: int | None) -> tuple[dict, Generator[bytes, None, None]]:
-    """Start decoding ``path`` to rgb24: (imageio-ffmpeg's metadata, a generator of raw frames).
-
-    The size is checked against ``max_pixels`` before any frame is decoded. The caller closes the
-    generator (that stops ffmpeg).
-    """
-    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-    try:
-        meta = next(gen)
-        width, height = meta["size"]
-        images.check_pixels(width, height, max_pixels, f"{path}: video frame", _PIXELS_ADVICE)
-    except ImageError as err:
-        gen.close()
-        raise VideoError(str(err)) from None
-    except (OSError, RuntimeError, StopIteration, KeyError, IndexError, ValueError, AttributeError) as err:
-        gen.close()
-        raise VideoError(f"{path}: not a readable video ({_reason(str(err))})") from None
-    return meta, gen
-
-
-def probe(path: str | os.PathLike[str], *, max_pixels: int | None = images.DEFAULT_MAX_PIXELS,
-          min_side: int = 1) -> VideoInfo:
-    """Read a clip's header and decode its first frame: size, frame rate, frame count, audio.
-
-    Raises:
-        VideoError: missing file, folder, empty file, an extension not in :data:`VIDEO_SUFFIXES`,
-            not a video container (an image or text file renamed), no video stream (audio only),
-            corrupt or truncated data, no decodable frame, frames over ``max_pixels`` pixels
-            (``None``: no limit) or with a side below ``min_side``.
-    """
-    path = Path(path)
-    name = str(path)
-    _check_input_file(path)
-    log = _ffmpeg_log(["-i", name])
-    container = re.search(r"^Input #0, (.+?), from ", log, flags=re.MULTILINE)
-    if container is None:
-        raise VideoError(f"{name}: not a readable video ({_reason(log)})")
-    if container.group(1) not in _DEMUXERS:
-        raise VideoError(f"{name}: not a video container (ffmpeg reads it as {container.group(1)}); "
-                         "use MP4, MOV, MKV, WebM or AVI")
-    video, audio = _streams(log)
-    if not video:
-        raise VideoError(f"{name}: has no video stream" + (" (audio only)" if audio else ""))
-    meta, gen = _open_frames(path, max_pixels)
-    try:
-        first = next(gen, None)
-    except (OSError, RuntimeError) as err:
-        raise VideoError(f"{name}: cannot decode the first frame ({_reason(str(err))})") from None
-    finally:
-        gen.close()
-    if first is None:
-        raise VideoError(f"{name}: the video has no frames")
-    width, height = meta["size"]
-    if min(width, height) < min_side:
-        raise VideoError(f"{name}: frames are {width}x{height} pixels, sides must be at least {min_side} pixels")
-    fps = float(meta.get("fps") or 0.0) or FALLBACK_FPS
-    duration = float(meta.get("duration") or 0.0) or None
-    frames = max(1, round(duration * fps)) if duration else None
-    return VideoInfo(path, int(width), int(height), fps, frames, duration, _codec(video[0]),
-                     _codec(audio[0]) if audio else None)
-
-
-def iter_frames(path: str | os.PathLike[str], *, max_pixels: int | None = images.DEFAULT_MAX_PIXELS
-                ) -> Generator[np.ndarray, None, None]:
-    """The frames of a clip in order, each ``uint8[H, W, 3]`` RGB (read-only views; copy to modify).
-
-    Call :func:`probe` first for the checks and clear messages on bad files.
-
-    Raises:
-        VideoError: a file ffmpeg cannot open, or a frame it cannot decode.
-    """
-    path = Path(path)
-    meta, gen = _open_frames(path, max_pixels)
-    width, height = meta["size"]
-    try:
-        for index, raw in enumerate(_guarded(gen, path)):
-            if len(raw) != width * height * 3:
-                raise VideoError(f"{path}: frame {index + 1} has the wrong size (a corrupt stream?)")
-            yield np.frombuffer(raw, np.uint8).reshape(height, width, 3)
-    finally:
-        gen.close()
-
-
-def _guarded(gen: Generator[bytes, None, None], path: Path) -> Generator[bytes, None, None]:
-    """``gen`` with imageio-ffmpeg's read errors turned into a one-line VideoError."""
-    count = 0
-    while True:
-        try:
-            raw = next(gen)
-        except StopIteration:
-            return
-        except (OSError, RuntimeError) as err:
-            raise VideoError(f"{path}: cannot decode frame {count + 1} ({_reason(str(err))})") from None
-        count += 1
-        yield raw
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,57 +165,6 @@ def prepare_frames(frames: Sequence[np.ndarray], shape: tuple[int, int], max_pix
     return np.stack(out)
 
 
-# --------------------------------------------------------------------------------------------
-# Writing
-
-
-def check_output(dst: str | os.PathLike[str], src: str | os.PathLike[str] | None = None) -> Path:
-    """Check, before any work, that a video can be written at ``dst``; returns it as a Path.
-
-    Raises:
-        VideoError: an extension not in :data:`OUTPUT_SUFFIXES`, a folder, a missing or read-only
-            output folder, or ``dst`` is the input ``src`` itself.
-    """
-    dst = Path(dst)
-    if dst.suffix.lower() not in OUTPUT_SUFFIXES:
-        known = ", ".join(OUTPUT_SUFFIXES)
-        raise VideoError(f"{dst}: cannot write a video as {dst.suffix.lower() or 'a file without extension'!r} "
-                         f"(use one of {known}; H.264 video, AAC audio)")
-    images.check_output_target(dst, VideoError)
-    if src is not None and dst.exists() and Path(src).exists() and os.path.samefile(src, dst):
-        raise VideoError(f"{dst}: the output would overwrite the input video")
-    return dst
-
-
-class _Abort(BaseException):
-    """Thrown into imageio-ffmpeg's writer generator: its BaseException branch kills ffmpeg at once."""
-
-
-def _abort(writer: Any) -> None:
-    with contextlib.suppress(BaseException):
-        writer.throw(_Abort())
-
-
-def _send(writer: Any, frame: np.ndarray, dst: Path) -> None:
-    try:
-        writer.send(np.ascontiguousarray(frame))
-    except (OSError, RuntimeError, StopIteration) as err:
-        raise VideoError(f"{dst}: ffmpeg stopped while writing the video ({_reason(str(err))})") from None
-
-
-def _check_written(tmp: Path, dst: Path, frames: int, audio: bool) -> None:
-    """The encoded file must decode to ``frames`` frames (and carry audio if ``audio``): imageio-ffmpeg
-    does not report an encoder that failed while finishing the file (disk full, muxing error)."""
-    try:
-        count, _ = imageio_ffmpeg.count_frames_and_secs(str(tmp))
-    except (OSError, RuntimeError) as err:
-        raise VideoError(f"{dst}: the encoded video is unreadable ({_reason(str(err))})") from None
-    if count != frames:
-        raise VideoError(f"{dst}: the encoded video has {count} frames instead of {frames}")
-    if audio and not _streams(_ffmpeg_log(["-i", str(tmp)]))[1]:
-        raise VideoError(f"{dst}: the audio track could not be copied")
-
-
 def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
     batch: list[np.ndarray] = []
     for frame in frames:
@@ -435,22 +189,24 @@ def stylize_video(
     size: int | None = None,
     max_pixels: int | None = images.DEFAULT_MAX_PIXELS,
     on_frames: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """Stylise a clip frame by frame with a transform net (or a blend of several), or with a prepared
-    stylizer ``float32[N,h,w,3] -> float32[N,h,w,3]`` (the arbitrary method's
-    :func:`jaxstyle.methods.arbitrary.wct.make_stylizer`, whose style statistics are fixed for every
-    frame), into an H.264 video.
+    stylizer ``float32[N,h,w,3] -> float32[N,h,w,3]`` (:func:`jaxstyle.run.transform_stylizer`'s, or the
+    arbitrary method's :func:`jaxstyle.methods.arbitrary.stylizer.make_stylizer`, whose style is fixed for
+    every frame), into an H.264 video.
 
     Frames are decoded as rgb24, resized so the long side is ``size`` (if given), cropped to even
-    sides (see :func:`working_shape`), stylised ``batch_size`` at a time with
-    :func:`jaxstyle.methods.transform.net.stylize_batch` (``weights``, ``strength``, ``preserve_color`` as
-    there), smoothed over time (:func:`smooth_frames` with ``smooth``), and encoded with libx264
+    sides (see :func:`working_shape`), stylised ``batch_size`` at a time (nets through
+    :func:`jaxstyle.run.transform_stylizer`, with ``weights``, ``strength``, ``preserve_color`` as there),
+    smoothed over time (:func:`smooth_frames` with ``smooth``), and encoded with libx264
     (yuv420p, CRF :data:`CRF`) at the source's frame rate. The source's first audio track is kept:
     copied if AAC or MP3, else re-encoded as AAC. The video goes to a hidden temporary file next to
     ``dst``, is checked (frame count, audio), then renamed over ``dst``; on any failure or Ctrl-C
     the temporary file is removed, so no half-written output is ever left.
 
-    ``on_frames(n)`` is called after each batch with the number of frames just written.
+    After each batch, ``on_frames(n)`` is called with the number of frames just written, and
+    ``progress(frames written so far, {"frames_per_s": ...})`` (:class:`jaxstyle.progress.Progress`).
 
     Returns:
         A report: ``frames``, ``fps``, ``size`` ``[h, w]``, ``source_size`` ``[H, W]``, ``seconds``,
@@ -462,17 +218,13 @@ def stylize_video(
         VideoError: a bad input (see :func:`probe`) or output (see :func:`check_output`), or ffmpeg failing.
         OptionError: a bad ``smooth``, ``batch_size``, ``size``, ``weights`` or ``strength``.
     """
+    from jaxstyle import run
     from jaxstyle.methods.transform import net as transform
 
     check_smooth(smooth)
-    stylize: Callable[[np.ndarray], np.ndarray]
-    if callable(models):  # a prepared stylizer (e.g. wct.make_stylizer): its look is fixed already
-        stylize = models
-    else:
-        nets = [models] if isinstance(models, Mapping) else list(models)
-        transform.check_blend(len(nets), weights, strength)
-        stylize = functools.partial(transform.stylize_batch, nets, weights=weights, strength=strength,
-                                    preserve_color=preserve_color)
+    # A prepared stylizer (run.transform_stylizer's, stylizer.make_stylizer's) has its look fixed already.
+    stylize = models if callable(models) else run.transform_stylizer(
+        models, weights=weights, strength=strength, preserve_color=preserve_color)
     if batch_size < 1:
         raise OptionError(f"batch size must be at least 1, got {batch_size}")
     src, dst = Path(src), check_output(dst, src)
@@ -509,6 +261,8 @@ def stylize_video(
                     count += len(batch)
                     if on_frames is not None:
                         on_frames(len(batch))
+                    if progress is not None:
+                        progress(count, {"frames_per_s": count / max(time.perf_counter() - start, 1e-9)})
                 if count == 0:
                     raise VideoError(f"{src}: the video has no frames")
                 writer.close()  # ffmpeg finishes the file

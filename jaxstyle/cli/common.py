@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn, Protocol, TypeVar
 
 from jaxstyle.errors import JaxstyleError, OptionError
+from jaxstyle.progress import Progress
 
 T = TypeVar("T")
 
@@ -86,8 +87,9 @@ def progress_bar(total: int | None, desc: str = "", unit: str = "it", disable: b
 
 @contextlib.contextmanager
 def step_progress(total: int, desc: str = "", unit: str = "step", start: int = 0
-                  ) -> Iterator[Callable[[int, Mapping[str, float]], None]]:
-    """The progress callback core loops take, ``progress(step, metrics)`` (step counted from 1, absolute),
+                  ) -> Iterator[Progress]:
+    """The progress callback core loops take (:class:`jaxstyle.progress.Progress`), ``progress(step, metrics)``
+    (step counted from 1, absolute),
     drawn as a :func:`progress_bar` with the loss (``metrics["loss"]`` or ``["total"]``) as its postfix."""
     bar = progress_bar(total, desc=desc, unit=unit)
     bar.update(start)

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from jaxstyle import paper
@@ -201,8 +201,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run_part(part: str, compute) -> None:
         """Compute one part with a progress bar, store it (tables with their run context), save."""
         bar = progress_bar(0, desc=part.replace("table", "table "), unit="step")
+
+        def progress(done: int, metrics: Mapping[str, float]) -> None:
+            """The part's steps on the bar; its total comes with them (``metrics["steps"]``)."""
+            total = int(metrics["steps"])
+            if bar.total != total:
+                bar.total = total
+                bar.refresh()
+            bar.update(done - bar.n)
+
         try:
-            value = compute(bar)
+            value = compute(progress)
         finally:
             bar.close()
         results[part] = value if part == "figures" else {**value, "context": paper.context(results)}
@@ -210,17 +219,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     name, first = next(iter(raw.items()))
     if "table2" in parts:
-        run_part("table2", lambda bar: paper.table2(
+        run_part("table2", lambda progress: paper.table2(
             first, style, model, warmup_model, vgg_params=vgg_params, iterations=table2_iterations,
-            shape=args.table2_size, repeats=args.repeats, image_name=name, progress=bar, log=_log))
+            shape=args.table2_size, repeats=args.repeats, image_name=name, progress=progress, log=_log))
     if "table1" in parts:
-        run_part("table1", lambda bar: paper.table1(
+        run_part("table1", lambda progress: paper.table1(
             contents, style, model, warmup_model, vgg_params=vgg_params, iterations=args.iterations,
-            style_name=args.style, cache=cache, progress=bar, log=_log))
+            style_name=args.style, cache=cache, progress=progress, log=_log))
     if "figures" in parts:
-        run_part("figures", lambda bar: paper.figures(
+        run_part("figures", lambda progress: paper.figures(
             args.out, contents, style, figure_styles, model, warmup_model, vgg_params=vgg_params,
-            iterations=figure_iterations, style_name=args.style, cache=cache, progress=bar, log=_log))
+            iterations=figure_iterations, style_name=args.style, cache=cache, progress=progress, log=_log))
 
     for text in paper.render_markdown(results).values():
         print(text)

@@ -8,7 +8,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from jaxstyle.cli.common import ArgumentParser, cli_entry, positive_int
+from jaxstyle.cli.common import ArgumentParser, cli_entry
 from jaxstyle.errors import OptionError
 
 DESCRIPTION = """\
@@ -43,23 +43,17 @@ def port_number(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from jaxstyle import serve
+    from jaxstyle.cli.options import add_options
 
     p = ArgumentParser(prog="serve", description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: %(default)s, this computer only)")
     p.add_argument("--port", type=port_number, default=8000, help="TCP port; 0 picks a free one (default: %(default)s)")
-    p.add_argument("--max-upload-mb", type=float, default=serve.DEFAULT_MAX_UPLOAD_BYTES / serve.MB,
+    p.add_argument("--max-upload-mb", type=float, default=serve.Limits.max_upload_bytes / serve.MB,
                    help="largest upload (photo plus style image) in MB (default: %(default)g)")
-    p.add_argument("--max-pixels", type=positive_int, default=serve.DEFAULT_MAX_PIXELS,
-                   help="largest image in pixels, checked from its header before decoding (default: %(default)s)")
-    p.add_argument("--max-side", type=positive_int, default=serve.DEFAULT_MAX_SIDE,
-                   help="transform and arbitrary: larger photos are scaled down to this long side; arbitrary "
-                        "at 1024x768 peaks near 3 GB of memory (default: %(default)s)")
-    p.add_argument("--gatys-size", type=positive_int, default=serve.DEFAULT_GATYS_SIZE,
-                   help="gatys: long side of the result in pixels (default: %(default)s)")
-    p.add_argument("--gatys-iterations", type=positive_int, default=serve.DEFAULT_GATYS_ITERATIONS,
-                   help="gatys: optimisation steps, about 1 s each at 384 px on a laptop CPU (default: %(default)s)")
+    # --max-pixels, --gatys-size, --gatys-iterations, --max-side: from the Limits fields (defaults, help).
+    add_options(lambda group: p, serve.Limits)
     p.add_argument("--decoders", metavar="NAME|FILE", default=None,
                    help="arbitrary: a shipped decoder set or a decoder file from bin/train --decoders "
                         "(default: the shipped set; if it is missing, the page works without arbitrary)")

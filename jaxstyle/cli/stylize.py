@@ -8,10 +8,11 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from jaxstyle import atomic
 from jaxstyle.cli import stylize_jobs as jobs
-from jaxstyle.cli.common import ArgumentParser, check_output_folder, cli_entry, float_list, int_list, positive_int
+from jaxstyle.cli.common import ArgumentParser, check_output_folder, cli_entry, float_list, positive_int
 from jaxstyle.cli.options import add_options, unset_for_preset
 from jaxstyle.errors import OptionError
 
@@ -65,9 +66,24 @@ examples:
 """
 
 
+#: The help's sections, by method: argparse argument groups, in this order.
+GROUPS = {
+    "common": "common (every method; an option that works with some only names them)",
+    "transform": "transform (trained nets, one pass)",
+    "arbitrary": "arbitrary (any painting, one pass)",
+    "gatys": "gatys and texture (back-propagation; unset options come from --preset)",
+}
+#: The section of each option-field group (``metadata["group"]``) of the generated options.
+FIELD_GROUPS = {"optimisation": "gatys", "size": "common", "look": "common", "output": "common",
+                "common": "common", "arbitrary": "arbitrary"}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The options of the command: its own (methods, models, batches, videos, output), then the Gatys ones
-    generated from :class:`jaxstyle.methods.gatys.presets.GatysOptions` (names, defaults and help are the fields')."""
+    """The options of the command, listed by method (:data:`GROUPS`). The ones of the options dataclasses are
+    generated from their fields (names, defaults and help): :class:`jaxstyle.methods.gatys.presets.GatysOptions`
+    and :class:`jaxstyle.methods.arbitrary.wct.ArbitraryOptions`; the rest are the command's own (methods,
+    models, batches, videos, output)."""
+    from jaxstyle.methods.arbitrary.wct import ArbitraryOptions
     from jaxstyle.methods.gatys.presets import PAPER, GatysOptions
 
     p = ArgumentParser(
@@ -76,32 +92,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="*", metavar="CONTENT",
                    help="content image(s) or folder(s) of images, or one video (not used by --method texture)")
-    p.add_argument("--method", choices=METHODS, default=None,
-                   help="algorithm (default: transform for a shipped model name or model file, arbitrary for "
-                   "any other style image)")
-    p.add_argument("--style", default=None,
-                   help="transform: a shipped model name (scream, starry_night, wave) or a .msgpack model file; "
-                   "gatys/texture: a style image path or built-in style name. Several, comma-separated, "
-                   "are blended (see --style-weights)")
-    p.add_argument("--fast", action="store_true",
-                   help=f"transform: use the shipped style's half-width model (width 16, distilled from the full "
-                   f"one with bin/train --teacher): {FAST_NOTE}")
-    p.add_argument("--out", help="output file (one input) or folder (several inputs); "
-                   "default: <content>_<style>.png (a video: .mp4) in the current folder")
-    titles = {"optimisation": "optimisation (gatys/texture; unset options come from --preset)"}
-    groups = {name: p.add_argument_group(titles.get(name, name))
-              for name in ("size", "optimisation", "look", "video", "output")}
-    groups["size"].add_argument("--batch-size", type=positive_int, default=8,
-                                help="transform: images per batch, spread over all devices (default: %(default)s)")
-    look = groups["look"]
-    look.add_argument("--style-weights", type=float_list, default=None, metavar="W1,W2,...",
-                      help="blend of the comma-separated --style list, one weight each, normalised to sum 1 "
-                      "(default: equal). gatys/texture blend the styles' Gram targets; transform mixes the "
-                      "models' outputs")
-    look.add_argument("--strength", type=float, default=1.0, metavar="S",
-                      help="transform: 0 returns the photo, 1 the full style, between them a mix; arbitrary: the "
-                      "same mix in feature space (MicroAST's alpha) (default: 1)")
-    arbitrary = p.add_argument_group("arbitrary (any painting, one pass)")
+    groups = {name: p.add_argument_group(title) for name, title in GROUPS.items()}
+
+    def group_of(field_group: str) -> Any:
+        return groups[FIELD_GROUPS.get(field_group, "common")]
+
+    common = groups["common"]
+    common.add_argument("--method", choices=METHODS, default=None,
+                        help="algorithm (default: transform for a shipped model name or model file, arbitrary for "
+                        "any other style image)")
+    common.add_argument("--style", default=None,
+                        help="transform: a shipped model name (scream, starry_night, wave) or a .msgpack model "
+                        "file; gatys/texture: a style image path or built-in style name. Several, "
+                        "comma-separated, are blended (see --style-weights)")
+    common.add_argument("--out", help="output file (one input) or folder (several inputs); "
+                        "default: <content>_<style>.png (a video: .mp4) in the current folder")
+    common.add_argument("--batch-size", type=positive_int, default=8,
+                        help="transform: images per batch, spread over all devices (default: %(default)s)")
+    common.add_argument("--style-weights", type=float_list, default=None, metavar="W1,W2,...",
+                        help="blend of the comma-separated --style list, one weight each, normalised to sum 1 "
+                        "(default: equal). gatys/texture blend the styles' Gram targets; transform mixes the "
+                        "models' outputs")
+    common.add_argument(
+        "--smooth", type=float, default=0.0, metavar="S",
+        help="video: temporal smoothing in [0, 1) against flicker. Each output frame keeps S of the previous output "
+        "where the input frame did not change and follows the new frame where it moved; 0.5-0.7 steadies the "
+        "texture, near 1 leaves trails. The run prints the flicker (mean frame-to-frame change) of the input and "
+        "the output (default: 0, off)")
+    common.add_argument("--report", type=Path, default=None, metavar="FILE.json",
+                        help="write a JSON report: losses, history, timing, options")
+
+    transform = groups["transform"]
+    transform.add_argument("--fast", action="store_true",
+                           help=f"transform: use the shipped style's half-width model (width 16, distilled from "
+                           f"the full one with bin/train --teacher): {FAST_NOTE}")
+    transform.add_argument("--sheet", action="store_true",
+                           help="transform: stylise each photo with every shipped model (or the comma-separated "
+                           "--style list) and write <photo>_<style>.png plus a labelled side-by-side "
+                           "<photo>_sheet.png into --out (or, for one photo, only the sheet to --out FILE.png)")
+
+    arbitrary = groups["arbitrary"]
     arbitrary.add_argument("--arbitrary-model", choices=("microast", "wct", "adain"), default=None,
                            help="microast: the pretrained MicroAST model (the default); wct: VGG19 features "
                            "whitened and coloured with the painting's covariance, decoded by the decoders trained "
@@ -109,30 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     arbitrary.add_argument("--decoders", default=None, metavar="NAME|FILE",
                            help="wct/adain: the decoder set, a shipped name or a file from bin/train --decoders "
                            "(default: the shipped 'photo' set; giving it picks wct)")
-    arbitrary.add_argument("--levels", type=int_list, default=None, metavar="K1,K2,...",
-                           help="wct/adain: the VGG19 levels (relu K_1) to match, deepest first, each decoded "
-                           "before the next is encoded, e.g. 4,3,2,1 as in Li et al. (default: the deepest, 4)")
-    arbitrary.add_argument("--feature-transform", choices=("wct", "adain"), default=None,
-                           help="the same as --arbitrary-model wct or adain (kept for older scripts)")
-    groups["video"].add_argument(
-        "--smooth", type=float, default=0.0, metavar="S",
-        help="video: temporal smoothing in [0, 1) against flicker. Each output frame keeps S of the previous output "
-        "where the input frame did not change and follows the new frame where it moved; 0.5-0.7 steadies the "
-        "texture, near 1 leaves trails. The run prints the flicker (mean frame-to-frame change) of the input and "
-        "the output (default: 0, off)")
-    out = groups["output"]
-    out.add_argument("--sheet", action="store_true",
-                     help="transform: stylise each photo with every shipped model (or the comma-separated --style "
-                     "list) and write <photo>_<style>.png plus a labelled side-by-side <photo>_sheet.png into --out "
-                     "(or, for one photo, only the sheet to --out FILE.png)")
-    out.add_argument("--save-every", type=positive_int, default=None, metavar="N",
-                     help="also write the image every N iterations (<out>_iter00100.png, ...)")
-    out.add_argument("--report", type=Path, default=None, metavar="FILE.json",
-                     help="write a JSON report: losses, history, timing, options")
-    add_options(groups.__getitem__, GatysOptions, overrides={
+    # --feature-transform, --strength, --levels: unset (None) unless given, so that the model decides.
+    add_options(group_of, ArbitraryOptions, overrides={"feature_transform": {"default": None}})
+
+    groups["gatys"].add_argument("--save-every", type=positive_int, default=None, metavar="N",
+                                 help="also write the image every N iterations (<out>_iter00100.png, ...)")
+    add_options(group_of, GatysOptions, overrides={
         **unset_for_preset(GatysOptions, "paper", PAPER),
         "size": {"default": None, "help": "long side of the output in pixels, aspect kept (default: transform "
                  f"keeps the input's size, gatys/texture use {GatysOptions.size})"},
+        "tile": {"group": "optimisation"},
     })
     return p
 

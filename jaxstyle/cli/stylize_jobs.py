@@ -1,18 +1,16 @@
 """The work behind ``jaxstyle stylize``: each method's run over files, its progress bar and summary line.
 
-Batching and step planning are :mod:`jaxstyle.drive`'s (shared with the web page); this module
-reads and writes the files and prints.
+Building the stylizers, batching and step planning are :mod:`jaxstyle.run`'s (shared with the web page
+and video); this module reads and writes the files and prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -69,29 +67,23 @@ def style_list(style: str) -> list[str]:
 
 
 def run_video(args: argparse.Namespace, src: Path, dst: Path) -> dict:
-    """Stylise one video with the transform net(s); a progress bar in frames, one summary line."""
-    import time
-
+    """Stylise one video with the transform net(s) or a painting (arbitrary), the stylizer built as for photos;
+    a progress bar in frames, one summary line."""
     from jaxstyle import video
-    from jaxstyle.methods.transform import net as transform
     from jaxstyle.nn import vgg
 
     info = video.probe(src, max_pixels=args.max_pixels, min_side=vgg.MIN_SIDE)  # fails fast, before the models
     video.working_shape((info.height, info.width), args.size, args.max_pixels)
-    models: Any = arbitrary_stylizer(args) if args.method == "arbitrary" else [
-        transform.load_transform(name, fast=args.fast) for name in style_list(args.style)]
+    stylize = arbitrary_stylizer(args) if args.method == "arbitrary" else transform_stylizer(args)
     bar = progress_bar(info.frames, desc=src.name, unit="frame")  # None: length unknown
-    start = time.perf_counter()
 
-    def on_frames(count: int) -> None:
-        bar.update(count)
-        bar.set_postfix(frames_per_s=f"{bar.n / (time.perf_counter() - start):.1f}", refresh=False)
+    def progress(done: int, metrics: Mapping[str, float]) -> None:
+        bar.update(done - bar.n)
+        bar.set_postfix(frames_per_s=f"{metrics['frames_per_s']:.1f}", refresh=False)
 
     try:
-        report = video.stylize_video(src, dst, models, weights=args.style_weights, strength=args.strength,
-                                     preserve_color=args.preserve_color, smooth=args.smooth,
-                                     batch_size=args.batch_size, size=args.size, max_pixels=args.max_pixels,
-                                     on_frames=on_frames)
+        report = video.stylize_video(src, dst, stylize, smooth=args.smooth, batch_size=args.batch_size,
+                                     size=args.size, max_pixels=args.max_pixels, progress=progress)
     finally:
         bar.close()
     h, w = report["size"]
@@ -141,21 +133,15 @@ def run_transform(args: argparse.Namespace, content_paths: list[Path], out_paths
     """Feed-forward stylisation: same-size images are batched and spread over all local devices."""
     import time
 
-    from jaxstyle import drive
+    from jaxstyle import run
     from jaxstyle.io import images
-    from jaxstyle.methods.transform import net as transform
 
-    if args.method == "arbitrary":
-        stylizer = arbitrary_stylizer(args)
-    else:
-        models = [transform.load_transform(name, fast=args.fast) for name in style_list(args.style)]
-        stylizer = functools.partial(transform.stylize_batch, models, weights=args.style_weights,
-                                     strength=args.strength, preserve_color=args.preserve_color)
+    stylizer = arbitrary_stylizer(args) if args.method == "arbitrary" else transform_stylizer(args)
     photos = [load_content(path, args) for path in content_paths]
     reports, start = [], time.perf_counter()
     with step_progress(len(photos), desc="stylize", unit="img") as progress:
-        for index, output, seconds in drive.stylize_images(photos, stylizer, batch_size=args.batch_size,
-                                                           progress=progress):
+        for index, output, seconds in run.stylize_images(photos, stylizer, batch_size=args.batch_size,
+                                                         progress=progress):
             images.save_image(out_paths[index], output)
             h, w = output.shape[:2]
             reports.append({"method": args.method, "output": str(out_paths[index]), "style": args.style,
@@ -167,17 +153,22 @@ def run_transform(args: argparse.Namespace, content_paths: list[Path], out_paths
 
 
 def default_method(style: str | None) -> str:
-    """transform when every --style is a shipped model or a model file (or none is given: --sheet),
-    arbitrary for any other style (an image file, a built-in painting without a shipped net)."""
-    from jaxstyle.io import modelfile
+    """The method for --style when --method is not given: :func:`jaxstyle.run.default_method` of the
+    comma-separated list (transform for shipped nets and model files, or no style: --sheet)."""
+    from jaxstyle import run
+
+    return run.default_method([] if style is None else style_list(style))
+
+
+def transform_stylizer(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
+    """The transform nets of --style (--fast: their half-width variants) as one stylizer
+    (:func:`jaxstyle.run.transform_stylizer`): ``batch float32[N,H,W,3] -> stylised``."""
+    from jaxstyle import run
     from jaxstyle.methods.transform import net as transform
 
-    if style is None:
-        return "transform"
-    shipped = transform.shipped_models()
-    if all(name in shipped or name.endswith(modelfile.MODEL_SUFFIX) for name in style_list(style)):
-        return "transform"
-    return "arbitrary"
+    models = [transform.load_transform(name, fast=args.fast) for name in style_list(args.style)]
+    return run.transform_stylizer(models, weights=args.style_weights, strength=args.strength,
+                                  preserve_color=args.preserve_color)
 
 
 def arbitrary_stylizer(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
@@ -198,7 +189,7 @@ def arbitrary_stylizer(args: argparse.Namespace) -> Callable[[np.ndarray], np.nd
 
 def run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: list[Path]) -> list[dict]:
     """Back-propagation (or a texture) per content photo, a progress bar in steps, one summary line each."""
-    from jaxstyle import drive
+    from jaxstyle import run
     from jaxstyle.cli.options import given
     from jaxstyle.io import images, styles
     from jaxstyle.methods.gatys.presets import GatysOptions, make_options
@@ -211,15 +202,15 @@ def run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: li
     vgg_params = load_vgg_params()
     reports = []
     for content, out_path in list(zip(contents, out_paths, strict=True)) if contents else [(None, out_paths[0])]:
-        total = drive.gatys_steps(None if content is None else content.shape[:2], options)
+        total = run.gatys_steps(None if content is None else content.shape[:2], options)
 
         def snapshot(step: int, image: np.ndarray, out_path: Path = out_path) -> None:
             images.save_image(out_path.with_name(f"{out_path.stem}_iter{step:05d}{out_path.suffix}"), image)
 
         with step_progress(total, desc=out_path.name, unit="it") as progress:
-            result = drive.run_gatys(content, style_images, options, vgg_params=vgg_params,
-                                     style_blend=args.style_weights, progress=progress,
-                                     snapshot_every=args.save_every, on_snapshot=snapshot)
+            result = run.run_gatys(content, style_images, options, vgg_params=vgg_params,
+                                   style_blend=args.style_weights, progress=progress,
+                                   snapshot_every=args.save_every, on_snapshot=snapshot)
         images.save_image(out_path, result.image)
         h, w = result.image.shape[:2]
         print(f"wrote {out_path} ({w}x{h}, {result.seconds:.1f} s, {len(result.history) - 1} iterations, "

@@ -1,5 +1,5 @@
 """Building blocks shared by the nets: reflection padding, upsampling folded into a conv, instance
-norm, and the reflection-padded conv modules (Flax).
+norm, and the reflection-padded conv (Flax).
 
 Arrays are float[N,H,W,C] (NHWC) throughout; kernels float32[k,k,Cin,Cout] (HWIO).
 """
@@ -110,14 +110,16 @@ def _padded_channels(channels: int, kernel: int) -> int:
     return channels
 
 
-class Conv(nn.Module):
-    """A k x k conv with SAME padding: float[N,H,W,Cin] -> float[N,ceil(H/s),ceil(W/s),features].
+class _SameConv(nn.Module):
+    """:class:`ReflectConv`'s inner conv, the one that holds the params: a k x k conv with SAME padding,
+    float[N,H,W,Cin] -> float[N,ceil(H/s),ceil(W/s),features].
 
-    Params ``kernel`` float32[k,k,Cin,features] and ``bias`` float32[features], as ``nn.Conv``
-    names them. Channel counts that hit a slow XLA:CPU path are padded: inputs with zeros (and the
-    kernel with zero slices), outputs computed and sliced off (see ``_padded_channels``). With
-    ``upsample`` (3x3, stride 1 only) the input is first upsampled x2 (nearest) and the conv sees it
-    reflection-padded: see ``upsample_conv``.
+    Not a second conv to pick from: it exists as a module only so that the params sit where the model
+    files have them (``<layer>/conv/kernel``, ``<layer>/conv/bias``, as ``nn.Conv`` names them; float32
+    [k,k,Cin,features] and [features]). Channel counts that hit a slow XLA:CPU path are padded: inputs
+    with zeros (and the kernel with zero slices), outputs computed and sliced off (see
+    ``_padded_channels``). With ``upsample`` (3x3, stride 1 only) the input is first upsampled x2
+    (nearest) and the conv sees it reflection-padded: see ``upsample_conv``.
     """
 
     features: int
@@ -153,7 +155,8 @@ class Conv(nn.Module):
 
 
 class ReflectConv(nn.Module):
-    """A k x k conv over a reflection-padded input (output size = input size / stride).
+    """The nets' conv: k x k over a reflection-padded input (output size = input size / stride),
+    float[N,H,W,Cin] -> float[N,H/s,W/s,features] (x2 with ``upsample``).
 
     Runs as a SAME conv over the padded input, then crops: XLA's CPU backend has a fast path only
     for SAME-style padding, and a VALID conv measured 2-25x slower here (docs/performance.md).
@@ -175,10 +178,10 @@ class ReflectConv(nn.Module):
         if self.upsample:
             if self.kernel != 3 or self.stride != 1:
                 raise ValueError("upsampling ReflectConv supports 3x3, stride 1 only")
-            return Conv(self.features, 3, upsample=True, dtype=self.dtype, name="conv")(x)
+            return _SameConv(self.features, 3, upsample=True, dtype=self.dtype, name="conv")(x)
         pad = self.kernel // 2
         h, w = x.shape[1], x.shape[2]
-        y = Conv(self.features, self.kernel, self.stride, dtype=self.dtype, name="conv")(reflect_pad(x, pad))
+        y = _SameConv(self.features, self.kernel, self.stride, dtype=self.dtype, name="conv")(reflect_pad(x, pad))
         if self.stride == 1:
             return y[:, pad : pad + h, pad : pad + w, :] if pad else y
         if self.stride != 2 or pad != 1 or h % 2 or w % 2:

@@ -1,7 +1,12 @@
-"""The local web page (``jaxstyle serve``): the Starlette app in :mod:`jaxstyle.serve.app`, the page
-itself in ``page.html`` (package data)."""
+"""The local web page (``jaxstyle serve``): the Starlette app in :mod:`jaxstyle.serve.app` (routes), the
+limits in :mod:`.limits`, form reading and checks in :mod:`.form`, the dispatch to the methods in
+:mod:`.stylist`, the job queue and its worker thread in :mod:`.jobs`; the page itself is ``page.html``
+(package data)."""
 
-from jaxstyle.serve.app import (
+from jaxstyle.serve.app import create_app, page_text
+from jaxstyle.serve.form import METHODS, JobRequest
+from jaxstyle.serve.jobs import Job, QueueFullError, Worker
+from jaxstyle.serve.limits import (
     DEFAULT_GATYS_ITERATIONS,
     DEFAULT_GATYS_SIZE,
     DEFAULT_KEEP_RESULTS,
@@ -10,16 +15,9 @@ from jaxstyle.serve.app import (
     DEFAULT_MAX_SIDE,
     DEFAULT_MAX_UPLOAD_BYTES,
     MB,
-    METHODS,
-    Job,
-    JobRequest,
     Limits,
-    QueueFullError,
-    Stylist,
-    Worker,
-    create_app,
-    page_text,
 )
+from jaxstyle.serve.stylist import Stylist
 
 __all__ = [
     "DEFAULT_GATYS_ITERATIONS", "DEFAULT_GATYS_SIZE", "DEFAULT_KEEP_RESULTS", "DEFAULT_MAX_PIXELS",

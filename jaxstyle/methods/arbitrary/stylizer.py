@@ -18,6 +18,7 @@ from jaxstyle import color
 from jaxstyle.errors import OptionError
 from jaxstyle.io import images as imagelib
 from jaxstyle.methods.arbitrary import microast, wct
+from jaxstyle.options import check_strength
 
 MODELS = ("microast", "wct", "adain")
 DEFAULT_MODEL = "microast"
@@ -83,8 +84,7 @@ def make_stylizer(
     vgg_params: preloaded weights (the shipped ones when None). levels: wct/adain only.
     """
     chosen = resolve_model(model, feature_transform, decoder_options=decoders is not None or levels is not None)
-    if not 0.0 <= strength <= 1.0:
-        raise OptionError(f"strength must be between 0 and 1, got {strength}", fields=("strength",))
+    check_strength(strength)
     paintings = prepare_styles(style, style_weights, style_size)
     if chosen == "microast":
         stylize = microast.make_stylizer(paintings, style_weights=style_weights, strength=strength,

@@ -22,6 +22,7 @@ import numpy as np
 from jaxstyle.errors import OptionError
 from jaxstyle.methods.arbitrary.vgg_decoders import decode, decoder_levels, encode, level_layer, load_decoders
 from jaxstyle.nn import layers, vgg
+from jaxstyle.options import check_strength, option
 
 FEATURE_TRANSFORMS = ("wct", "adain")
 
@@ -122,14 +123,25 @@ _TRANSFORMS = {"wct": wct, "adain": adain}
 
 @dataclasses.dataclass(frozen=True)
 class ArbitraryOptions:
-    """Options of :func:`stylize_batch` and :func:`make_stylizer` (the CLI's flags come from these fields)."""
+    """Options of :func:`stylize_batch` and :func:`make_stylizer`. The command line's ``--feature-transform``,
+    ``--strength`` and ``--levels`` are generated from these fields (:func:`jaxstyle.cli.options.add_options`:
+    the help is each field's metadata, the group the help section it is listed under)."""
 
-    feature_transform: str = "wct"
-    strength: float = 1.0
+    feature_transform: str = option(
+        "wct", "the same as --arbitrary-model wct or adain (kept for older scripts)", choices=FEATURE_TRANSFORMS,
+        group="arbitrary", show_default=False)
+    # The one strength flag: transform nets mix pixels with the same value (net.check_blend).
+    strength: float = option(
+        1.0, "transform: 0 returns the photo, 1 the full style, between them a mix; arbitrary: the same mix in "
+        "feature space (MicroAST's alpha) (default: 1)", kind="float", metavar="S", group="common",
+        show_default=False)
     # None: the decoder set's deepest level only. Measured (docs/results.md, "Arbitrary style"): with
     # the CPU-trained decoders, adding the shallower levels (4,3,2,1 as in Li et al.) smeared colour
     # noise over the picture and doubled the time; relu4_1 alone carries the painting's strokes.
-    levels: tuple[int, ...] | None = None
+    levels: tuple[int, ...] | None = option(
+        None, "wct/adain: the VGG19 levels (relu K_1) to match, deepest first, each decoded before the next is "
+        "encoded, e.g. 4,3,2,1 as in Li et al. (default: the deepest, 4)", kind="ints", metavar="K1,K2,...",
+        group="arbitrary", show_default=False)
 
     def levels_for(self, available: Sequence[int]) -> tuple[int, ...]:
         """The levels to run, deepest first, with a decoder set of ``available`` levels (``levels``, or
@@ -141,8 +153,7 @@ class ArbitraryOptions:
         if self.feature_transform not in FEATURE_TRANSFORMS:
             raise OptionError(f"feature_transform must be one of {', '.join(FEATURE_TRANSFORMS)}, "
                               f"got {self.feature_transform!r}", fields=("feature_transform",))
-        if not 0.0 <= self.strength <= 1.0:
-            raise OptionError(f"strength must be between 0 and 1, got {self.strength}", fields=("strength",))
+        check_strength(self.strength)
         if self.levels is None:
             return
         if not self.levels:
@@ -216,6 +227,7 @@ def stylize_batch(
 # Above TILE_PIXELS an image runs in tiles (memory grows about 3 GB per megapixel untiled: 2.8 GB at
 # 1024x768, measured). Each tile is TILE px square plus HALO px of context on every side, which covers
 # the ~70 px reach of VGG19 to relu4_1 and of its decoder, so cores join without visible seams.
+# (Its own tiler, not Gatys's: jaxstyle.methods.gatys.tiling's docstring says why.)
 TILE_PIXELS = 1_500_000
 
 

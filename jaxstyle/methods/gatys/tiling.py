@@ -23,6 +23,15 @@ one size (those at the far borders are shifted inward), so each pass compiles on
 function (the crop's origin and core are traced int32 arrays), called from a Python loop over
 the tiles. Not ``lax.scan``: XLA:CPU ran the VGG backward inside a while loop about 3x slower
 than the same tiles as separate calls (docs/performance.md, "Tiling and memory").
+
+Why the one-pass methods tile on their own (:func:`jaxstyle.methods.arbitrary.wct.stylize_tiled`,
+:func:`jaxstyle.methods.arbitrary.microast_net.stylize_tiled`): the three split different sums. Here the
+loss and its gradient are sums over positions, so cores must be 16-aligned (the pooled grids of every
+crop line up with the image's) and balanced, with a halo covering conv5_1's reach; a result is exact.
+WCT sums feature statistics over tile cores at one VGG level, then applies them tile by tile (one
+core size, the image padded to whole tiles); MicroAST takes its statistics over the whole quarter-size
+feature maps and runs only its encoder and tail in windows (multiples of 4 px). One helper for the
+three would change where the tiles fall, hence the outputs, which are kept bit for bit.
 """
 
 from __future__ import annotations

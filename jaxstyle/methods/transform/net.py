@@ -243,10 +243,9 @@ def stylize_batch(
 def check_blend(count: int, weights: Sequence[float] | None, strength: float) -> None:
     """Raise OptionError unless there is one weight >= 0 per model (positive sum) and 0 <= strength <= 1."""
     from jaxstyle import color
-    from jaxstyle.errors import OptionError
+    from jaxstyle.options import check_strength
 
-    if not 0.0 <= strength <= 1.0:
-        raise OptionError(f"strength must be between 0 and 1, got {strength}", fields=("strength",))
+    check_strength(strength)
     color.check_weights(count, weights)
 
 

@@ -1,15 +1,22 @@
-"""Drivers shared by the command line and the web page: images -> batches or runs -> results.
+"""One way to run a method on images, shared by the command line, the web page, video and the Python API.
 
-The work on arrays is :mod:`jaxstyle.methods.transform.net`'s and :mod:`jaxstyle.methods.gatys`'s; this module
-plans it (same-size photos in batches, the steps of a Gatys scale plan), and reports progress
-through a callback ``progress(done, metrics)`` (``done`` counted from 1; ``metrics`` host floats,
-``{}`` when a step has none). It reads and writes no files. (Named drive.py,
-not stylize.py: a submodule ``jaxstyle.stylize`` would shadow the ``jaxstyle.stylize`` function.)
+* :func:`default_method`: which method a style means when none is asked for (the command line and the
+  web page use this one rule).
+* :func:`transform_stylizer` (shipped or trained nets) and
+  :func:`jaxstyle.methods.arbitrary.stylizer.make_stylizer` (any painting) build a one-pass stylizer,
+  ``float32[N,H,W,3] in [0,1] -> the same``; :func:`stylize_images` runs one over photos, same-size
+  photos in batches; video (:mod:`jaxstyle.video`) streams frames through the same stylizers.
+* :func:`run_gatys` runs back-propagation (or a texture) with the steps :func:`gatys_steps` plans.
+
+Progress goes through :class:`jaxstyle.progress.Progress`, ``progress(done, metrics)``. This module
+reads and writes no files. (Named run.py, not stylize.py: a submodule ``jaxstyle.stylize`` would
+shadow the ``jaxstyle.stylize`` function.)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -17,12 +24,41 @@ from typing import Any, TypeVar
 import numpy as np
 
 from jaxstyle.io import images as imagelib
+from jaxstyle.io import modelfile
 from jaxstyle.methods.gatys import api, pyramid
 from jaxstyle.methods.gatys.loop import GatysResult
 from jaxstyle.methods.gatys.presets import GatysOptions
+from jaxstyle.methods.transform import net as transform
+from jaxstyle.progress import Progress
 
 T = TypeVar("T")
-Progress = Callable[[int, Mapping[str, float]], None]
+#: A one-pass stylizer: ``float32[N,H,W,3] in [0,1] -> float32[N,H,W,3] in [0,1]``.
+Stylizer = Callable[[np.ndarray], np.ndarray]
+
+
+def default_method(styles: Sequence[str] = (), *, style_image: bool = False) -> str:
+    """The method for a style when none is asked for: ``transform`` when every name in ``styles`` is a
+    shipped transform net or a model file (``.msgpack``), or there is none and no style image (the
+    command line's ``--sheet``); ``arbitrary`` for any other style (a style image, uploaded or a file; a
+    built-in painting that no shipped net covers)."""
+    if style_image:
+        return "arbitrary"
+    shipped = transform.shipped_models()
+    if all(name in shipped or name.endswith(modelfile.MODEL_SUFFIX) for name in styles):
+        return "transform"
+    return "arbitrary"
+
+
+def transform_stylizer(models: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
+                       weights: Sequence[float] | None = None, strength: float = 1.0,
+                       preserve_color: bool = False) -> Stylizer:
+    """Trained transform net(s) as a :data:`Stylizer`: :func:`jaxstyle.methods.transform.net.stylize_batch`
+    with the nets (one params tree, or several mixed by ``weights``), ``strength`` (0: the photo, 1: the
+    full style) and ``preserve_color`` bound, checked here (OptionError) before any work."""
+    nets = [models] if isinstance(models, Mapping) else list(models)
+    transform.check_blend(len(nets), weights, strength)
+    return functools.partial(transform.stylize_batch, nets, weights=weights, strength=strength,
+                             preserve_color=preserve_color)
 
 
 def batches(items: Sequence[T], shape_of: Callable[[T], tuple[int, ...]], batch_size: int) -> Iterator[list[T]]:
@@ -36,11 +72,10 @@ def batches(items: Sequence[T], shape_of: Callable[[T], tuple[int, ...]], batch_
             yield group[i : i + batch_size]
 
 
-def stylize_images(photos: Sequence[np.ndarray], stylizer: Callable[[np.ndarray], np.ndarray], *,
+def stylize_images(photos: Sequence[np.ndarray], stylizer: Stylizer, *,
                    batch_size: int = 8, progress: Progress | None = None) -> Iterator[tuple[int, np.ndarray, float]]:
-    """Stylise float32[H,W,3] photos in [0,1] with a one-pass ``stylizer`` (float32[N,H,W,3] -> the same:
-    ``transform.stylize_batch`` with its models bound, or ``wct.make_stylizer``'s), same-size photos
-    ``batch_size`` at a time.
+    """Stylise float32[H,W,3] photos in [0,1] with a one-pass ``stylizer`` (:func:`transform_stylizer`, or
+    :func:`jaxstyle.methods.arbitrary.stylizer.make_stylizer`'s), same-size photos ``batch_size`` at a time.
 
     Yields ``(index into photos, output float32[H,W,3], seconds per image of its batch)``, batch by
     batch; ``progress(images done, {"images_per_s": ...})`` after each batch.
@@ -55,6 +90,11 @@ def stylize_images(photos: Sequence[np.ndarray], stylizer: Callable[[np.ndarray]
         done += len(chunk)
         if progress is not None:
             progress(done, {"images_per_s": done / max(time.perf_counter() - start, 1e-9)})
+
+
+def stylize_image(photo: np.ndarray, stylizer: Stylizer) -> np.ndarray:
+    """One float32[H,W,3] photo in [0,1] through :func:`stylize_images` -> float32[H,W,3]."""
+    return next(stylize_images([photo], stylizer, batch_size=1))[1]
 
 
 def gatys_steps(content_shape: tuple[int, int] | None, options: GatysOptions) -> int:
@@ -90,6 +130,6 @@ def run_gatys(content: np.ndarray | None, styles: Sequence[np.ndarray], options:
         values = {k: v for k, v in values.items() if k not in ("size", "init")}  # texture: from noise
         size = 256 if options.size is None else options.size  # texture's own default
         return api.texture(list(styles), size, vgg_params=vgg_params, style_blend=style_blend,
-                                callback=on_step, **values)
+                           callback=on_step, **values)
     return api.gatys(content, list(styles), vgg_params=vgg_params, style_blend=style_blend, callback=on_step,
-                          **values)
+                     **values)
