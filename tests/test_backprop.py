@@ -16,6 +16,7 @@ def _trend_falls(values, window=5):
     return all(b <= a * 1.02 for a, b in zip(means, means[1:], strict=False))
 
 
+@pytest.mark.slow  # 49 s
 def test_gatys_lowers_total_and_style_loss(small_pair, vgg_params):
     content, style = small_pair
     result = jaxstyle.gatys(content, style, vgg_params=vgg_params, size=96, iterations=60, seed=0)
@@ -29,6 +30,7 @@ def test_gatys_lowers_total_and_style_loss(small_pair, vgg_params):
     assert 0.0 <= result.image.min() and result.image.max() <= 1.0
 
 
+@pytest.mark.slow  # 79 s
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_other_optimizers_also_converge(small_pair, vgg_params, optimizer):
     content, style = small_pair
@@ -56,6 +58,7 @@ def test_lbfgs_is_one_evaluation_per_step_with_a_capped_first_step(small_pair, v
     assert optax.tree_utils.tree_get(state, "num_linesearch_steps", None) is None  # no line search state
 
 
+@pytest.mark.slow  # 50 s
 def test_texture_synthesis_lowers_style_loss_tenfold(small_pair, vgg_params):
     _, style = small_pair
     result = jaxstyle.texture(style, (64, 80), vgg_params=vgg_params, iterations=60, seed=1, preset="paper")
@@ -71,6 +74,7 @@ def test_options_are_validated():
         jaxstyle.gatys(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)), vgg_params={}, optimizer="sgd")
 
 
+@pytest.mark.slow  # 28 s
 def test_gatys_blend_and_preserve_color(small_pair, vgg_params):
     from jaxstyle import color
     from jaxstyle.io import images
@@ -113,6 +117,7 @@ def test_scale_plan_defaults():
         scale_plan((64, 96), GatysOptions(scales=7))  # 8x12 px at the coarsest √2 scale
 
 
+@pytest.mark.slow  # 47 s
 def test_multiscale_gives_requested_size_and_beats_single_scale_at_equal_cost(small_pair, vgg_params):
     content, style = small_pair
     common = dict(vgg_params=vgg_params, size=128, seed=0, preset="paper", optimizer="auto")
@@ -128,6 +133,7 @@ def test_multiscale_gives_requested_size_and_beats_single_scale_at_equal_cost(sm
     assert multi.history[-1]["total"] <= single.history[-1]["total"], (multi.history[-1], single.history[-1])
 
 
+@pytest.mark.slow  # 253 s
 def test_multiscale_is_not_worse_than_single_scale_at_equal_iterations(data_dir, vgg_params):
     """At 256 px: 10 coarse (128 px) + 50 fine iterations against 60 at full size."""
     from jaxstyle.io import images

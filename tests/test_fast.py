@@ -35,6 +35,7 @@ def _teacher(tmp_path: Path) -> Path:
     return transform.save_transform(tmp_path / "teacher.msgpack", params, {"style": "mock_style"})
 
 
+@pytest.mark.slow  # 120 s
 def test_distillation_lowers_loss_and_exports_a_width_16_model(tmp_path):
     teacher = _teacher(tmp_path)
     config = train.TrainConfig(style="mock_style", teacher=str(teacher), steps=30, batch_size=2, image_size=32,
@@ -76,6 +77,7 @@ def test_workdir_from_before_teacher_still_resumes(tmp_path):
         train._check_workdir_config(tmp_path, train.TrainConfig(style="wave", teacher="wave"), primary=False)
 
 
+@pytest.mark.slow  # 67 s
 def test_train_cli_teacher_takes_the_teachers_style_and_needs_no_vgg(tmp_path, data_dir, monkeypatch):
     import jaxstyle.vgg_weights
 
@@ -118,6 +120,7 @@ def test_fast_load_errors():
         transform.load_transform(transform.shipped_models()["wave"], fast=True)
 
 
+@pytest.mark.slow  # 20 s
 def test_stylize_fast_cli(tmp_path, capsys):
     photo = tmp_path / "p.png"
     Image.fromarray((np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)).save(photo)
@@ -144,6 +147,7 @@ def test_stylize_fast_cli(tmp_path, capsys):
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow  # 33 s
 def test_channel_padding_of_9x9_convs_is_exact(monkeypatch):
     """The half-width net's 9x9 convs run with 20 channels (a faster XLA:CPU path); the output is unchanged."""
     params = transform.init_params(jax.random.key(3), width=16, residual_blocks=1)
@@ -155,6 +159,7 @@ def test_channel_padding_of_9x9_convs_is_exact(monkeypatch):
     np.testing.assert_allclose(padded, plain, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # 34 s
 def test_narrow_cuts_a_net_to_a_smaller_width_and_starts_the_student(tmp_path):
     params = transform.init_params(jax.random.key(5), width=8, residual_blocks=2)
     same = transform.narrow(params, 8)

@@ -95,6 +95,7 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
+@pytest.mark.slow  # 61 s
 def test_tiled_gradient_equals_whole_gradient(setup):
     image, params = setup["image"], setup["params"]
     whole_fn = jax.jit(jax.value_and_grad(lambda x: objective.loss_terms(x, setup["whole_targets"], params,
@@ -133,6 +134,7 @@ def test_tiled_gradient_equals_whole_gradient(setup):
     assert rest_error < seam_error and rest_error < 2e-4, (seam_error, rest_error)
 
 
+@pytest.mark.slow  # 43 s
 def test_tiled_gatys_matches_whole(small_pair, vgg_params):
     content, style = small_pair
     # The paper's single-scale sign steps (the default recipe runs coarse to fine: the total jumps up at
@@ -148,6 +150,7 @@ def test_tiled_gatys_matches_whole(small_pair, vgg_params):
     assert np.abs(tiled.image - whole.image).mean() < 1e-3
 
 
+@pytest.mark.slow  # 19 s
 def test_auto_tiling_leaves_small_images_bit_identical(small_pair, vgg_params):
     content, style = small_pair
     common = dict(vgg_params=vgg_params, size=32, iterations=2, seed=0)
