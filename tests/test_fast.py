@@ -148,15 +148,20 @@ def test_stylize_fast_cli(tmp_path, capsys):
 
 
 @pytest.mark.slow  # 33 s
-def test_channel_padding_of_9x9_convs_is_exact(monkeypatch):
-    """The half-width net's 9x9 convs run with 20 channels (a faster XLA:CPU path); the output is unchanged."""
-    params = transform.init_params(jax.random.key(3), width=16, residual_blocks=1)
-    x = jax.random.uniform(jax.random.key(4), (2, 36, 28, 3))
-    assert layers._padded_channels(16, 9) == 20 and layers._padded_channels(16, 3) == 16
-    padded = np.asarray(transform.TransformNet(16, 1).apply(params, x))
-    monkeypatch.setattr(layers, "_padded_channels", lambda channels, kernel: channels)
-    plain = np.asarray(transform.TransformNet(16, 1).apply(params, x))
-    np.testing.assert_allclose(padded, plain, rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize(("cin", "features", "kernel", "stride"),
+                         [(3, 16, 9, 1), (16, 3, 9, 1), (16, 16, 9, 1), (8, 12, 9, 2), (16, 32, 3, 2)])
+def test_channel_padding_of_9x9_convs_is_exact(cin: int, features: int, kernel: int, stride: int) -> None:
+    """The half-width net's 9x9 convs run with 20 channels (a faster XLA:CPU path), 3 channels as 4; the
+    output equals the plain SAME conv of the layer's own params."""
+    assert layers.padded_channels(16, 9) == 20 and layers.padded_channels(3, 3) == 4
+    assert layers.padded_channels(16, 3) == 16 and layers.padded_channels(32, 9) == 32
+    conv = layers.Conv(features, kernel, stride)
+    x = jax.random.uniform(jax.random.key(4), (2, 36, 28, cin))
+    w = conv.init(jax.random.key(3), x)["params"]["kernel"]
+    b = jax.random.normal(jax.random.key(5), (features,))
+    padded = np.asarray(conv.apply({"params": {"kernel": w, "bias": b}}, x))
+    plain = jax.lax.conv_general_dilated(x, w, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(padded, np.asarray(plain + b), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow  # 34 s

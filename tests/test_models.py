@@ -54,9 +54,8 @@ def test_load_returns_params_and_metadata():
 def test_a_second_kind_uses_the_same_resolver(tmp_path, monkeypatch):
     (tmp_path / "decoders").mkdir()
     (tmp_path / "decoders" / "relu4.msgpack").write_bytes(b"abc")
-    monkeypatch.setattr(modelfile, "_assets", tmp_path)
     monkeypatch.setitem(modelfile.KINDS, "decoder", modelfile.Kind(
-        "decoder", "decoders", lambda path: (path.read_bytes(), {"file": path.name}), "decoder"))
+        "decoder", str(tmp_path / "decoders"), lambda path: (path.read_bytes(), {"file": path.name}), "decoder"))
     assert modelfile.shipped("decoder") == {"relu4": tmp_path / "decoders" / "relu4.msgpack"}
     assert modelfile.load("relu4", kind="decoder") == (b"abc", {"file": "relu4.msgpack"})
     with pytest.raises(WeightsError, match=r"no decoder 'relu5'.*\(relu4\)$"):

