@@ -14,7 +14,7 @@ and target loading excluded for both). Every image is measured the same way, fro
 
 * ``style``: the paper's Gram style loss (equal layer weights, avg pooling; our VGG19) against the
   style at the content's pixel count; ``content``: L_content at conv4_2 (the paper preset's loss);
-* ``layout``, ``hf`` (relative to the photo's), ``clipped``: as in ``bench/gatys_recipe.py``.
+* ``layout``, ``hf`` (``hf_ratio``, relative to the photo's), ``clipped``: from ``bench/_quality.py``.
 
 Writes ``results.json`` and the two images (``ours.png``, ``pastiche.png``) and the photo.
 """
@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import gatys_recipe
+from bench import _quality as quality
 from bench import gatys_vs_pastiche as gvp
 from bench._common import log
 
@@ -70,9 +70,8 @@ def measure(photo_path: Path, style_path: Path, image_path: Path) -> dict:
     targets = loop.make_targets(params, spec, (h, w), photo, [images.fit_pixels(style, h * w)])
     terms = loop.evaluate_loss(jnp.asarray(img)[None], targets, params, spec)
     return {"content": float(terms["content"]), "style": float(terms["style"]),
-            "layout": gatys_recipe.layout_kept(img, photo),
-            "hf": gatys_recipe.hf_energy(img) / gatys_recipe.hf_energy(photo),
-            "clipped": gatys_recipe.clipped_share(img)}
+            "layout": quality.layout_kept(img, photo), "hf": quality.hf_ratio(img, photo),
+            "clipped": quality.clipped_share(img)}
 
 
 def main() -> int:

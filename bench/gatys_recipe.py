@@ -9,11 +9,10 @@ Each recipe is one line in ``RECIPES``: keyword arguments of the prototype loop 
 ``jaxstyle.methods.gatys`` can be tried before they are built). Metrics, all on the saved uint8 result
 against the working-size photo:
 
-* ``style_ratio``: the paper's Gram style loss (equal layer weights, avg pooling) of the result
-  over the photo's own: how far the picture moved toward the painting (lower: more style).
-* ``layout``: Pearson correlation of the 8x-downsampled (box) luminance with the photo's.
-* ``hf``: luminance energy at periods under 3 px (|f| > 1/3 cycles/px, FFT) over the photo's.
-* ``clipped``: share of pixels with a channel at 0 or 255.
+* ``style_ratio``, ``layout``, ``hf`` (``hf_ratio``), ``clipped``: the proxies of ``bench/_quality.py``
+  (one definition for every benchmark): the paper's Gram style loss of the result over the photo's own
+  (lower: more style); the correlation of the 8x box-downsampled luminance with the photo's; luminance
+  energy at periods under 3 px over the photo's; the share of pixels with a channel at 0 or 255.
 * ``seconds``: wall time of the optimisation (compile included), ``steps`` taken, ``stop``.
 """
 
@@ -32,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from bench import _quality as quality
 from jaxstyle import objective as losses
 from jaxstyle import vgg_weights
 from jaxstyle.io import images as imagelib
@@ -72,36 +72,6 @@ RECIPES: dict[str, dict] = {
     "adam_mc_b1e4": dict(init="content", optimizer="adam", steps=200, beta=1e4, style_loss="meancov"),
     "adam_noise_b1e4": dict(init="content+noise", optimizer="adam", steps=200, beta=1e4),
 }
-
-
-# ---------------------------------------------------------------------------------------------- metrics
-def luminance(img: np.ndarray) -> np.ndarray:
-    """float[H,W,3] in [0,1] -> float64[H,W] (BT.601 luma)."""
-    return img[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-
-
-def lowpass(y: np.ndarray, factor: int = 8) -> np.ndarray:
-    h, w = (y.shape[0] // factor) * factor, (y.shape[1] // factor) * factor
-    return y[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
-
-
-def layout_kept(img: np.ndarray, photo: np.ndarray) -> float:
-    a, b = lowpass(luminance(img)).ravel(), lowpass(luminance(photo)).ravel()
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def hf_energy(img: np.ndarray) -> float:
-    """Luminance energy (mean removed) at spatial periods under 3 px."""
-    y = luminance(img)
-    spec = np.abs(np.fft.fft2(y - y.mean())) ** 2
-    fy = np.fft.fftfreq(y.shape[0])[:, None]
-    fx = np.fft.fftfreq(y.shape[1])[None, :]
-    return float(spec[np.hypot(fy, fx) > 1.0 / 3.0].sum() / y.size)
-
-
-def clipped_share(img: np.ndarray) -> float:
-    u8 = imagelib.to_uint8(img)
-    return float(np.mean(np.any((u8 == 0) | (u8 == 255), axis=-1)))
 
 
 # ----------------------------------------------------------------------------------- prototype loss/loop
@@ -233,21 +203,11 @@ def run_recipe(params, photo, style_full, *, init="content", optimizer="adam", s
     return np.asarray(image[0]), {"seconds": seconds, "shapes": shapes, "loss_history": hist}
 
 
-def gram_style_loss(params, img, style_full):
-    h, w = img.shape[:2]
-    style = imagelib.fit_pixels(style_full, h * w)
-    sf = vgg.features(params, jnp.asarray(style)[None], losses.STYLE_LAYERS, "avg")
-    positions = {ly: (h // 2 ** (int(ly[4]) - 1)) * (w // 2 ** (int(ly[4]) - 1)) for ly in losses.STYLE_LAYERS}
-    grams = losses.style_targets(sf, positions)
-    f = vgg.features(params, jnp.asarray(img)[None], losses.STYLE_LAYERS, "avg")
-    return float(losses.style_loss(f, grams, losses.layer_weight_map(None)))
-
-
 def measure(params, img, photo, style_full) -> dict:
-    img8 = imagelib.to_uint8(img).astype(np.float32) / 255.0
-    return {"style_ratio": gram_style_loss(params, img8, style_full) / gram_style_loss(params, photo, style_full),
-            "layout": layout_kept(img8, photo), "hf": hf_energy(img8) / hf_energy(photo),
-            "clipped": clipped_share(img8)}
+    """The :mod:`bench._quality` proxies of the saved result against the photo (``hf``: its ``hf_ratio``)."""
+    img8 = quality.as_saved(img)
+    m = quality.measure(img8, photo, params, quality.style_grams(params, style_full, photo.shape[:2]))
+    return {"style_ratio": m["style_ratio"], "layout": m["layout"], "hf": m["hf_ratio"], "clipped": m["clipped"]}
 
 
 def main() -> None:

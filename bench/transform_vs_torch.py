@@ -477,7 +477,7 @@ def jax_vgg_parts(vgg_params: Mapping[str, Any], batch_u8: np.ndarray) -> list[d
     x = vgg.preprocess(jnp.asarray(batch_u8, jnp.float32) / 255.0)
     parts = []
     for name in names:
-        pool = name in vgg.closes_block(name) and name != names[-1]
+        pool = vgg.closes_block(name) and name != names[-1]
 
         def layer(v, p=vgg_params[name], pool=pool):
             y = vgg.conv_relu(v, p)
