@@ -1,6 +1,6 @@
 """What a user waits for and gets: ``jaxstyle.gatys`` at its defaults against pastiche 1.6.0 (L-BFGS).
 
-    .venv/bin/python bench/gatys_defaults_vs_pastiche.py                 # 400 px, pastiche 300 steps
+    .venv/bin/python -m bench.gatys_defaults_vs_pastiche                 # 400 px, pastiche 300 steps
     #  --content PATH --style PATH (default tubingen x starry_night)  --size 400
     #  --pastiche-iterations 300   --ours '{"preset": "paper", "iterations": 500}' (options over the defaults)
     #  --out bench/results/gatys_defaults_vs_pastiche/   --threads N (torch threads; default: usable cores)

@@ -1,11 +1,11 @@
 """Candidate Gatys recipes side by side at a small size: wall time, style loss, layout, grain.
 
-    nice -n 5 .venv/bin/python bench/gatys_recipe.py --recipes base,content,adam_ema --size 192
+    nice -n 5 .venv/bin/python -m bench.gatys_recipe --recipes base,content,adam_ema --size 192
     #  --pairs tubingen:starry_night,amber:wave   (content:style stems from $JAXSTYLE_DATA)
     #  --out bench/results/gatys_recipe/          (one PNG per run + results.json, appended)
 
 Each recipe is one line in ``RECIPES``: keyword arguments of the prototype loop :func:`run_recipe`
-(its own small jitted loop over ``jaxstyle.nn.vgg`` and ``jaxstyle.losses`` so that options not yet in
+(its own small jitted loop over ``jaxstyle.nn.vgg`` and ``jaxstyle.objective`` so that options not yet in
 ``jaxstyle.methods.gatys`` can be tried before they are built). Metrics, all on the saved uint8 result
 against the working-size photo:
 
