@@ -2,7 +2,8 @@
 
     nice -n 5 .venv/bin/python -m bench.gatys_recipe --recipes base,content,adam_ema --size 192
     #  --pairs tubingen:starry_night,amber:wave   (content:style stems from $JAXSTYLE_DATA)
-    #  --out bench/results/gatys_recipe/          (one PNG per run + results.json, appended)
+    #  --out bench/results/gatys_recipe/          (one PNG per run + results.jsonl, appended)
+    nice -n 5 .venv/bin/python -m bench.gatys_recipe --quick   # a smoke run: 48 px, 2 steps, a temporary folder
 
 Each recipe is one line in ``RECIPES``: keyword arguments of the prototype loop :func:`run_recipe`
 (its own small jitted loop over ``jaxstyle.nn.vgg`` and ``jaxstyle.objective`` so that options not yet in
@@ -32,6 +33,7 @@ import numpy as np
 import optax
 
 from bench import _quality as quality
+from bench._common import RESULTS, out_path
 from jaxstyle import objective as losses
 from jaxstyle import vgg_weights
 from jaxstyle.io import images as imagelib
@@ -210,14 +212,24 @@ def measure(params, img, photo, style_full) -> dict:
     return {"style_ratio": m["style_ratio"], "layout": m["layout"], "hf": m["hf_ratio"], "clipped": m["clipped"]}
 
 
+#: --quick: one prototype recipe, one coarse-to-fine, one through the API; every one 2 steps (per scale) at 48 px.
+QUICK_RECIPES = "base200,adam_b1e4_ms,api_default"
+QUICK_STEPS = 2
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipes", default="base200,sign_content,adam_b1e4,adam_b1e4_ema")
+    ap.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK_RECIPES} with {QUICK_STEPS} steps at "
+                    "48 px, in a temporary folder")
+    ap.add_argument("--recipes", default=None, help="comma list of RECIPES (default "
+                    "base200,sign_content,adam_b1e4,adam_b1e4_ema)")
     ap.add_argument("--pairs", default="tubingen:starry_night")
-    ap.add_argument("--size", type=int, default=192)
-    ap.add_argument("--out", default="bench/results/gatys_recipe")
+    ap.add_argument("--size", type=int, default=None, help="long side (default 192; --quick 48)")
+    ap.add_argument("--out", type=Path, default=None, help="folder (default bench/results/gatys_recipe)")
     args = ap.parse_args()
-    out = Path(args.out)
+    args.recipes = args.recipes or (QUICK_RECIPES if args.quick else "base200,sign_content,adam_b1e4,adam_b1e4_ema")
+    args.size = args.size or (48 if args.quick else 192)
+    out = out_path(args.out, RESULTS / "gatys_recipe", args.quick)
     out.mkdir(parents=True, exist_ok=True)
     params = vgg_weights.on_device()
     log = out / "results.jsonl"
@@ -227,13 +239,17 @@ def main() -> None:
         style = imagelib.load_image(DATA / "styles" / f"{s}.jpg")
         imagelib.save_image(out / f"{c}_{args.size}.png", photo)
         for name in args.recipes.split(","):
-            if "api" in RECIPES[name]:
-                r = api.gatys(photo, style, vgg_params=params, size=None, **RECIPES[name]["api"])
+            recipe = dict(RECIPES[name])
+            if args.quick:
+                recipe = {"api": {**recipe["api"], "iterations": QUICK_STEPS}} if "api" in recipe else {
+                    **recipe, "steps": QUICK_STEPS}
+            if "api" in recipe:
+                r = api.gatys(photo, style, vgg_params=params, size=None, **recipe["api"])
                 img = r.image
                 info = {"seconds": r.seconds, "shapes": r.scales, "stop": r.stop,
                         "loss_history": [[h["total"] for h in r.history]]}
             else:
-                img, info = run_recipe(params, photo, style, **RECIPES[name])
+                img, info = run_recipe(params, photo, style, **recipe)
             imagelib.save_image(out / f"{c}__{s}__{name}_{args.size}.png", img)
             row = {"pair": pair, "recipe": name, "size": args.size, **measure(params, img, photo, style),
                    "seconds": info["seconds"], "shapes": info["shapes"], "stop": info.get("stop"),
@@ -243,6 +259,7 @@ def main() -> None:
             print(f"{pair:28s} {name:20s} t={row['seconds']:6.1f}s style={row['style_ratio']:.3f} "
                   f"layout={row['layout']:.3f} hf={row['hf']:.2f} clip={row['clipped']:.3f} {row['stop'] or ''}",
                   flush=True)
+    print(f"JSON lines: {log}")
 
 
 if __name__ == "__main__":
