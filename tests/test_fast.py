@@ -14,7 +14,7 @@ from PIL import Image
 from jaxstyle import train
 from jaxstyle.cli import stylize
 from jaxstyle.cli import train as train_cli
-from jaxstyle.errors import JaxstyleError, OptionError
+from jaxstyle.errors import JaxstyleError, OptionError, WeightsError
 from jaxstyle.methods.transform import net as transform
 from jaxstyle.nn import layers
 
@@ -79,14 +79,13 @@ def test_workdir_from_before_teacher_still_resumes(tmp_path):
 
 @pytest.mark.slow  # 67 s
 def test_train_cli_teacher_takes_the_teachers_style_and_needs_no_vgg(tmp_path, data_dir, monkeypatch):
-    import jaxstyle.vgg_weights
+    from jaxstyle import vgg_weights
 
     teacher = _teacher(tmp_path)
-
-    def no_vgg(*args, **kwargs):
-        raise AssertionError("distillation must not load the VGG19")
-
-    monkeypatch.setattr(jaxstyle.vgg_weights, "load_vgg_params", no_vgg)
+    # Distillation must not load the VGG19: point the weights at a file that is not there (a load would fail).
+    monkeypatch.setenv(vgg_weights.ENV_VAR, str(tmp_path / "no-vgg19.npz"))
+    with pytest.raises(WeightsError, match="not found"):
+        vgg_weights.load_vgg_params()
     out = tmp_path / "s.msgpack"
     rc = train_cli.main(["--teacher", str(teacher), "--width", "16", "--data", str(data_dir / "train"),
                          "--workdir", str(tmp_path / "w"), "--steps", "2", "--batch-size", "2",

@@ -184,22 +184,21 @@ def test_upsample_result_adds_the_content_detail():
     assert plain.shape == content.shape and np.abs(plain - content).mean() > 0.05
 
 
-def test_style_scale_resizes_the_style(monkeypatch, small_pair, vgg_params):
-    from jaxstyle.methods.gatys import api, loop
+def test_style_scale_resizes_the_style(small_pair, vgg_params):
+    from jaxstyle.methods.gatys import presets, pyramid
 
     content, style = small_pair
-    seen = []
-    original = loop.make_targets
-
-    def spy(params, spec, shape, content_img, styles, blend=None):
-        seen.append([s.shape[:2] for s in styles])
-        return original(params, spec, shape, content_img, styles, blend)
-
-    monkeypatch.setattr(api, "make_targets", spy)
-    for scale in (1.0, 2.0):
-        jaxstyle.gatys(content, style, vgg_params=vgg_params, size=32, iterations=1, style_scale=scale)
-    (h1, w1), (h2, w2) = seen[0][0], seen[1][0]
+    # The working style (what the targets are computed from): at the output's pixel count times scale².
+    sizes = [pyramid.working_styles([style], (24, 32), presets.GatysOptions(style_scale=scale))[0].shape[:2]
+             for scale in (1.0, 2.0)]
+    (h1, w1), (h2, w2) = sizes
     assert abs(h2 - 2 * h1) <= 1 and abs(w2 - 2 * w1) <= 1
+    # Through jaxstyle.gatys: style_scale 2 at style_size 32 is the run at style_size 64 (the same working
+    # style), and not the run at 32.
+    common = dict(vgg_params=vgg_params, size=32, iterations=1, seed=0)
+    scaled = jaxstyle.gatys(content, style, style_size=32, style_scale=2.0, **common)
+    np.testing.assert_array_equal(scaled.image, jaxstyle.gatys(content, style, style_size=64, **common).image)
+    assert not np.array_equal(scaled.image, jaxstyle.gatys(content, style, style_size=32, **common).image)
     with pytest.raises(OptionError, match="style_scale"):
         jaxstyle.gatys(content, style, vgg_params=vgg_params, size=32, iterations=1, style_scale=0)
 
