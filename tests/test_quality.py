@@ -77,3 +77,9 @@ def test_style_loss_is_zero_for_the_painting_and_lower_than_the_photos(vgg_param
     m = q.measure(painting, photo, params, grams, photo_style_loss=ref)
     assert m["style_ratio"] < 0.2
     assert set(m) == {"layout", "hf_ratio", "clipped", "style_loss", "style_ratio"}
+
+
+def test_psnr_of_a_known_error():
+    a = np.zeros((4, 4, 3), np.float32)
+    assert q.psnr(a, a + 0.1) == pytest.approx(20.0, abs=1e-4)  # MSE 0.01: 20 dB
+    assert q.psnr(a, a) == pytest.approx(120.0)  # the MSE floor, 1e-12
