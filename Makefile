@@ -12,7 +12,7 @@ DATA ?= $(abspath ../shared/data)
 export JAXSTYLE_DATA ?= $(DATA)
 export JAXSTYLE_STYLES_DIR ?= $(if $(wildcard $(DATA)/styles),$(DATA)/styles,)
 
-.PHONY: setup demo test check lint clean wheel-test
+.PHONY: setup demo test check lint clean wheel-test bench-quick
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ check: setup  # the quick loop (under 2 minutes): the tests not marked slow, ruf
 	$(PY) -m pytest -q -m "not slow"
 	$(VENV)/bin/ruff check jaxstyle tests bench
 	$(VENV)/bin/mypy
+
+bench-quick: setup  # every bench module's --quick smoke run (make check runs the ones under ~10 s)
+	$(PY) -m pytest -q tests/test_bench_quick.py
 
 wheel-test: setup  # build the wheel, install it into a fresh venv, use it from an empty folder
 	PY=$(PY) .ci/wheel_test.sh

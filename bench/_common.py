@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 from bench._jsonl_server import timed
 from jaxstyle.machine import machine_info as _machine_info
 
-__all__ = ["REPO", "RESULTS", "ensure_venv", "log", "machine_info", "require_venv", "timed", "venv_python"]
+__all__ = ["REPO", "RESULTS", "ensure_venv", "log", "machine_info", "out_path", "require_venv", "timed", "venv_python"]
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"  # git-ignored
@@ -30,6 +31,16 @@ def log(message: str) -> None:
 def machine_info(packages: Iterable[str] = ("flax", "optax"), **extra: Any) -> dict[str, Any]:
     """:func:`jaxstyle.machine.machine_info` with the benchmark's own fields (``extra``) added."""
     return {**_machine_info(packages), **extra}
+
+
+def out_path(out: Path | None, default: Path, quick: bool) -> Path:
+    """Where a benchmark writes: ``out`` if given; else, with ``--quick`` (a smoke run on tiny inputs, which
+    measures nothing worth keeping), ``default``'s name in a fresh temporary folder; else ``default``."""
+    if out is not None:
+        return out
+    if quick:
+        return Path(tempfile.mkdtemp(prefix="jaxstyle-bench-")) / default.name
+    return default
 
 
 def venv_python(venv: Path) -> Path:

@@ -14,6 +14,7 @@ Every proxy takes float[H,W,3] RGB in [0,1]; measure what a user gets by passing
   isolated spectral peaks (a regular stripe or grid pattern; painted texture spreads its energy).
 * :func:`clipped_share`: the share of pixels with a channel at 0 or 255 in uint8 (absolute, in [0, 1];
   the photo's own share is reported beside it, since a ratio to a photo with none is undefined).
+* :func:`psnr`: of one picture against another (a ``--fast`` net's output against the full net's).
 
 Only numpy here, except :func:`style_grams` and :func:`style_loss` (the objective's loss, on VGG).
 """
@@ -85,6 +86,11 @@ def clipped_share(img: np.ndarray) -> float:
     """Share of pixels (in [0, 1]) with at least one channel at 0 or 255 after rounding to uint8."""
     u8 = imagelib.to_uint8(img)
     return float(np.mean(np.any((u8 == 0) | (u8 == 255), axis=-1)))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two float images in [0,1] of one shape (the mean square error floored at 1e-12)."""
+    return float(-10.0 * np.log10(max(float(np.mean(np.square(a - b))), 1e-12)))
 
 
 # -- the style loss (VGG) ------------------------------------------------------------------------

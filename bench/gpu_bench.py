@@ -2,7 +2,8 @@
 arbitrary model) at 512 px and 4K, a 1200x900 multi-scale Gatys result, as one JSON.
 
 Usage: python -m bench.gpu_bench --out DIR [--gatys-iterations 400] [--quick]
-Prints a table and writes DIR/gpu_bench.json. Compile time is reported apart from steady state.
+Prints a table and writes DIR/gpu_bench.json (with --quick, tiny sizes for a CPU dry run, DIR defaults to a
+temporary folder). Compile time is reported apart from steady state.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from bench._common import RESULTS, out_path
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -37,11 +40,14 @@ def gatys_times(result, started: float) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=None, help="folder for gpu_bench.json (required unless --quick)")
     parser.add_argument("--data", type=Path, default=None, help="folder with content/ and styles/ (else random)")
     parser.add_argument("--gatys-iterations", type=int, default=400)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a CPU dry run")
     args = parser.parse_args()
+    if args.out is None and not args.quick:
+        parser.error("--out DIR is required (unless --quick)")
+    args.out = out_path(args.out, RESULTS / "gpu_bench", args.quick)
     from jaxstyle.io import images
     from jaxstyle.methods.gatys import api
     from jaxstyle.methods.transform import net as transform

@@ -1,6 +1,7 @@
 """Benchmark: a 1200×900 Gatys result, coarse to fine, against one single-scale 400-iteration run.
 
     .venv/bin/python -m bench.highres [--only multiscale,single] [--size 1200] [--out bench/results/highres.json]
+    .venv/bin/python -m bench.highres --quick   # a smoke run: 48 px, 1-3 iterations, JSON in a temporary folder
 
 Both stylise tubingen with starry_night (long side ``--size``; 1200 gives 1200×900),
 α=1, β=1e3, average pooling, seed 0. Each run is its own subprocess, so the peak RSS
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import REPO, machine_info
+from bench._common import REPO, machine_info, out_path
 from bench.gatys_vs_pastiche import CONTENT, STYLE  # the same pair
 from jaxstyle import atomic
 
@@ -40,6 +41,10 @@ MULTISCALE = {"scales": 2, "scale_iterations": [50, 38], "optimizer": "adam"}
 # One scale with Adam, the same ~10 minutes: measured to end lower than MULTISCALE at 1200x900.
 SINGLE_ADAM = {"scales": 1, "iterations": 50, "optimizer": "adam"}
 RUNS = {"single": SINGLE, "multiscale": MULTISCALE, "single_adam": SINGLE_ADAM}
+#: --quick: every run, tiny (the same code paths, no meaningful numbers).
+QUICK_SIZE = 48
+QUICK_RUNS = {"single": {"scales": 1, "iterations": 3}, "multiscale": {"scales": 2, "scale_iterations": [2, 1],
+              "optimizer": "adam"}, "single_adam": {"scales": 1, "iterations": 2, "optimizer": "adam"}}
 LOG_EVERY = 25
 
 
@@ -88,8 +93,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="multiscale,single_adam,single",
                         help="comma-separated runs: multiscale, single_adam, single")
-    parser.add_argument("--size", type=int, default=1200, help="long side of the result (default 1200 → 1200×900)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--size", type=int, default=None, help="long side of the result (default 1200 → 1200×900; "
+                        f"--quick: {QUICK_SIZE})")
+    parser.add_argument("--out", type=Path, default=None, help=f"the JSON (default {DEFAULT_OUT}; --quick: a "
+                        "temporary folder)")
+    parser.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK_SIZE} px, 1-3 iterations per run")
     parser.add_argument("--scale-iterations", help="the multi-scale run's plan, e.g. 50,38 (default "
                         f"{','.join(map(str, MULTISCALE['scale_iterations']))})")
     parser.add_argument("--optimizer", help=f"the multi-scale run's optimizer (default {MULTISCALE['optimizer']})")
@@ -97,6 +105,8 @@ def main() -> None:
     parser.add_argument("--options", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.size is None:
+        args.size = QUICK_SIZE if args.quick else 1200
     if args.worker:
         worker(args.worker, args.size, args.result, json.loads(args.options))
         return
@@ -104,10 +114,12 @@ def main() -> None:
     unknown = set(names) - set(RUNS)
     if unknown:
         parser.error(f"unknown run(s) {sorted(unknown)}; use {', '.join(RUNS)}")
+    args.out = out_path(args.out, DEFAULT_OUT, args.quick)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
     results = previous.get("runs", {}) if previous.get("size") == args.size else {}
-    runs = {**RUNS, "multiscale": dict(MULTISCALE)}
+    base = QUICK_RUNS if args.quick else RUNS
+    runs = {**base, "multiscale": dict(base["multiscale"])}
     if args.scale_iterations:
         its = [int(i) for i in args.scale_iterations.split(",")]
         runs["multiscale"].update(scales=len(its), scale_iterations=its)

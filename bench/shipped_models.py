@@ -8,6 +8,7 @@ For each shipped model and each photo (not in the training set), at --size px:
     8x (broad light/dark layout; 1 = same layout, 0 = unrelated).
 
     .venv/bin/python -m bench.shipped_models [--photos a.jpg,b.jpg] [--size 256] [--fast] [--out FILE.json]
+    .venv/bin/python -m bench.shipped_models --quick   # a smoke run: one photo at 48 px, with --fast
 
 With --fast, each style's half-width ``--fast`` model (width 16, distilled from the full one) gets a row
 too, measured the same way, plus the PSNR of its output against the full model's (dB; higher = closer).
@@ -25,10 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench._common import REPO
+from bench import _quality as quality
+from bench._common import REPO, out_path
 
 DATA = Path(os.environ.get("JAXSTYLE_DATA", REPO.parent / "shared" / "data"))
 DEFAULT_PHOTOS = ("golden_gate.jpg", "hoovertowernight.jpg", "stata.jpg", "chelsea (skimage)")
+DEFAULT_OUT = REPO / "bench" / "results" / "shipped_models.json"
+QUICK_SIZE = 48
 
 
 def _photo(name: str, size: int) -> np.ndarray:
@@ -44,22 +48,6 @@ def _photo(name: str, size: int) -> np.ndarray:
     return images.fit_long_side(img, size)
 
 
-def _layout_correlation(a: np.ndarray, b: np.ndarray, factor: int = 8) -> float:
-    from jaxstyle import color
-
-    def small(x: np.ndarray) -> np.ndarray:
-        y = color.rgb_to_ycbcr(x)[..., 0]
-        h, w = (y.shape[0] // factor) * factor, (y.shape[1] // factor) * factor
-        return y[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
-
-    return float(np.corrcoef(small(a).ravel(), small(b).ravel())[0, 1])
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB between two float images in [0,1]."""
-    return float(-10.0 * np.log10(max(float(np.mean(np.square(a - b))), 1e-12)))
-
-
 def _fast_summary(rows: list[dict], model: str) -> str:
     """One style's mean style ratio and layout correlation, fast vs full, and the mean PSNR of fast vs full."""
     def mean(variant: str, key: str) -> float:
@@ -72,13 +60,20 @@ def _fast_summary(rows: list[dict], model: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--photos", default=",".join(DEFAULT_PHOTOS),
-                        help="comma list: names in $JAXSTYLE_DATA/content, files, or 'chelsea (skimage)'")
-    parser.add_argument("--size", type=int, default=256, help="long side of the photos (default 256)")
+    parser.add_argument("--quick", action="store_true", help=f"a smoke run: the first photo at {QUICK_SIZE} px, "
+                        "with --fast; the JSON in a temporary folder")
+    parser.add_argument("--photos", default=None,
+                        help="comma list: names in $JAXSTYLE_DATA/content, files, or 'chelsea (skimage)' (default "
+                        f"{','.join(DEFAULT_PHOTOS)})")
+    parser.add_argument("--size", type=int, default=None, help="long side of the photos (default 256)")
     parser.add_argument("--fast", action="store_true", help="also measure the --fast models, and their PSNR "
                         "against the full models' outputs")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "shipped_models.json")
+    parser.add_argument("--out", type=Path, default=None, help=f"the JSON (default {DEFAULT_OUT})")
     args = parser.parse_args()
+    args.photos = args.photos or (DEFAULT_PHOTOS[0] if args.quick else ",".join(DEFAULT_PHOTOS))
+    args.size = args.size or (QUICK_SIZE if args.quick else 256)
+    args.fast = args.fast or args.quick
+    args.out = out_path(args.out, DEFAULT_OUT, args.quick)
 
     import jax.numpy as jnp
 
@@ -113,8 +108,8 @@ def main() -> int:
                              "style_loss_photo": float(before["style"]), "style_loss_output": float(after["style"]),
                              "style_ratio": float(before["style"]) / float(after["style"]),
                              "content_loss_output": float(after["content"]),
-                             "layout_correlation": _layout_correlation(photo, out),
-                             "psnr_vs_full_db": _psnr(out, outputs["full"]) if variant != "full" else None,
+                             "layout_correlation": quality.layout_kept(out, photo),
+                             "psnr_vs_full_db": quality.psnr(out, outputs["full"]) if variant != "full" else None,
                              "width": transform.architecture(params)["width"],
                              "model_steps": meta.get("steps"), "content_weight": meta.get("content_weight")})
     psnr_col = " PSNR vs full (dB) |" if args.fast else ""

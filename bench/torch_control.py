@@ -1,6 +1,7 @@
 """Benchmark (a control for the transform nets' stripes): our transform-net training against the same in PyTorch.
 
     .venv/bin/python -m bench.torch_control [--steps 300] [--size 128] [--out bench/results/torch_control]
+    .venv/bin/python -m bench.torch_control --quick   # ours only (no torch), 2 steps at 32 px: a smoke run
 
 Our trained nets show fine 2-3 px diagonal stripes and colour fringes. Is that a bug in our JAX code or
 the recipe? Both sides train the SAME net from ONE random init (``jaxstyle.methods.transform.net.init_params``, seed 0,
@@ -35,8 +36,16 @@ from typing import Any
 import numpy as np
 
 from bench import _quality
-from bench._common import REPO, RESULTS, log, machine_info
-from bench.transform_vs_torch import TORCH_VENV, TorchServer, _flatten, reference_config, setup_training, torch_python
+from bench._common import REPO, RESULTS, log, machine_info, out_path
+from bench.transform_vs_torch import (
+    TORCH_VENV,
+    TorchServer,
+    _flatten,
+    ours_training,
+    reference_config,
+    setup_training,
+    torch_python,
+)
 
 DATA = Path(os.environ.get("JAXSTYLE_DATA") or REPO.parent / "shared" / "data")
 PHOTOS = ("golden_gate", "tubingen", "chicago")
@@ -146,7 +155,8 @@ def _rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(a), abs(b), 1e-30)
 
 
-def run(args: argparse.Namespace, server: TorchServer, work: Path) -> dict[str, Any]:
+def run(args: argparse.Namespace, server: TorchServer | None, work: Path) -> dict[str, Any]:
+    """The comparison; with no ``server`` (``--quick``), our side alone."""
     import jax
     import jax.numpy as jnp
 
@@ -167,11 +177,16 @@ def run(args: argparse.Namespace, server: TorchServer, work: Path) -> dict[str, 
 
     style = imagelib.fit_long_side(imagelib.to_float_image(load_style(config.style)), config.style_size)
     # init: train.init_params, one jitted jaxstyle.methods.transform.net.init_params(key(seed 0), width 32, 5 blocks)
-    trainer, state, info = setup_training(server, config, style, work, layouts=[LAYOUT], clip=True,
-                                          threads=args.threads)
+    if server is None:
+        trainer, init, _ = ours_training(config, style)
+        state, info = trainer.replicate(init), None
+    else:
+        trainer, state, info = setup_training(server, config, style, work, layouts=[LAYOUT], clip=True,
+                                              threads=args.threads)
+    sides = ("ours", "torch") if server is not None else ("ours",)
 
-    metrics: dict[str, list[dict[str, float]]] = {"ours": [], "torch": []}
-    seconds: dict[str, list[float]] = {"ours": [], "torch": []}
+    metrics: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+    seconds: dict[str, list[float]] = {side: [] for side in sides}
     for start in range(0, args.steps, args.log_every):
         chunk = list(range(start, min(start + args.log_every, args.steps)))
         for i in chunk:
@@ -179,6 +194,9 @@ def run(args: argparse.Namespace, server: TorchServer, work: Path) -> dict[str, 
             state, m = trainer.step(state, trainer.shard_batch(batches[i]))
             metrics["ours"].append({k: float(v) for k, v in jax.device_get(m).items()})
             seconds["ours"].append(time.perf_counter() - t0)
+        if server is None:
+            log(f"step {chunk[-1] + 1}/{args.steps}: loss ours {metrics['ours'][-1]['loss']:.4g}")
+            continue
         reply = server("train", layout=LAYOUT, batches=str(work / "batches.npz"), indices=chunk)
         metrics["torch"] += reply["metrics"]
         seconds["torch"] += reply["times"]
@@ -194,24 +212,29 @@ def run(args: argparse.Namespace, server: TorchServer, work: Path) -> dict[str, 
     photos = {name: imagelib.fit_long_side(imagelib.load_image(DATA / "content" / f"{name}.jpg"), args.infer_size)
               for name in PHOTOS}
     np.savez(work / "photos.npz", **photos)
-    server("stylise", layout=LAYOUT, images=str(work / "photos.npz"), out=str(work / "torch_out.npz"))
-    with np.load(work / "torch_out.npz") as data:
-        theirs = {name: data[name] for name in PHOTOS}
+    theirs: dict[str, np.ndarray] = {}
+    if server is not None:
+        server("stylise", layout=LAYOUT, images=str(work / "photos.npz"), out=str(work / "torch_out.npz"))
+        with np.load(work / "torch_out.npz") as data:
+            theirs = {name: data[name] for name in PHOTOS}
     dev_params = jax.device_put(params)
     pictures: dict[str, Any] = {}
     for name, photo in photos.items():
         ours = np.asarray(transform.apply(dev_params, jnp.asarray(photo)[None]))[0]
-        photo_s, ours_s, theirs_s = (_quality.as_saved(x) for x in (photo, ours, theirs[name]))
+        photo_s, ours_s = _quality.as_saved(photo), _quality.as_saved(ours)
         imagelib.save_image(out_dir / f"{name}_ours.png", ours_s)
-        imagelib.save_image(out_dir / f"{name}_torch.png", theirs_s)
-        imagelib.save_image(out_dir / f"{name}_sheet.png", sheet([photo_s, ours_s, theirs_s]))
         pictures[name] = {"size_hw": list(photo.shape[:2]), "photo": measure(photo_s, photo_s),
-                          "ours": measure(ours_s, photo_s), "torch": measure(theirs_s, photo_s),
-                          "mean_abs_diff_ours_vs_torch": float(np.mean(np.abs(ours_s - theirs_s)))}
+                          "ours": measure(ours_s, photo_s)}
+        if name in theirs:
+            theirs_s = _quality.as_saved(theirs[name])
+            imagelib.save_image(out_dir / f"{name}_torch.png", theirs_s)
+            pictures[name]["torch"] = measure(theirs_s, photo_s)
+            pictures[name]["mean_abs_diff_ours_vs_torch"] = float(np.mean(np.abs(ours_s - theirs_s)))
+        imagelib.save_image(out_dir / f"{name}_sheet.png", sheet([photo_s, ours_s, *([theirs_s] if theirs else [])]))
     # Our final net through the torch inference code too: isolates the inference path from the training.
     np.savez(work / "final_params.npz", **_flatten(params))
     cross = {}
-    for name, photo in photos.items():
+    for name, photo in photos.items() if server is not None else ():
         np.savez(work / "one.npz", image=photo[None])
         server("setup_infer", params=str(work / "final_params.npz"), image=str(work / "one.npz"),
                out=str(work / "cross.npz"), threads=args.threads)
@@ -225,14 +248,15 @@ def run(args: argparse.Namespace, server: TorchServer, work: Path) -> dict[str, 
 
     checkpoints = sorted({s for s in (1, 25, 100, args.steps) if s <= args.steps})
     losses = {str(s): {side: {k: at(side, s)[k] for k in ("loss", "content", "style", "tv")}
-                       for side in ("ours", "torch")} for s in checkpoints}
+                       for side in sides} for s in checkpoints}
     return {
         "config": dataclasses.asdict(config), "crops_seed": args.seed, "train_files": len(files),
         "torch": info, "losses_at": losses,
-        "loss_rel_diff": {"step1": _rel(at("ours", 1)["loss"], at("torch", 1)["loss"]),
-                          "max_first_25": max(_rel(a["loss"], b["loss"]) for a, b in
-                                              zip(metrics["ours"][:25], metrics["torch"][:25], strict=True)),
-                          "last": _rel(at("ours", args.steps)["loss"], at("torch", args.steps)["loss"])},
+        "loss_rel_diff": None if server is None else {
+            "step1": _rel(at("ours", 1)["loss"], at("torch", 1)["loss"]),
+            "max_first_25": max(_rel(a["loss"], b["loss"]) for a, b in
+                                zip(metrics["ours"][:25], metrics["torch"][:25], strict=True)),
+            "last": _rel(at("ours", args.steps)["loss"], at("torch", args.steps)["loss"])},
         "seconds_per_step_median": {side: float(np.median(s)) for side, s in seconds.items()},
         "pictures": pictures, "ours_net_torch_inference_max_abs_diff": cross,
         "metrics": metrics,
@@ -240,6 +264,8 @@ def run(args: argparse.Namespace, server: TorchServer, work: Path) -> dict[str, 
 
 
 def markdown(report: Mapping[str, Any]) -> str:
+    if report["torch"] is None:
+        return markdown_ours(report)
     lines = ["| step | loss ours | loss torch | rel diff | style ours | style torch | content ours | content torch |",
              "|---|---|---|---|---|---|---|---|"]
     for step, sides in report["losses_at"].items():
@@ -264,31 +290,58 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def markdown_ours(report: Mapping[str, Any]) -> str:
+    """The tables of a run without torch (``--quick``): our losses, and the proxies of our pictures."""
+    lines = ["| step | loss ours | style ours | content ours |", "|---|---|---|---|"]
+    for step, sides in report["losses_at"].items():
+        a = sides["ours"]
+        lines.append(f"| {step} | {a['loss']:.4g} | {a['style']:.3g} | {a['content']:.3g} |")
+    lines += ["", "| photo | side | hf_ratio | layout_kept | clipped_share | nyquist_share |",
+              "|---|---|---|---|---|---|"]
+    for name, p in report["pictures"].items():
+        for side in ("photo", "ours"):
+            m = p[side]
+            lines.append(f"| {name} {'×'.join(map(str, p['size_hw']))} | {side} | {m['hf_ratio']:.2f} | "
+                         f"{m['layout']:.3f} | {m['clipped']:.3f} | {m['nyquist_share']:.3f} |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A control for the stripes: the same transform-net training in "
                                                  "JAX (ours) and PyTorch, same init and batches; then the "
                                                  "stylised test photos side by side.")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--size", type=int, default=128, help="training crop side")
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--quick", action="store_true", help="ours only (no torch): 2 steps of batch 2 at 32 px, "
+                        "photos at 48 px, in a temporary folder (a smoke run)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default 300; --quick 2)")
+    parser.add_argument("--size", type=int, default=None, help="training crop side (default 128; --quick 32)")
+    parser.add_argument("--batch", type=int, default=None, help="default 4; --quick 2")
     parser.add_argument("--seed", type=int, default=0, help="seed of the crops (the init is always seed 0)")
-    parser.add_argument("--log-every", type=int, default=25, help="steps per interleaved chunk and log line")
-    parser.add_argument("--infer-size", type=int, default=512, help="long side of the stylised test photos")
+    parser.add_argument("--log-every", type=int, default=None, help="steps per interleaved chunk and log line "
+                        "(default 25; --quick 1)")
+    parser.add_argument("--infer-size", type=int, default=None, help="long side of the stylised test photos "
+                        "(default 512; --quick 48)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the images and summary.json")
+    parser.add_argument("--out", type=Path, default=None, help=f"folder for the images and summary.json (default "
+                        f"{DEFAULT_OUT})")
     parser.add_argument("--torch-venv", type=Path, default=TORCH_VENV)
     args = parser.parse_args(argv)
+    for name, full, quick in (("steps", 300, 2), ("size", 128, 32), ("batch", 4, 2), ("log_every", 25, 1),
+                              ("infer_size", 512, 48)):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    args.out = out_path(args.out, DEFAULT_OUT, args.quick)
     if args.steps <= 0 or args.log_every <= 0:
         parser.error("--steps and --log-every must be positive")
-    python = torch_python(args.torch_venv)
     report: dict[str, Any] = {"benchmark": "torch_control", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                              "mode": "quick" if args.quick else "full",
                               "machine": machine_info(("flax", "optax"), torch_threads_requested=args.threads)}
-    server = TorchServer(python)
+    server = None if args.quick else TorchServer(torch_python(args.torch_venv))
     try:
         with tempfile.TemporaryDirectory(prefix="torch_control.") as tmp:
             report.update(run(args, server, Path(tmp)))
     finally:
-        server.close()
+        if server is not None:
+            server.close()
     report["machine"]["loadavg_end"] = os.getloadavg()
     table = markdown(report)
     report["table_markdown"] = table

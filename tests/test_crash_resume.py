@@ -93,6 +93,7 @@ def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
+@pytest.mark.slow  # 452 s
 def test_sigkill_and_sigint_at_random_points_lose_nothing(tmp_path, inputs):
     rng = random.Random(7)
     reference = tmp_path / "reference"

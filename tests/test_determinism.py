@@ -9,12 +9,14 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 import jaxstyle
 from jaxstyle import train
 from jaxstyle.io import images
 
 
+@pytest.mark.slow  # 18 s
 def test_gatys_is_bit_identical(small_pair, vgg_params) -> None:
     content, style = small_pair
 
@@ -31,6 +33,7 @@ def test_gatys_is_bit_identical(small_pair, vgg_params) -> None:
     assert not np.array_equal(noisy.image, run(1, init="content+noise").image)
 
 
+@pytest.mark.slow  # 53 s
 def test_training_is_bit_identical(tmp_path: Path, data_dir: Path, vgg_params) -> None:
     # The sizes of tests/test_train.py's small_config: one suite run compiles this train step once.
     config = train.TrainConfig(style="starry_night", data=str(data_dir / "train"), steps=2, batch_size=2,
@@ -48,6 +51,7 @@ def test_training_is_bit_identical(tmp_path: Path, data_dir: Path, vgg_params) -
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=jax.tree_util.keystr(path))
 
 
+@pytest.mark.slow  # 11 s
 def test_inference_is_bit_identical(data_dir: Path) -> None:
     photo = images.to_uint8(images.fit_long_side(images.load_image(data_dir / "content" / "cat.jpg"), 48))
     params = jaxstyle.load_transform("starry_night")

@@ -39,6 +39,7 @@ def _finite(text):
     return value
 
 
+@pytest.mark.slow  # 209 s
 def test_evaluate_writes_tables_json_and_figures(tmp_path, data_dir, vgg_params, capsys):
     model = _train_tiny(tmp_path, data_dir, vgg_params, "plain")
     warmup = _train_tiny(tmp_path, data_dir, vgg_params, "warm", warmup_steps=2)

@@ -14,7 +14,7 @@ from PIL import Image
 from jaxstyle import train
 from jaxstyle.cli import stylize
 from jaxstyle.cli import train as train_cli
-from jaxstyle.errors import JaxstyleError, OptionError
+from jaxstyle.errors import JaxstyleError, OptionError, WeightsError
 from jaxstyle.methods.transform import net as transform
 from jaxstyle.nn import layers
 
@@ -35,6 +35,7 @@ def _teacher(tmp_path: Path) -> Path:
     return transform.save_transform(tmp_path / "teacher.msgpack", params, {"style": "mock_style"})
 
 
+@pytest.mark.slow  # 120 s
 def test_distillation_lowers_loss_and_exports_a_width_16_model(tmp_path):
     teacher = _teacher(tmp_path)
     config = train.TrainConfig(style="mock_style", teacher=str(teacher), steps=30, batch_size=2, image_size=32,
@@ -76,15 +77,15 @@ def test_workdir_from_before_teacher_still_resumes(tmp_path):
         train._check_workdir_config(tmp_path, train.TrainConfig(style="wave", teacher="wave"), primary=False)
 
 
+@pytest.mark.slow  # 67 s
 def test_train_cli_teacher_takes_the_teachers_style_and_needs_no_vgg(tmp_path, data_dir, monkeypatch):
-    import jaxstyle.vgg_weights
+    from jaxstyle import vgg_weights
 
     teacher = _teacher(tmp_path)
-
-    def no_vgg(*args, **kwargs):
-        raise AssertionError("distillation must not load the VGG19")
-
-    monkeypatch.setattr(jaxstyle.vgg_weights, "load_vgg_params", no_vgg)
+    # Distillation must not load the VGG19: point the weights at a file that is not there (a load would fail).
+    monkeypatch.setenv(vgg_weights.ENV_VAR, str(tmp_path / "no-vgg19.npz"))
+    with pytest.raises(WeightsError, match="not found"):
+        vgg_weights.load_vgg_params()
     out = tmp_path / "s.msgpack"
     rc = train_cli.main(["--teacher", str(teacher), "--width", "16", "--data", str(data_dir / "train"),
                          "--workdir", str(tmp_path / "w"), "--steps", "2", "--batch-size", "2",
@@ -118,6 +119,7 @@ def test_fast_load_errors():
         transform.load_transform(transform.shipped_models()["wave"], fast=True)
 
 
+@pytest.mark.slow  # 20 s
 def test_stylize_fast_cli(tmp_path, capsys):
     photo = tmp_path / "p.png"
     Image.fromarray((np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)).save(photo)
@@ -144,17 +146,26 @@ def test_stylize_fast_cli(tmp_path, capsys):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_channel_padding_of_9x9_convs_is_exact(monkeypatch):
-    """The half-width net's 9x9 convs run with 20 channels (a faster XLA:CPU path); the output is unchanged."""
-    params = transform.init_params(jax.random.key(3), width=16, residual_blocks=1)
-    x = jax.random.uniform(jax.random.key(4), (2, 36, 28, 3))
-    assert layers._padded_channels(16, 9) == 20 and layers._padded_channels(16, 3) == 16
-    padded = np.asarray(transform.TransformNet(16, 1).apply(params, x))
-    monkeypatch.setattr(layers, "_padded_channels", lambda channels, kernel: channels)
-    plain = np.asarray(transform.TransformNet(16, 1).apply(params, x))
-    np.testing.assert_allclose(padded, plain, rtol=1e-5, atol=1e-5)
+@pytest.mark.slow  # 33 s
+@pytest.mark.parametrize(("cin", "features", "kernel", "stride"),
+                         [(3, 16, 9, 1), (16, 3, 9, 1), (16, 16, 9, 1), (8, 12, 3, 2), (16, 32, 3, 2)])
+def test_channel_padding_of_9x9_convs_is_exact(cin: int, features: int, kernel: int, stride: int) -> None:
+    """The half-width net's 9x9 convs run with 20 channels (a faster XLA:CPU path), 3 channels as 4; the
+    net's conv (reflection padding, channels padded inside) equals the plain VALID conv of the
+    reflection-padded input with the layer's own params."""
+    assert layers.padded_channels(16, 9) == 20 and layers.padded_channels(3, 3) == 4
+    assert layers.padded_channels(16, 3) == 16 and layers.padded_channels(32, 9) == 32
+    conv = layers.ReflectConv(features, kernel, stride)
+    x = jax.random.uniform(jax.random.key(4), (2, 36, 28, cin))
+    w = conv.init(jax.random.key(3), x)["params"]["conv"]["kernel"]
+    b = jax.random.normal(jax.random.key(5), (features,))
+    padded = np.asarray(conv.apply({"params": {"conv": {"kernel": w, "bias": b}}}, x))
+    plain = jax.lax.conv_general_dilated(layers.reflect_pad(x, kernel // 2), w, (stride, stride), "VALID",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(padded, np.asarray(plain + b), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # 34 s
 def test_narrow_cuts_a_net_to_a_smaller_width_and_starts_the_student(tmp_path):
     params = transform.init_params(jax.random.key(5), width=8, residual_blocks=2)
     same = transform.narrow(params, 8)

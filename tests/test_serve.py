@@ -145,6 +145,7 @@ def test_arbitrary_job_with_builtin_style(client):
     assert result_image(client, response.json()["id"]).size == (45, 33)
 
 
+@pytest.mark.slow  # 16 s
 def test_gatys_job_with_uploaded_style(client):
     response = client.post("/api/jobs", data={"method": "gatys"},
                            files={"photo": ("p.png", png_bytes(64, 48, 1), "image/png"),
@@ -427,6 +428,7 @@ def _wait_for_result(driver, previous: str | None) -> str:
     return driver.execute_script("return document.getElementById('result').src")
 
 
+@pytest.mark.slow  # 11 s (skipped without chromium)
 def test_browser_end_to_end(live_url, tmp_path):
     """A transform job, then an arbitrary one with an uploaded painting: picking "My own painting"
     under Fast switches to arbitrary; each result shows with the job's measured time."""

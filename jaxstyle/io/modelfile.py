@@ -38,7 +38,8 @@ class Kind:
     """One kind of shipped model file.
 
     name: the key passed as ``kind=`` (``"transform"``).
-    folder: its folder under ``jaxstyle/assets/`` (``""``: the top level).
+    folder: its folder under ``jaxstyle/assets/`` (``""``: the top level), or an absolute folder for a
+        kind whose files ship elsewhere (joined with :func:`assets_dir` as a path, so an absolute one wins).
     read: the file reader, ``path -> (params, metadata)``.
     what: how errors name it (``"transform model"``).
     hint: appended to the error for an unknown name.

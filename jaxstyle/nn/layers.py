@@ -94,7 +94,7 @@ class InstanceNorm(nn.Module):
         return y.astype(x.dtype)
 
 
-def _padded_channels(channels: int, kernel: int) -> int:
+def padded_channels(channels: int, kernel: int) -> int:
     """Input or output channels to run a ``kernel`` x ``kernel`` conv with: zero-padded inputs (the kernel
     gets zero slices) or extra outputs sliced off, so exact either way.
 
@@ -118,7 +118,7 @@ class _SameConv(nn.Module):
     files have them (``<layer>/conv/kernel``, ``<layer>/conv/bias``, as ``nn.Conv`` names them; float32
     [k,k,Cin,features] and [features]). Channel counts that hit a slow XLA:CPU path are padded: inputs
     with zeros (and the kernel with zero slices), outputs computed and sliced off (see
-    ``_padded_channels``). With ``upsample`` (3x3, stride 1 only) the input is first upsampled x2
+    ``padded_channels``). With ``upsample`` (3x3, stride 1 only) the input is first upsampled x2
     (nearest) and the conv sees it reflection-padded: see ``upsample_conv``.
     """
 
@@ -134,11 +134,11 @@ class _SameConv(nn.Module):
         shape = (self.kernel, self.kernel, cin, self.features)
         kernel = self.param("kernel", nn.initializers.lecun_normal(), shape, jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-        cin_run = _padded_channels(cin, self.kernel)
+        cin_run = padded_channels(cin, self.kernel)
         if cin_run != cin:
             x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, cin_run - cin)))
             kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, cin_run - cin), (0, 0)))
-        cout_run = self.features if self.upsample else _padded_channels(self.features, self.kernel)
+        cout_run = self.features if self.upsample else padded_channels(self.features, self.kernel)
         if cout_run != self.features:
             kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, 0), (0, cout_run - self.features)))
             bias = jnp.pad(bias, (0, cout_run - self.features))

@@ -16,6 +16,7 @@ def _trend_falls(values, window=5):
     return all(b <= a * 1.02 for a, b in zip(means, means[1:], strict=False))
 
 
+@pytest.mark.slow  # 49 s
 def test_gatys_lowers_total_and_style_loss(small_pair, vgg_params):
     content, style = small_pair
     result = jaxstyle.gatys(content, style, vgg_params=vgg_params, size=96, iterations=60, seed=0)
@@ -29,6 +30,7 @@ def test_gatys_lowers_total_and_style_loss(small_pair, vgg_params):
     assert 0.0 <= result.image.min() and result.image.max() <= 1.0
 
 
+@pytest.mark.slow  # 79 s
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_other_optimizers_also_converge(small_pair, vgg_params, optimizer):
     content, style = small_pair
@@ -56,6 +58,7 @@ def test_lbfgs_is_one_evaluation_per_step_with_a_capped_first_step(small_pair, v
     assert optax.tree_utils.tree_get(state, "num_linesearch_steps", None) is None  # no line search state
 
 
+@pytest.mark.slow  # 50 s
 def test_texture_synthesis_lowers_style_loss_tenfold(small_pair, vgg_params):
     _, style = small_pair
     result = jaxstyle.texture(style, (64, 80), vgg_params=vgg_params, iterations=60, seed=1, preset="paper")
@@ -71,6 +74,7 @@ def test_options_are_validated():
         jaxstyle.gatys(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)), vgg_params={}, optimizer="sgd")
 
 
+@pytest.mark.slow  # 28 s
 def test_gatys_blend_and_preserve_color(small_pair, vgg_params):
     from jaxstyle import color
     from jaxstyle.io import images
@@ -113,6 +117,7 @@ def test_scale_plan_defaults():
         scale_plan((64, 96), GatysOptions(scales=7))  # 8x12 px at the coarsest √2 scale
 
 
+@pytest.mark.slow  # 47 s
 def test_multiscale_gives_requested_size_and_beats_single_scale_at_equal_cost(small_pair, vgg_params):
     content, style = small_pair
     common = dict(vgg_params=vgg_params, size=128, seed=0, preset="paper", optimizer="auto")
@@ -128,6 +133,7 @@ def test_multiscale_gives_requested_size_and_beats_single_scale_at_equal_cost(sm
     assert multi.history[-1]["total"] <= single.history[-1]["total"], (multi.history[-1], single.history[-1])
 
 
+@pytest.mark.slow  # 253 s
 def test_multiscale_is_not_worse_than_single_scale_at_equal_iterations(data_dir, vgg_params):
     """At 256 px: 10 coarse (128 px) + 50 fine iterations against 60 at full size."""
     from jaxstyle.io import images
@@ -178,22 +184,21 @@ def test_upsample_result_adds_the_content_detail():
     assert plain.shape == content.shape and np.abs(plain - content).mean() > 0.05
 
 
-def test_style_scale_resizes_the_style(monkeypatch, small_pair, vgg_params):
-    from jaxstyle.methods.gatys import api, loop
+def test_style_scale_resizes_the_style(small_pair, vgg_params):
+    from jaxstyle.methods.gatys import presets, pyramid
 
     content, style = small_pair
-    seen = []
-    original = loop.make_targets
-
-    def spy(params, spec, shape, content_img, styles, blend=None):
-        seen.append([s.shape[:2] for s in styles])
-        return original(params, spec, shape, content_img, styles, blend)
-
-    monkeypatch.setattr(api, "make_targets", spy)
-    for scale in (1.0, 2.0):
-        jaxstyle.gatys(content, style, vgg_params=vgg_params, size=32, iterations=1, style_scale=scale)
-    (h1, w1), (h2, w2) = seen[0][0], seen[1][0]
+    # The working style (what the targets are computed from): at the output's pixel count times scale².
+    sizes = [pyramid.working_styles([style], (24, 32), presets.GatysOptions(style_scale=scale))[0].shape[:2]
+             for scale in (1.0, 2.0)]
+    (h1, w1), (h2, w2) = sizes
     assert abs(h2 - 2 * h1) <= 1 and abs(w2 - 2 * w1) <= 1
+    # Through jaxstyle.gatys: style_scale 2 at style_size 32 is the run at style_size 64 (the same working
+    # style), and not the run at 32.
+    common = dict(vgg_params=vgg_params, size=32, iterations=1, seed=0)
+    scaled = jaxstyle.gatys(content, style, style_size=32, style_scale=2.0, **common)
+    np.testing.assert_array_equal(scaled.image, jaxstyle.gatys(content, style, style_size=64, **common).image)
+    assert not np.array_equal(scaled.image, jaxstyle.gatys(content, style, style_size=32, **common).image)
     with pytest.raises(OptionError, match="style_scale"):
         jaxstyle.gatys(content, style, vgg_params=vgg_params, size=32, iterations=1, style_scale=0)
 

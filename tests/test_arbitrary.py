@@ -78,6 +78,7 @@ def test_decoder_shapes_mirror_vgg(level):
     assert out.shape == (2, 3 * scale, 5 * scale, 3)
 
 
+@pytest.mark.slow  # 60 s
 @pytest.mark.parametrize("level", vgg_decoders.LEVELS)
 def test_brief_training_lowers_reconstruction_loss(level, vgg_params):
     params = {f"dec{level}": vgg_decoders.init_decoder(jax.random.key(level), level, width=0.25)}
@@ -160,6 +161,7 @@ def test_decoder_file_round_trip_and_bad_files(tmp_path):
         vgg_decoders.read_decoders(truncated)
 
 
+@pytest.mark.slow  # 20 s
 def test_cli_writes_an_arbitrary_image_of_the_right_size(tmp_path, data_dir):
     from PIL import Image
 
@@ -191,6 +193,7 @@ def test_cli_bad_decoder_file_is_one_line_exit_2(tmp_path, data_dir, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow  # 100 s
 def test_tiled_matches_untiled(vgg_params, data_dir):
     from jaxstyle.io import images
 
@@ -214,6 +217,7 @@ def test_tiled_matches_untiled(vgg_params, data_dir):
         assert np.abs(small - whole).mean() < 0.3 * np.abs(other - whole).mean()
 
 
+@pytest.mark.slow  # 40 s
 def test_train_decoders_cli_lowers_loss_resumes_and_exports(tmp_path, data_dir):
     import json
 
