@@ -172,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
         added.add(cls)
         taken = tuple(vars(p.parse_args([])))  # fields whose flag another method already has
         add_options(lambda field_group, name=method.name: groups[  # type: ignore[misc]
-            field_group if field_group in groups else name if name in groups else "common"], cls, skip=taken)
+            FIELD_GROUPS.get(field_group) or (field_group if field_group in groups else name if name in groups
+                                              else "common")], cls, skip=taken)
     return p
 
 
@@ -258,8 +259,8 @@ def _check_video_options(args: argparse.Namespace) -> None:
 
     if len(args.inputs) != 1:
         raise OptionError(f"a video is stylised on its own: give one video per run (got {len(args.inputs)} inputs)")
-    if not registry.get(args.method).per_frame:
-        raise OptionError(f"videos work with --method {' or '.join(registry.names(per_frame=True))}, not "
+    if args.method not in video.frame_methods():
+        raise OptionError(f"videos work with --method {' or '.join(video.frame_methods())}, not "
                           f"{args.method} (back-propagation takes minutes per frame)")
     if args.sheet:
         raise OptionError("--sheet works with photos, not videos")
