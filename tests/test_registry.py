@@ -142,9 +142,12 @@ def test_a_registered_arbitrary_model_is_offered_and_runs():
 
         return stylize_batch
 
-    stylizer.register_model(stylizer.Model("flat", make_flat))
+    from jaxstyle.serve import page_text
+
+    stylizer.register_model(stylizer.Model("flat", make_flat, label="Flat: the painting's mean colour"))
     try:
         assert "flat" in stylizer.MODELS
+        assert '<option value="flat">Flat: the painting&#x27;s mean colour</option>' in page_text()
         args = stylize.build_parser().parse_args(["in.png", "--arbitrary-model", "flat"])
         assert args.arbitrary_model == "flat"
         painting = np.full((20, 20, 3), 0.5, np.float32)

@@ -87,11 +87,21 @@ def method_buttons() -> str:
     return "\n".join(buttons)
 
 
+def model_options() -> str:
+    """The page's model menu: one option per registered arbitrary model
+    (:func:`jaxstyle.methods.arbitrary.stylizer.model_names`), its registered label."""
+    return "\n".join(f'        <option value="{html.escape(name)}">'
+                     f'{html.escape(stylizer.get_model(name).label or name)}</option>'
+                     for name in stylizer.model_names())
+
+
 def page_text() -> str:
     """The web page, ``jaxstyle/serve/page.html`` (package data, read with importlib.resources), with its
-    method buttons (:func:`method_buttons`) in place of the ``<!-- methods -->`` line."""
+    method buttons (:func:`method_buttons`) and model menu (:func:`model_options`) in place of the
+    ``<!-- methods -->`` and ``<!-- models -->`` lines."""
     page = importlib.resources.files("jaxstyle.serve").joinpath("page.html").read_text(encoding="utf-8")
-    return page.replace("      <!-- methods -->", method_buttons())
+    return page.replace("      <!-- methods -->", method_buttons()).replace("        <!-- models -->",
+                                                                            model_options())
 
 
 def create_app(

@@ -35,11 +35,12 @@ class Model:
     decoders, vgg_params, levels)``: paintings float32[h,w,3] in [0,1], already at their long side ->
     a stylizer ``float32[N,H,W,3] in [0,1] -> the same shape`` (the keywords as :func:`make_stylizer`'s;
     a model ignores the weights it does not use). decoders: it decodes VGG19 features with a decoder
-    set (it takes ``decoders`` and ``levels``)."""
+    set (it takes ``decoders`` and ``levels``). label: its line in the web page's model menu (None: the name)."""
 
     name: str
     make: Callable[..., Callable[[np.ndarray], np.ndarray]]
     decoders: bool = False
+    label: str | None = None
 
 
 _MODELS: dict[str, Model] = {}
@@ -174,6 +175,6 @@ def _make_wct(paintings: list[np.ndarray], *, name: str, style_weights: Sequence
                              levels=None if levels is None else tuple(levels))
 
 
-register_model(Model("microast", _make_microast))
-register_model(Model("wct", _make_wct, decoders=True))
-register_model(Model("adain", _make_wct, decoders=True))
+register_model(Model("microast", _make_microast, label="MicroAST: crisp, any size (pretrained)"))
+register_model(Model("wct", _make_wct, decoders=True, label="WCT: full colour statistics (trained here)"))
+register_model(Model("adain", _make_wct, decoders=True, label="AdaIN: mean and spread, gentler (trained here)"))
