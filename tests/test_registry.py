@@ -115,7 +115,10 @@ def test_a_registered_method_is_on_the_web_page_and_runs_there(negative):
     data = io.BytesIO()
     Image.fromarray(photo).save(data, format="PNG")
     with TestClient(create_app(decoders={}, microast_model={})) as client:  # no weights loaded
-        assert client.get("/api/styles").json()[NAME] == ["plain"]
+        catalogue = client.get("/api/styles").json()
+        assert catalogue[NAME] == ["plain"]
+        assert catalogue["methods"][NAME] == {"label": "Negative", "strength": False, "style_images": False,
+                                              "models": False}
         bad = client.post("/api/jobs", data={"method": NAME, "style": "plain", "strength": "0.5"},
                           files={"photo": ("p.png", data.getvalue(), "image/png")})
         assert bad.status_code == 400 and "strength works with methods" in bad.json()["error"]

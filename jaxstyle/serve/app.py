@@ -4,7 +4,8 @@
 
 * ``GET /``                        the page: ``page.html`` beside this module (package data; one
                                    self-contained file, inline CSS and JS, no outside assets)
-* ``GET /api/styles``              shipped transform models, built-in styles, which methods are
+* ``GET /api/styles``              shipped transform models, built-in styles, what each method takes
+                                   (``methods``: name -> :func:`method_info`), which methods are
                                    available (``unavailable``: method -> why), the limits
 * ``POST /api/jobs``               multipart form -> ``{"id": ...}`` (202); everything is checked first
 * ``GET /api/jobs/{id}``           ``{"state": "queued|running|done|error", "progress": 0..1, "message": ...}``,
@@ -87,6 +88,14 @@ def method_buttons() -> str:
     return "\n".join(buttons)
 
 
+def method_info(name: str) -> dict[str, Any]:
+    """What the page needs to know of method ``name`` (the registry's): its button's ``label``, whether it
+    takes ``strength``, paintings (``style_images``) and a model (``models``)."""
+    method = registry.get(name)
+    return {"label": method.title, "strength": method.strength, "style_images": method.style_images,
+            "models": method.models is not None}
+
+
 def model_options() -> str:
     """The page's model menu: one option per registered arbitrary model
     (:func:`jaxstyle.methods.arbitrary.stylizer.model_names`), its registered label."""
@@ -139,6 +148,7 @@ def create_app(
     async def style_list(request: Request) -> JSONResponse:
         return JSONResponse({
             **{method: style_names(method) for method in web_methods()},
+            "methods": {name: method_info(name) for name in web_methods()},
             "unavailable": unavailable,
             "models": list(stylizer.model_names()),
             "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_pixels": limits.max_pixels,
