@@ -7,6 +7,8 @@ Python API (imported lazily so ``import jaxstyle`` stays fast)::
     jaxstyle.texture(style, size, **options) -> GatysResult
     jaxstyle.arbitrary(content, style, **options) -> float32[H,W,3]: any painting, one pass (MicroAST)
     jaxstyle.make_stylizer(painting, **options) -> a function on batches, the painting prepared once
+    jaxstyle.build_stylizer(method, jaxstyle.StyleJob(styles, ...)) -> a function on batches of any
+        registered one-pass method (jaxstyle.methods.registry), as the command line and the web page build it
     jaxstyle.stylize(img, params) -> stylised img (same kind, shape, dtype)
     jaxstyle.load_transform("scream") -> params of a shipped model (or a model file)
 """
@@ -25,6 +27,8 @@ _EXPORTS = {
     "GatysOptions": "jaxstyle.methods.gatys.presets",
     "arbitrary": "jaxstyle.methods.arbitrary.stylizer",
     "make_stylizer": "jaxstyle.methods.arbitrary.stylizer",
+    "build_stylizer": "jaxstyle.run",
+    "StyleJob": "jaxstyle.methods.registry",
     "stylize": "jaxstyle.methods.transform.net",
     "load_transform": "jaxstyle.methods.transform.net",
     "save_transform": "jaxstyle.methods.transform.net",

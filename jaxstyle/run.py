@@ -2,6 +2,8 @@
 
 * :func:`default_method`: which method a style means when none is asked for (the command line and the
   web page use this one rule).
+* :func:`build_stylizer`: any registered one-pass method (:mod:`jaxstyle.methods.registry`) as a stylizer,
+  from a :class:`~jaxstyle.methods.registry.StyleJob`; the front ends build every one-pass method this way.
 * :func:`transform_stylizer` (shipped or trained nets) and
   :func:`jaxstyle.methods.arbitrary.stylizer.make_stylizer` (any painting) build a one-pass stylizer,
   ``float32[N,H,W,3] in [0,1] -> the same``; :func:`stylize_images` runs one over photos, same-size
@@ -23,17 +25,20 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from jaxstyle.errors import OptionError
 from jaxstyle.io import images as imagelib
 from jaxstyle.io import modelfile
+from jaxstyle.methods import registry
 from jaxstyle.methods.gatys import api, pyramid
 from jaxstyle.methods.gatys.loop import GatysResult
 from jaxstyle.methods.gatys.presets import GatysOptions
+from jaxstyle.methods.registry import StyleJob
 from jaxstyle.methods.transform import net as transform
 from jaxstyle.progress import Progress
 
 T = TypeVar("T")
 #: A one-pass stylizer: ``float32[N,H,W,3] in [0,1] -> float32[N,H,W,3] in [0,1]``.
-Stylizer = Callable[[np.ndarray], np.ndarray]
+Stylizer = registry.Stylizer
 
 
 def default_method(styles: Sequence[str] = (), *, style_image: bool = False) -> str:
@@ -47,6 +52,17 @@ def default_method(styles: Sequence[str] = (), *, style_image: bool = False) -> 
     if all(name in shipped or name.endswith(modelfile.MODEL_SUFFIX) for name in styles):
         return "transform"
     return "arbitrary"
+
+
+def build_stylizer(method: str, job: StyleJob) -> Stylizer:
+    """The registered one-pass method ``method`` (:func:`jaxstyle.methods.registry.get`) as a :data:`Stylizer`,
+    its style prepared once from ``job``; OptionError for an unknown method or one that is not one pass
+    (``gatys``, ``texture``: :func:`run_gatys`)."""
+    chosen = registry.get(method)
+    if chosen.build is None:
+        raise OptionError(f"method {method} optimises each image (run_gatys); it has no one-pass stylizer",
+                          fields=("method",))
+    return chosen.build(job)
 
 
 def transform_stylizer(models: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,

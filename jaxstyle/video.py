@@ -5,6 +5,10 @@ see :mod:`jaxstyle.io.images`); a clip in memory is ``float32[T, H, W, 3]``. Dec
 ``uint8[H, W, 3]``. ffmpeg (the binary bundled with ``imageio-ffmpeg``) decodes and encodes; the
 clip is streamed in batches, never held whole in memory.
 
+The methods that may stylise frames are the registered ones marked ``per_frame``
+(:func:`frame_methods`, from :mod:`jaxstyle.methods.registry`); their stylizer is built as for photos
+(:func:`jaxstyle.run.build_stylizer`) and passed to :func:`stylize_video`.
+
 Every problem with a file becomes a :class:`~jaxstyle.errors.VideoError` with a one-line message
 that names the file; ffmpeg's multi-line log never reaches the user. Probing, reading frames and the
 writer's checks are :mod:`jaxstyle.io.videofile`'s (their names are importable from here too).
@@ -41,6 +45,7 @@ from jaxstyle.io.videofile import (
     iter_frames,
     probe,
 )
+from jaxstyle.methods import registry
 from jaxstyle.nn.vgg import MIN_SIDE
 from jaxstyle.progress import Progress
 
@@ -52,6 +57,12 @@ __all__ = [
 
 #: Motion scale of :func:`smooth_frames`: a mean input change of ``tau`` per pixel cuts the carry-over by e.
 SMOOTH_TAU = 0.05
+
+
+def frame_methods() -> tuple[str, ...]:
+    """The methods that may stylise a video frame by frame: the registered one-pass methods marked
+    ``per_frame`` (:func:`jaxstyle.methods.registry.names`), in registration order."""
+    return registry.names(per_frame=True)
 
 
 def check_smooth(smooth: float) -> None:
@@ -192,9 +203,10 @@ def stylize_video(
     progress: Progress | None = None,
 ) -> dict:
     """Stylise a clip frame by frame with a transform net (or a blend of several), or with a prepared
-    stylizer ``float32[N,h,w,3] -> float32[N,h,w,3]`` (:func:`jaxstyle.run.transform_stylizer`'s, or the
-    arbitrary method's :func:`jaxstyle.methods.arbitrary.stylizer.make_stylizer`, whose style is fixed for
-    every frame), into an H.264 video.
+    stylizer ``float32[N,h,w,3] -> float32[N,h,w,3]`` (any :func:`frame_methods` method's, built by
+    :func:`jaxstyle.run.build_stylizer`: :func:`jaxstyle.run.transform_stylizer`'s, or the arbitrary method's
+    :func:`jaxstyle.methods.arbitrary.stylizer.make_stylizer`, whose style is fixed for every frame), into
+    an H.264 video.
 
     Frames are decoded as rgb24, resized so the long side is ``size`` (if given), cropped to even
     sides (see :func:`working_shape`), stylised ``batch_size`` at a time (nets through

@@ -15,8 +15,8 @@ from jaxstyle.cli import stylize_jobs as jobs
 from jaxstyle.cli.common import ArgumentParser, check_output_folder, cli_entry, float_list, positive_int
 from jaxstyle.cli.options import add_options, unset_for_preset
 from jaxstyle.errors import OptionError
+from jaxstyle.methods import registry
 
-METHODS = ("transform", "arbitrary", "gatys", "texture")
 # Measured by bench/shipped_models.py --fast and bench/inference_vs_peers.py (docs/performance.md, "--fast").
 FAST_NOTE = ("about 2.6x faster on a CPU (400x300: 99 vs 263 ms on 2 cores), 0.85 MB instead of 3.4; the output "
              "is 24-28 dB PSNR from the full model's, with the same layout and a little softer strokes (74-90%% of "
@@ -66,23 +66,37 @@ examples:
 """
 
 
-#: The help's sections, by method: argparse argument groups, in this order.
-GROUPS = {
-    "common": "common (every method; an option that works with some only names them)",
-    "transform": "transform (trained nets, one pass)",
-    "arbitrary": "arbitrary (any painting, one pass)",
-    "gatys": "gatys and texture (back-propagation; unset options come from --preset)",
-}
-#: The section of each option-field group (``metadata["group"]``) of the generated options.
+COMMON_GROUP = "common (every method; an option that works with some only names them)"
+#: The section of each option-field group (``metadata["group"]``) of the generated options; a field group
+#: named after a method goes to its section, any other to the common one.
 FIELD_GROUPS = {"optimisation": "gatys", "size": "common", "look": "common", "output": "common",
                 "common": "common", "arbitrary": "arbitrary"}
 
 
+def help_groups() -> dict[str, str]:
+    """The help's sections, by method, in this order: ``common``, then each registered method with a
+    ``help_title`` (:mod:`jaxstyle.methods.registry`)."""
+    return {"common": COMMON_GROUP,
+            **{method.name: method.help_title for method in registry.methods() if method.help_title}}
+
+
+def __getattr__(name: str) -> Any:
+    # METHODS (the --method choices) and GROUPS (the help's sections) are read from the registry.
+    if name == "METHODS":
+        return registry.names()
+    if name == "GROUPS":
+        return help_groups()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The options of the command, listed by method (:data:`GROUPS`). The ones of the options dataclasses are
-    generated from their fields (names, defaults and help): :class:`jaxstyle.methods.gatys.presets.GatysOptions`
-    and :class:`jaxstyle.methods.arbitrary.wct.ArbitraryOptions`; the rest are the command's own (methods,
-    models, batches, videos, output)."""
+    """The options of the command, listed by method (:func:`help_groups`). ``--method`` offers every registered
+    method (:mod:`jaxstyle.methods.registry`). The options of the methods' options dataclasses are generated
+    from their fields (names, defaults and help): :class:`jaxstyle.methods.gatys.presets.GatysOptions` and
+    :class:`jaxstyle.methods.arbitrary.wct.ArbitraryOptions` with this command's defaults, any other
+    method's as declared (a field whose flag is already there is shared); the rest are the command's own
+    (models, batches, videos, output)."""
+    from jaxstyle.methods.arbitrary import stylizer
     from jaxstyle.methods.arbitrary.wct import ArbitraryOptions
     from jaxstyle.methods.gatys.presets import PAPER, GatysOptions
 
@@ -92,13 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="*", metavar="CONTENT",
                    help="content image(s) or folder(s) of images, or one video (not used by --method texture)")
-    groups = {name: p.add_argument_group(title) for name, title in GROUPS.items()}
+    groups = {name: p.add_argument_group(title) for name, title in help_groups().items()}
 
     def group_of(field_group: str) -> Any:
-        return groups[FIELD_GROUPS.get(field_group, "common")]
+        return groups[FIELD_GROUPS.get(field_group, field_group if field_group in groups else "common")]
 
     common = groups["common"]
-    common.add_argument("--method", choices=METHODS, default=None,
+    common.add_argument("--method", choices=registry.names(), default=None,
                         help="algorithm (default: transform for a shipped model name or model file, arbitrary for "
                         "any other style image)")
     common.add_argument("--style", default=None,
@@ -132,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "<photo>_sheet.png into --out (or, for one photo, only the sheet to --out FILE.png)")
 
     arbitrary = groups["arbitrary"]
-    arbitrary.add_argument("--arbitrary-model", choices=("microast", "wct", "adain"), default=None,
+    arbitrary.add_argument("--arbitrary-model", choices=stylizer.model_names(), default=None,
                            help="microast: the pretrained MicroAST model (the default); wct: VGG19 features "
                            "whitened and coloured with the painting's covariance, decoded by the decoders trained "
                            "here; adain: the same with each channel's mean and spread only, faster and milder")
@@ -150,6 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
                  f"keeps the input's size, gatys/texture use {GatysOptions.size})"},
         "tile": {"group": "optimisation"},
     })
+    added = {ArbitraryOptions, GatysOptions}
+    for method in registry.methods():
+        cls = method.options_class()
+        if cls is None or cls in added:
+            continue
+        added.add(cls)
+        taken = tuple(vars(p.parse_args([])))  # fields whose flag another method already has
+        add_options(lambda field_group, name=method.name: groups[  # type: ignore[misc]
+            FIELD_GROUPS.get(field_group) or (field_group if field_group in groups else name if name in groups
+                                              else "common")], cls, skip=taken)
     return p
 
 
@@ -161,13 +185,15 @@ def _check_look(args: argparse.Namespace) -> None:
     if args.style_weights is not None and count == 1:
         raise OptionError("--style-weights needs several comma-separated --style values")
     check_blend(count, args.style_weights, args.strength)
-    if args.strength != 1.0 and args.method not in ("transform", "arbitrary"):
-        raise OptionError("--strength works with --method transform or arbitrary (for gatys, lower --style-weight)")
+    if args.strength != 1.0 and not registry.get(args.method).strength:
+        raise OptionError(f"--strength works with --method {' or '.join(registry.names(strength=True))} (for "
+                          "gatys, lower --style-weight)")
     if args.style_scale != 1.0 and args.method == "transform":
         raise OptionError("--style-scale works with --method arbitrary, gatys or texture (a transform net's "
                           "strokes are fixed by its training; use --size)")
-    if args.preserve_color and args.method == "texture":
-        raise OptionError("--preserve-color needs a content photo to take the colours from (not --method texture)")
+    if args.preserve_color and not registry.get(args.method).content:
+        raise OptionError(f"--preserve-color needs a content photo to take the colours from (not --method "
+                          f"{args.method})")
 
 
 @cli_entry
@@ -193,14 +219,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise OptionError("--style is required (a shipped model name, a model file, or a style image)")
     style_label = jobs.style_label(args.style) + ("_fast" if args.fast else "")
     _check_look(args)
-    if args.method == "texture":
+    method = registry.get(args.method)
+    if not method.content:
         if args.inputs:
-            raise OptionError("--method texture takes no content images")
+            raise OptionError(f"--method {method.name} takes no content images")
         content_paths: list[Path] = []
-        out_paths = [Path(args.out) if args.out else Path.cwd() / f"texture_{style_label}.png"]
+        out_paths = [Path(args.out) if args.out else Path.cwd() / f"{method.name}_{style_label}.png"]
     else:
         if not args.inputs:
-            raise OptionError("no content image given (or use --method texture)")
+            without = " or ".join(f"--method {name}" for name in registry.names() if not registry.get(name).content)
+            raise OptionError(f"no content image given (or use {without})" if without else "no content image given")
         content_paths = [Path(args.inputs[0])] if is_video else images.list_images(args.inputs)
         out_paths = jobs.output_paths(content_paths, args.out, style_label, ".mp4" if is_video else ".png")
     for path in out_paths:
@@ -212,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_output_folder(args.report, "--report")
     if is_video:
         reports = [jobs.run_video(args, content_paths[0], out_paths[0])]
-    elif args.method in ("transform", "arbitrary"):
+    elif method.one_pass:
         reports = jobs.run_transform(args, content_paths, out_paths)
     else:
         reports = jobs.run_gatys(args, content_paths, out_paths)
@@ -226,14 +254,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check_video_options(args: argparse.Namespace) -> None:
-    """A video input: one video alone, a one-pass method, a valid --smooth."""
+    """A video input: one video alone, a method that works per frame (registered ``per_frame``), a valid --smooth."""
     from jaxstyle import video
 
     if len(args.inputs) != 1:
         raise OptionError(f"a video is stylised on its own: give one video per run (got {len(args.inputs)} inputs)")
-    if args.method not in ("transform", "arbitrary"):
-        raise OptionError(f"videos work with --method transform or arbitrary, not {args.method} (back-propagation "
-                          "takes minutes per frame)")
+    if args.method not in video.frame_methods():
+        raise OptionError(f"videos work with --method {' or '.join(video.frame_methods())}, not "
+                          f"{args.method} (back-propagation takes minutes per frame)")
     if args.sheet:
         raise OptionError("--sheet works with photos, not videos")
     video.check_smooth(args.smooth)

@@ -67,14 +67,14 @@ def style_list(style: str) -> list[str]:
 
 
 def run_video(args: argparse.Namespace, src: Path, dst: Path) -> dict:
-    """Stylise one video with the transform net(s) or a painting (arbitrary), the stylizer built as for photos;
-    a progress bar in frames, one summary line."""
+    """Stylise one video with a method that works per frame (the transform net(s), a painting by arbitrary),
+    the stylizer built as for photos (:func:`build_stylizer`); a progress bar in frames, one summary line."""
     from jaxstyle import video
     from jaxstyle.nn import vgg
 
     info = video.probe(src, max_pixels=args.max_pixels, min_side=vgg.MIN_SIDE)  # fails fast, before the models
     video.working_shape((info.height, info.width), args.size, args.max_pixels)
-    stylize = arbitrary_stylizer(args) if args.method == "arbitrary" else transform_stylizer(args)
+    stylize = build_stylizer(args)
     bar = progress_bar(info.frames, desc=src.name, unit="frame")  # None: length unknown
 
     def progress(done: int, metrics: Mapping[str, float]) -> None:
@@ -130,13 +130,14 @@ def run_sheet(args: argparse.Namespace) -> int:
 
 
 def run_transform(args: argparse.Namespace, content_paths: list[Path], out_paths: list[Path]) -> list[dict]:
-    """Feed-forward stylisation: same-size images are batched and spread over all local devices."""
+    """Stylisation by a one-pass method (:func:`build_stylizer`): same-size images are batched and spread over
+    all local devices."""
     import time
 
     from jaxstyle import run
     from jaxstyle.io import images
 
-    stylizer = arbitrary_stylizer(args) if args.method == "arbitrary" else transform_stylizer(args)
+    stylizer = build_stylizer(args)
     photos = [load_content(path, args) for path in content_paths]
     reports, start = [], time.perf_counter()
     with step_progress(len(photos), desc="stylize", unit="img") as progress:
@@ -160,31 +161,29 @@ def default_method(style: str | None) -> str:
     return run.default_method([] if style is None else style_list(style))
 
 
+def build_stylizer(args: argparse.Namespace, method: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The one-pass method ``method`` (default: --method) with --style prepared once, through
+    :func:`jaxstyle.run.build_stylizer`: ``batch float32[N,H,W,3] -> stylised``. The method gets every parsed
+    option as its settings; style names become images by :func:`load_image` (within --max-pixels)."""
+    from jaxstyle import run
+    from jaxstyle.io import styles
+    from jaxstyle.methods.registry import StyleJob
+
+    job = StyleJob(style_list(args.style), style_weights=args.style_weights, strength=args.strength,
+                   preserve_color=args.preserve_color, settings=vars(args),
+                   load_style=lambda name: load_image(styles.resolve_style(name), args))
+    return run.build_stylizer(method or args.method, job)
+
+
 def transform_stylizer(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
     """The transform nets of --style (--fast: their half-width variants) as one stylizer
     (:func:`jaxstyle.run.transform_stylizer`): ``batch float32[N,H,W,3] -> stylised``."""
-    from jaxstyle import run
-    from jaxstyle.methods.transform import net as transform
-
-    models = [transform.load_transform(name, fast=args.fast) for name in style_list(args.style)]
-    return run.transform_stylizer(models, weights=args.style_weights, strength=args.strength,
-                                  preserve_color=args.preserve_color)
+    return build_stylizer(args, "transform")
 
 
 def arbitrary_stylizer(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
     """The style images of --style, prepared once: ``batch float32[N,H,W,3] -> stylised``."""
-    from jaxstyle.io import styles
-    from jaxstyle.methods.arbitrary import stylizer, vgg_decoders
-
-    model = stylizer.resolve_model(args.arbitrary_model, args.feature_transform,
-                                   decoder_options=args.decoders is not None or args.levels is not None)
-    style_images = [load_image(styles.resolve_style(name), args) for name in style_list(args.style)]
-    decoders = None if model == "microast" else vgg_decoders.load_decoders(args.decoders or
-                                                                          vgg_decoders.DEFAULT_DECODERS)
-    return stylizer.make_stylizer(style_images, model=model, decoders=decoders, style_weights=args.style_weights,
-                                  style_size=round((args.style_size or stylizer.DEFAULT_STYLE_SIZE) * args.style_scale),
-                                  preserve_color=args.preserve_color, strength=args.strength,
-                                  levels=tuple(args.levels) if args.levels else None)
+    return build_stylizer(args, "arbitrary")
 
 
 def run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: list[Path]) -> list[dict]:

@@ -4,16 +4,18 @@
 
 * ``GET /``                        the page: ``page.html`` beside this module (package data; one
                                    self-contained file, inline CSS and JS, no outside assets)
-* ``GET /api/styles``              shipped transform models, built-in styles, which methods are
+* ``GET /api/styles``              shipped transform models, built-in styles, what each method takes
+                                   (``methods``: name -> :func:`method_info`), which methods are
                                    available (``unavailable``: method -> why), the limits
 * ``POST /api/jobs``               multipart form -> ``{"id": ...}`` (202); everything is checked first
 * ``GET /api/jobs/{id}``           ``{"state": "queued|running|done|error", "progress": 0..1, "message": ...}``,
                                    plus ``"seconds"`` (the job's run time, measured here) once finished
 * ``GET /api/jobs/{id}/result.png`` the result once ``done``
 
-Methods: ``arbitrary`` (any painting in one pass, :mod:`jaxstyle.methods.arbitrary.stylizer`; its ``model``
-field picks MicroAST, the default, or WCT/AdaIN), ``transform`` (a shipped net) and ``gatys``
-(back-propagation, minutes). A form without ``method`` gets the command line's default
+Methods: the registered ones the page offers (:mod:`jaxstyle.methods.registry`, ``web``; the page's
+method buttons are generated from it): ``transform`` (a shipped net), ``arbitrary`` (any painting in one
+pass, :mod:`jaxstyle.methods.arbitrary.stylizer`; its ``model`` field picks MicroAST, the default, or
+WCT/AdaIN) and ``gatys`` (back-propagation, minutes). A form without ``method`` gets the command line's default
 (:func:`jaxstyle.run.default_method`): ``transform`` for a shipped net's name, else ``arbitrary``.
 The arbitrary models' weights are loaded once, when the app is created; a model whose weights cannot be
 loaded (a missing or corrupt file) gets a one-line 503 and everything else works.
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import html
 import importlib.resources
 import logging
 import os
@@ -47,25 +50,67 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from jaxstyle.errors import JaxstyleError, one_line
+from jaxstyle.methods import registry
 from jaxstyle.methods.arbitrary import stylizer
-from jaxstyle.serve.form import METHODS, JobRequest, parse_job, read_form, style_names
+from jaxstyle.serve.form import JobRequest, parse_job, read_form, style_names, web_methods
 from jaxstyle.serve.jobs import Job, QueueFullError, Worker
 from jaxstyle.serve.limits import MB, Limits
 from jaxstyle.serve.stylist import Stylist, load_app_weights
 
 log = logging.getLogger("jaxstyle.serve")
 
-__all__ = ["MB", "METHODS", "Job", "JobRequest", "Limits", "QueueFullError", "Stylist", "Worker", "create_app",
-           "load_app_weights", "page_text"]
+
+def __getattr__(name: str) -> Any:
+    # METHODS: the methods the page offers (form.web_methods), read from the registry when asked for.
+    if name == "METHODS":
+        return web_methods()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# METHODS comes from __getattr__ (the registry), not an assignment.
+__all__ = ["MB", "METHODS", "Job", "JobRequest", "Limits", "QueueFullError", "Stylist", "Worker",  # noqa: F822
+           "create_app", "load_app_weights", "page_text"]
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def method_buttons() -> str:
+    """The page's method buttons: one radio button per method it offers (:func:`web_methods`), its title and
+    summary from the registry; the first is checked."""
+    buttons = []
+    for index, name in enumerate(web_methods()):
+        method = registry.get(name)
+        checked = " checked" if index == 0 else ""
+        buttons.append(f'      <label><input type="radio" name="method" value="{html.escape(name)}"{checked}> '
+                       f'{html.escape(method.title)}\n        <small>{html.escape(method.summary)}</small></label>')
+    return "\n".join(buttons)
+
+
+def method_info(name: str) -> dict[str, Any]:
+    """What the page needs to know of method ``name`` (the registry's): its button's ``label``, whether it
+    takes ``strength``, paintings (``style_images``) and a model (``models``)."""
+    method = registry.get(name)
+    return {"label": method.title, "strength": method.strength, "style_images": method.style_images,
+            "models": method.models is not None}
+
+
+def model_options() -> str:
+    """The page's model menu: one option per registered arbitrary model
+    (:func:`jaxstyle.methods.arbitrary.stylizer.model_names`), its registered label."""
+    return "\n".join(f'        <option value="{html.escape(name)}">'
+                     f'{html.escape(stylizer.get_model(name).label or name)}</option>'
+                     for name in stylizer.model_names())
+
+
 def page_text() -> str:
-    """The web page, ``jaxstyle/serve/page.html`` (package data, read with importlib.resources)."""
-    return importlib.resources.files("jaxstyle.serve").joinpath("page.html").read_text(encoding="utf-8")
+    """The web page, ``jaxstyle/serve/page.html`` (package data, read with importlib.resources), with its
+    method buttons (:func:`method_buttons`) and model menu (:func:`model_options`) in place of the
+    ``<!-- methods -->`` and ``<!-- models -->`` lines."""
+    page = importlib.resources.files("jaxstyle.serve").joinpath("page.html").read_text(encoding="utf-8")
+    return page.replace("      <!-- methods -->", method_buttons()).replace("        <!-- models -->",
+                                                                            model_options())
 
 
 def create_app(
@@ -102,9 +147,10 @@ def create_app(
 
     async def style_list(request: Request) -> JSONResponse:
         return JSONResponse({
-            **{method: style_names(method) for method in METHODS},
+            **{method: style_names(method) for method in web_methods()},
+            "methods": {name: method_info(name) for name in web_methods()},
             "unavailable": unavailable,
-            "models": list(stylizer.MODELS),
+            "models": list(stylizer.model_names()),
             "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_pixels": limits.max_pixels,
                        "gatys_size": limits.gatys_size, "gatys_iterations": limits.gatys_iterations,
                        "max_side": limits.max_side},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -18,15 +19,25 @@ from starlette.requests import Request
 
 from jaxstyle import run
 from jaxstyle.errors import JaxstyleError, OptionError, one_line
-from jaxstyle.io import images, styles
+from jaxstyle.io import images
+from jaxstyle.methods import registry
 from jaxstyle.methods.arbitrary import stylizer
-from jaxstyle.methods.transform import net as transform
 from jaxstyle.nn import vgg
 from jaxstyle.options import check_strength
 from jaxstyle.serve.limits import MB, Limits
 
-#: The methods the page offers.
-METHODS = ("arbitrary", "transform", "gatys")
+
+def web_methods() -> tuple[str, ...]:
+    """The methods the page offers: the registered ones with ``web`` (:mod:`jaxstyle.methods.registry`)."""
+    return registry.names(web=True)
+
+
+def __getattr__(name: str) -> Any:
+    # METHODS: the methods the page offers (web_methods), read from the registry when asked for.
+    if name == "METHODS":
+        return web_methods()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Form fields the page sends: text fields (capped at ``_MAX_TEXT_BYTES``) and image files.
 TEXT_FIELDS = frozenset({"method", "style", "strength", "preserve_color", "model"})
@@ -44,7 +55,7 @@ class JobRequest:
     preserve_color: bool
     photo: np.ndarray
     style_image: np.ndarray | None = None
-    model: str = stylizer.DEFAULT_MODEL  # arbitrary only: one of stylizer.MODELS
+    model: str = stylizer.DEFAULT_MODEL  # a method with models only (arbitrary: one of stylizer.model_names())
 
 
 class _FormReader:
@@ -154,8 +165,14 @@ def _decode(data: bytes, what: str, limits: Limits, long_side: int) -> np.ndarra
 
 
 def style_names(method: str) -> list[str]:
-    """The style names ``method`` takes: shipped nets for transform, built-in paintings otherwise."""
-    return list(transform.shipped_models()) if method == "transform" else list(styles.BUILTIN_STYLES)
+    """The style names ``method`` takes (its registered ``style_names``): shipped nets for transform,
+    built-in paintings otherwise."""
+    return registry.get(method).names_of_styles()
+
+
+def _those(names: tuple[str, ...], has: str) -> str:
+    """The ``names`` of methods whose registered ``has`` is set, joined by "and"."""
+    return " and ".join(name for name in names if getattr(registry.get(name), has))
 
 
 async def parse_job(form: dict[str, bytes], limits: Limits, decoders: anyio.CapacityLimiter,
@@ -164,43 +181,50 @@ async def parse_job(form: dict[str, bytes], limits: Limits, decoders: anyio.Capa
 
     Without a ``method``, :func:`jaxstyle.run.default_method` picks it, as on the command line: ``transform``
     for a shipped net's name, ``arbitrary`` for an uploaded style image or any other built-in painting.
-    ``unavailable``: method -> why it cannot run here (503). Images are decoded in a thread, at most
-    ``decoders`` at a time (each may briefly take a few hundred MB); the photo is kept at the size the
-    method works at (``max_side``; ``gatys_size`` for gatys), an arbitrary style image at the size
-    its statistics are taken at (:data:`stylizer.DEFAULT_STYLE_SIZE`).
+    The methods and what each takes (style images, strength, models) are the registry's
+    (:mod:`jaxstyle.methods.registry`). ``unavailable``: method or model -> why it cannot run here (503).
+    Images are decoded in a thread, at most ``decoders`` at a time (each may briefly take a few hundred
+    MB); the photo is kept at the size the method works at (``max_side`` for one pass; ``gatys_size`` for
+    back-propagation), a style image at the method's ``style_side`` if it has one (arbitrary: the size
+    its statistics are taken at, :data:`stylizer.DEFAULT_STYLE_SIZE`).
     """
     has_style_image = bool(form.get("style_image"))
     style_name = _text(form, "style", "")
     method = _text(form, "method", run.default_method([style_name] if style_name else [],
                                                       style_image=has_style_image))
-    if method not in METHODS:
-        raise HTTPException(400, f"unknown method {method[:40]!r}; use one of {', '.join(METHODS)}")
+    offered = web_methods()
+    if method not in offered:
+        raise HTTPException(400, f"unknown method {method[:40]!r}; use one of {', '.join(offered)}")
     if unavailable and method in unavailable:
         raise HTTPException(503, f"method {method} is not available on this server: {unavailable[method]}")
-    allowed = style_names(method)
-    if has_style_image and method == "transform":
-        raise HTTPException(400, "a style image works with methods arbitrary and gatys (transform uses trained models)")
+    chosen = registry.get(method)
+    allowed = chosen.names_of_styles()
+    if has_style_image and not chosen.style_images:
+        raise HTTPException(400, f"a style image works with methods {_those(offered, 'style_images')} ({method} "
+                            "uses trained models)")
     if not has_style_image and style_name not in allowed:
         raise HTTPException(400, f"unknown style {style_name[:40]!r} for {method}; choose one of {', '.join(allowed)}")
     style: str | None = None if has_style_image else style_name
     strength = _strength(_text(form, "strength", "1"))
-    if strength != 1.0 and method == "gatys":
-        raise HTTPException(400, "strength works with methods transform and arbitrary")
+    if strength != 1.0 and not chosen.strength:
+        raise HTTPException(400, f"strength works with methods {_those(offered, 'strength')}")
     model = _text(form, "model", stylizer.DEFAULT_MODEL)
-    if "model" in form and method != "arbitrary":
-        raise HTTPException(400, "model works with method arbitrary")
-    if model not in stylizer.MODELS:
-        raise HTTPException(400, f"unknown model {model[:40]!r}; use one of {', '.join(stylizer.MODELS)}")
-    if method == "arbitrary" and unavailable and model in unavailable:
-        raise HTTPException(503, f"model {model} is not available on this server: {unavailable[model]}")
+    if "model" in form and chosen.models is None:
+        raise HTTPException(400, f"model works with method {_those(offered, 'models')}")
+    if chosen.models is not None:
+        models = chosen.models()
+        if model not in models:
+            raise HTTPException(400, f"unknown model {model[:40]!r}; use one of {', '.join(models)}")
+        if unavailable and model in unavailable:
+            raise HTTPException(503, f"model {model} is not available on this server: {unavailable[model]}")
     preserve_color = _text(form, "preserve_color", "").lower() in ("1", "true", "on", "yes")
     if "photo" not in form:
         raise HTTPException(400, "no photo: send the image in the form field 'photo'")
-    side = limits.gatys_size if method == "gatys" else limits.max_side
+    side = limits.max_side if chosen.one_pass else limits.gatys_size
     photo = await anyio.to_thread.run_sync(_decode, form["photo"], "photo", limits, side, limiter=decoders)
     style_image = None
     if has_style_image:
-        style_side = stylizer.DEFAULT_STYLE_SIZE if method == "arbitrary" else limits.max_side
+        style_side = chosen.style_side or limits.max_side
         style_image = await anyio.to_thread.run_sync(_decode, form["style_image"], "style image", limits,
                                                      style_side, limiter=decoders)
     return JobRequest(method, style, strength, preserve_color, photo, style_image, model)

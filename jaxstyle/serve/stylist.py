@@ -1,5 +1,6 @@
-"""The web page's dispatch: a checked job (:class:`jaxstyle.serve.form.JobRequest`) -> the method that runs it,
-through :mod:`jaxstyle.run` as the command line does; and the arbitrary models' weights, loaded once.
+"""The web page's dispatch: a checked job (:class:`jaxstyle.serve.form.JobRequest`) -> the registered method
+that runs it (:mod:`jaxstyle.methods.registry`), through :mod:`jaxstyle.run` as the command line does; and the
+arbitrary models' weights, loaded once.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import numpy as np
 from jaxstyle import run
 from jaxstyle.errors import JaxstyleError, one_line
 from jaxstyle.io import images, styles
+from jaxstyle.methods import registry
 from jaxstyle.methods.arbitrary import microast, stylizer, vgg_decoders
-from jaxstyle.methods.transform import net as transform
+from jaxstyle.methods.registry import StyleJob
 from jaxstyle.nn import vgg
 from jaxstyle.serve.form import JobRequest
 from jaxstyle.serve.jobs import Job
@@ -23,7 +25,8 @@ from jaxstyle.serve.limits import Limits
 
 class Stylist:
     """Runs a :class:`JobRequest` in the worker thread through :mod:`jaxstyle.run` (the command line's
-    path: the same stylizers, :func:`jaxstyle.run.stylize_images`, :func:`jaxstyle.run.run_gatys`); caches
+    path: any registered one-pass method by :func:`jaxstyle.run.build_stylizer` and
+    :func:`jaxstyle.run.stylize_images`, back-propagation by :func:`jaxstyle.run.run_gatys`); caches
     models, VGG19 and built-in styles.
 
     ``weights``: the arbitrary models' weights by model (``microast``: its params, ``wct``/``adain``: the
@@ -33,40 +36,41 @@ class Stylist:
     def __init__(self, limits: Limits, weights: Mapping[str, Any] | None = None) -> None:
         self.limits = limits
         self.weights = dict(weights or {})
-        self._models: dict[str, dict] = {}
+        # Weights kept between jobs, by key (StyleJob.cache): the app's, then what the methods load.
+        self._cache: dict[str, Any] = dict(self.weights)
         self._styles: dict[str, np.ndarray] = {}
-        self._vgg: Any = None
 
     def __call__(self, request: JobRequest, job: Job) -> np.ndarray:
-        if request.method == "arbitrary":
-            return self.arbitrary(request, job)
-        if request.method == "transform":
-            return self.transform(request, job)
+        if registry.get(request.method).one_pass:
+            return self.one_pass(request, job)
         return self.gatys(request, job)
 
-    def arbitrary(self, request: JobRequest, job: Job) -> np.ndarray:
-        """Any painting in one pass with the app's weights (the photo is already at most ``max_side``)."""
-        assert request.model in self.weights  # parse_job refuses models without weights
-        style = request.style_image if request.style is None else self._builtin_style(request.style)
-        weights: dict[str, Any] = {"microast_params": self.weights[request.model]}
-        if request.model != "microast":
-            weights = {"decoders": self.weights[request.model], "vgg_params": self._vgg_params(job)}
+    def one_pass(self, request: JobRequest, job: Job) -> np.ndarray:
+        """A registered one-pass method (:func:`jaxstyle.run.build_stylizer`) with the app's weights and the
+        ones kept from earlier jobs; a built-in style's painting from :meth:`_builtin_style`, the chosen model
+        (a method with models) in its ``model_option`` setting. The photo is already at most ``max_side`` long."""
+        method = registry.get(request.method)
+        settings: dict[str, Any] = {}
+        detail = "" if request.style is None else f" with {request.style}"
+        if method.model_option is not None:
+            settings[method.model_option], detail = request.model, f" ({request.model})"
+        style = request.style_image if request.style is None else request.style
+        assert style is not None  # a request has a style image or a style name
         job.message, job.progress = "computing the style's signals", 0.1
-        stylize = stylizer.make_stylizer(style, model=request.model, strength=request.strength,
-                                         preserve_color=request.preserve_color, **weights)
+        stylize = run.build_stylizer(method.name, StyleJob(
+            [style], strength=request.strength, preserve_color=request.preserve_color, settings=settings,
+            load_style=self._builtin_style, cache=self._cache))
         photo = request.photo
-        job.message, job.progress = f"stylising {photo.shape[1]}x{photo.shape[0]} ({request.model})", 0.3
+        job.message, job.progress = f"stylising {photo.shape[1]}x{photo.shape[0]}{detail}", 0.3
         return run.stylize_image(photo, stylize)
 
+    def arbitrary(self, request: JobRequest, job: Job) -> np.ndarray:
+        """Any painting in one pass with the app's weights: :meth:`one_pass`."""
+        return self.one_pass(request, job)
+
     def transform(self, request: JobRequest, job: Job) -> np.ndarray:
-        """A shipped transform net (the photo is already at most ``max_side`` long)."""
-        assert request.style is not None
-        if request.style not in self._models:
-            self._models[request.style] = transform.load_transform(request.style)
-        photo = request.photo
-        job.message = f"stylising {photo.shape[1]}x{photo.shape[0]} with {request.style}"
-        return run.stylize_image(photo, run.transform_stylizer(self._models[request.style], strength=request.strength,
-                                                               preserve_color=request.preserve_color))
+        """A shipped transform net: :meth:`one_pass`."""
+        return self.one_pass(request, job)
 
     def gatys(self, request: JobRequest, job: Job) -> np.ndarray:
         """Back-propagation at ``gatys_size`` for ``gatys_iterations``; progress through the callback."""
@@ -84,13 +88,14 @@ class Stylist:
         return run.run_gatys(request.photo, [style], options, vgg_params=vgg_params, progress=on_step).image
 
     def _vgg_params(self, job: Job) -> Any:
-        """VGG19's params, loaded on the first job that needs them and kept."""
+        """VGG19's params, loaded on the first job that needs them and kept (shared with the one-pass
+        methods' cache)."""
         from jaxstyle.vgg_weights import load_vgg_params
 
-        if self._vgg is None:
+        if "vgg" not in self._cache:
             job.message = "loading VGG19"
-            self._vgg = load_vgg_params()
-        return self._vgg
+            self._cache["vgg"] = load_vgg_params()
+        return self._cache["vgg"]
 
     def _builtin_style(self, name: str) -> np.ndarray:
         if name not in self._styles:
@@ -123,6 +128,6 @@ def load_app_weights(decoders: Mapping[str, Any] | str | os.PathLike[str] | None
         weights.update(wct=loaded, adain=loaded)
     except JaxstyleError as err:
         unavailable.update(wct=one_line(err), adain=one_line(err))
-    if all(model in unavailable for model in stylizer.MODELS):
+    if all(model in unavailable for model in stylizer.model_names()):
         unavailable["arbitrary"] = unavailable["microast"]
     return weights, unavailable

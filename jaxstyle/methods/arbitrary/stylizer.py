@@ -1,14 +1,17 @@
 """One way to run arbitrary style (any painting, one pass), whichever model does it.
 
-Models (:data:`MODELS`): ``microast`` (the default: the authors' pretrained MicroAST, :mod:`.microast`),
-``wct`` and ``adain`` (VGG19 features matched to the painting's statistics and decoded by the decoders
-trained here, :mod:`.wct`). The CLI, the web page, video and the Python API all call
-:func:`make_stylizer`; it prepares the paintings once (their long side, their blend) and returns a
-function on batches.
+Models (:func:`model_names`, also :data:`MODELS`): ``microast`` (the default: the authors' pretrained
+MicroAST, :mod:`.microast`), ``wct`` and ``adain`` (VGG19 features matched to the painting's statistics and
+decoded by the decoders trained here, :mod:`.wct`). Each is one :class:`Model`, registered once with
+:func:`register_model` (the built-in ones at the bottom of this module); ``--arbitrary-model``, the web
+page's model menu and :func:`make_stylizer` read that registry. The CLI, the web page, video and the
+Python API all call :func:`make_stylizer`; it prepares the paintings once (their long side, their
+blend) and returns a function on batches.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,11 +23,58 @@ from jaxstyle.io import images as imagelib
 from jaxstyle.methods.arbitrary import microast, wct
 from jaxstyle.options import check_strength
 
-MODELS = ("microast", "wct", "adain")
 DEFAULT_MODEL = "microast"
 # The painting's long side before its statistics (the scale of its strokes): MicroAST was judged with
 # photo and painting both at 512 px (docs/performance.md, "MicroAST"); the WCT decoders use the same.
 DEFAULT_STYLE_SIZE = wct.DEFAULT_STYLE_SIZE
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """One arbitrary-style model. ``make(paintings, *, name, style_weights, strength, microast_params,
+    decoders, vgg_params, levels)``: paintings float32[h,w,3] in [0,1], already at their long side ->
+    a stylizer ``float32[N,H,W,3] in [0,1] -> the same shape`` (the keywords as :func:`make_stylizer`'s;
+    a model ignores the weights it does not use). decoders: it decodes VGG19 features with a decoder
+    set (it takes ``decoders`` and ``levels``). label: its line in the web page's model menu (None: the name)."""
+
+    name: str
+    make: Callable[..., Callable[[np.ndarray], np.ndarray]]
+    decoders: bool = False
+    label: str | None = None
+
+
+_MODELS: dict[str, Model] = {}
+
+
+def register_model(model: Model) -> Model:
+    """Add ``model`` (a name not yet taken) to the models; returns it. Registration order is the order
+    the command line and the web page list them in."""
+    if model.name in _MODELS:
+        raise ValueError(f"arbitrary model {model.name!r} is already registered")
+    _MODELS[model.name] = model
+    return model
+
+
+def unregister_model(name: str) -> Model:
+    """Remove the model ``name`` (tests that register their own); returns it. KeyError if unknown."""
+    return _MODELS.pop(name)
+
+
+def get_model(name: str) -> Model:
+    """The registered model ``name`` (KeyError if unknown; :func:`resolve_model` checks names first)."""
+    return _MODELS[name]
+
+
+def model_names() -> tuple[str, ...]:
+    """The registered models' names, in registration order."""
+    return tuple(_MODELS)
+
+
+def __getattr__(name: str) -> Any:
+    # MODELS: the registered models' names, read from the registry when asked for.
+    if name == "MODELS":
+        return model_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resolve_model(model: str | None = None, feature_transform: str | None = None, *,
@@ -36,13 +86,14 @@ def resolve_model(model: str | None = None, feature_transform: str | None = None
         raise OptionError(f"feature_transform must be one of {', '.join(wct.FEATURE_TRANSFORMS)}, got "
                           f"{feature_transform!r}", fields=("feature_transform",))
     chosen = model or feature_transform or ("wct" if decoder_options else DEFAULT_MODEL)
-    if chosen not in MODELS:
-        raise OptionError(f"unknown arbitrary model {chosen!r}; use one of {', '.join(MODELS)}", fields=("model",))
+    if chosen not in _MODELS:
+        raise OptionError(f"unknown arbitrary model {chosen!r}; use one of {', '.join(_MODELS)}", fields=("model",))
     if model is not None and feature_transform is not None and model != feature_transform:
         raise OptionError(f"feature_transform {feature_transform!r} picks that model; it cannot be combined with "
                           f"model {model!r}", fields=("feature_transform",))
-    if chosen == "microast" and decoder_options:
-        raise OptionError("decoders and levels work with the wct and adain models, not microast",
+    if decoder_options and not _MODELS[chosen].decoders:
+        with_decoders = " and ".join(name for name, m in _MODELS.items() if m.decoders)
+        raise OptionError(f"decoders and levels work with the {with_decoders} models, not {chosen}",
                           fields=("model",))
     return chosen
 
@@ -77,7 +128,7 @@ def make_stylizer(
     """Prepare a style once; returns ``stylize(images float32[N,H,W,3] in [0,1]) -> the same shape``.
 
     style: a painting (PIL image or array) or a list of them, blended by ``style_weights``.
-    model: one of :data:`MODELS` (see :func:`resolve_model`). style_size: the painting's long side
+    model: one of :func:`model_names` (see :func:`resolve_model`). style_size: the painting's long side
     (larger = smaller strokes). strength: 0 keeps the photo's features, 1 takes the painting's
     statistics fully (MicroAST's alpha; for wct/adain the mix in VGG feature space).
     preserve_color: the output's luminance with the photo's chroma. microast_params / decoders /
@@ -86,13 +137,9 @@ def make_stylizer(
     chosen = resolve_model(model, feature_transform, decoder_options=decoders is not None or levels is not None)
     check_strength(strength)
     paintings = prepare_styles(style, style_weights, style_size)
-    if chosen == "microast":
-        stylize = microast.make_stylizer(paintings, style_weights=style_weights, strength=strength,
-                                         params=microast_params)
-    else:
-        stylize = wct.make_stylizer(paintings, style_weights=style_weights, decoders=decoders,
-                                    vgg_params=vgg_params, strength=strength, feature_transform=chosen,
-                                    levels=None if levels is None else tuple(levels))
+    stylize = _MODELS[chosen].make(paintings, name=chosen, style_weights=style_weights, strength=strength,
+                                   microast_params=microast_params, decoders=decoders, vgg_params=vgg_params,
+                                   levels=levels)
     if not preserve_color:
         return stylize
 
@@ -113,3 +160,21 @@ def arbitrary(content: Any, style: Any, *, size: int | None = None, **options: A
     if size is not None:
         photo = imagelib.fit_long_side(photo, size)
     return make_stylizer(style, **options)(photo[None])[0]
+
+
+def _make_microast(paintings: list[np.ndarray], *, style_weights: Sequence[float] | None, strength: float,
+                   microast_params: Mapping[str, Any] | None, **unused: Any) -> Callable[[np.ndarray], np.ndarray]:
+    return microast.make_stylizer(paintings, style_weights=style_weights, strength=strength, params=microast_params)
+
+
+def _make_wct(paintings: list[np.ndarray], *, name: str, style_weights: Sequence[float] | None, strength: float,
+              decoders: Mapping[str, Any] | None, vgg_params: Any, levels: Sequence[int] | None,
+              **unused: Any) -> Callable[[np.ndarray], np.ndarray]:
+    return wct.make_stylizer(paintings, style_weights=style_weights, decoders=decoders, vgg_params=vgg_params,
+                             strength=strength, feature_transform=name,
+                             levels=None if levels is None else tuple(levels))
+
+
+register_model(Model("microast", _make_microast, label="MicroAST: crisp, any size (pretrained)"))
+register_model(Model("wct", _make_wct, decoders=True, label="WCT: full colour statistics (trained here)"))
+register_model(Model("adain", _make_wct, decoders=True, label="AdaIN: mean and spread, gentler (trained here)"))
