@@ -93,14 +93,14 @@ class TrainConfig:
     teacher: str = option("", "a teacher that stylises each training batch: a transform net (file or shipped name), "
                           "or 'microast' (the arbitrary-style model MicroAST with this run's --style painting at "
                           "--style-size). The net learns to reproduce its output for --teacher-steps steps, then the "
-                          "perceptual loss takes over; with --teacher-steps 0 (or as many as --steps) it is pure "
-                          "distillation: no VGG loss, fast steps, and the --content/--style/--tv-weight options do "
-                          "not apply", metavar="MODEL", show_default=False)
+                          "perceptual loss takes over. With --teacher-steps 0 every step is distillation (pixel MSE to "
+                          "a transform net's output: no VGG, fast steps, and --style defaults to the teacher's)",
+                          metavar="MODEL", show_default=False)
     teacher_steps: int = option(0, "with --teacher: steps fitted to the teacher's output before the perceptual loss "
                                 "takes over (0: every step, distillation)", kind="int", show_default=False)
     teacher_loss: str = option("auto", "distance to the teacher's output: mse (pixels), l1 (pixels), or l1+vgg "
                                "(pixel L1 plus the L1 of VGG19 relu1_1 and relu2_1, each relative to the "
-                               "teacher's); auto: mse for distillation, l1+vgg before a perceptual phase",
+                               "teacher's); auto: mse for distillation (--teacher-steps 0), l1+vgg for a warmup",
                                choices=("auto", "mse", "l1", "l1+vgg"))
 
     def __post_init__(self) -> None:
@@ -158,11 +158,12 @@ class TrainConfig:
         return max(self.steps - self.teacher_steps, 0) if self.teacher_steps else 0
 
     def resolved_teacher_loss(self) -> str:
-        """``teacher_loss`` with ``auto`` resolved: mse for distillation (no perceptual phase, as the --fast nets
-        were trained), l1+vgg when a perceptual phase follows (docs/results.md, "Teacher warmup")."""
+        """``teacher_loss`` with ``auto`` resolved: mse for distillation (``teacher_steps`` 0, as the --fast nets
+        were trained), l1+vgg for a teacher warmup (docs/results.md, "Teacher warmup"). It depends on
+        ``teacher_steps`` alone, not on ``steps``: a run resumed with more steps keeps its teacher loss."""
         if self.teacher_loss != "auto":
             return self.teacher_loss
-        return "l1+vgg" if self.perceptual_steps() else "mse"
+        return "l1+vgg" if self.teacher_steps else "mse"
 
     def loss_spec(self) -> objective.LossSpec:
         """The perceptual loss of the net's output: the paper's layers, this config's weights, never tiled
