@@ -105,7 +105,7 @@ class TrainConfig:
                           "or 'microast' (the arbitrary-style model MicroAST with this run's --style painting at "
                           "--style-size). The net learns to reproduce its output for --teacher-steps steps, then the "
                           "perceptual loss takes over. With --teacher-steps 0 every step is distillation (pixel MSE to "
-                          "a transform net's output: no VGG, fast steps, and --style defaults to the teacher's)",
+                          "the teacher's output: no VGG, fast steps); a transform net's style is the default --style",
                           metavar="MODEL", show_default=False)
     teacher_steps: int = option(0, "with --teacher: steps fitted to the teacher's output before the perceptual loss "
                                 "takes over (0: every step, distillation)", kind="int", show_default=False)

@@ -29,8 +29,8 @@ machines when JAXSTYLE_COORDINATOR, JAXSTYLE_NUM_PROCESSES and JAXSTYLE_PROCESS_
 
 Teacher (--teacher MODEL or --teacher microast): a model that stylises each training batch. The net
 first learns to reproduce the teacher's output for --teacher-steps steps, then the paper's loss takes
-over for the remaining steps: a warmup toward a good stylisation of the same painting, which a short
-CPU run cannot reach from the paper's loss alone. MicroAST (the arbitrary-style model) stylises with
+over for the remaining steps: a warmup toward a good stylisation of the same painting, for runs too
+short (on a CPU) to get there from the paper's loss alone. MicroAST (the arbitrary-style model) stylises with
 the --style painting; a transform net with its own style. With --teacher-steps 0 the whole run is
 distillation (mean squared error in [0,1] pixels, no VGG): with --width 16 this makes the half-width
 models behind `bin/stylize --fast`; a step costs a fraction of a perceptual one, and --style
