@@ -407,7 +407,7 @@ def describe_data(spec: str) -> str:
 
 
 def teacher_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], config: TrainConfig,
-                 apply: TeacherApply = _transform_teacher):
+                 apply: TeacherApply):
     """The distance between the net's output and the teacher's (``apply(frozen["teacher"], batch)``, in [0,1]).
 
     batch: float32[N,H,W,3] in [0,1]. By ``config.resolved_teacher_loss()``: ``mse`` the mean squared error in
@@ -434,11 +434,6 @@ def teacher_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], confi
         metrics["features"] = jnp.mean(jnp.stack(terms))
         total = total + metrics["features"]
     return total, {"loss": total, **metrics}
-
-
-def distill_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], config: TrainConfig):
-    """Distillation from a transform net (``frozen["teacher"]`` its params): :func:`teacher_loss` with it."""
-    return teacher_loss(params, batch, frozen, config, _transform_teacher)
 
 
 @dataclasses.dataclass(frozen=True)
