@@ -590,8 +590,9 @@ def run(
     if teacher is not None:
         frozen["teacher"] = teacher.params
     if config.perceptual_steps() or (teacher is not None and config.resolved_teacher_loss() == "l1+vgg"):
-        upto = None if config.perceptual_steps() else TEACHER_FEATURE_LAYERS[-1:]
-        frozen["vgg"] = vgg_weights.on_device(vgg_params, **({"upto": upto} if upto else {}))
+        # only the shallow layers when no perceptual step follows
+        frozen["vgg"] = (vgg_weights.on_device(vgg_params) if config.perceptual_steps() else
+                         vgg_weights.on_device(vgg_params, upto=TEACHER_FEATURE_LAYERS))
     if config.perceptual_steps():
         assert style_image is not None  # loaded above when a perceptual phase follows
         frozen["grams"] = style_grams(frozen["vgg"], style_image, config)
