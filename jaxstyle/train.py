@@ -41,6 +41,23 @@ MAX_STEPS = 10_000_000
 #: the paper's equal weights'); docs/results.md, "Why the transform nets striped".
 BALANCED_STYLE_LAYER_WEIGHTS: tuple[float, ...] = (112.0, 2.12, 2.03, 0.0416, 3385.0)
 
+#: ``teacher="microast"``: the arbitrary-style model MicroAST, given the run's style painting.
+MICROAST_TEACHER = "microast"
+#: The teacher phase's losses. A warmup defaults to ``l1+vgg``, measured 2026-12-04 on the 2-core CPU box
+#: (shared, load ~8): a width-32 net fitted to MicroAST's scream (painting at 512 px) on 128 px crops of
+#: the 500 BSDS photos, batch 4, Adam 1e-3, 250 steps each, then run on four 512 px content photos
+#: (golden_gate, tubingen, chicago, stata) against MicroAST's own output there:
+#:   pixel L1:             L1 0.086 0.073 0.081 0.056, PSNR 18.7 19.7 18.9 21.9 dB, relu1_1/relu2_1 0.58 0.53 0.57 0.47
+#:   L1 + relu1_1/relu2_1: L1 0.065 0.064 0.061 0.085, PSNR 20.8 20.8 20.9 19.4 dB, relu1_1/relu2_1 0.49 0.49 0.49 0.45
+#: (the photo itself: L1 0.25 0.17 0.31 0.20, relu 0.98 0.95 1.19 0.98; relu: mean |difference| over the mean
+#: response to MicroAST's output). The feature term is closer on 3 of 4 photos in pixels and on all 4 in
+#: features, and its sky keeps some of the teacher's brush texture where pixel L1 is a smooth blur; it costs
+#: 1.47x per step (3.26 against 2.22 s). Both nets left one blob in the golden_gate sky at 250 steps.
+#: Distillation (``teacher_steps`` 0) keeps MSE, as the shipped --fast nets were trained.
+TEACHER_LOSSES = ("auto", "mse", "l1", "l1+vgg")
+#: The shallow VGG19 layers (their ReLU responses, relu1_1 and relu2_1) of the ``l1+vgg`` teacher loss.
+TEACHER_FEATURE_LAYERS = ("conv1_1", "conv2_1")
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -83,10 +100,19 @@ class TrainConfig:
     dtype: str = option("float32", "compute dtype of the transform net", choices=("float32", "bfloat16"))
     init_from: str = option("", "start from a trained model (file or shipped name) instead of random init: "
                             "fine-tuning to a new style takes far fewer steps", metavar="MODEL", show_default=False)
-    # distillation: match this model's output instead of the perceptual loss
-    teacher: str = option("", "distil: train the net to reproduce this model's output (file or shipped name) "
-                          "instead of the perceptual loss; no VGG, so steps are fast. The --content/--style/"
-                          "--tv-weight options do not apply", metavar="MODEL", show_default=False)
+    # a teacher: a model that stylises the batch; the net first learns to reproduce its output
+    teacher: str = option("", "a teacher that stylises each training batch: a transform net (file or shipped name), "
+                          "or 'microast' (the arbitrary-style model MicroAST with this run's --style painting at "
+                          "--style-size). The net learns to reproduce its output for --teacher-steps steps, then the "
+                          "perceptual loss takes over. With --teacher-steps 0 every step is distillation (pixel MSE to "
+                          "the teacher's output: no VGG, fast steps); a transform net's style is the default --style",
+                          metavar="MODEL", show_default=False)
+    teacher_steps: int = option(0, "with --teacher: steps fitted to the teacher's output before the perceptual loss "
+                                "takes over (0: every step, distillation)", kind="int", show_default=False)
+    teacher_loss: str = option("auto", "distance to the teacher's output: mse (pixels), l1 (pixels), or l1+vgg "
+                               "(pixel L1 plus the L1 of VGG19 relu1_1 and relu2_1, each relative to the "
+                               "teacher's); auto: mse for distillation (--teacher-steps 0), l1+vgg for a warmup",
+                               choices=("auto", "mse", "l1", "l1+vgg"))
 
     def __post_init__(self) -> None:
         # a list from the command line or a JSON file becomes a tuple: the config is hashable (it keys the step)
@@ -116,9 +142,39 @@ class TrainConfig:
                 raise OptionError(f"{name} must be a finite number >= 0, got {value}", fields=(name,))
         if self.dtype not in ("float32", "bfloat16"):
             raise OptionError(f"dtype must be float32 or bfloat16, got {self.dtype}", fields=("dtype",))
+        if self.teacher_loss not in TEACHER_LOSSES:
+            raise OptionError(f"teacher_loss must be one of {', '.join(TEACHER_LOSSES)}, got {self.teacher_loss!r}",
+                              fields=("teacher_loss",))
+        if self.teacher_steps < 0:
+            raise OptionError(f"teacher_steps must be >= 0, got {self.teacher_steps}", fields=("teacher_steps",))
+        if not self.teacher:
+            for name, default in (("teacher_steps", 0), ("teacher_loss", "auto")):
+                if getattr(self, name) != default:
+                    raise OptionError(f"{name} needs a teacher (set teacher to a model or 'microast')",
+                                      fields=(name, "teacher"))
         if self.teacher and self.warmup_steps:
-            raise OptionError("warmup_steps does not apply with teacher (distillation has no perceptual loss "
-                              "to warm up for)", fields=("warmup_steps", "teacher"))
+            raise OptionError("warmup_steps (toward the identity) does not apply with teacher: the teacher phase is "
+                              "the warmup (set teacher_steps)", fields=("warmup_steps", "teacher"))
+
+    def teacher_kind(self) -> str:
+        """``""`` (no teacher), ``"microast"`` or ``"transform"`` (a transform net's file or shipped name)."""
+        if not self.teacher:
+            return ""
+        return "microast" if self.teacher == MICROAST_TEACHER else "transform"
+
+    def perceptual_steps(self) -> int:
+        """How many of ``steps`` train on the perceptual loss (all but the teacher's; 0 for distillation)."""
+        if not self.teacher:
+            return self.steps
+        return max(self.steps - self.teacher_steps, 0) if self.teacher_steps else 0
+
+    def resolved_teacher_loss(self) -> str:
+        """``teacher_loss`` with ``auto`` resolved: mse for distillation (``teacher_steps`` 0, as the --fast nets
+        were trained), l1+vgg for a teacher warmup (measured: :data:`TEACHER_LOSSES`). It depends on
+        ``teacher_steps`` alone, not on ``steps``: a run resumed with more steps keeps its teacher loss."""
+        if self.teacher_loss != "auto":
+            return self.teacher_loss
+        return "l1+vgg" if self.teacher_steps else "mse"
 
     def loss_spec(self) -> objective.LossSpec:
         """The perceptual loss of the net's output: the paper's layers, this config's weights, never tiled
@@ -167,8 +223,8 @@ def init_state(config: TrainConfig, key: jax.Array) -> dict[str, Any]:
 
 
 def init_params(config: TrainConfig, key: jax.Array) -> Any:
-    """A transform net's params for a fresh run: random, ``init_from``'s, or with ``teacher`` the teacher's
-    narrowed to ``config.width`` (when it is as wide, with the same blocks)."""
+    """A transform net's params for a fresh run: random, ``init_from``'s, or with a transform-net ``teacher``
+    the teacher's narrowed to ``config.width`` (when it is as wide, with the same blocks)."""
     if config.init_from:
         # Fine-tuning: start from a trained model (another style's converges in far fewer steps).
         params = jax.tree.map(jnp.asarray, transform.load_transform(config.init_from))
@@ -178,7 +234,7 @@ def init_params(config: TrainConfig, key: jax.Array) -> Any:
                               f"{arch['residual_blocks']} residual blocks; this run wants {config.width} and "
                               f"{config.residual_blocks}", fields=("init_from",))
     else:
-        teacher = transform.load_transform(config.teacher) if config.teacher else None
+        teacher = transform.load_transform(config.teacher) if config.teacher_kind() == "transform" else None
         if teacher is not None and _narrows_to(teacher, config):
             # Distillation: the student starts as the teacher cut down to its width (transform.narrow),
             # which converges several times faster than a random init (docs/performance.md, "--fast").
@@ -260,49 +316,175 @@ def identity_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], conf
     return pixel, {"loss": pixel, "pixel": pixel}
 
 
-def distill_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], config: TrainConfig):
-    """Distillation: mean squared error, in [0,1] pixels, between the net's output and the teacher's.
+# -- the teacher -------------------------------------------------------------------------------------
 
-    batch: float32[N,H,W,3] in [0,1]; frozen: ``{"teacher": params}`` of any width (read off its
-    shapes). The teacher's output is clipped to [0,1] as at inference; the student's is not, so it is
-    also pulled back into range. ``psnr`` (dB) is that of the student's output against the teacher's.
+#: ``apply(teacher_params, batch float32[N,H,W,3] in [0,1]) -> float32[N,H,W,3] in [0,1]``: a teacher's
+#: stylisation; pure and jittable (it runs inside the train step), a module-level function (hashable).
+TeacherApply = Callable[[Any, jax.Array], jax.Array]
+
+
+def _transform_teacher(params: Any, batch: jax.Array) -> jax.Array:
+    """A transform net of any width (read off its shapes), clipped to [0,1] as at inference."""
+    net = transform.TransformNet(**transform.architecture(params))  # type: ignore[arg-type]
+    return jnp.clip(net.apply(params, batch), 0.0, 1.0)  # type: ignore[arg-type]
+
+
+def _microast_teacher(params: Any, batch: jax.Array) -> jax.Array:
+    """MicroAST with a fixed painting: ``params = {"model": MicroAST params, "code": the painting's style code}``;
+    sides padded to multiples of 4 and cropped back, clipped to [0,1] as the stylizer does."""
+    from jaxstyle.methods.arbitrary import microast
+    from jaxstyle.nn import layers
+
+    padded, (h, w) = layers.pad_to_multiple(batch, microast.MULTIPLE)
+    out = microast.forward(params["model"], padded, params["code"])
+    return jnp.clip(out[:, :h, :w], 0.0, 1.0)
+
+
+_TEACHER_APPLY: dict[str, TeacherApply] = {"transform": _transform_teacher, "microast": _microast_teacher}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Teacher:
+    """A model that stylises the training batch, built once from the config (:func:`make_teacher`).
+
+    ``teacher(batch)`` = ``apply(params, batch)``: float32[N,H,W,3] in [0,1] -> the same shape, in [0,1].
+    The train step calls ``apply`` with ``params`` from its frozen inputs (``frozen["teacher"]``), so the
+    teacher runs sharded with the batch. ``description``: what the exported metadata names (a shipped
+    name, a file's name, or "microast with <painting>"; never a path); ``sha256``: the model file's, if any.
     """
-    teacher = frozen["teacher"]
-    net = transform.TransformNet(**transform.architecture(teacher))  # type: ignore[arg-type]
-    target = jax.lax.stop_gradient(jnp.clip(net.apply(teacher, batch), 0.0, 1.0))  # type: ignore[arg-type]
+
+    apply: TeacherApply
+    params: Any
+    description: str
+    sha256: str | None = None
+
+    def __call__(self, batch: jax.Array) -> jax.Array:
+        return self.apply(self.params, batch)
+
+
+def make_teacher(config: TrainConfig, style_image: np.ndarray | None = None) -> Teacher | None:
+    """The config's teacher (None without one). A transform net is loaded from its file or shipped name;
+    MicroAST takes ``style_image`` (float32[h,w,3] in [0,1], already at ``style_size``; its style code is
+    computed here, once). Errors (a missing model, no painting) are one-line :class:`JaxstyleError`s."""
+    kind = config.teacher_kind()
+    if not kind:
+        return None
+    if kind == "microast":
+        from jaxstyle.methods.arbitrary import microast
+
+        if style_image is None:
+            raise OptionError("teacher microast needs the style painting (--style)", fields=("style", "teacher"))
+        model = jax.tree.map(jnp.asarray, microast.load_params())
+        code = jax.jit(microast.style_code)(model, jnp.asarray(style_image, jnp.float32))
+        return Teacher(_microast_teacher, {"model": model, "code": code},
+                       f"microast with {describe_style(config.style)}")
+    path = transform.resolve_transform(config.teacher)
+    params = jax.tree.map(jnp.asarray, transform.load_transform(config.teacher))
+    return Teacher(_transform_teacher, params, describe_model(config.teacher),
+                   hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def describe_model(name_or_path: str) -> str:
+    """A model as metadata names it: a shipped name as is, a file by its name only (no folders)."""
+    return name_or_path if name_or_path in transform.shipped_models() else Path(name_or_path).name
+
+
+def describe_style(name_or_path: str) -> str:
+    """A style painting as metadata names it: a built-in's file name (``starry_night.jpg``), else the file's name."""
+    from jaxstyle.io.styles import BUILTIN_STYLES
+
+    source = BUILTIN_STYLES.get(name_or_path.strip().lower().replace("-", "_"))
+    return source.filename if source is not None else Path(name_or_path).name
+
+
+def describe_data(spec: str) -> str:
+    """The training data as metadata names it: a TFDS spec as is, a folder by its own name (no path)."""
+    if not spec:
+        return "batches given in code"
+    if spec.startswith("tfds:"):
+        return spec
+    return f"photo folder {Path(spec).name or spec}"
+
+
+def teacher_loss(params: Any, batch: jax.Array, frozen: Mapping[str, Any], config: TrainConfig,
+                 apply: TeacherApply):
+    """The distance between the net's output and the teacher's (``apply(frozen["teacher"], batch)``, in [0,1]).
+
+    batch: float32[N,H,W,3] in [0,1]. By ``config.resolved_teacher_loss()``: ``mse`` the mean squared error in
+    [0,1] pixels (the distillation of the --fast nets), ``l1`` the mean absolute error, ``l1+vgg`` that plus, for
+    each of :data:`TEACHER_FEATURE_LAYERS`, the mean absolute difference of the VGG19 responses
+    (``frozen["vgg"]``) divided by the mean absolute response to the teacher's output (so each layer weighs
+    about as much as the pixels). The student's output is not clipped, so it is also pulled back into range.
+    ``psnr`` (dB) is that of the student's output against the teacher's.
+    """
+    target = jax.lax.stop_gradient(apply(frozen["teacher"], batch))
     out = _forward(config, params, batch)
-    pixel = jnp.mean(jnp.square(out - target))
-    return pixel, {"loss": pixel, "pixel": pixel, "psnr": -10.0 * jnp.log10(jnp.maximum(pixel, 1e-12))}
+    mse = jnp.mean(jnp.square(out - target))
+    kind = config.resolved_teacher_loss()
+    pixel = mse if kind == "mse" else jnp.mean(jnp.abs(out - target))
+    metrics = {"pixel": pixel, "psnr": -10.0 * jnp.log10(jnp.maximum(mse, 1e-12))}
+    total = pixel
+    if kind == "l1+vgg":
+        both = vgg.features(frozen["vgg"], jnp.concatenate([out, target]), TEACHER_FEATURE_LAYERS, config.pooling)
+        terms = []
+        for layer in TEACHER_FEATURE_LAYERS:
+            ours, theirs = jnp.split(both[layer], 2)
+            theirs = jax.lax.stop_gradient(theirs)
+            terms.append(jnp.mean(jnp.abs(ours - theirs)) / (jnp.mean(jnp.abs(theirs)) + 1e-6))
+        metrics["features"] = jnp.mean(jnp.stack(terms))
+        total = total + metrics["features"]
+    return total, {"loss": total, **metrics}
 
 
 @dataclasses.dataclass(frozen=True)
 class _ConfigLoss:
     """A loss above as the trainer's ``loss_fn(params, images, frozen, key)``; hashable, so equal losses
-    share one compiled step. ``config`` keeps only the fields the losses read (:func:`_loss_fields`)."""
+    share one compiled step. ``config`` keeps only the fields the losses read (:func:`_loss_fields`);
+    ``teacher``: the teacher's ``apply`` for :func:`teacher_loss`."""
 
     fn: Callable
     config: TrainConfig
+    teacher: TeacherApply | None = None
 
     def __call__(self, params: Any, images: jax.Array, frozen: Any, key: jax.Array):
         del key  # these losses are deterministic
+        if self.teacher is not None:
+            return self.fn(params, images, frozen, self.config, self.teacher)
         return self.fn(params, images, frozen, self.config)
 
 
 def _loss_fields(config: TrainConfig) -> TrainConfig:
-    """The net's architecture, the loss weights and pooling; every other field at its default, so that runs
-    differing in style, seed, steps or data share a compilation of the step."""
+    """The net's architecture, the loss weights and pooling, the resolved teacher loss; every other field at
+    its default, so that runs differing in style, seed, steps or data share a compilation of the step."""
     keep = ("width", "residual_blocks", "dtype", "content_weight", "style_weight", "tv_weight", "style_layer_weights",
             "content_layer", "layout_weight", "range_weight", "pooling")
-    return TrainConfig(**{name: getattr(config, name) for name in keep})
+    return TrainConfig(**{name: getattr(config, name) for name in keep},
+                       teacher_loss=config.resolved_teacher_loss() if config.teacher else "auto")
+
+
+def phase_plan(config: TrainConfig) -> tuple[tuple[str, int], ...]:
+    """``((name, steps), ...)``: the phases of ``config.steps`` in order, those with steps only. Names:
+    ``identity warmup``, ``teacher`` and ``perceptual``."""
+    if config.teacher:
+        plan = (("teacher", config.steps - config.perceptual_steps()), ("perceptual", config.perceptual_steps()))
+    else:
+        warmup = min(config.warmup_steps, config.steps)
+        plan = (("identity warmup", warmup), ("perceptual", config.steps - warmup))
+    return tuple((name, n) for name, n in plan if n)
 
 
 def mode(config: TrainConfig) -> trainer.Mode:
     """Transform-net training as a :class:`jaxstyle.trainer.Mode`: an optional identity warmup
-    (``warmup_steps``), then the perceptual loss, or with ``teacher`` the distillation loss."""
+    (``warmup_steps``) or teacher phase (``teacher``: ``teacher_steps``, or every step), then the perceptual
+    loss."""
     loss_config = _loss_fields(config)
-    main_loss = _ConfigLoss(distill_loss if config.teacher else perceptual_loss, loss_config)
-    phases: tuple[trainer.Phase, ...] = (trainer.Phase(main_loss),)
-    if config.warmup_steps:
+    perceptual = trainer.Phase(_ConfigLoss(perceptual_loss, loss_config))
+    phases: tuple[trainer.Phase, ...] = (perceptual,)
+    if config.teacher:
+        taught = _ConfigLoss(teacher_loss, loss_config, _TEACHER_APPLY[config.teacher_kind()])
+        phases = (trainer.Phase(taught, config.teacher_steps), perceptual) if config.perceptual_steps() else (
+            trainer.Phase(taught),)
+    elif config.warmup_steps:
         phases = (trainer.Phase(_ConfigLoss(identity_loss, loss_config), config.warmup_steps), *phases)
     return trainer.Mode(init_params=functools.partial(init_params, config), phases=phases,
                         optimizer=make_optimizer(config), sample_fn=_sample)
@@ -373,8 +555,9 @@ def run(
 ) -> RunResult:
     """Train (or resume) in ``workdir`` until ``config.steps``; returns the final params.
 
-    With ``config.teacher`` (a model file or shipped name) the net learns to reproduce that model's
-    output (:func:`distill_loss`): no style image and no VGG are needed.
+    With ``config.teacher`` the net first learns to reproduce that teacher's output (:func:`teacher_loss`,
+    :func:`make_teacher`) for ``teacher_steps``, then trains on the perceptual loss; a transform-net teacher
+    with no perceptual phase (distillation) needs no style image and no VGG.
 
     ``batches`` overrides the data pipeline (tests); otherwise ``config.data`` is read through
     :func:`jaxstyle.data.make_pipeline`, sharded per process. The loop, checkpoints, metrics,
@@ -387,13 +570,14 @@ def run(
     primary = jax.process_index() == 0
     mesh, global_batch = _mesh_and_global_batch(config.batch_size)
     # Inputs first: a bad style, teacher or data folder must fail before the workdir is touched.
-    teacher = jax.tree.map(jnp.asarray, transform.load_transform(config.teacher)) if config.teacher else None
-    if style_image is None and teacher is None:
+    needs_style = config.teacher_kind() == "microast" or config.perceptual_steps() > 0
+    if style_image is None and needs_style:
         from jaxstyle.io.styles import load_style
 
         style_image = load_style(config.style)
     if style_image is not None:
         style_image = imagelib.fit_long_side(imagelib.to_float_image(style_image), config.style_size)
+    teacher = make_teacher(config, style_image)
     pipeline, batches = _pipeline(config, batches)
     # --init-from is read (and its architecture checked) before the workdir is touched too.
     training = mode(config)
@@ -402,19 +586,23 @@ def run(
     workdir.mkdir(parents=True, exist_ok=True)
     _check_workdir_config(workdir, config, primary)
 
+    frozen: dict[str, Any] = {}
     if teacher is not None:
-        frozen: dict[str, Any] = {"teacher": teacher}
-    else:
-        assert style_image is not None  # loaded above when there is no teacher
-        vgg_params = vgg_weights.on_device(vgg_params)
-        frozen = {"vgg": vgg_params, "grams": style_grams(vgg_params, style_image, config)}
+        frozen["teacher"] = teacher.params
+    if config.perceptual_steps() or (teacher is not None and config.resolved_teacher_loss() == "l1+vgg"):
+        # only the shallow layers when no perceptual step follows
+        frozen["vgg"] = (vgg_weights.on_device(vgg_params) if config.perceptual_steps() else
+                         vgg_weights.on_device(vgg_params, upto=TEACHER_FEATURE_LAYERS))
+    if config.perceptual_steps():
+        assert style_image is not None  # loaded above when a perceptual phase follows
+        frozen["grams"] = style_grams(frozen["vgg"], style_image, config)
     if sample_image is None:
         sample_image = _sample_crop(pipeline, config.image_size)
     schedule = trainer.Schedule(config.steps, checkpoint_every, log_every, sample_every, max_seconds)
     result = trainer.fit(trainer.Trainer(training, mesh, frozen, config.seed), initial, workdir, batches, schedule,
                          global_batch=global_batch, sample_image=sample_image, progress=progress or None, log=log)
     if out is not None and primary:
-        meta = export_metadata(config, result.steps, result.total_seconds, result.images_seen, pipeline)
+        meta = export_metadata(config, result.steps, result.total_seconds, result.images_seen, pipeline, teacher)
         transform.save_transform(out, result.params, meta)
         log(f"wrote {out}")
     return RunResult(result.params, result.steps, result.resumed_from, result.seconds, result.last_metrics)
@@ -458,7 +646,7 @@ def _sample_crop(pipeline: Any, image_size: int) -> np.ndarray | None:
 
 ARCH_KEYS = ("width", "residual_blocks", "image_size", "style", "style_size", "content_weight", "style_weight",
              "tv_weight", "style_layer_weights", "content_layer", "layout_weight", "range_weight", "warmup_steps",
-             "pooling", "seed", "batch_size", "init_from", "teacher")
+             "pooling", "seed", "batch_size", "init_from", "teacher", "teacher_steps", "teacher_loss")
 
 
 def _check_workdir_config(workdir: Path, config: TrainConfig, primary: bool) -> None:
@@ -485,28 +673,49 @@ def _jsonable(config: Any) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
 
-def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen: int, pipeline: Any) -> dict:
+def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen: int, pipeline: Any,
+                    teacher: Teacher | None = None) -> dict:
+    """The exported model's training record: the config, the phases with the steps each ran (of ``steps``
+    done), the teacher's description, the data's; no machine paths (models, paintings and folders by name)."""
     from jaxstyle.vgg_weights import read_meta
 
     try:
         vgg_source = read_meta().get("source")
     except Exception:  # metadata is informative only
         vgg_source = None
-    teacher = {}
+    if config.teacher and teacher is None:
+        teacher = make_teacher(config) if config.teacher_kind() == "transform" else None
+    phases, done = [], 0
+    for name, planned in phase_plan(config):
+        ran = max(0, min(planned, steps - done))
+        phases.append({"phase": name, "steps": ran})
+        done += planned
+    counts = {p["phase"]: p["steps"] for p in phases}
+    teacher_meta: dict[str, Any] = {}
     if config.teacher:
-        teacher_file = transform.resolve_transform(config.teacher)
-        narrowed = not config.init_from and _narrows_to(transform.read_transform(teacher_file)[0], config)
-        teacher = {"teacher": config.teacher, "loss": "distillation: MSE to the teacher's output, [0,1] pixels",
-                   "teacher_sha256": hashlib.sha256(teacher_file.read_bytes()).hexdigest(),
-                   "student_init": "the teacher narrowed (transform.narrow)" if narrowed else None}
+        kind = config.resolved_teacher_loss()
+        narrowed = (config.teacher_kind() == "transform" and not config.init_from and teacher is not None
+                    and _narrows_to(teacher.params, config))
+        teacher_meta = {
+            "teacher": teacher.description if teacher is not None else f"microast with {describe_style(config.style)}",
+            "teacher_loss": kind, "teacher_steps": counts.get("teacher", 0),
+            "loss": {"mse": "distillation: MSE to the teacher's output, [0,1] pixels",
+                     "l1": "L1 to the teacher's output, [0,1] pixels",
+                     "l1+vgg": "L1 to the teacher's output in [0,1] pixels plus the relative L1 of VGG19 relu1_1 "
+                               "and relu2_1"}[kind] + ("; then the perceptual loss" if counts.get("perceptual")
+                                                       else ""),
+            "teacher_sha256": teacher.sha256 if teacher is not None else None,
+            "student_init": "the teacher narrowed (transform.narrow)" if narrowed else None}
     return {
-        **teacher,
-        "style": config.style, "steps": steps, "warmup_steps": config.warmup_steps,
+        **teacher_meta,
+        "style": Path(config.style).name, "steps": steps, "warmup_steps": counts.get("identity warmup", 0),
+        "perceptual_steps": counts.get("perceptual", 0), "phases": phases,
         "image_size": config.image_size, "batch_size": config.batch_size, "style_size": config.style_size,
         "content_weight": config.content_weight, "style_weight": config.style_weight, "tv_weight": config.tv_weight,
         "style_layer_weights": list(config.style_layer_weights), "content_layer": config.content_layer,
         "layout_weight": config.layout_weight, "range_weight": config.range_weight,
-        "lr": config.lr, "seed": config.seed, "data": config.data, "init_from": config.init_from or None,
+        "lr": config.lr, "seed": config.seed, "data": describe_data(config.data),
+        "init_from": describe_model(config.init_from) if config.init_from else None,
         "data_files": pipeline.stats.get("files") if pipeline is not None else None,
         "wall_seconds": round(seconds, 1), "images_seen": images_seen,
         "machine": machine_info(),
@@ -632,7 +841,8 @@ def run_decoders(
                          global_batch=global_batch, sample_image=sample_image, progress=progress, log=log)
     if out is not None and jax.process_index() == 0:
         meta = {"kind": "decoders", "steps": result.steps, "seconds": round(result.total_seconds, 1),
-                "images_seen": result.images_seen, "data": config.data, "config": current,
+                "images_seen": result.images_seen, "data": describe_data(config.data),
+                "config": {**current, "data": describe_data(config.data)},
                 "last_metrics": result.last_metrics, "machine": machine_info()}
         vgg_decoders.save_decoders(out, result.params, meta)
         log(f"wrote {out}")

@@ -50,7 +50,9 @@ def test_distillation_lowers_loss_and_exports_a_width_16_model(tmp_path):
 
     params, meta = transform.read_transform(tmp_path / "student.msgpack")
     assert transform.architecture(params) == {"width": 16, "residual_blocks": 1}
-    assert meta["teacher"] == str(teacher) and meta["stored_dtype"] == "float16" and meta["steps"] == 30
+    # the teacher by its file's name, never a machine path; every step was distillation
+    assert meta["teacher"] == teacher.name and meta["stored_dtype"] == "float16" and meta["steps"] == 30
+    assert meta["phases"] == [{"phase": "teacher", "steps": 30}] and meta["teacher_loss"] == "mse"
     assert len(meta["teacher_sha256"]) == 64 and meta["student_init"] is None  # a narrower teacher: random init
     # The exported student reproduces the teacher on a new batch about as well as training said.
     x = next(_batches(seed=1)).astype(np.float32) / 255.0

@@ -27,10 +27,14 @@ through the ported VGG19. Training is data-parallel over every local device, and
 machines when JAXSTYLE_COORDINATOR, JAXSTYLE_NUM_PROCESSES and JAXSTYLE_PROCESS_ID are set
 (jax.distributed). Re-running the same command resumes from the last checkpoint in --workdir.
 
-Distillation (--teacher MODEL): instead of the VGG loss, the net learns to reproduce a trained
-model's output on the same photos (mean squared error in [0,1] pixels). With --width 16 this makes
-the half-width models behind `bin/stylize --fast`; a step costs a fraction of a perceptual one
-(no VGG), and --style defaults to the teacher's.
+Teacher (--teacher MODEL or --teacher microast): a model that stylises each training batch. The net
+first learns to reproduce the teacher's output for --teacher-steps steps, then the paper's loss takes
+over for the remaining steps: a warmup toward a good stylisation of the same painting, for runs too
+short (on a CPU) to get there from the paper's loss alone. MicroAST (the arbitrary-style model) stylises with
+the --style painting; a transform net with its own style. With --teacher-steps 0 the whole run is
+distillation (mean squared error in [0,1] pixels, no VGG): with --width 16 this makes the half-width
+models behind `bin/stylize --fast`; a step costs a fraction of a perceptual one, and --style
+defaults to the teacher's.
 """
 
 EPILOG = """\
@@ -40,6 +44,7 @@ examples:
   bin/train --style my_painting.jpg --data photos/ --workdir runs/mine --steps 2000 --image-size 128
   bin/train --style wave --data tfds:coco/2014 --workdir runs/wave --warmup-steps 1000
   bin/train --teacher scream --width 16 --data photos/ --workdir runs/scream_fast --out weights/scream_fast.msgpack
+  bin/train --style scream --teacher microast --teacher-steps 300 --steps 500 --data photos/ --workdir runs/scream_t
   bin/train --decoders --data photos/ --workdir runs/decoders --out weights/decoders.msgpack  (see --decoders --help)
 """
 
@@ -101,7 +106,8 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="train", description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--style", default=None,
-                   help="style image path or built-in name (scream, starry_night, ...); required unless --teacher")
+                   help="style image path or built-in name (scream, starry_night, ...); required unless --teacher is "
+                   "a transform net (then its style is the default)")
     _add_run_options(p, 1000)
     p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
                    help="refuse a style image file, or a style image at --style-size or a crop at --image-size, "
@@ -149,10 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     train.maybe_initialize_distributed()
     from jaxstyle.methods.transform import net as transform
 
-    if args.teacher and args.style is None:
+    if args.teacher and args.teacher != train.MICROAST_TEACHER and args.style is None:
         args.style = _teacher_style(args.teacher)
     elif args.style is None:
-        raise OptionError("--style is required (a style image or built-in name), unless --teacher is given")
+        raise OptionError("--style is required (a style image or built-in name), unless --teacher is a transform net")
     config = from_args(train.TrainConfig, args)
     config.validate()
     _check_sizes(config, args.max_pixels)
@@ -160,8 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # config.json behind that a corrected rerun would then be refused by).
     if args.out is not None:
         check_output_folder(args.out, "--out")
-    style = None if config.teacher else _style_image(config, args.max_pixels)
-    for model in (config.init_from, config.teacher):
+    needs_style = config.teacher_kind() == "microast" or config.perceptual_steps() > 0
+    style = _style_image(config, args.max_pixels) if needs_style else None
+    for model in (config.init_from, config.teacher if config.teacher_kind() == "transform" else ""):
         if model:
             transform.load_transform(model)  # a missing, corrupt or foreign model fails here
     with step_progress(config.steps, desc=f"train {config.style}") as progress:
