@@ -34,12 +34,13 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
-check: setup  # the quick loop (under 2 minutes): the tests not marked slow, ruff and mypy
+check: setup  # the quick loop: the tests not marked slow, every bench's --quick run (a few minutes), ruff and mypy
 	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m slow tests/test_bench_quick.py
 	$(VENV)/bin/ruff check jaxstyle tests bench
 	$(VENV)/bin/mypy
 
-bench-quick: setup  # every bench module's --quick smoke run (make check runs the ones under ~10 s)
+bench-quick: setup  # every bench module's --quick smoke run (make check runs them all too)
 	$(PY) -m pytest -q tests/test_bench_quick.py
 
 wheel-test: setup  # build the wheel, install it into a fresh venv, use it from an empty folder
