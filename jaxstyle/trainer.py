@@ -40,13 +40,12 @@ from jax.sharding import PartitionSpec as P
 
 from jaxstyle import atomic
 from jaxstyle.errors import JaxstyleError, NonFiniteLossError
+from jaxstyle.progress import Progress
 
 #: ``loss_fn(params, images, frozen, key) -> (loss, metrics)``: images float32[N,H,W,3] in [0,1],
 #: ``frozen`` the mode's fixed inputs (replicated), ``key`` this step's PRNG key; metrics
 #: ``{name: float32[]}`` with ``"loss"`` among them.
 LossFn = Callable[[Any, jax.Array, Any, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
-#: ``progress(step, metrics)`` after every step; metrics are the last ones read back ({} before).
-Progress = Callable[[int, Mapping[str, float]], None]
 
 
 @dataclasses.dataclass(frozen=True)
