@@ -6,8 +6,8 @@ sample image is drawn (``sample_fn``). Everything else is shared by every mode: 
 jitted, donating train step (:class:`Trainer`), Orbax checkpoints with the data-iterator
 position (resume after a crash or Ctrl-C), metrics.jsonl and its loss plot, sample images,
 the time limit, and the all-process agreement these need. Transform nets
-(:func:`jaxstyle.train.run`) are one mode; another (a decoder, another params pytree and loss)
-plugs in with its own ``Mode``.
+(:func:`jaxstyle.train.run`) are one mode, the arbitrary-style decoders
+(:func:`jaxstyle.train_decoders.run_decoders`) another; each plugs in with its own ``Mode``.
 
 The train state is a plain dict ``{"params", "opt_state", "step": int32[]}``. The step is pure:
 ``(state, uint8 batch) -> (state, metrics)``, data-parallel over every device of every process:
