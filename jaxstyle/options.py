@@ -19,11 +19,12 @@ KINDS = ("int", "positive_int", "float", "str", "floats", "ints", "flag")
 
 
 def option(default: Any, help: str, *, kind: str = "str", group: str = "", choices: tuple[Any, ...] | None = None,
-           metavar: str | None = None, show_default: bool = True) -> Any:
+           metavar: str | None = None, show_default: bool = True, roles: tuple[str, ...] = ()) -> Any:
     """A dataclass field with ``default`` and its command-line description in ``metadata``.
 
     kind: how the command line parses it (``positive_int``, ``floats`` for a comma list, ``flag`` for a
-    boolean switch, ...); group: the help section; show_default: append "(default: ...)" to the help.
+    boolean switch, ...); group: the help section; show_default: append "(default: ...)" to the help;
+    roles: where else the dataclass uses the field (e.g. :func:`jaxstyle.train_config.fields_with`).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown option kind {kind!r}")
@@ -32,6 +33,8 @@ def option(default: Any, help: str, *, kind: str = "str", group: str = "", choic
         meta["choices"] = choices
     if metavar is not None:
         meta["metavar"] = metavar
+    if roles:
+        meta["roles"] = roles
     return dataclasses.field(default=default, metadata=meta)
 
 

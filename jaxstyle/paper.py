@@ -7,6 +7,9 @@
 * :func:`figures` - Figures 1-5 (PNG contact sheets).
 * :func:`render_markdown` - ``table1.md`` / ``table2.md`` from the results dict, and
   :func:`write_results`: :mod:`jaxstyle.paper_report`'s, importable from here.
+* The models, content photos, loss and back-propagation every part uses (:func:`load_model`,
+  :func:`list_content`, :func:`image_losses`, :func:`run_backprop`, ...): :mod:`jaxstyle.paper_setup`'s,
+  importable from here.
 
 Images are ``float32[H, W, 3]`` RGB in ``[0, 1]`` (see :mod:`jaxstyle.io.images`); every function here
 returns plain JSON-able dicts of Python floats, ints and strings. :func:`table1`, :func:`table2` and
@@ -16,7 +19,6 @@ returns plain JSON-able dicts of Python floats, ints and strings. :func:`table1`
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxstyle.errors import ImageError, OptionError
+from jaxstyle.errors import OptionError
 from jaxstyle.io import images as imagelib
 from jaxstyle.io import modelfile
 from jaxstyle.machine import machine_info, machine_line
@@ -42,6 +44,20 @@ from jaxstyle.paper_report import (
     render_table1,
     render_table2,
     write_results,
+)
+from jaxstyle.paper_setup import (
+    Model,
+    backprop_key,
+    default_content_dir,
+    device_vgg,
+    image_losses,
+    list_content,
+    load_model,
+    loss_settings,
+    loss_spec,
+    run_backprop,
+    targets_for,
+    working_content,
 )
 from jaxstyle.progress import Progress
 
@@ -88,122 +104,6 @@ class _Steps:
             self._progress(self.done, {"steps": self._total})
 
 
-# -- inputs ----------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Model:
-    """A transform net to evaluate: ``params`` (the float32 pytree :func:`transform.apply` takes),
-    the file's ``metadata`` (training settings, e.g. ``warmup_steps``), the name it was given by
-    and the file it came from."""
-
-    name: str
-    path: Path
-    params: Any
-    metadata: dict
-
-
-def load_model(name_or_path: str | os.PathLike[str]) -> Model:
-    """A shipped model name (``starry_night``...) or a ``.msgpack`` file -> :class:`Model`.
-
-    Raises WeightsError (one line) for an unknown name or a missing / corrupt / foreign file.
-    """
-    from jaxstyle.methods.transform import net as transform
-
-    path = transform.resolve_transform(name_or_path)
-    params, metadata = transform.read_transform(path)
-    return Model(str(name_or_path), path.resolve(), params, metadata)
-
-
-def default_content_dir() -> Path:
-    """``$JAXSTYLE_DATA/content``, else ``content/`` in the current folder (the checkout's ``bin/`` launchers
-    set ``$JAXSTYLE_DATA`` to the shared data beside it)."""
-    data = os.environ.get("JAXSTYLE_DATA")
-    return (Path(data) if data else Path.cwd()) / "content"
-
-
-def list_content(folder: str | os.PathLike[str], limit: int | None = None) -> list[Path]:
-    """The image files directly in ``folder``, sorted by name; the first ``limit`` if given.
-
-    Raises ImageError for a missing folder, a file instead of a folder, or a folder with no images.
-    """
-    folder = Path(folder)
-    if not folder.exists():
-        raise ImageError(f"{folder}: no such content folder")
-    if not folder.is_dir():
-        raise ImageError(f"{folder}: the content folder must be a folder of images, not a file")
-    paths = imagelib.list_images([folder], recursive=False)
-    return paths[:limit] if limit is not None else paths
-
-
-def working_content(image: np.ndarray, size: int, name: str = "image") -> np.ndarray:
-    """float32[H, W, 3] -> float32[h, w, 3] with long side ``size``; refuses a short side < 16 px."""
-    out = imagelib.fit_long_side(image, size)
-    if min(out.shape[:2]) < MIN_SIDE:
-        h, w = out.shape[:2]
-        raise ImageError(f"{name}: at size {size} the image is {w}x{h}; VGG19 needs sides of at least "
-                         f"{MIN_SIDE} px (use a larger size)", fields=("size",))
-    return out
-
-
-# -- losses ----------------------------------------------------------------------------------------
-
-
-def loss_spec():
-    """The paper preset's loss (the metric of Tables 1-2): α=1, β=1e3, conv4_2 content,
-    conv1_1..conv5_1 style (w_l = 0.2), average pooling, no TV."""
-    from jaxstyle.methods.gatys import presets
-
-    return presets.make_options(PRESET).loss_spec(with_content=True)
-
-
-def loss_settings() -> dict[str, Any]:
-    spec = loss_spec()
-    return {"content_weight": spec.content_weight, "style_weight": spec.style_weight,
-            "content_layer": spec.content_layer, "style_layers": dict(spec.style_layer_weights),
-            "pooling": spec.pooling}
-
-
-def targets_for(content: np.ndarray, style: np.ndarray, vgg_params: Any) -> dict[str, Any]:
-    """:func:`loop.make_targets` for float32[H,W,3] ``content`` (already at the working size) and
-    the full-size ``style``, resized with ``fit_pixels(style, H*W)`` exactly as ``gatys`` does."""
-    from jaxstyle.methods.gatys import loop
-
-    h, w = content.shape[:2]
-    return loop.make_targets(vgg_params, loss_spec(), (h, w), content, [imagelib.fit_pixels(style, h * w)])
-
-
-def image_losses(image: np.ndarray, targets: Mapping[str, Any], vgg_params: Any) -> dict[str, float]:
-    """The paper's unweighted L_content and L_style (and α·L_content + β·L_style as ``total``) of
-    float32[H, W, 3] ``image``: exactly :func:`loop.evaluate_loss` with the default loss spec."""
-    import jax.numpy as jnp
-
-    from jaxstyle.methods.gatys import loop
-
-    terms = loop.evaluate_loss(jnp.asarray(image, jnp.float32)[None], targets, vgg_params, loss_spec())
-    return {k: float(terms[k]) for k in TERMS}
-
-
-def device_vgg(vgg_params: Any) -> dict:
-    """VGG19 params (numpy or jax) on the default device, only the layers the losses use."""
-    from jaxstyle import vgg_weights
-
-    return vgg_weights.on_device(vgg_params)
-
-
-def _backprop_key(name: str, style_name: str, shape: tuple[int, ...], iterations: int) -> str:
-    return f"{name}|{style_name}|{shape[0]}x{shape[1]}|{iterations}"
-
-
-def run_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, iterations: int,
-                 callback: Callable[[int, Any, Any], None] | None = None):
-    """``api.gatys`` with the :data:`PRESET` options at the content's own size (no resizing:
-    float32[H, W, 3] ``content`` is already at the working size). Returns its GatysResult."""
-    from jaxstyle.methods.gatys import api
-
-    return api.gatys(content, style, vgg_params=vgg_params, preset=PRESET, iterations=iterations, size=None,
-                          callback=callback)
-
 
 # -- Table 1 ---------------------------------------------------------------------------------------
 
@@ -248,7 +148,7 @@ def table1(
         result = run_backprop(content, style, params, iterations, on_step)
         outputs["backprop"] = result.image
         if cache is not None:
-            cache[_backprop_key(name, style_name, content.shape, iterations)] = result.image
+            cache[backprop_key(name, style_name, content.shape, iterations)] = result.image
         for method, net in (("transform", model), ("transform_warmup", warmup_model)):
             outputs[method] = transform.stylize(content, net.params)
             steps.add()
@@ -426,14 +326,14 @@ def figures(
     fig_contents = list(contents[:TRANSFORM_FIGURES])
     jobs = [(contents[0], name, img) for name, img in figure_styles.items()]
     jobs += [(item, style_name, style) for item in fig_contents]
-    todo = {_backprop_key(c[0], s, c[1].shape, iterations) for c, s, _ in jobs} - set(cache)
+    todo = {backprop_key(c[0], s, c[1].shape, iterations) for c, s, _ in jobs} - set(cache)
     steps = _Steps(progress, (len(todo) + 1) * iterations + 2 * len(fig_contents))
 
     def on_step(step: int, image: Any, terms: Any) -> None:
         steps.add()
 
     def stylised(item: tuple[str, np.ndarray], name: str, img: np.ndarray) -> np.ndarray:
-        key = _backprop_key(item[0], name, item[1].shape, iterations)
+        key = backprop_key(item[0], name, item[1].shape, iterations)
         if key not in cache:
             start = time.perf_counter()
             cache[key] = run_backprop(item[1], img, params, iterations, on_step).image

@@ -6,8 +6,8 @@ sample image is drawn (``sample_fn``). Everything else is shared by every mode: 
 jitted, donating train step (:class:`Trainer`), Orbax checkpoints with the data-iterator
 position (resume after a crash or Ctrl-C), metrics.jsonl and its loss plot, sample images,
 the time limit, and the all-process agreement these need. Transform nets
-(:func:`jaxstyle.train.run`) are one mode; another (a decoder, another params pytree and loss)
-plugs in with its own ``Mode``.
+(:func:`jaxstyle.train.run`) are one mode, the arbitrary-style decoders
+(:func:`jaxstyle.train_decoders.run_decoders`) another; each plugs in with its own ``Mode``.
 
 The train state is a plain dict ``{"params", "opt_state", "step": int32[]}``. The step is pure:
 ``(state, uint8 batch) -> (state, metrics)``, data-parallel over every device of every process:
@@ -40,13 +40,12 @@ from jax.sharding import PartitionSpec as P
 
 from jaxstyle import atomic
 from jaxstyle.errors import JaxstyleError, NonFiniteLossError
+from jaxstyle.progress import Progress
 
 #: ``loss_fn(params, images, frozen, key) -> (loss, metrics)``: images float32[N,H,W,3] in [0,1],
 #: ``frozen`` the mode's fixed inputs (replicated), ``key`` this step's PRNG key; metrics
 #: ``{name: float32[]}`` with ``"loss"`` among them.
 LossFn = Callable[[Any, jax.Array, Any, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
-#: ``progress(step, metrics)`` after every step; metrics are the last ones read back ({} before).
-Progress = Callable[[int, Mapping[str, float]], None]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -70,8 +70,8 @@ def _add_run_options(p: ArgumentParser, every: int) -> None:
 
 
 def build_decoders_parser() -> ArgumentParser:
-    """``bin/train --decoders``: the run options, then :class:`jaxstyle.train.DecoderConfig`'s fields."""
-    from jaxstyle.train import DecoderConfig
+    """``bin/train --decoders``: the run options, then :class:`jaxstyle.train_decoders.DecoderConfig`'s fields."""
+    from jaxstyle.train_decoders import DecoderConfig
 
     p = ArgumentParser(prog="train --decoders", description=DECODERS_DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,17 +83,17 @@ def build_decoders_parser() -> ArgumentParser:
 
 def _main_decoders(argv: Sequence[str]) -> int:
     args = build_decoders_parser().parse_args(argv)
-    from jaxstyle import train
+    from jaxstyle import train_decoders, train_setup
 
-    train.maybe_initialize_distributed()
-    config = from_args(train.DecoderConfig, args)
+    train_setup.maybe_initialize_distributed()
+    config = from_args(train_decoders.DecoderConfig, args)
     config.validate()
     if args.out is not None:
         check_output_folder(args.out, "--out")
     with step_progress(config.steps, desc="train decoders") as progress:
-        result = train.run_decoders(config, args.workdir, checkpoint_every=args.checkpoint_every,
-                                    log_every=args.log_every, sample_every=args.sample_every, out=args.out,
-                                    max_seconds=args.max_seconds, progress=progress)
+        result = train_decoders.run_decoders(config, args.workdir, checkpoint_every=args.checkpoint_every,
+                                             log_every=args.log_every, sample_every=args.sample_every, out=args.out,
+                                             max_seconds=args.max_seconds, progress=progress)
     print(f"trained {result.steps} steps in {result.seconds:.0f} s; last loss {result.last_metrics.get('loss')}")
     return 0
 
