@@ -10,7 +10,7 @@ made once here with numpy from a fixed seed and fed to both), with the same reci
 same frozen biases; the ``TrainConfig`` default loss: content conv4_2 α=1, style conv1_1..conv5_1 equal
 weights β=1e3, TV 1e5, avg pooling, style ``starry_night`` at 512, range and layout weights 0, the loss
 measured on ``clip(out, 0, 1)`` on both sides). Ours is ``jaxstyle.train.mode`` stepped by
-``jaxstyle.trainer.Trainer``; theirs is ``bench/_torch_transform.py`` (the server in the torch venv, see
+``jaxstyle.train_loop.Trainer``; theirs is ``bench/_torch_transform.py`` (the server in the torch venv, see
 ``bench/transform_vs_torch.py``). The two run interleaved, ``--log-every`` steps at a time.
 
 Then both nets stylise the test photos (long side ``--infer-size``), and each output is measured with the

@@ -11,7 +11,7 @@ hits every side alike):
    ``nn.ReflectionPad2d`` + ``nn.Conv2d``, ``nn.InstanceNorm2d(affine=True)``, nearest
    ``F.interpolate``) loaded with the same weights, ``torch.inference_mode()``, in both memory
    layouts (contiguous NCHW and channels-last). Both outputs on one random image must agree to 1e-4.
-2. **training** at 256x256 (``--short``: 128x128), batch 4: our ``trainer.Trainer.step`` (``train.mode``) against
+2. **training** at 256x256 (``--short``: 128x128), batch 4: our ``train_loop.Trainer.step`` (``train.mode``) against
    the same perceptual loss (VGG19 avg pooling, Caffe preprocessing, content conv4_2, style Grams
    conv1_1..conv5_1, TV) and Adam 1e-3 in PyTorch, from the same initial params on the same batches
    (the losses of every step are compared).
@@ -538,7 +538,7 @@ def ours_training(config: Any, style: np.ndarray) -> tuple[Any, Any, Any]:
 
     from jaxstyle import train, vgg_weights
     from jaxstyle.nn import vgg
-    from jaxstyle.trainer import Trainer
+    from jaxstyle.train_loop import Trainer
 
     vgg_np = vgg_weights.load_vgg_params()
     vgg_params = vgg.to_device(vgg_np)

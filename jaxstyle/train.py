@@ -1,5 +1,5 @@
 """Training a transform net for one style: :func:`run` checks the inputs, sets them up and hands the loop to
-:func:`jaxstyle.trainer.fit` (sharded jitted step, checkpoints, metrics, samples), then exports the model.
+:func:`jaxstyle.train_loop.fit` (sharded jitted step, checkpoints, metrics, samples), then exports the model.
 
 The parts live beside it, one responsibility each, and are importable from here as before:
 :mod:`jaxstyle.train_config` (:class:`TrainConfig`), :mod:`jaxstyle.train_losses` (the losses and the
@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxstyle import trainer, vgg_weights
+from jaxstyle import train_loop, vgg_weights
 from jaxstyle.methods.transform import net as transform
 from jaxstyle.nn import vgg
 from jaxstyle.progress import Progress
@@ -99,7 +99,7 @@ def run(
 
     ``batches`` overrides the data pipeline (tests); otherwise ``config.data`` is read through
     :func:`jaxstyle.data.make_pipeline`, sharded per process. The loop, checkpoints, metrics,
-    samples and the ``max_seconds`` limit are :func:`jaxstyle.trainer.fit`'s; ``progress(step,
+    samples and the ``max_seconds`` limit are :func:`jaxstyle.train_loop.fit`'s; ``progress(step,
     metrics)`` is called after each step. ``out``: the trained model file, with its metadata.
     """
     from jaxstyle.io import images as imagelib
@@ -136,9 +136,10 @@ def run(
         frozen["grams"] = style_grams(frozen["vgg"], style_image, config)
     if sample_image is None:
         sample_image = sample_crop(pipeline, config.image_size)
-    schedule = trainer.Schedule(config.steps, checkpoint_every, log_every, sample_every, max_seconds)
-    result = trainer.fit(trainer.Trainer(training, mesh, frozen, config.seed), initial, workdir, batches, schedule,
-                         global_batch=global_batch, sample_image=sample_image, progress=progress or None, log=log)
+    schedule = train_loop.Schedule(config.steps, checkpoint_every, log_every, sample_every, max_seconds)
+    loop = train_loop.Trainer(training, mesh, frozen, config.seed)
+    result = train_loop.fit(loop, initial, workdir, batches, schedule, global_batch=global_batch,
+                            sample_image=sample_image, progress=progress or None, log=log)
     if out is not None and primary:
         meta = export_metadata(config, result.steps, result.total_seconds, result.images_seen, pipeline, teacher)
         transform.save_transform(out, result.params, meta)

@@ -1,6 +1,6 @@
 """Training the arbitrary-style decoders (:mod:`jaxstyle.methods.arbitrary.vgg_decoders`, used by
 :mod:`jaxstyle.methods.arbitrary.wct`) with the transform nets' loop: :class:`DecoderConfig`, the
-optimiser, the decoders as a :class:`jaxstyle.trainer.Mode`, and :func:`run_decoders`.
+optimiser, the decoders as a :class:`jaxstyle.train_loop.Mode`, and :func:`run_decoders`.
 
 It sits beside :mod:`jaxstyle.train`, not in the method's package: a method imports no trainer.
 """
@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import optax
 
-from jaxstyle import atomic, trainer, vgg_weights
+from jaxstyle import atomic, train_loop, vgg_weights
 from jaxstyle.errors import JaxstyleError, OptionError
 from jaxstyle.machine import machine_info
 from jaxstyle.methods.arbitrary import vgg_decoders
@@ -92,16 +92,16 @@ class _DecoderLoss:
         return vgg_decoders.decoders_loss(params, frozen["vgg"], images, self.feature_weight)
 
 
-def decoder_mode(config: DecoderConfig, vgg_params: Any) -> trainer.Mode:
-    """Decoder training as a :class:`jaxstyle.trainer.Mode`; the samples are the deepest decoder's
+def decoder_mode(config: DecoderConfig, vgg_params: Any) -> train_loop.Mode:
+    """Decoder training as a :class:`jaxstyle.train_loop.Mode`; the samples are the deepest decoder's
     reconstruction of the sample crop."""
     deepest = max(config.levels)
 
     def sample(params: Any, images: jax.Array) -> jax.Array:
         return vgg_decoders.decode(params[f"dec{deepest}"], vgg_decoders.encode(vgg_params, images, deepest))
 
-    return trainer.Mode(init_params=lambda key: vgg_decoders.init_decoders(key, config.levels, config.width),
-                        phases=(trainer.Phase(_DecoderLoss(config.feature_weight)),),
+    return train_loop.Mode(init_params=lambda key: vgg_decoders.init_decoders(key, config.levels, config.width),
+                        phases=(train_loop.Phase(_DecoderLoss(config.feature_weight)),),
                         optimizer=decoder_optimizer(config), sample_fn=sample,
                         plot_keys=("loss", *(f"pixel{k}" for k in config.levels)))
 
@@ -121,7 +121,7 @@ def run_decoders(
     log: Callable[[str], None] = print,
 ) -> RunResult:
     """Train (or resume) the decoders in ``workdir`` until ``config.steps`` with the transform nets'
-    loop (:func:`jaxstyle.trainer.fit`: sharded jitted step, Orbax resume, metrics, plot, samples);
+    loop (:func:`jaxstyle.train_loop.fit`: sharded jitted step, Orbax resume, metrics, plot, samples);
     ``out``: the decoder file (:func:`jaxstyle.methods.arbitrary.vgg_decoders.save_decoders`)."""
     config.validate()
     mesh, global_batch = mesh_and_global_batch(config.batch_size)
@@ -141,8 +141,8 @@ def run_decoders(
         atomic.write_atomic(config_path, json.dumps(current, indent=1))
     sample_image = sample_crop(pipeline, config.image_size)
     training = decoder_mode(config, vgg_params)
-    schedule = trainer.Schedule(config.steps, checkpoint_every, log_every, sample_every, max_seconds)
-    result = trainer.fit(trainer.Trainer(training, mesh, {"vgg": vgg_params}, config.seed),
+    schedule = train_loop.Schedule(config.steps, checkpoint_every, log_every, sample_every, max_seconds)
+    result = train_loop.fit(train_loop.Trainer(training, mesh, {"vgg": vgg_params}, config.seed),
                          training.init_state(jax.random.key(config.seed)), workdir, batches, schedule,
                          global_batch=global_batch, sample_image=sample_image, progress=progress, log=log)
     if out is not None and jax.process_index() == 0:

@@ -1,4 +1,4 @@
-"""Transform-net training as a :class:`jaxstyle.trainer.Mode`: how the params start (random, fine-tuned
+"""Transform-net training as a :class:`jaxstyle.train_loop.Mode`: how the params start (random, fine-tuned
 from a model, or a teacher narrowed), the optimiser, and the phases (identity warmup or teacher, then the
 perceptual loss) with the losses of :mod:`jaxstyle.train_losses`; the style Grams the perceptual loss
 compares with.
@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxstyle import objective, trainer
+from jaxstyle import objective, train_loop
 from jaxstyle.errors import OptionError
 from jaxstyle.methods.transform import net as transform
 from jaxstyle.train_config import TrainConfig, fields_with
@@ -37,7 +37,7 @@ def _param_role(path: tuple, _leaf: Any) -> str:
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     """Adam on every parameter that matters (see :func:`_param_role`). The same object for the same
-    hyper-parameters, so that it keys the compiled step (:func:`jaxstyle.trainer.compiled_step`)."""
+    hyper-parameters, so that it keys the compiled step (:func:`jaxstyle.train_loop.compiled_step`)."""
     return _adam(float(config.lr))
 
 
@@ -118,20 +118,20 @@ def phase_plan(config: TrainConfig) -> tuple[tuple[str, int], ...]:
     return tuple((name, n) for name, n in plan if n)
 
 
-def mode(config: TrainConfig) -> trainer.Mode:
-    """Transform-net training as a :class:`jaxstyle.trainer.Mode`: an optional identity warmup
+def mode(config: TrainConfig) -> train_loop.Mode:
+    """Transform-net training as a :class:`jaxstyle.train_loop.Mode`: an optional identity warmup
     (``warmup_steps``) or teacher phase (``teacher``: ``teacher_steps``, or every step), then the perceptual
     loss."""
     loss_config = _loss_fields(config)
-    perceptual = trainer.Phase(_ConfigLoss(perceptual_loss, loss_config))
-    phases: tuple[trainer.Phase, ...] = (perceptual,)
+    perceptual = train_loop.Phase(_ConfigLoss(perceptual_loss, loss_config))
+    phases: tuple[train_loop.Phase, ...] = (perceptual,)
     if config.teacher:
         taught = _ConfigLoss(teacher_loss, loss_config, TEACHER_APPLY[config.teacher_kind()])
-        phases = (trainer.Phase(taught, config.teacher_steps), perceptual) if config.perceptual_steps() else (
-            trainer.Phase(taught),)
+        phases = (train_loop.Phase(taught, config.teacher_steps), perceptual) if config.perceptual_steps() else (
+            train_loop.Phase(taught),)
     elif config.warmup_steps:
-        phases = (trainer.Phase(_ConfigLoss(identity_loss, loss_config), config.warmup_steps), *phases)
-    return trainer.Mode(init_params=functools.partial(init_params, config), phases=phases,
+        phases = (train_loop.Phase(_ConfigLoss(identity_loss, loss_config), config.warmup_steps), *phases)
+    return train_loop.Mode(init_params=functools.partial(init_params, config), phases=phases,
                         optimizer=make_optimizer(config), sample_fn=_sample)
 
 
