@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from jaxstyle.methods.gatys.pyramid import (
     working_styles,
 )
 from jaxstyle.nn import vgg
+from jaxstyle.objective import LossSpec
 
 
 def gatys(
@@ -68,18 +70,28 @@ def gatys(
     return result
 
 
-def _coarse_to_fine(content: np.ndarray | None, full: tuple[int, int], style_imgs: Sequence[np.ndarray],
-                    opts: GatysOptions, vgg_params: vgg.Params | None, style_blend: Sequence[float] | None,
-                    callback: Callback | None) -> GatysResult:
-    """Run :func:`scale_plan` for an output of (H, W) ``full``: float32[H,W,3] ``content`` (None: a
-    texture, no content term, random start), styles at their full-scale working size."""
-    params = vgg_weights.on_device(vgg_params)
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """One scale of a coarse-to-fine run, prepared before any step: its (H, W) ``shape`` and step
+    budget, the photo resized to it (float32[H,W,3] in [0,1]; None for a texture), the loss spec
+    weighted for it (:func:`scale_spec`) and the targets (:func:`make_targets`: content responses and
+    style Grams at this size)."""
+
+    shape: tuple[int, int]
+    iterations: int
+    content: np.ndarray | None
+    spec: LossSpec
+    targets: dict[str, Any]
+
+
+def prepare_scales(content: np.ndarray | None, full: tuple[int, int], style_imgs: Sequence[np.ndarray],
+                   opts: GatysOptions, params: vgg.Params, style_blend: Sequence[float] | None) -> list[Scale]:
+    """Every scale of :func:`scale_plan` for an output of (H, W) ``full``, coarsest first: the photo and
+    the styles resized by the scale's factor (checked against ``MIN_SIDE``), its spec and its targets.
+    All the resizing and target computation of a run happens here, once, before the loop."""
     spec = opts.loss_spec(with_content=content is not None)
-    plan = scale_plan(full, opts)
-    optimizer = resolve_optimizer(opts.optimizer, len(plan))
-    key = jax.random.key(opts.seed)
-    image, done, runs, previous_content = None, 0, [], None
-    for shape, iterations in plan:
+    scales = []
+    for shape, iterations in scale_plan(full, opts):
         factor = shape[0] / full[0]
         content_s = None if content is None else content if shape == full else imagelib.resize(content, *shape)
         styles_s = style_imgs if shape == full else [
@@ -90,28 +102,46 @@ def _coarse_to_fine(content: np.ndarray | None, full: tuple[int, int], style_img
                         "raise style_size or lower scales")
         spec_s = scale_spec(spec, shape, full)
         targets = make_targets(params, spec_s, shape, content_s, styles_s, style_blend)
+        scales.append(Scale(shape, iterations, content_s, spec_s, targets))
+    return scales
+
+
+def _coarse_to_fine(content: np.ndarray | None, full: tuple[int, int], style_imgs: Sequence[np.ndarray],
+                    opts: GatysOptions, vgg_params: vgg.Params | None, style_blend: Sequence[float] | None,
+                    callback: Callback | None) -> GatysResult:
+    """Run :func:`scale_plan` for an output of (H, W) ``full``: float32[H,W,3] ``content`` (None: a
+    texture, no content term, random start), styles at their full-scale working size. The scales are
+    prepared first (:func:`prepare_scales`); the loop then only starts each scale from the last
+    result and optimises."""
+    params = vgg_weights.on_device(vgg_params)
+    scales = prepare_scales(content, full, style_imgs, opts, params, style_blend)
+    optimizer = resolve_optimizer(opts.optimizer, len(scales))
+    key = jax.random.key(opts.seed)
+    image, done, runs, previous = None, 0, [], None
+    for scale in scales:
         if image is None:
-            image = initial_image(opts.init, content_s, shape, opts.noise, key)
-        elif content_s is None:
-            image = jnp.asarray(np.clip(imagelib.resize(np.asarray(image[0]), *shape), 0.0, 1.0))[None]
+            image = initial_image(opts.init, scale.content, scale.shape, opts.noise, key)
+        elif scale.content is None:
+            image = jnp.asarray(np.clip(imagelib.resize(np.asarray(image[0]), *scale.shape), 0.0, 1.0))[None]
         else:
-            assert previous_content is not None  # set with the first scale's image
-            image = jnp.asarray(upsample_result(np.asarray(image[0]), content_s, previous_content,
+            assert previous is not None and previous.content is not None  # a photo run has it at every scale
+            image = jnp.asarray(upsample_result(np.asarray(image[0]), scale.content, previous.content,
                                                 opts.init != "random"))[None]
-        previous_content = content_s
+        previous = scale
 
         def on_step(step, img, terms, offset=done):
             if callback is not None:
                 callback(offset + step, img, terms)
 
-        run = optimise(image, targets, params, spec_s, iterations, optimizer, opts.lr, on_step,
+        run = optimise(image, scale.targets, params, scale.spec, scale.iterations, optimizer, opts.lr, on_step,
                        tol=opts.tol, window=opts.window, ema=opts.ema)
         runs.append(run)
         image = jnp.asarray(run.image)[None]
         done += len(run.history) - 1
     return GatysResult(runs[-1].image, [h for run in runs for h in run.history[:-1]] + runs[-1].history[-1:],
                        sum(run.seconds for run in runs), sum(run.compile_seconds for run in runs),
-                       [[*shape, its] for shape, its in plan], optimizer, [run.stops[0] for run in runs])
+                       [[*scale.shape, scale.iterations] for scale in scales], optimizer,
+                       [run.stops[0] for run in runs])
 
 
 def texture(
