@@ -154,7 +154,7 @@ class _SameConv(nn.Module):
         return (y + bias.astype(self.dtype))[..., : self.features]
 
 
-class ReflectConv(nn.Module):
+class ReflectConv(_SameConv):
     """The nets' conv: k x k over a reflection-padded input (output size = input size / stride),
     float[N,H,W,Cin] -> float[N,H/s,W/s,features] (x2 with ``upsample``).
 
@@ -164,14 +164,9 @@ class ReflectConv(nn.Module):
     2 on an even padded size, SAME pads 0 before and 1 after, so output ``i`` is centred on padded
     pixel ``2i + pad`` exactly as a VALID conv's; the crop keeps the first H/2 rows and W/2
     columns. Both are bit-identical to the VALID conv (tested). With ``upsample`` the input is
-    upsampled x2 (nearest) first, folded into the conv (``upsample_conv``).
+    upsampled x2 (nearest) first, folded into the conv (``upsample_conv``). Its fields are the inner
+    conv's (``features``, ``kernel``, ``stride``, ``upsample``, ``dtype``), declared there once.
     """
-
-    features: int
-    kernel: int
-    stride: int = 1
-    upsample: bool = False
-    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
