@@ -16,7 +16,7 @@ Methods: the registered ones the page offers (:mod:`jaxstyle.methods.registry`, 
 method buttons are generated from it): ``transform`` (a shipped net), ``arbitrary`` (any painting in one
 pass, :mod:`jaxstyle.methods.arbitrary.stylizer`; its ``model`` field picks MicroAST, the default, or
 WCT/AdaIN) and ``gatys`` (back-propagation, minutes). A form without ``method`` gets the command line's default
-(:func:`jaxstyle.run.default_method`): ``transform`` for a shipped net's name, else ``arbitrary``.
+(:func:`jaxstyle.run.default_method`): ``arbitrary`` (MicroAST) for any painting.
 The arbitrary models' weights are loaded once, when the app is created; a model whose weights cannot be
 loaded (a missing or corrupt file) gets a one-line 503 and everything else works.
 

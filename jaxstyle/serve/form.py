@@ -179,8 +179,8 @@ async def parse_job(form: dict[str, bytes], limits: Limits, decoders: anyio.Capa
                     unavailable: Mapping[str, str] | None = None) -> JobRequest:
     """Check every field of a job form (names, ranges, images) before anything is queued.
 
-    Without a ``method``, :func:`jaxstyle.run.default_method` picks it, as on the command line: ``transform``
-    for a shipped net's name, ``arbitrary`` for an uploaded style image or any other built-in painting.
+    Without a ``method``, :func:`jaxstyle.run.default_method` picks it, as on the command line: ``arbitrary``
+    (MicroAST) for any painting, built-in or uploaded; ``transform`` only for a model file.
     The methods and what each takes (style images, strength, models) are the registry's
     (:mod:`jaxstyle.methods.registry`). ``unavailable``: method or model -> why it cannot run here (503).
     Images are decoded in a thread, at most ``decoders`` at a time (each may briefly take a few hundred
