@@ -137,3 +137,27 @@ def test_render_markdown_formats_numbers():
     assert evaluate.fmt(0.0) == "0" and evaluate.fmt(1.23456) == "1.235"
     assert float(evaluate.fmt(3.2e7)) == pytest.approx(3.2e7) and "," not in evaluate.fmt(3.2e7)
     assert np.isclose(float(evaluate.fmt(1.5e-5)), 1.5e-5)
+
+
+def test_results_record_paths_without_the_machines_folders(tmp_path, monkeypatch):
+    """results.json names its inputs relative to the working folder, or by their last two parts: the
+    committed results/results.json holds no absolute path either."""
+    import json
+    from pathlib import Path
+
+    from jaxstyle.cli.evaluate import portable
+
+    monkeypatch.chdir(tmp_path)
+    assert portable(tmp_path / "results") == "results"
+    assert portable("/elsewhere/data/content") == "data/content"
+    assert portable("weights/x.msgpack") == "weights/x.msgpack"
+
+    def strings(value):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict | list):
+            for item in value.values() if isinstance(value, dict) else value:
+                yield from strings(item)
+
+    committed = Path(__file__).resolve().parents[1] / "results" / "results.json"
+    assert not [s for s in strings(json.loads(committed.read_text())) if s.startswith("/")]

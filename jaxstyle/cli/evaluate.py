@@ -45,6 +45,18 @@ examples:
 """
 
 
+
+def portable(path: str | Path) -> str:
+    """A path as results.json records it, without the machine's folders: relative to the working folder
+    when inside it, else its last two parts (``/data/photos/content`` -> ``photos/content``)."""
+    p = Path(path)
+    if not p.is_absolute():
+        return str(p)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(Path(*p.parts[-2:]))
+
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="evaluate", description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -165,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     vgg_params = load_vgg_params()
 
     def model_info(m: paper.Model) -> dict:
-        return {"name": m.name, "path": str(m.path), "warmup_steps": m.metadata.get("warmup_steps"),
+        return {"name": portable(m.name), "path": portable(m.path), "warmup_steps": m.metadata.get("warmup_steps"),
                 "steps": m.metadata.get("steps"), "style": m.metadata.get("style")}
 
     results: dict = {
@@ -173,11 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": paper.machine_info(),
         "command": ["bin/evaluate", *(sys.argv[1:] if argv is None else argv)],
         "settings": {
-            "content_dir": str(Path(content_dir).resolve()), "images": [p.name for p in paths],
-            "style": args.style, "style_path": str(style_path), "size": args.size,
+            "content_dir": portable(content_dir), "images": [p.name for p in paths],
+            "style": args.style, "style_path": portable(style_path), "size": args.size,
             "iterations": args.iterations, "table2_iterations": table2_iterations,
             "table2_shape": list(args.table2_size), "figure_iterations": figure_iterations,
-            "repeats": args.repeats, "skip_figures": args.skip_figures, "out": str(args.out.resolve()),
+            "repeats": args.repeats, "skip_figures": args.skip_figures, "out": portable(args.out),
             "models": {"transform": model_info(model), "transform_warmup": model_info(warmup_model)},
             "loss": paper.loss_settings(), "preset": paper.PRESET,
         },
