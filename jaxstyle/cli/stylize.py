@@ -90,10 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     method (:mod:`jaxstyle.methods.registry`). The options of the methods' options dataclasses are generated
     from their fields (names, defaults and help): :class:`jaxstyle.methods.gatys.presets.GatysOptions`,
     :class:`jaxstyle.methods.transform.options.TransformOptions` and
-    :class:`jaxstyle.methods.arbitrary.wct.ArbitraryOptions` with this command's defaults, any other
+    :class:`jaxstyle.methods.arbitrary.wct.ArbitraryOptions` (with
+    :class:`jaxstyle.methods.arbitrary.method.ArbitraryModelOptions`) with this command's defaults, any other
     method's as declared (a field whose flag is already there is shared); the rest are the command's own
     (models, batches, videos, output)."""
     from jaxstyle.methods.arbitrary import stylizer
+    from jaxstyle.methods.arbitrary.method import ArbitraryModelOptions
     from jaxstyle.methods.arbitrary.wct import ArbitraryOptions
     from jaxstyle.methods.gatys.presets import PAPER, GatysOptions
 
@@ -141,14 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "--style list) and write <photo>_<style>.png plus a labelled side-by-side "
                            "<photo>_sheet.png into --out (or, for one photo, only the sheet to --out FILE.png)")
 
-    arbitrary = groups["arbitrary"]
-    arbitrary.add_argument("--arbitrary-model", choices=stylizer.model_names(), default=None,
-                           help="microast: the pretrained MicroAST model (the default); wct: VGG19 features "
-                           "whitened and coloured with the painting's covariance, decoded by the decoders trained "
-                           "here; adain: the same with each channel's mean and spread only, faster and milder")
-    arbitrary.add_argument("--decoders", default=None, metavar="NAME|FILE",
-                           help="wct/adain: the decoder set, a shipped name or a file from bin/train --decoders "
-                           "(default: the shipped 'photo' set; giving it picks wct)")
+    # --arbitrary-model (its choices: the model registry's), --decoders
+    add_options(group_of, ArbitraryModelOptions, overrides={"arbitrary_model": {"choices": stylizer.model_names()}})
     # --feature-transform, --strength, --levels: unset (None) unless given, so that the model decides.
     add_options(group_of, ArbitraryOptions, overrides={"feature_transform": {"default": None}})
 
@@ -160,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                  f"keeps the input's size, gatys/texture use {GatysOptions.size})"},
         "tile": {"group": "optimisation"},
     })
-    added = {ArbitraryOptions, GatysOptions, TransformOptions}
+    added = {ArbitraryModelOptions, ArbitraryOptions, GatysOptions, TransformOptions}
     for method in registry.methods():
         cls = method.options_class()
         if cls is None or cls in added:
