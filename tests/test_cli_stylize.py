@@ -195,3 +195,33 @@ def test_a_painting_name_defaults_to_the_arbitrary_model_a_model_file_to_its_net
     assert run.default_method(["weights/mine.msgpack"]) == "transform"
     assert run.default_method([]) == "transform"
     assert run.default_method(["scream.msgpack"], style_image=True) == "arbitrary"
+
+
+def test_transform_and_arbitrary_model_flags_come_from_their_options_dataclasses():
+    """--fast is TransformOptions' field (the transform method's options), --arbitrary-model and --decoders
+    ArbitraryModelOptions' (choices: the model registry); each options class checks its values."""
+    import dataclasses
+
+    from jaxstyle.errors import OptionError
+    from jaxstyle.methods import registry
+    from jaxstyle.methods.arbitrary import stylizer
+    from jaxstyle.methods.arbitrary.method import ArbitraryModelOptions
+    from jaxstyle.methods.transform.options import TransformOptions
+
+    assert registry.get("transform").options_class() is TransformOptions
+    parser = stylize.build_parser()
+    actions = {action.dest: action for action in parser._actions}
+    fast = actions["fast"]
+    assert fast.option_strings == ["--fast"] and fast.default is False
+    assert fast.help == TransformOptions.__dataclass_fields__["fast"].metadata["help"]
+    assert tuple(actions["arbitrary_model"].choices) == stylizer.model_names()
+    assert actions["decoders"].metavar == "NAME|FILE"
+    assert {f.name for f in dataclasses.fields(ArbitraryModelOptions)} == {"arbitrary_model", "decoders"}
+    TransformOptions(fast=True).validate()
+    with pytest.raises(OptionError) as error:
+        TransformOptions(fast="yes").validate()  # type: ignore[arg-type]
+    assert error.value.fields == ("fast",)
+    assert ArbitraryModelOptions().resolve() == stylizer.DEFAULT_MODEL
+    assert ArbitraryModelOptions(decoders="photo").resolve() == "wct"
+    with pytest.raises(OptionError):
+        ArbitraryModelOptions("microast", decoders="photo").validate()

@@ -16,11 +16,7 @@ from jaxstyle.cli.common import ArgumentParser, check_output_folder, cli_entry, 
 from jaxstyle.cli.options import add_options, unset_for_preset
 from jaxstyle.errors import OptionError
 from jaxstyle.methods import registry
-
-# Measured by bench/shipped_models.py --fast and bench/inference_vs_peers.py (docs/performance.md, "--fast").
-FAST_NOTE = ("about 2.6x faster on a CPU (400x300: 99 vs 263 ms on 2 cores), 0.85 MB instead of 3.4; the output "
-             "is 24-28 dB PSNR from the full model's, with the same layout and a little softer strokes (74-90%% of "
-             "its style-loss reduction)")
+from jaxstyle.methods.transform.options import TransformOptions
 
 DESCRIPTION = """\
 Stylise photos with a painting's style.
@@ -92,11 +88,14 @@ def __getattr__(name: str) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     """The options of the command, listed by method (:func:`help_groups`). ``--method`` offers every registered
     method (:mod:`jaxstyle.methods.registry`). The options of the methods' options dataclasses are generated
-    from their fields (names, defaults and help): :class:`jaxstyle.methods.gatys.presets.GatysOptions` and
-    :class:`jaxstyle.methods.arbitrary.wct.ArbitraryOptions` with this command's defaults, any other
+    from their fields (names, defaults and help): :class:`jaxstyle.methods.gatys.presets.GatysOptions`,
+    :class:`jaxstyle.methods.transform.options.TransformOptions` and
+    :class:`jaxstyle.methods.arbitrary.wct.ArbitraryOptions` (with
+    :class:`jaxstyle.methods.arbitrary.method.ArbitraryModelOptions`) with this command's defaults, any other
     method's as declared (a field whose flag is already there is shared); the rest are the command's own
     (models, batches, videos, output)."""
     from jaxstyle.methods.arbitrary import stylizer
+    from jaxstyle.methods.arbitrary.method import ArbitraryModelOptions
     from jaxstyle.methods.arbitrary.wct import ArbitraryOptions
     from jaxstyle.methods.gatys.presets import PAPER, GatysOptions
 
@@ -137,23 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--report", type=Path, default=None, metavar="FILE.json",
                         help="write a JSON report: losses, history, timing, options")
 
+    add_options(group_of, TransformOptions)  # --fast
     transform = groups["transform"]
-    transform.add_argument("--fast", action="store_true",
-                           help=f"transform: use the shipped style's half-width model (width 16, distilled from "
-                           f"the full one with bin/train --teacher): {FAST_NOTE}")
     transform.add_argument("--sheet", action="store_true",
                            help="transform: stylise each photo with every shipped model (or the comma-separated "
                            "--style list) and write <photo>_<style>.png plus a labelled side-by-side "
                            "<photo>_sheet.png into --out (or, for one photo, only the sheet to --out FILE.png)")
 
-    arbitrary = groups["arbitrary"]
-    arbitrary.add_argument("--arbitrary-model", choices=stylizer.model_names(), default=None,
-                           help="microast: the pretrained MicroAST model (the default); wct: VGG19 features "
-                           "whitened and coloured with the painting's covariance, decoded by the decoders trained "
-                           "here; adain: the same with each channel's mean and spread only, faster and milder")
-    arbitrary.add_argument("--decoders", default=None, metavar="NAME|FILE",
-                           help="wct/adain: the decoder set, a shipped name or a file from bin/train --decoders "
-                           "(default: the shipped 'photo' set; giving it picks wct)")
+    # --arbitrary-model (its choices: the model registry's), --decoders
+    add_options(group_of, ArbitraryModelOptions, overrides={"arbitrary_model": {"choices": stylizer.model_names()}})
     # --feature-transform, --strength, --levels: unset (None) unless given, so that the model decides.
     add_options(group_of, ArbitraryOptions, overrides={"feature_transform": {"default": None}})
 
@@ -165,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                  f"keeps the input's size, gatys/texture use {GatysOptions.size})"},
         "tile": {"group": "optimisation"},
     })
-    added = {ArbitraryOptions, GatysOptions}
+    added = {ArbitraryModelOptions, ArbitraryOptions, GatysOptions, TransformOptions}
     for method in registry.methods():
         cls = method.options_class()
         if cls is None or cls in added:

@@ -4,9 +4,11 @@ painting in one pass, by one of the models of :mod:`jaxstyle.methods.arbitrary.s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from jaxstyle.methods.registry import Method, StyleJob, Stylizer
+from jaxstyle.options import option
 
 #: The painting's long side before its statistics; the same as ``stylizer.DEFAULT_STYLE_SIZE`` (kept here
 #: so that declaring the method imports no model).
@@ -20,6 +22,40 @@ def models() -> Sequence[str]:
     return stylizer.model_names()
 
 
+@dataclasses.dataclass(frozen=True)
+class ArbitraryModelOptions:
+    """Which arbitrary model runs, and with which decoders: the command line's ``--arbitrary-model`` and
+    ``--decoders`` are generated from these fields (:func:`jaxstyle.cli.options.add_options`), beside
+    :class:`jaxstyle.methods.arbitrary.wct.ArbitraryOptions` (the settings of a model once chosen).
+
+    arbitrary_model: a name of :func:`models` (None: :func:`jaxstyle.methods.arbitrary.stylizer.resolve_model`
+    decides). Its choices are the model registry's, read when the command line is built (declaring this
+    class imports no model). decoders: a decoder set's name or file, for the wct/adain models (None: the
+    shipped set).
+    """
+
+    arbitrary_model: str | None = option(
+        None, "microast: the pretrained MicroAST model (the default); wct: VGG19 features whitened and coloured "
+        "with the painting's covariance, decoded by the decoders trained here; adain: the same with each "
+        "channel's mean and spread only, faster and milder", group="arbitrary", show_default=False)
+    decoders: str | None = option(
+        None, "wct/adain: the decoder set, a shipped name or a file from bin/train --decoders (default: the "
+        "shipped 'photo' set; giving it picks wct)", metavar="NAME|FILE", group="arbitrary", show_default=False)
+
+    def resolve(self, feature_transform: str | None = None, levels: Sequence[int] | None = None) -> str:
+        """The model to run (:func:`jaxstyle.methods.arbitrary.stylizer.resolve_model`: ``arbitrary_model``,
+        else ``feature_transform``, else wct when ``decoders`` or ``levels`` are given, else the default);
+        OptionError for an unknown model or decoder options with a model without decoders."""
+        from jaxstyle.methods.arbitrary import stylizer
+
+        return stylizer.resolve_model(self.arbitrary_model, feature_transform,
+                                      decoder_options=self.decoders is not None or levels is not None)
+
+    def validate(self, feature_transform: str | None = None, levels: Sequence[int] | None = None) -> None:
+        """OptionError if these options (with ``feature_transform`` and ``levels``) pick no model (:meth:`resolve`)."""
+        self.resolve(feature_transform, levels)
+
+
 def build(job: StyleJob) -> Stylizer:
     """The paintings of ``job.styles``, prepared once by :func:`jaxstyle.methods.arbitrary.stylizer.make_stylizer`.
 
@@ -31,8 +67,8 @@ def build(job: StyleJob) -> Stylizer:
     from jaxstyle.methods.arbitrary import stylizer, vgg_decoders
 
     decoder_set, levels = job.setting("decoders"), job.setting("levels")
-    model = stylizer.resolve_model(job.setting("arbitrary_model"), job.setting("feature_transform"),
-                                   decoder_options=decoder_set is not None or levels is not None)
+    model = ArbitraryModelOptions(job.setting("arbitrary_model"), decoder_set).resolve(
+        job.setting("feature_transform"), levels)
     paintings = job.paintings()
     cache = job.cache if job.cache is not None else {}
     weights: dict = {"microast_params": cache.get(model)}

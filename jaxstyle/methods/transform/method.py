@@ -18,12 +18,15 @@ def shipped_names() -> list[str]:
 
 def build(job: StyleJob) -> Stylizer:
     """The nets named by ``job.styles`` (shipped names or model files; setting ``fast``: their half-width
-    variants), mixed by ``style_weights``, as :func:`jaxstyle.run.transform_stylizer`; loaded nets are kept
-    in ``job.cache``."""
+    variants, see :class:`jaxstyle.methods.transform.options.TransformOptions`), mixed by ``style_weights``,
+    as :func:`jaxstyle.run.transform_stylizer`; loaded nets are kept in ``job.cache``."""
     from jaxstyle import run
     from jaxstyle.methods.transform import net
+    from jaxstyle.methods.transform.options import TransformOptions
 
-    fast = bool(job.setting("fast", False))
+    options = TransformOptions(fast=bool(job.setting("fast", False)))
+    options.validate()
+    fast = options.fast
     names: list[str] = []
     for style in job.styles:
         if not isinstance(style, str):
@@ -36,7 +39,7 @@ def build(job: StyleJob) -> Stylizer:
 
 
 METHOD = Method(
-    "transform", "trained styles, seconds", label="Fast", build=build, per_frame=True, web=True,
-    style_images=False, strength=True, style_names=shipped_names,
+    "transform", "trained styles, seconds", label="Fast", options="jaxstyle.methods.transform.options:TransformOptions",
+    build=build, per_frame=True, web=True, style_images=False, strength=True, style_names=shipped_names,
     help_title="transform (trained nets, one pass)",
 )
