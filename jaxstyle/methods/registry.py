@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -150,39 +150,82 @@ class Method:
         return list(styles.BUILTIN_STYLES)
 
 
-_METHODS: dict[str, Method] = {}
+class Named(Protocol):
+    """What a registry holds: anything with a ``name``."""
+
+    @property
+    def name(self) -> str: ...
+
+
+T = TypeVar("T", bound=Named)
+
+
+class Registry(Generic[T]):
+    """Items by their ``name``, in registration order (the order the front ends list them in): the one
+    mechanism behind the methods here and the arbitrary models (:mod:`jaxstyle.methods.arbitrary.stylizer`).
+    ``kind`` names the items in messages ("method", "arbitrary model")."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, item: T) -> T:
+        """Add ``item`` (a name not yet taken); returns it. ValueError for a name already registered."""
+        if item.name in self._items:
+            raise ValueError(f"{self.kind} {item.name!r} is already registered")
+        self._items[item.name] = item
+        return item
+
+    def unregister(self, name: str) -> T:
+        """Remove the item ``name`` (tests that register their own); returns it. KeyError if unknown."""
+        return self._items.pop(name)
+
+    def get(self, name: str) -> T:
+        """The item ``name``; KeyError if unknown (:meth:`check` first for a user-facing message)."""
+        return self._items[name]
+
+    def check(self, name: str, field: str) -> str:
+        """``name`` if registered, else OptionError naming the known ones (and the option ``field``)."""
+        if name not in self._items:
+            raise OptionError(f"unknown {self.kind} {name!r}; use one of {', '.join(self._items)}", fields=(field,))
+        return name
+
+    def names(self) -> tuple[str, ...]:
+        """The registered names, in registration order."""
+        return tuple(self._items)
+
+    def items(self) -> list[T]:
+        """The registered items, in registration order (a copy: registering while iterating is safe)."""
+        return list(self._items.values())
+
+
+_METHODS: Registry[Method] = Registry("method")
 
 
 def register(method: Method) -> Method:
     """Add ``method`` (a name not yet taken) to the registry; returns it. Registration order is the
     order the front ends list methods in."""
-    if method.name in _METHODS:
-        raise ValueError(f"method {method.name!r} is already registered")
-    _METHODS[method.name] = method
-    return method
+    return _METHODS.register(method)
 
 
 def unregister(name: str) -> Method:
     """Remove the method ``name`` (tests that register their own); returns it. KeyError if unknown."""
-    return _METHODS.pop(name)
+    return _METHODS.unregister(name)
 
 
 def get(name: str) -> Method:
     """The method ``name``; OptionError naming the known ones if there is none."""
-    try:
-        return _METHODS[name]
-    except KeyError:
-        raise OptionError(f"unknown method {name!r}; use one of {', '.join(_METHODS)}", fields=("method",)) from None
+    return _METHODS.get(_METHODS.check(name, "method"))
 
 
 def methods() -> Iterator[Method]:
     """Every registered method, in registration order."""
-    return iter(list(_METHODS.values()))
+    return iter(_METHODS.items())
 
 
 def names(*, per_frame: bool | None = None, web: bool | None = None, one_pass: bool | None = None,
           strength: bool | None = None) -> tuple[str, ...]:
     """The registered methods' names, in registration order, those with the given capabilities only."""
     wanted = {"per_frame": per_frame, "web": web, "one_pass": one_pass, "strength": strength}
-    return tuple(m.name for m in _METHODS.values()
+    return tuple(m.name for m in _METHODS.items()
                  if all(value is None or getattr(m, key) == value for key, value in wanted.items()))

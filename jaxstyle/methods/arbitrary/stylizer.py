@@ -21,6 +21,7 @@ from jaxstyle import color
 from jaxstyle.errors import OptionError
 from jaxstyle.io import images as imagelib
 from jaxstyle.methods.arbitrary import microast, wct
+from jaxstyle.methods.registry import Registry
 from jaxstyle.options import check_strength
 
 DEFAULT_MODEL = "microast"
@@ -43,31 +44,28 @@ class Model:
     label: str | None = None
 
 
-_MODELS: dict[str, Model] = {}
+_MODELS: Registry[Model] = Registry("arbitrary model")
 
 
 def register_model(model: Model) -> Model:
     """Add ``model`` (a name not yet taken) to the models; returns it. Registration order is the order
     the command line and the web page list them in."""
-    if model.name in _MODELS:
-        raise ValueError(f"arbitrary model {model.name!r} is already registered")
-    _MODELS[model.name] = model
-    return model
+    return _MODELS.register(model)
 
 
 def unregister_model(name: str) -> Model:
     """Remove the model ``name`` (tests that register their own); returns it. KeyError if unknown."""
-    return _MODELS.pop(name)
+    return _MODELS.unregister(name)
 
 
 def get_model(name: str) -> Model:
     """The registered model ``name`` (KeyError if unknown; :func:`resolve_model` checks names first)."""
-    return _MODELS[name]
+    return _MODELS.get(name)
 
 
 def model_names() -> tuple[str, ...]:
     """The registered models' names, in registration order."""
-    return tuple(_MODELS)
+    return _MODELS.names()
 
 
 def __getattr__(name: str) -> Any:
@@ -86,13 +84,12 @@ def resolve_model(model: str | None = None, feature_transform: str | None = None
         raise OptionError(f"feature_transform must be one of {', '.join(wct.FEATURE_TRANSFORMS)}, got "
                           f"{feature_transform!r}", fields=("feature_transform",))
     chosen = model or feature_transform or ("wct" if decoder_options else DEFAULT_MODEL)
-    if chosen not in _MODELS:
-        raise OptionError(f"unknown arbitrary model {chosen!r}; use one of {', '.join(_MODELS)}", fields=("model",))
+    _MODELS.check(chosen, "model")
     if model is not None and feature_transform is not None and model != feature_transform:
         raise OptionError(f"feature_transform {feature_transform!r} picks that model; it cannot be combined with "
                           f"model {model!r}", fields=("feature_transform",))
-    if decoder_options and not _MODELS[chosen].decoders:
-        with_decoders = " and ".join(name for name, m in _MODELS.items() if m.decoders)
+    if decoder_options and not _MODELS.get(chosen).decoders:
+        with_decoders = " and ".join(m.name for m in _MODELS.items() if m.decoders)
         raise OptionError(f"decoders and levels work with the {with_decoders} models, not {chosen}",
                           fields=("model",))
     return chosen
@@ -137,7 +134,7 @@ def make_stylizer(
     chosen = resolve_model(model, feature_transform, decoder_options=decoders is not None or levels is not None)
     check_strength(strength)
     paintings = prepare_styles(style, style_weights, style_size)
-    stylize = _MODELS[chosen].make(paintings, name=chosen, style_weights=style_weights, strength=strength,
+    stylize = _MODELS.get(chosen).make(paintings, name=chosen, style_weights=style_weights, strength=strength,
                                    microast_params=microast_params, decoders=decoders, vgg_params=vgg_params,
                                    levels=levels)
     if not preserve_color:
