@@ -134,7 +134,7 @@ def flax_to_torch(flat: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 
 def frozen_bias(name: str) -> bool:
-    """jaxstyle.train._param_role: conv biases that a later instance norm cancels (all but the output
+    """jaxstyle.train_mode._param_role: conv biases that a later instance norm cancels (all but the output
     conv's) and the residual blocks' closing norm2 bias are not trained."""
     return (name.endswith("conv.bias") and not name.startswith("out.")) or name.endswith("norm2.bias")
 

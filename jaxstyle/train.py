@@ -50,7 +50,6 @@ from jaxstyle.train_losses import (
     perceptual_loss,
     teacher_loss,
 )
-from jaxstyle.train_mode import _param_role as _param_role  # re-exported: tests and benchmarks reach for it
 from jaxstyle.train_mode import init_params, init_state, make_optimizer, mode, phase_plan, style_grams
 from jaxstyle.train_setup import (
     RunResult,
@@ -65,14 +64,11 @@ from jaxstyle.train_setup import (
 __all__ = [
     "ARCH_KEYS", "BALANCED_STYLE_LAYER_WEIGHTS", "LAYOUT_BOX", "MAX_STEPS", "MICROAST_TEACHER", "TEACHER_APPLY",
     "TEACHER_FEATURE_LAYERS", "TEACHER_LOSSES", "DecoderConfig", "RunResult", "Teacher", "TeacherApply",
-    "TrainConfig", "data_mesh", "decoder_mode", "decoder_optimizer", "describe_data", "describe_model",
-    "describe_style", "export_metadata", "fields_with", "identity_loss", "init_params", "init_state",
+    "TrainConfig", "check_workdir_config", "data_mesh", "decoder_mode", "decoder_optimizer", "describe_data",
+    "describe_model", "describe_style", "export_metadata", "fields_with", "identity_loss", "init_params", "init_state",
     "layout_error", "make_optimizer", "make_teacher", "maybe_initialize_distributed", "mode", "output_loss",
     "perceptual_loss", "phase_plan", "run", "run_decoders", "style_grams", "teacher_loss", "vgg",
 ]
-
-# The workdir check under its old private name, which tests reach for.
-_check_workdir_config = check_workdir_config
 
 
 def run(

@@ -101,9 +101,9 @@ def decoder_mode(config: DecoderConfig, vgg_params: Any) -> train_loop.Mode:
         return vgg_decoders.decode(params[f"dec{deepest}"], vgg_decoders.encode(vgg_params, images, deepest))
 
     return train_loop.Mode(init_params=lambda key: vgg_decoders.init_decoders(key, config.levels, config.width),
-                        phases=(train_loop.Phase(_DecoderLoss(config.feature_weight)),),
-                        optimizer=decoder_optimizer(config), sample_fn=sample,
-                        plot_keys=("loss", *(f"pixel{k}" for k in config.levels)))
+                           phases=(train_loop.Phase(_DecoderLoss(config.feature_weight)),),
+                           optimizer=decoder_optimizer(config), sample_fn=sample,
+                           plot_keys=("loss", *(f"pixel{k}" for k in config.levels)))
 
 
 def run_decoders(
@@ -143,8 +143,8 @@ def run_decoders(
     training = decoder_mode(config, vgg_params)
     schedule = train_loop.Schedule(config.steps, checkpoint_every, log_every, sample_every, max_seconds)
     result = train_loop.fit(train_loop.Trainer(training, mesh, {"vgg": vgg_params}, config.seed),
-                         training.init_state(jax.random.key(config.seed)), workdir, batches, schedule,
-                         global_batch=global_batch, sample_image=sample_image, progress=progress, log=log)
+                            training.init_state(jax.random.key(config.seed)), workdir, batches, schedule,
+                            global_batch=global_batch, sample_image=sample_image, progress=progress, log=log)
     if out is not None and jax.process_index() == 0:
         meta = {"kind": "decoders", "steps": result.steps, "seconds": round(result.total_seconds, 1),
                 "images_seen": result.images_seen, "data": describe_data(config.data),

@@ -132,7 +132,7 @@ def mode(config: TrainConfig) -> train_loop.Mode:
     elif config.warmup_steps:
         phases = (train_loop.Phase(_ConfigLoss(identity_loss, loss_config), config.warmup_steps), *phases)
     return train_loop.Mode(init_params=functools.partial(init_params, config), phases=phases,
-                        optimizer=make_optimizer(config), sample_fn=_sample)
+                           optimizer=make_optimizer(config), sample_fn=_sample)
 
 
 def _sample(params: Any, images: jax.Array) -> jax.Array:

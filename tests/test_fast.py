@@ -74,9 +74,9 @@ def test_workdir_from_before_teacher_still_resumes(tmp_path):
     config = train.TrainConfig(style="wave")
     saved = {k: v for k, v in config.__dict__.items() if k != "teacher"}
     (tmp_path / "config.json").write_text(json.dumps(saved))
-    train._check_workdir_config(tmp_path, config, primary=False)
+    train.check_workdir_config(tmp_path, config, primary=False)
     with pytest.raises(JaxstyleError, match="teacher"):
-        train._check_workdir_config(tmp_path, train.TrainConfig(style="wave", teacher="wave"), primary=False)
+        train.check_workdir_config(tmp_path, train.TrainConfig(style="wave", teacher="wave"), primary=False)
 
 
 @pytest.mark.slow  # 67 s
