@@ -25,9 +25,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from jaxstyle.errors import OptionError
+from jaxstyle.errors import OptionError, StyleError
 from jaxstyle.io import images as imagelib
 from jaxstyle.io import modelfile
+from jaxstyle.io import styles as stylelib
 from jaxstyle.methods import registry
 from jaxstyle.methods.gatys import api, pyramid
 from jaxstyle.methods.gatys.loop import GatysResult
@@ -45,7 +46,9 @@ def default_method(styles: Sequence[str] = (), *, style_image: bool = False) -> 
     """The method for a style when none is asked for: ``transform`` when every name in ``styles`` is a
     model file (``.msgpack``), or there is none and no style image (the command line's ``--sheet`` of the
     shipped nets); ``arbitrary`` (MicroAST) for any painting: a style image, uploaded or a file, or a
-    built-in name, shipped net or not.
+    built-in name, shipped net or not. A shipped net's name whose painting cannot be had here (not in
+    ``$JAXSTYLE_STYLES_DIR`` nor cached, and no network to fetch it) keeps its ``transform`` net, as
+    before MicroAST was the default: the net needs no painting.
 
     Measured, 2026-12-04: MicroAST with the painting won 6 of 6 blind pairs (all high confidence) against
     the shipped transform nets of the same painting (scream, starry_night, wave; four photos outside the
@@ -55,6 +58,13 @@ def default_method(styles: Sequence[str] = (), *, style_image: bool = False) -> 
         return "arbitrary"
     if all(name.endswith(modelfile.MODEL_SUFFIX) for name in styles):
         return "transform"
+    shipped = transform.shipped_models()
+    if all(name in shipped for name in styles):
+        try:
+            for name in styles:
+                stylelib.builtin_style(name)  # the painting, from the styles folder, the cache or the network
+        except StyleError:
+            return "transform"
     return "arbitrary"
 
 

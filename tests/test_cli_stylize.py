@@ -225,3 +225,23 @@ def test_transform_and_arbitrary_model_flags_come_from_their_options_dataclasses
     assert ArbitraryModelOptions(decoders="photo").resolve() == "wct"
     with pytest.raises(OptionError):
         ArbitraryModelOptions("microast", decoders="photo").validate()
+
+
+def test_offline_a_shipped_name_without_its_painting_keeps_the_net(monkeypatch, tmp_path):
+    """No styles folder, an empty cache and no network: `--style scream` cannot have the painting MicroAST
+    needs, so it runs the shipped net (which needs none) instead of failing, as before the default moved."""
+    import urllib.error
+    import urllib.request
+
+    from jaxstyle import run
+    from jaxstyle.io.styles import STYLES_DIR_ENV
+
+    monkeypatch.delenv(STYLES_DIR_ENV, raising=False)
+    monkeypatch.setenv("JAXSTYLE_CACHE", str(tmp_path / "cache"))
+
+    def no_network(url, timeout=None):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    assert run.default_method(["scream"]) == "transform"
+    assert run.default_method(["udnie"]) == "arbitrary"  # no net: the arbitrary model's own error says why
