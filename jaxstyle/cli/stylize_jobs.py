@@ -175,17 +175,6 @@ def build_stylizer(args: argparse.Namespace, method: str | None = None) -> Calla
     return run.build_stylizer(method or args.method, job)
 
 
-def transform_stylizer(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
-    """The transform nets of --style (--fast: their half-width variants) as one stylizer
-    (:func:`jaxstyle.run.transform_stylizer`): ``batch float32[N,H,W,3] -> stylised``."""
-    return build_stylizer(args, "transform")
-
-
-def arbitrary_stylizer(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
-    """The style images of --style, prepared once: ``batch float32[N,H,W,3] -> stylised``."""
-    return build_stylizer(args, "arbitrary")
-
-
 def run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: list[Path]) -> list[dict]:
     """Back-propagation (or a texture) per content photo, a progress bar in steps, one summary line each."""
     from jaxstyle import run

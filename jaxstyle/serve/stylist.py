@@ -64,14 +64,6 @@ class Stylist:
         job.message, job.progress = f"stylising {photo.shape[1]}x{photo.shape[0]}{detail}", 0.3
         return run.stylize_image(photo, stylize)
 
-    def arbitrary(self, request: JobRequest, job: Job) -> np.ndarray:
-        """Any painting in one pass with the app's weights: :meth:`one_pass`."""
-        return self.one_pass(request, job)
-
-    def transform(self, request: JobRequest, job: Job) -> np.ndarray:
-        """A shipped transform net: :meth:`one_pass`."""
-        return self.one_pass(request, job)
-
     def gatys(self, request: JobRequest, job: Job) -> np.ndarray:
         """Back-propagation at ``gatys_size`` for ``gatys_iterations``; progress through the callback."""
         style = request.style_image if request.style is None else self._builtin_style(request.style)
