@@ -47,10 +47,10 @@ def export_metadata(config: TrainConfig, steps: int, seconds: float, images_seen
     """The exported model's training record: the config, the phases with the steps each ran (of ``steps``
     done), the teacher's description, the data's, the fields with the ``export`` role as they are; no machine
     paths (models, paintings and folders by name)."""
-    from jaxstyle.vgg_weights import read_meta
+    from jaxstyle.vgg_weights import describe_source, read_meta
 
     try:
-        vgg_source = read_meta().get("source")
+        vgg_source = describe_source(read_meta())
     except Exception:  # metadata is informative only
         vgg_source = None
     if config.teacher and teacher is None:

