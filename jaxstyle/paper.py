@@ -1,8 +1,9 @@
 """The paper's quantitative section, rerunnable (the logic behind ``bin/evaluate``).
 
 * :func:`table1` - Table 1: the paper's L_content(g, c) and L_style(g, s), measured with our VGG19,
-  of the input photo itself (g = c, a reference), back-propagation (Gatys et al.), the transform net
-  and the transform net trained with warmup, per content image and their mean.
+  of the input photo itself (g = c, a reference), back-propagation (Gatys et al.) and each transform
+  net of :data:`NETS` (trained without warmup, with identity warmup, with teacher warmup), per content
+  image and their mean.
 * :func:`table2` - Table 2: runtime at 400x300 on this machine, compilation apart from steady state.
 * :func:`figures` - Figures 1-5 (PNG contact sheets).
 * :func:`render_markdown` - ``table1.md`` / ``table2.md`` from the results dict, and
@@ -13,8 +14,8 @@
 
 Images are ``float32[H, W, 3]`` RGB in ``[0, 1]`` (see :mod:`jaxstyle.io.images`); every function here
 returns plain JSON-able dicts of Python floats, ints and strings. :func:`table1`, :func:`table2` and
-:func:`figures` report through ``progress(steps done, {"steps": the part's total})``
-(:class:`jaxstyle.progress.Progress`).
+:func:`figures` take the nets as ``{key of NETS: Model}`` and give them their columns in :data:`NETS` order;
+they report through ``progress(steps done, {"steps": the part's total})`` (:class:`jaxstyle.progress.Progress`).
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ from jaxstyle.nn.vgg import MIN_SIDE
 from jaxstyle.paper_report import (
     METHOD_LABELS,
     METHODS,
+    NET_KEYS,
+    NETS,
     PRESET,
     TERMS,
+    Net,
     context,
     fmt,
     now_iso,
@@ -62,8 +66,8 @@ from jaxstyle.paper_setup import (
 from jaxstyle.progress import Progress
 
 __all__ = [
-    "DEFAULT_MODEL", "DEFAULT_STYLE", "DEFAULT_WARMUP_MODEL", "FIGURE1_STYLES", "METHODS", "METHOD_LABELS",
-    "PAPER_ITERATIONS", "PRESET", "TABLE2_SHAPE", "TERMS", "TRANSFORM_FIGURES", "Model", "context",
+    "DEFAULT_MODELS", "DEFAULT_STYLE", "FIGURE1_STYLES", "METHODS", "METHOD_LABELS", "NETS", "NET_KEYS",
+    "PAPER_ITERATIONS", "PRESET", "TABLE2_SHAPE", "TERMS", "TRANSFORM_FIGURES", "Model", "Net", "context",
     "default_content_dir", "device_vgg", "figures", "fmt", "image_losses", "list_content", "load_model",
     "loss_settings", "loss_spec", "machine_info", "machine_line", "now_iso", "render_markdown", "render_table1",
     "render_table2", "run_backprop", "table1", "table2", "targets_for", "time_backprop", "time_transform",
@@ -79,8 +83,8 @@ FIGURE1_STYLES = ("scream", "starry_night", "wave")
 #: How many content images get a Figure 3, 4, 5.
 TRANSFORM_FIGURES = 3
 DEFAULT_STYLE = "starry_night"
-DEFAULT_MODEL = modelfile.asset("paper/starry_night_nowarmup.msgpack")
-DEFAULT_WARMUP_MODEL = modelfile.asset("paper/starry_night_warmup.msgpack")
+#: The shipped model file of each net of :data:`NETS`, by key (``bin/evaluate``'s defaults).
+DEFAULT_MODELS = {net.key: modelfile.asset(net.default) for net in NETS}
 
 
 Log = Callable[[str], None]
@@ -104,6 +108,13 @@ class _Steps:
             self._progress(self.done, {"steps": self._total})
 
 
+def _ordered(nets: Mapping[str, Model]) -> list[tuple[Net, Model]]:
+    """``{key of NETS: Model}`` -> [(Net, Model)] in :data:`NETS` order; raises OptionError for another key."""
+    unknown = sorted(set(nets) - set(NET_KEYS))
+    if unknown:
+        raise OptionError(f"unknown transform net(s) {', '.join(unknown)}; known: {', '.join(NET_KEYS)}")
+    return [(net, nets[net.key]) for net in NETS if net.key in nets]
+
 
 # -- Table 1 ---------------------------------------------------------------------------------------
 
@@ -111,8 +122,7 @@ class _Steps:
 def table1(
     contents: Sequence[tuple[str, np.ndarray]],
     style: np.ndarray,
-    model: Model,
-    warmup_model: Model,
+    nets: Mapping[str, Model],
     *,
     vgg_params: Any,
     iterations: int = PAPER_ITERATIONS,
@@ -124,19 +134,22 @@ def table1(
     """Table 1: L_content(g, c) and L_style(g, s) of each method's output g, per image and mean.
 
     contents: (name, float32[H, W, 3] in [0, 1]) pairs, already at the working size (long side
-    ``--size``); style: float32[h, w, 3], any size (scaled to H*W pixels per image, as gatys does).
-    ``cache`` (optional) receives the back-prop outputs, keyed for :func:`figures` to reuse.
+    ``--size``); style: float32[h, w, 3], any size (scaled to H*W pixels per image, as gatys does);
+    nets: ``{key of NETS: Model}``. ``cache`` (optional) receives the back-prop outputs, keyed for
+    :func:`figures` to reuse.
 
     Returns ``{"rows": [{"image", "shape", "losses": {method: {"content", "style", "total"}},
     "backprop_seconds"}], "mean": {method: {...}}, "iterations", "style", "loss"}``; methods are
-    :data:`METHODS` (``input`` is g = c, so its content loss is 0).
+    ``input`` (g = c, so its content loss is 0), ``backprop`` and the nets' keys, in :data:`METHODS` order.
     """
     from jaxstyle.methods.transform import net as transform
 
     if not contents:
         raise OptionError("Table 1 needs at least one content image")
+    ordered = _ordered(nets)
+    methods = ["input", "backprop", *(net.key for net, _ in ordered)]
     params = device_vgg(vgg_params)
-    steps = _Steps(progress, len(contents) * (iterations + 2))
+    steps = _Steps(progress, len(contents) * (iterations + len(ordered)))
     rows = []
     for name, content in contents:
         targets = targets_for(content, style, params)
@@ -149,18 +162,17 @@ def table1(
         outputs["backprop"] = result.image
         if cache is not None:
             cache[backprop_key(name, style_name, content.shape, iterations)] = result.image
-        for method, net in (("transform", model), ("transform_warmup", warmup_model)):
-            outputs[method] = transform.stylize(content, net.params)
+        for net, model in ordered:
+            outputs[net.key] = transform.stylize(content, model.params)
             steps.add()
-        losses = {method: image_losses(outputs[method], targets, params) for method in METHODS}
+        losses = {method: image_losses(outputs[method], targets, params) for method in methods}
         rows.append({"image": name, "shape": list(content.shape[:2]), "losses": losses,
                      "backprop_seconds": result.seconds})
         log(f"table 1: {name} {content.shape[1]}x{content.shape[0]}: back-prop {iterations} it in "
-            f"{result.seconds:.1f} s; style loss input {losses['input']['style']:.4g}, back-prop "
-            f"{losses['backprop']['style']:.4g}, net {losses['transform']['style']:.4g}, net+warmup "
-            f"{losses['transform_warmup']['style']:.4g}")
+            f"{result.seconds:.1f} s; style loss "
+            + ", ".join(f"{METHOD_LABELS[m]} {losses[m]['style']:.4g}" for m in methods))
     mean = {method: {term: float(np.mean([r["losses"][method][term] for r in rows])) for term in TERMS}
-            for method in METHODS}
+            for method in methods}
     return {"rows": rows, "mean": mean, "iterations": iterations, "style": style_name,
             "loss": loss_settings()}
 
@@ -242,8 +254,7 @@ def time_backprop(content: np.ndarray, style: np.ndarray, vgg_params: Any, itera
 def table2(
     content: np.ndarray,
     style: np.ndarray,
-    model: Model,
-    warmup_model: Model,
+    nets: Mapping[str, Model],
     *,
     vgg_params: Any,
     iterations: int = PAPER_ITERATIONS,
@@ -254,29 +265,30 @@ def table2(
     progress: Progress | None = None,
     log: Log = _quiet,
 ) -> dict[str, Any]:
-    """Table 2: runtime of the three methods at ``shape`` (height, width; default 300x400).
+    """Table 2: runtime of back-prop and of each net at ``shape`` (height, width; default 300x400).
 
     content: float32[H, W, 3], any size (resized to exactly ``shape``, aspect not kept);
-    style: float32[h, w, 3], any size. Returns ``{"shape", "image", "backprop": time_backprop(...),
-    "transform": time_transform(...), "transform_warmup": time_transform(...), "machine"}``.
+    style: float32[h, w, 3], any size; nets: ``{key of NETS: Model}``. Returns ``{"shape", "image",
+    "backprop": time_backprop(...), "machine"}`` and ``time_transform(...)`` under each net's key.
     """
     h, w = shape
     if min(shape) < MIN_SIDE:
         raise OptionError(f"Table 2 size {w}x{h} is too small (sides of at least {MIN_SIDE} px)")
+    ordered = _ordered(nets)
     image = imagelib.resize(content, h, w)
     params = device_vgg(vgg_params)
-    steps = _Steps(progress, iterations + 2 * (repeats + 1))
+    steps = _Steps(progress, iterations + len(ordered) * (repeats + 1))
     result: dict[str, Any] = {"shape": [h, w], "image": image_name, "machine": machine_info()}
     result["backprop"] = time_backprop(image, style, params, iterations, target_iterations,
                                        lambda done, metrics: steps.add())
     b = result["backprop"]
     log(f"table 2: back-prop {iterations} it at {w}x{h}: compile {b['compile_seconds']:.2f} s, "
         f"{b['per_iteration_seconds']:.3f} s/it")
-    for method, net in (("transform", model), ("transform_warmup", warmup_model)):
-        result[method] = time_transform(net, image, repeats)
+    for net, model in ordered:
+        timing = result[net.key] = time_transform(model, image, repeats)
         steps.add(repeats + 1)
-        log(f"table 2: {METHOD_LABELS[method]} at {w}x{h}: first call {result[method]['first_call_seconds']:.2f} s, "
-            f"steady {result[method]['mean_seconds'] * 1e3:.1f} ms")
+        log(f"table 2: {net.label} at {w}x{h}: first call {timing['first_call_seconds']:.2f} s, "
+            f"steady {timing['mean_seconds'] * 1e3:.1f} ms")
     return result
 
 
@@ -292,8 +304,7 @@ def figures(
     contents: Sequence[tuple[str, np.ndarray]],
     style: np.ndarray,
     figure_styles: Mapping[str, np.ndarray],
-    model: Model,
-    warmup_model: Model,
+    nets: Mapping[str, Model],
     *,
     vgg_params: Any,
     iterations: int = PAPER_ITERATIONS,
@@ -307,17 +318,19 @@ def figures(
     * ``figure1.png``: ``contents[0]`` and its back-prop stylisations in each of ``figure_styles``
       (name -> float32[h, w, 3], the paper's scream, starry_night, wave).
     * ``figure2.png``: texture synthesis of ``style``: the style and the texture side by side.
-    * ``figure3.png``...: for each of the first three ``contents``: photo | transform net |
-      transform net + warmup | back-prop (``style``).
+    * ``figure3.png``...: for each of the first three ``contents``, one row: the photo, each net of
+      ``nets`` in :data:`NETS` order (transform net | + warmup | + teacher warmup), back-prop (``style``).
 
-    contents: (name, float32[H, W, 3]) at the working size; back-prop runs ``iterations`` steps,
-    reusing a :func:`table1` output from ``cache`` when it was made with the same settings.
+    contents: (name, float32[H, W, 3]) at the working size; nets: ``{key of NETS: Model}``; back-prop
+    runs ``iterations`` steps, reusing a :func:`table1` output from ``cache`` when it was made with the
+    same settings.
     """
     from jaxstyle.methods.gatys import api
     from jaxstyle.methods.transform import net as transform
 
     if not contents:
         raise OptionError("the figures need at least one content image")
+    ordered = _ordered(nets)
     out = Path(out_dir)
     params = device_vgg(vgg_params)
     cache = dict(cache or {})
@@ -327,7 +340,7 @@ def figures(
     jobs = [(contents[0], name, img) for name, img in figure_styles.items()]
     jobs += [(item, style_name, style) for item in fig_contents]
     todo = {backprop_key(c[0], s, c[1].shape, iterations) for c, s, _ in jobs} - set(cache)
-    steps = _Steps(progress, (len(todo) + 1) * iterations + 2 * len(fig_contents))
+    steps = _Steps(progress, (len(todo) + 1) * iterations + len(ordered) * len(fig_contents))
 
     def on_step(step: int, image: Any, terms: Any) -> None:
         steps.add()
@@ -357,11 +370,11 @@ def figures(
 
     for i, item in enumerate(fig_contents):
         name, content = item
-        row = [content, transform.stylize(content, model.params), transform.stylize(content, warmup_model.params),
+        row = [content, *(transform.stylize(content, model.params) for _, model in ordered),
                stylised(item, style_name, style)]
-        steps.add(2)
-        labels = [f"photo ({name})", "transform net", "transform net + warmup", "back-prop"]
+        steps.add(len(ordered))
+        labels = [f"photo ({name})", *(net.label for net, _ in ordered), "back-prop"]
         key = f"figure{3 + i}"
         written[key] = str(imagelib.save_image(out / f"{key}.png", imagelib.make_grid(
-            row, labels, columns=4, tile_height=tile)))
+            row, labels, columns=len(row), tile_height=tile)))
     return written

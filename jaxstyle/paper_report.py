@@ -12,20 +12,50 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from jaxstyle import atomic
 from jaxstyle.errors import OptionError
 from jaxstyle.machine import machine_info, machine_line
 
-METHODS = ("input", "backprop", "transform", "transform_warmup")
+
+class Net(NamedTuple):
+    """One transform net the evaluation compares with back-prop.
+
+    ``key``: its method key in ``results.json`` (Table 1's losses, Table 2's timings, the settings' models);
+    ``label``: its column / row / panel label; ``option``: the ``bin/evaluate`` option naming its model;
+    ``default``: the shipped model that option defaults to, relative to ``jaxstyle/assets``;
+    ``trained``: how that net was trained (``without warmup``...), for ``--help``; otherwise the three
+    shipped nets share their data, steps and seed.
+    """
+
+    key: str
+    label: str
+    option: str
+    default: str
+    trained: str
+
+
+#: The transform nets compared, in column order: the one table every part (Tables 1-2, results.json, the
+#: figures, the models' lines, ``bin/evaluate``'s options) is driven by. The first two keys and labels are
+#: those of results.json files written when only they were compared, which stay readable.
+NETS: tuple[Net, ...] = (
+    Net("transform", "transform net", "--model", "paper/starry_night_nowarmup.msgpack", "without warmup"),
+    Net("transform_warmup", "transform net + warmup", "--warmup-model", "paper/starry_night_warmup.msgpack",
+        "with identity warmup (first steps fit the photo)"),
+    Net("transform_teacher", "transform net + teacher warmup", "--teacher-model",
+        "paper/starry_night_teacherwarmup.msgpack", "with teacher warmup (first steps fit MicroAST)"),
+)
+NET_KEYS = tuple(net.key for net in NETS)
+METHODS = ("input", "backprop", *NET_KEYS)
 METHOD_LABELS = {
     "input": "input photo (g = c)",
     "backprop": "back-prop",
-    "transform": "transform net",
-    "transform_warmup": "transform net + warmup",
+    **{net.key: net.label for net in NETS},
 }
 TERMS = ("content", "style", "total")
+#: How a teacher is named in a model's description line, by the first word of its metadata's ``teacher``.
+TEACHER_NAMES = {"microast": "MicroAST"}
 
 # The preset every back-prop run here uses: the paper's setting (jaxstyle.methods.gatys.presets.PAPER).
 PRESET = "paper"
@@ -72,8 +102,20 @@ def _header(results: Mapping[str, Any], what: str) -> str:
     return f"_{what} · machine: {machine_line(machine)} · date: {results.get('date', now_iso())}_"
 
 
+def training_line(model: Mapping[str, Any]) -> str:
+    """How a net was trained, from its entry in the settings' ``models`` (its metadata's ``steps``,
+    ``warmup_steps``, ``teacher_steps``, ``teacher``): e.g. ``200 warmup steps, 2000 training steps`` or
+    ``200 teacher-warmup steps (MicroAST), 2000 training steps``; the steps count includes the warmup's."""
+    steps = f"{model.get('steps', '?')} training steps"
+    if model.get("teacher_steps"):
+        teacher = str(model.get("teacher") or "?").split()[0]
+        return f"{model['teacher_steps']} teacher-warmup steps ({TEACHER_NAMES.get(teacher, teacher)}), {steps}"
+    return f"{model.get('warmup_steps', '?')} warmup steps, {steps}"
+
+
 def render_table1(results: Mapping[str, Any]) -> str:
-    """Markdown for Table 1 from ``results["table1"]`` (and ``results["settings"]``)."""
+    """Markdown for Table 1 from ``results["table1"]`` (and ``results["settings"]``): a column per method it
+    holds, in :data:`METHODS` order (a results.json from before a net was added renders without it)."""
     t = results["table1"]
     s = _context(results, "table1").get("settings") or {}
     loss = t["loss"]
@@ -91,13 +133,12 @@ def render_table1(results: Mapping[str, Any]) -> str:
         "row: its content loss is 0 by definition (up to float rounding).",
         "",
     ]
-    for key in ("transform", "transform_warmup"):
-        m = models.get(key)
+    for net in NETS:
+        m = models.get(net.key)
         if m:
-            lines.append(f"- {METHOD_LABELS[key]}: `{_display_path(m.get('path') or m['name'])}` "
-                         f"({m.get('warmup_steps', '?')} warmup steps, {m.get('steps', '?')} training steps)")
+            lines.append(f"- {net.label}: `{_display_path(m.get('path') or m['name'])}` ({training_line(m)})")
     lines.append("")
-    methods = list(METHODS)
+    methods = [m for m in METHODS if m in t["mean"]]
     for term, title in (("content", "L_content(g, c)"), ("style", "L_style(g, s)"),
                         ("total", "α·L_content + β·L_style")):
         lines += [f"## {title}", "", "| image | " + " | ".join(METHOD_LABELS[m] for m in methods) + " |",
@@ -110,13 +151,15 @@ def render_table1(results: Mapping[str, Any]) -> str:
 
 
 def render_table2(results: Mapping[str, Any]) -> str:
-    """Markdown for Table 2 from ``results["table2"]``."""
+    """Markdown for Table 2 from ``results["table2"]``: back-prop, then a row per net it holds (:data:`NETS`)."""
     t = results["table2"]
     h, w = t["shape"]
     b = t["backprop"]
+    nets = [net for net in NETS if net.key in t]
+    repeats = t[nets[0].key]["repeats"] if nets else 0
     header = _header(_context(results, "table2"), (
         f"{w}x{h} (w x h) image{' (' + t['image'] + ')' if t.get('image') else ''}; back-prop measured for "
-        f"{b['iterations']} iterations; nets: first call, then mean of {t['transform']['repeats']} call(s)"))
+        f"{b['iterations']} iterations; nets: first call, then mean of {repeats} call(s)"))
     lines = [
         "# Table 2: runtime", "", header, "",
         "Compilation is timed from cold jit caches (`jax.clear_caches()` before each method). Back-prop: "
@@ -134,9 +177,9 @@ def render_table2(results: Mapping[str, Any]) -> str:
     if e:
         lines.append(f"| back-prop | {e['iterations']} iterations (**extrapolated**) | {fmt(b['compile_seconds'])} | "
                      f"{fmt(e['steady_seconds'])} | {fmt(b['per_iteration_seconds'])} | {fmt(e['seconds'])} |")
-    for key in ("transform", "transform_warmup"):
-        n = t[key]
-        lines.append(f"| {METHOD_LABELS[key]} | 1 forward pass | {fmt(n['first_call_seconds'])} | "
+    for net in nets:
+        n = t[net.key]
+        lines.append(f"| {net.label} | 1 forward pass | {fmt(n['first_call_seconds'])} | "
                      f"{fmt(n['mean_seconds'])} | {fmt(n['mean_seconds'])} | "
                      f"{fmt(n['first_call_seconds'] + n['mean_seconds'] * n['repeats'])} |")
     lines.append("")

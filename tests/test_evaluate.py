@@ -1,26 +1,20 @@
-"""bin/evaluate: Tables 1-2 and the figures end to end on tiny models and images; bad input."""
+"""bin/evaluate: Tables 1-2 and the figures end to end on the shipped nets and tiny images; the nets' table
+and its rendering; bad input."""
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from jaxstyle import paper as evaluate
-from jaxstyle import train
 from jaxstyle.cli import evaluate as evaluate_cli
+from jaxstyle.errors import OptionError
 from jaxstyle.io import images
 
-
-def _train_tiny(tmp_path, data_dir, vgg_params, name, warmup_steps=0):
-    config = train.TrainConfig(style="starry_night", data=str(data_dir / "train"), steps=3, batch_size=2,
-                               image_size=32, style_size=64, width=8, residual_blocks=1,
-                               warmup_steps=warmup_steps)
-    out = tmp_path / f"{name}.msgpack"
-    train.run(config, tmp_path / f"work_{name}", vgg_params=vgg_params, out=out, progress=False,
-              log=lambda _: None, checkpoint_every=3)
-    return out
+NET_LABELS = ["transform net", "transform net + warmup", "transform net + teacher warmup"]
 
 
 def _table_rows(markdown):
@@ -39,10 +33,22 @@ def _finite(text):
     return value
 
 
-@pytest.mark.slow  # 209 s
-def test_evaluate_writes_tables_json_and_figures(tmp_path, data_dir, vgg_params, capsys):
-    model = _train_tiny(tmp_path, data_dir, vgg_params, "plain")
-    warmup = _train_tiny(tmp_path, data_dir, vgg_params, "warm", warmup_steps=2)
+@pytest.mark.slow  # 73 s
+def test_evaluate_writes_tables_json_and_figures(tmp_path, data_dir, monkeypatch, capsys):
+    # The three shipped nets: --model by default, the other two named by their options (a copy for
+    # --teacher-model, to see the option picks the file).
+    warmup = evaluate.DEFAULT_MODELS["transform_warmup"]
+    teacher = tmp_path / "teacher.msgpack"
+    shutil.copy(evaluate.DEFAULT_MODELS["transform_teacher"], teacher)
+    nets = ["--warmup-model", str(warmup), "--teacher-model", str(teacher)]
+    grids = []  # (labels, columns, images) of each contact sheet the figures make
+    make_grid = images.make_grid
+
+    def recording_make_grid(imgs, labels=None, columns=None, **kwargs):
+        grids.append((list(labels or []), columns, list(imgs)))
+        return make_grid(imgs, labels, columns, **kwargs)
+
+    monkeypatch.setattr(images, "make_grid", recording_make_grid)
     content = tmp_path / "content"
     content.mkdir()
     for name in ("tubingen.jpg", "golden_gate.jpg", "stata.jpg"):  # --limit 2 takes golden_gate, stata
@@ -52,35 +58,50 @@ def test_evaluate_writes_tables_json_and_figures(tmp_path, data_dir, vgg_params,
 
     code = evaluate_cli.main(["--content", str(content), "--limit", "2", "--size", "32", "--iterations", "3",
                               "--table2-iterations", "2", "--table2-size", "32x24", "--figure-iterations", "3",
-                              "--repeats", "1",
-                              "--model", str(model), "--warmup-model", str(warmup), "--out", str(out)])
+                              "--repeats", "1", *nets, "--out", str(out)])
     assert code == 0, capsys.readouterr().err
 
     results = json.loads((out / "results.json").read_text())
     t1 = results["table1"]
     assert [row["image"] for row in t1["rows"]] == ["golden_gate.png", "stata.png"]
+    assert evaluate.METHODS == ("input", "backprop", "transform", "transform_warmup", "transform_teacher")
     for losses in [row["losses"] for row in t1["rows"]] + [t1["mean"]]:
-        assert set(losses) == set(evaluate.METHODS)
+        assert list(losses) == list(evaluate.METHODS)
         for method, terms in losses.items():
-            assert all(math.isfinite(terms[k]) for k in ("content", "style", "total")), (method, terms)
-        assert losses["input"]["content"] < 1e-6 * losses["transform"]["content"]  # g = c: 0 up to rounding
+            assert all(math.isfinite(terms[k]) and terms[k] >= 0 for k in evaluate.TERMS), (method, terms)
+        for net in evaluate.NET_KEYS:  # g = c: 0 up to rounding; each net really changes the photo
+            assert losses["input"]["content"] < 1e-6 * losses[net]["content"], net
+        # Three different nets, three different outputs.
+        assert len({losses[net]["total"] for net in evaluate.NET_KEYS}) == 3
     t2 = results["table2"]
     assert t2["shape"] == [24, 32] and t2["backprop"]["iterations"] == 2
     assert t2["backprop"]["extrapolated"]["iterations"] == 400
     for key in ("compile_seconds", "steady_seconds", "per_iteration_seconds", "seconds"):
         assert math.isfinite(t2["backprop"][key]) and t2["backprop"][key] > 0
-    for method in ("transform", "transform_warmup"):
+    for method in evaluate.NET_KEYS:
         assert all(math.isfinite(t2[method][k]) and t2[method][k] > 0 for k in ("first_call_seconds", "mean_seconds"))
-    assert results["settings"]["models"]["transform_warmup"]["warmup_steps"] == 2
+    models = results["settings"]["models"]
+    assert list(models) == list(evaluate.NET_KEYS)
+    assert models["transform"]["path"].endswith("paper/starry_night_nowarmup.msgpack")  # the default
+    assert models["transform_warmup"]["warmup_steps"] == 200 and models["transform"]["warmup_steps"] == 0
+    assert models["transform_teacher"]["path"].endswith("teacher.msgpack")
+    assert models["transform_teacher"]["teacher_steps"] == 200
+    assert models["transform_teacher"]["phases"] == [{"phase": "teacher", "steps": 200},
+                                                     {"phase": "perceptual", "steps": 1800}]
     assert results["machine"]["jax"] and results["machine"]["device_kind"]
 
-    # Table 1: 3 terms x (2 images + mean) rows, each with 4 finite numbers (input + 3 methods).
-    rows1 = _table_rows((out / "table1.md").read_text())
+    # Table 1: 3 terms x (2 images + mean) rows, each with 5 finite numbers (input, back-prop, 3 nets).
+    table1 = (out / "table1.md").read_text()
+    rows1 = _table_rows(table1)
     assert len(rows1) == 3 * 3 and sum(r[0] == "**mean**" for r in rows1) == 3
-    assert all(len(r) == 5 and all(_finite(c) is not None for c in r[1:]) for r in rows1)
-    # Table 2: back-prop measured + extrapolated, the two nets; four finite numbers each.
+    assert all(len(r) == 6 and all(_finite(c) is not None for c in r[1:]) for r in rows1)
+    assert "| image | input photo (g = c) | back-prop | " + " | ".join(NET_LABELS) + " |" in table1
+    assert "- transform net + teacher warmup: `" in table1
+    assert "(200 teacher-warmup steps (MicroAST), 2000 training steps)" in table1
+    assert "starry_night_warmup.msgpack` (200 warmup steps, 2000 training steps)" in table1
+    # Table 2: back-prop measured + extrapolated, the three nets; four finite numbers each.
     rows2 = _table_rows((out / "table2.md").read_text())
-    assert [r[0] for r in rows2] == ["back-prop", "back-prop", "transform net", "transform net + warmup"]
+    assert [r[0] for r in rows2] == ["back-prop", "back-prop", *NET_LABELS]
     assert "extrapolated" in rows2[1][1]
     assert all(_finite(c) > 0 for r in rows2 for c in r[2:])
     header = (out / "table2.md").read_text()
@@ -92,15 +113,26 @@ def test_evaluate_writes_tables_json_and_figures(tmp_path, data_dir, vgg_params,
             assert im.size[0] > im.size[1] > 0
     assert not (out / "figure5.png").exists()
     assert sorted(results["figures"]) == ["figure1", "figure2", "figure3", "figure4"]
+    # Figures 3-4: one row of 5 panels, photo | the 3 nets | back-prop, each at the photo's size.
+    rows = [g for g in grids if g[0] and g[0][0].startswith("photo (") and g[0][-1] == "back-prop"]
+    assert [g[0][0] for g in rows] == ["photo (golden_gate.png)", "photo (stata.png)"]
+    for (labels, columns, imgs), name in zip(rows, ("figure3", "figure4"), strict=True):
+        assert labels[1:] == [*NET_LABELS, "back-prop"] and columns == len(imgs) == 5
+        assert len({img.shape for img in imgs}) == 1
+        h, w = imgs[0].shape[:2]
+        tile = round(w * 128 / h)  # tile height 128 at --size 32, pad 8
+        with Image.open(out / f"{name}.png") as im:
+            assert im.size[0] == 8 + 5 * (tile + 8)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 
     # --only table2 re-times Table 2 and keeps Table 1 and the figures of the run before.
     code = evaluate_cli.main(["--content", str(content), "--limit", "2", "--only", "table2",
                               "--table2-iterations", "3", "--table2-size", "32x24", "--repeats", "1",
-                              "--model", str(model), "--warmup-model", str(warmup), "--out", str(out)])
+                              *nets, "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     again = json.loads((out / "results.json").read_text())
     assert again["table2"]["backprop"]["iterations"] == 3 and again["parts_run"] == ["table2"]
+    assert all(again["table2"][net]["mean_seconds"] > 0 for net in evaluate.NET_KEYS)
     assert again["table1"] == results["table1"] and again["figures"] == results["figures"]
     assert again["table1"]["context"]["settings"]["size"] == 32 and again["settings"]["size"] == 256
     assert _table_rows((out / "table1.md").read_text()) == rows1
@@ -161,3 +193,76 @@ def test_results_record_paths_without_the_machines_folders(tmp_path, monkeypatch
 
     committed = Path(__file__).resolve().parents[1] / "results" / "results.json"
     assert not [s for s in strings(json.loads(committed.read_text())) if s.startswith("/")]
+
+
+def test_the_nets_table_keeps_the_first_two_keys_and_labels():
+    """One ordered table of nets; the first two keep the keys and labels older results.json files use."""
+    assert [(n.key, n.label, n.option) for n in evaluate.NETS] == [
+        ("transform", "transform net", "--model"),
+        ("transform_warmup", "transform net + warmup", "--warmup-model"),
+        ("transform_teacher", "transform net + teacher warmup", "--teacher-model")]
+    assert evaluate.METHODS == ("input", "backprop", *evaluate.NET_KEYS)
+    assert all(evaluate.METHOD_LABELS[n.key] == n.label for n in evaluate.NETS)
+    for net in evaluate.NETS:
+        assert evaluate.DEFAULT_MODELS[net.key].is_file(), net
+    teacher = evaluate.load_model(evaluate.DEFAULT_MODELS["transform_teacher"]).metadata
+    assert teacher["teacher_steps"] == 200 and teacher["teacher"].startswith("microast")
+
+
+def test_help_documents_each_net_option(capsys):
+    with pytest.raises(SystemExit):
+        evaluate_cli.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for net in evaluate.NETS:
+        assert f"{net.option} MODEL" in text and f"the shipped {net.default}" in text, net
+    assert "trained with teacher warmup" in text
+    args = evaluate_cli.build_parser().parse_args(["--teacher-model", "x.msgpack"])
+    assert args.transform_teacher == "x.msgpack"
+    assert args.transform == str(evaluate.DEFAULT_MODELS["transform"])
+
+
+def test_an_unknown_net_key_is_refused_before_any_work():
+    photo = np.zeros((32, 32, 3), np.float32)
+    with pytest.raises(OptionError, match="unknown transform net"):
+        evaluate.table1([("p", photo)], photo, {"transform_other": None}, vgg_params=None)
+
+
+def _results(nets):
+    """A results dict as bin/evaluate writes it, with made-up numbers, for ``nets`` (keys of NETS)."""
+    methods = ["input", "backprop", *nets]
+    losses = {m: {"content": 1.0 + i, "style": 10.0 + i, "total": 100.0 + i} for i, m in enumerate(methods)}
+    metadata = {"transform": {"warmup_steps": 0, "steps": 2000},
+                "transform_warmup": {"warmup_steps": 200, "steps": 2000},
+                "transform_teacher": {"warmup_steps": 0, "teacher_steps": 200, "steps": 2000,
+                                      "teacher": "microast with starry_night.jpg"}}
+    timing = {"first_call_seconds": 1.5, "mean_seconds": 0.25, "min_seconds": 0.2, "std_seconds": 0.01, "repeats": 2}
+    return {
+        "date": "2026-12-05T00:00:00+00:00", "machine": evaluate.machine_info(),
+        "settings": {"size": 32, "preset": "paper", "models": {
+            k: {"name": f"{k}.msgpack", "path": f"{k}.msgpack", **metadata[k]} for k in nets}},
+        "table1": {"rows": [{"image": "a.png", "shape": [24, 32], "losses": losses, "backprop_seconds": 1.0}],
+                   "mean": losses, "iterations": 3, "style": "starry_night", "loss": evaluate.loss_settings()},
+        "table2": {"shape": [24, 32], "image": "a.png",
+                   "backprop": {"iterations": 2, "seconds": 2.0, "compile_seconds": 1.5, "steady_seconds": 0.5,
+                                "per_iteration_seconds": 0.5, "extrapolated": None},
+                   **{k: timing for k in nets}},
+    }
+
+
+def test_tables_render_a_column_per_net_and_older_results_with_two():
+    md = evaluate.render_markdown(_results(evaluate.NET_KEYS))
+    table1 = md["table1.md"]
+    rows1 = _table_rows(table1)
+    assert len(rows1) == 3 * 2 and all(len(r) == 6 for r in rows1)
+    assert rows1[1][1:] == ["1", "2", "3", "4", "5"]  # the mean row of L_content, in METHODS order
+    assert "| image | input photo (g = c) | back-prop | " + " | ".join(NET_LABELS) + " |" in table1
+    assert "- transform net: `transform.msgpack` (0 warmup steps, 2000 training steps)" in table1
+    assert "- transform net + warmup: `transform_warmup.msgpack` (200 warmup steps, 2000 training steps)" in table1
+    assert ("- transform net + teacher warmup: `transform_teacher.msgpack` (200 teacher-warmup steps (MicroAST), "
+            "2000 training steps)") in table1
+    assert [r[0] for r in _table_rows(md["table2.md"])] == ["back-prop", *NET_LABELS]
+
+    old = evaluate.render_markdown(_results(("transform", "transform_warmup")))  # a results.json from before
+    assert all(len(r) == 5 for r in _table_rows(old["table1.md"]))
+    assert "teacher" not in old["table1.md"] and "teacher" not in old["table2.md"]
+    assert [r[0] for r in _table_rows(old["table2.md"])] == ["back-prop", *NET_LABELS[:2]]

@@ -27,6 +27,7 @@ def test_shipped_models_are_package_data():
         assert json.loads(path.with_name(path.name + ".json").read_text())  # its metadata ships beside it
     assert modelfile.asset("paper/starry_night_warmup.msgpack").is_file()
     assert modelfile.asset("paper/starry_night_nowarmup.msgpack").is_file()
+    assert modelfile.asset("paper/starry_night_teacherwarmup.msgpack").is_file()
     assert "paper" not in full and not any(name.endswith("_fast") for name in full)
 
 

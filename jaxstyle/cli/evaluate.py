@@ -13,13 +13,16 @@ from jaxstyle import paper
 from jaxstyle.cli.common import ArgumentParser, cli_entry, positive_int, progress_bar
 from jaxstyle.errors import OptionError
 
+_NET_LINES = "\n".join(f"             {net.label:<31} trained {net.trained}" for net in paper.NETS)
+
 DESCRIPTION = f"""\
 Reproduce the paper's results section on this machine and write it to --out.
 
   Table 1  L_content(g, c) and L_style(g, s) (the paper's definitions, our VGG19, alpha=1,
            beta=1e3, avg pooling) of: the input photo itself (g = c, a reference row),
-           back-propagation (Gatys et al., sign optimizer), the transform net, and the
-           transform net trained with warmup; for every content image and their mean.
+           back-propagation (Gatys et al., sign optimizer) and the transform nets (inputs below):
+{_NET_LINES}
+           for every content image and their mean.
            Content resized to --size (long side); the style to the same pixel count.
   Table 2  runtime at 400x300 (--table2-size) of back-prop (--table2-iterations, extrapolated to
            {paper.PAPER_ITERATIONS} if fewer) and of one forward pass of each transform net,
@@ -27,7 +30,7 @@ Reproduce the paper's results section on this machine and write it to --out.
            content photo, resized to exactly that size. Runs first.
   Figures  figure1.png  one photo in {', '.join(paper.FIGURE1_STYLES)} by back-prop
            figure2.png  texture synthesis: the style and its texture
-           figure3.png.. photo | transform net | transform net + warmup | back-prop,
+           figure3.png.. photo | the {len(paper.NETS)} transform nets, in the order above | back-prop,
                          for the first {paper.TRANSFORM_FIGURES} content images
 
 Writes table1.md, table2.md, results.json (every number and the settings) and the figures,
@@ -40,7 +43,8 @@ EPILOG = """\
 examples:
   bin/evaluate                                   # the full run: 400 iterations, 256 px, all photos
   bin/evaluate --limit 4 --iterations 200 --table2-iterations 50 --out results
-  bin/evaluate --content my_photos/ --style wave --model wave.msgpack --warmup-model wave_warmup.msgpack
+  bin/evaluate --content my_photos/ --style wave --model wave.msgpack --warmup-model wave_warmup.msgpack \\
+               --teacher-model wave_teacher.msgpack
   bin/evaluate --size 128 --iterations 50 --skip-figures --out /tmp/quick
 """
 
@@ -68,12 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use only the first N photos (sorted by name)")
     i.add_argument("--style", default=paper.DEFAULT_STYLE,
                    help="style image: a built-in name or an image file (default: %(default)s)")
-    i.add_argument("--model", default=str(paper.DEFAULT_MODEL),
-                   help="transform net trained without warmup: a .msgpack file or a shipped model name "
-                   "(default: the shipped paper/starry_night_nowarmup.msgpack)")
-    i.add_argument("--warmup-model", default=str(paper.DEFAULT_WARMUP_MODEL),
-                   help="transform net trained with warmup: a .msgpack file or a shipped model name "
-                   "(default: the shipped paper/starry_night_warmup.msgpack, the same schedule with warmup)")
+    for net in paper.NETS:
+        i.add_argument(net.option, dest=net.key, default=str(paper.DEFAULT_MODELS[net.key]), metavar="MODEL",
+                       help=f"the '{net.label}' column: a transform net trained {net.trained}, a .msgpack file "
+                       f"or a shipped model name (default: the shipped {net.default})")
     w = p.add_argument_group("work (shrink these on a CPU)")
     w.add_argument("--size", type=positive_int, default=256,
                    help="long side of the content images in Table 1 and the figures, px (default: %(default)s)")
@@ -170,15 +172,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     contents = [(name, paper.working_content(img, args.size, name)) for name, img in raw.items()]
     style_path = styles.resolve_style(args.style)
     style = images.load_image(style_path)
-    model = paper.load_model(args.model)
-    warmup_model = paper.load_model(args.warmup_model)
+    nets = {net.key: paper.load_model(getattr(args, net.key)) for net in paper.NETS}
     figure_styles = {} if "figures" not in parts else {name: styles.load_style(name) for name in paper.FIGURE1_STYLES}
     _prepare_out(args.out)
     vgg_params = load_vgg_params()
 
     def model_info(m: paper.Model) -> dict:
-        return {"name": portable(m.name), "path": portable(m.path), "warmup_steps": m.metadata.get("warmup_steps"),
-                "steps": m.metadata.get("steps"), "style": m.metadata.get("style")}
+        return {"name": portable(m.name), "path": portable(m.path),
+                **{k: m.metadata.get(k) for k in ("warmup_steps", "teacher_steps", "teacher", "phases", "steps",
+                                                  "style")}}
 
     results: dict = {
         "date": paper.now_iso(),
@@ -190,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "iterations": args.iterations, "table2_iterations": table2_iterations,
             "table2_shape": list(args.table2_size), "figure_iterations": figure_iterations,
             "repeats": args.repeats, "skip_figures": args.skip_figures, "out": portable(args.out),
-            "models": {"transform": model_info(model), "transform_warmup": model_info(warmup_model)},
+            "models": {key: model_info(m) for key, m in nets.items()},
             "loss": paper.loss_settings(), "preset": paper.PRESET,
         },
         "table1": None, "table2": None, "figures": None,
@@ -232,15 +234,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     name, first = next(iter(raw.items()))
     if "table2" in parts:
         run_part("table2", lambda progress: paper.table2(
-            first, style, model, warmup_model, vgg_params=vgg_params, iterations=table2_iterations,
+            first, style, nets, vgg_params=vgg_params, iterations=table2_iterations,
             shape=args.table2_size, repeats=args.repeats, image_name=name, progress=progress, log=_log))
     if "table1" in parts:
         run_part("table1", lambda progress: paper.table1(
-            contents, style, model, warmup_model, vgg_params=vgg_params, iterations=args.iterations,
+            contents, style, nets, vgg_params=vgg_params, iterations=args.iterations,
             style_name=args.style, cache=cache, progress=progress, log=_log))
     if "figures" in parts:
         run_part("figures", lambda progress: paper.figures(
-            args.out, contents, style, figure_styles, model, warmup_model, vgg_params=vgg_params,
+            args.out, contents, style, figure_styles, nets, vgg_params=vgg_params,
             iterations=figure_iterations, style_name=args.style, cache=cache, progress=progress, log=_log))
 
     for text in paper.render_markdown(results).values():
