@@ -51,8 +51,9 @@ def default_method(styles: Sequence[str] = (), *, style_image: bool = False) -> 
     before MicroAST was the default: the net needs no painting.
 
     Measured, 2026-12-04: MicroAST with the painting won 6 of 6 blind pairs (all high confidence) against
-    the shipped transform nets of the same painting (scream, starry_night, wave; four photos outside the
-    project's data, 512 px; docs/results.md "The shipped models"). The nets stay one flag away
+    the CPU-trained nets, and 10 of 12 against the H200-trained nets that replaced them (scream,
+    starry_night, wave; four photos outside the project's data, 512 px; docs/results.md "The shipped
+    models"). The nets stay one flag away
     (``--method transform``, ``--fast``)."""
     if style_image:
         return "arbitrary"
