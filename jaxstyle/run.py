@@ -128,12 +128,19 @@ def stylize_image(photo: np.ndarray, stylizer: Stylizer) -> np.ndarray:
     return next(stylize_images([photo], stylizer, batch_size=1))[1]
 
 
-def gatys_steps(content_shape: tuple[int, int] | None, options: GatysOptions) -> int:
-    """The steps a run takes: over every scale of the plan for a content photo of (H, W) ``content_shape``
-    (before resizing to ``options.size``), ``options.iterations`` for a texture (``None``)."""
+#: A texture's long side when ``options.size`` is None.
+TEXTURE_SIZE = 256
+
+
+def gatys_steps(content_shape: tuple[int, int] | None, options: GatysOptions,
+                style_shape: tuple[int, int] | None = None) -> int:
+    """The steps a run takes at most: over every scale of the plan for a content photo of (H, W)
+    ``content_shape`` (before resizing to ``options.size``), or for a texture (``content_shape`` None)
+    at its size with the aspect of the first style, of (H, W) ``style_shape``."""
     if content_shape is None:
-        return options.iterations
-    shape = content_shape if options.size is None else imagelib.long_side_shape(content_shape, options.size)
+        shape = imagelib.long_side_shape(style_shape or (1, 1), options.size or TEXTURE_SIZE)
+    else:
+        shape = content_shape if options.size is None else imagelib.long_side_shape(content_shape, options.size)
     return sum(iterations for _, iterations in pyramid.scale_plan(shape, options))
 
 
@@ -148,7 +155,7 @@ def run_gatys(content: np.ndarray | None, styles: Sequence[np.ndarray], options:
     :data:`loop.READ_EVERY` steps, in a burst); on_snapshot(step, image float32[H,W,3]) every
     ``snapshot_every`` steps before the last.
     """
-    total = gatys_steps(None if content is None else content.shape[:2], options)
+    total = gatys_steps(None if content is None else content.shape[:2], options, styles[0].shape[:2])
 
     def on_step(step: int, image: Any, terms: Mapping[str, Any]) -> None:
         if progress is not None:
@@ -159,7 +166,7 @@ def run_gatys(content: np.ndarray | None, styles: Sequence[np.ndarray], options:
     values = dataclasses.asdict(options)
     if content is None:
         values = {k: v for k, v in values.items() if k not in ("size", "init")}  # texture: from noise
-        size = 256 if options.size is None else options.size  # texture's own default
+        size = options.size or TEXTURE_SIZE
         return api.texture(list(styles), size, vgg_params=vgg_params, style_blend=style_blend,
                            callback=on_step, **values)
     return api.gatys(content, list(styles), vgg_params=vgg_params, style_blend=style_blend, callback=on_step,

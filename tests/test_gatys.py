@@ -105,10 +105,17 @@ def test_scale_plan_defaults():
     assert scale_plan((900, 1200), make_options("paper", iterations=400)) == [
         ((225, 300), 400), ((450, 600), 200), ((900, 1200), 100)]
     assert scale_plan((64, 96), make_options("paper", scale_iterations=(5, 3))) == [((32, 48), 5), ((64, 96), 3)]
-    # The default recipe: √2 steps from about 128 px, the budget divided by √2 at each finer scale.
-    assert scale_plan((300, 400), GatysOptions(iterations=200)) == [
-        ((106, 141), 200), ((150, 200), 141), ((212, 283), 100), ((300, 400), 70)]
-    assert [its for _, its in scale_plan((300, 400), GatysOptions())] == [70, 49, 35, 24]
+    # The default recipe up to 512 px: two scales, size/√2 then the size, 30 + 70 steps.
+    assert scale_plan((300, 400), GatysOptions()) == [((212, 283), 30), ((300, 400), 70)]
+    assert scale_plan((384, 512), GatysOptions()) == [((272, 362), 30), ((384, 512), 70)]
+    # An explicit budget keeps its meaning: steps at the coarsest scale, 1/√2 as many at each finer one.
+    assert scale_plan((300, 400), GatysOptions(iterations=200)) == [((212, 283), 200), ((300, 400), 141)]
+    # Above 512 px: √2 steps from about 128 px, 70 steps at the coarsest, divided by √2 at each finer one.
+    assert scale_plan((900, 1200), GatysOptions()) == [
+        ((112, 150), 70), ((159, 212), 49), ((225, 300), 35), ((318, 424), 24), ((450, 600), 17),
+        ((636, 849), 12), ((900, 1200), 8)]
+    assert [its for _, its in scale_plan((300, 400), GatysOptions(min_size=128))] == [70, 49, 35, 24]
+    assert scale_plan((120, 160), GatysOptions()) == [((120, 160), 70)]  # below 181 px: one scale
     with pytest.raises(OptionError, match="scale_iterations"):
         scale_plan((64, 96), GatysOptions(scales=3, scale_iterations=(5, 3)))
     with pytest.raises(OptionError, match="lower scales"):
@@ -178,10 +185,27 @@ def test_upsample_result_adds_the_content_detail():
     rng = np.random.default_rng(0)
     content = rng.random((32, 48, 3), dtype=np.float32)
     coarse = resize(content, 16, 24)
-    # Upsampling the coarse content itself with its detail added gives the content back.
-    np.testing.assert_allclose(upsample_result(coarse, content, coarse), content, atol=1e-5)
-    plain = upsample_result(coarse, content, coarse, add_detail=False)
+    # Upsampling the coarse content itself with its detail added gives the content back, blurred or not.
+    np.testing.assert_allclose(upsample_result(coarse, content, coarse, (32, 48)), content, atol=1e-5)
+    np.testing.assert_allclose(upsample_result(coarse, content, coarse, (32, 48), blur=2.0), content, atol=1e-5)
+    plain = upsample_result(coarse, None, None, (32, 48))
     assert plain.shape == content.shape and np.abs(plain - content).mean() > 0.05
+
+
+def test_coarse_blur_takes_a_grid_away_and_keeps_the_layout():
+    from jaxstyle.methods.gatys.pyramid import low_pass, upsample_result
+
+    yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
+    layout = np.repeat((xx / 63.0)[..., None], 3, axis=2)  # a smooth ramp
+    grid = 0.2 * np.sign(np.sin(np.pi * xx / 2.0))[..., None]  # a 4 px period stripe on top
+    coarse = np.clip(layout + grid, 0, 1).astype(np.float32)
+    blurred = low_pass(coarse, 4.0)
+    assert blurred.dtype == np.float32 and blurred.shape == coarse.shape
+    assert np.abs(blurred - layout)[:, 24:40].max() < 0.02  # the stripes gone away from the clipped ends
+    assert np.abs(low_pass(coarse, 0.0) - coarse).max() == 0.0
+    up = upsample_result(coarse, None, None, (128, 128), blur=4.0)
+    assert up.shape == (128, 128, 3) and up.min() >= 0.0 and up.max() <= 1.0
+    assert np.abs(np.diff(up[64, 32:96, 0])).max() < 0.03  # no 8 px stripes at the finer scale
 
 
 def test_style_scale_resizes_the_style(small_pair, vgg_params):

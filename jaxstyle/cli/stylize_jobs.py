@@ -190,7 +190,7 @@ def run_gatys(args: argparse.Namespace, content_paths: list[Path], out_paths: li
     vgg_params = load_vgg_params()
     reports = []
     for content, out_path in list(zip(contents, out_paths, strict=True)) if contents else [(None, out_paths[0])]:
-        total = run.gatys_steps(None if content is None else content.shape[:2], options)
+        total = run.gatys_steps(None if content is None else content.shape[:2], options, style_images[0].shape[:2])
 
         def snapshot(step: int, image: np.ndarray, out_path: Path = out_path) -> None:
             images.save_image(out_path.with_name(f"{out_path.stem}_iter{step:05d}{out_path.suffix}"), image)

@@ -121,12 +121,14 @@ def _coarse_to_fine(content: np.ndarray | None, full: tuple[int, int], style_img
     for scale in scales:
         if image is None:
             image = initial_image(opts.init, scale.content, scale.shape, opts.noise, key)
-        elif scale.content is None:
-            image = jnp.asarray(np.clip(imagelib.resize(np.asarray(image[0]), *scale.shape), 0.0, 1.0))[None]
         else:
-            assert previous is not None and previous.content is not None  # a photo run has it at every scale
-            image = jnp.asarray(upsample_result(np.asarray(image[0]), scale.content, previous.content,
-                                                opts.init != "random"))[None]
+            assert previous is not None
+            # From the photo: its detail re-added, the coarse result low-passed. A texture or a run from noise
+            # takes its coarse result as it is (blurred, a texture's periodic energy rose: presets.py).
+            photo = opts.init != "random"
+            image = jnp.asarray(upsample_result(np.asarray(image[0]), scale.content if photo else None,
+                                                previous.content if photo else None, scale.shape,
+                                                opts.coarse_blur if photo else 0.0))[None]
         previous = scale
 
         def on_step(step, img, terms, offset=done):

