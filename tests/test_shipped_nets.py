@@ -19,7 +19,7 @@ from jaxstyle.io import modelfile
 from jaxstyle.methods.transform import net as transform
 
 REFERENCE = Path(__file__).with_name("data") / "shipped_nets.json"
-STYLES = ("scream", "starry_night", "wave")
+STYLES = tuple(sorted(transform.shipped_models()))
 NAMES = STYLES + tuple(f"{s}_fast" for s in STYLES)
 
 

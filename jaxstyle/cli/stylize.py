@@ -29,7 +29,7 @@ Stylise photos with a painting's style.
              size up to 4K and beyond in tiles. --arbitrary-model wct|adain uses VGG19 features matched
              to the painting's statistics (Li et al. 2017) and the decoders trained here. The default
              method for any painting, a shipped style's name included (it beat the shipped nets
-             in 10 of 12 blind pairs).
+             in blind pairs: docs/results.md).
   gatys    back-propagation through VGG19 (Gatys et al.): optimises the image itself.
            Slow (about 1 s per iteration at 400x300 on a laptop CPU) but works with any style.
   texture  synthesise a texture of the style from noise (no content image).
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--method", choices=registry.names(), default=None,
                         help="algorithm (default: arbitrary, MicroAST with the painting, for any painting: a "
                         "built-in name or an image; transform for a .msgpack model file and for --sheet or --fast. "
-                        "MicroAST won 10 of 12 blind pairs against the shipped nets of the same painting)")
+                        "MicroAST beat the shipped nets of the same painting in blind pairs: docs/results.md)")
     common.add_argument("--style", default=None,
                         help="transform: a shipped model name (scream, starry_night, wave) or a .msgpack model "
                         "file; gatys/texture: a style image path or built-in style name. Several, "

@@ -18,15 +18,17 @@ MB = 1_000_000
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """What the server accepts and how hard it works (see ``bin/serve --help``). Every value is an int >= 1."""
+    """What the server accepts and how hard it works (see ``bin/serve --help``). Every value is an int >= 1
+    (``gatys_iterations`` may be None: the Gatys defaults' budget)."""
 
     #: The largest request body in bytes (``bin/serve --max-upload-mb`` sets it in MB).
     max_upload_bytes: int = 20 * MB
     max_pixels: int = option(25_000_000, "largest image in pixels, checked from its header before decoding",
                              kind="positive_int")
     gatys_size: int = option(384, "gatys: long side of the result in pixels", kind="positive_int")
-    gatys_iterations: int = option(200, "gatys: optimisation steps, about 1 s each at 384 px on a laptop CPU",
-                                   kind="positive_int")
+    gatys_iterations: int | None = option(
+        None, "gatys: steps at the coarsest scale, about 1 s each at 384 px on a laptop CPU (default: the Gatys "
+        "defaults, 30 + 70 over two scales, fewer once converged)", kind="positive_int")
     max_side: int = option(1024, "transform and arbitrary: larger photos are scaled down to this long side; "
                            "arbitrary at 1024x768 peaks near 3 GB of memory", kind="positive_int")
     #: Finished jobs kept in memory (older results are dropped).
@@ -37,8 +39,9 @@ class Limits:
     def validate(self) -> None:
         """Raise OptionError for a non-positive limit or gatys settings that :func:`jaxstyle.gatys` refuses."""
         for field in dataclasses.fields(self):
-            if getattr(self, field.name) < 1:
-                raise OptionError(f"{field.name.replace('_', ' ')} must be at least 1, got {getattr(self, field.name)}")
+            value = getattr(self, field.name)
+            if value is not None and value < 1:
+                raise OptionError(f"{field.name.replace('_', ' ')} must be at least 1, got {value}")
         for name in ("max_side", "gatys_size"):
             if getattr(self, name) < vgg.MIN_SIDE:
                 raise OptionError(f"{name.replace('_', ' ')} must be at least {vgg.MIN_SIDE} px, "
