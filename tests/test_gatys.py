@@ -314,3 +314,25 @@ def test_ema_and_coarse_to_fine_give_the_size_asked_for_deterministically(small_
     assert t1.image.shape == (40, 56, 3) and len(t1.scales) == 3 and t1.optimizer == "lbfgs"
     np.testing.assert_array_equal(t1.image, t2.image)
     assert 0.0 <= t1.image.min() and t1.image.max() <= 1.0
+
+
+def test_lbfgs_restarts_from_its_best_image_when_a_step_diverges():
+    from jaxstyle.methods.gatys import loop
+
+    opt = optax.lbfgs(learning_rate=1.0, memory_size=3, linesearch=None)
+    good, worse, stepped = (jnp.full((1, 4, 4, 3), v, jnp.float32) for v in (0.2, 0.5, 0.9))
+    state = opt.init(good)
+    _, state = opt.update(jnp.ones_like(good), state, good)  # one step of memory
+    best = {"image": good, "total": jnp.float32(10.0)}
+    # within DIVERGED times the best: the step stands, the memory is kept, the best is unchanged
+    image, kept, best1 = loop.restart_if_diverged(opt.init, worse, stepped, state, best, jnp.float32(30.0))
+    assert np.array_equal(image, stepped) and float(best1["total"]) == 10.0
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(kept), jax.tree.leaves(state), strict=True))
+    # a lower loss makes the image before the step the best
+    _, _, best2 = loop.restart_if_diverged(opt.init, worse, stepped, state, best, jnp.float32(5.0))
+    assert np.array_equal(best2["image"], worse) and float(best2["total"]) == 5.0
+    # beyond it: back to the best image with a fresh memory
+    image, fresh, best3 = loop.restart_if_diverged(opt.init, worse, stepped, state, best, jnp.float32(50.0))
+    assert np.array_equal(image, good) and float(best3["total"]) == 10.0
+    assert all(np.array_equal(a, b) for a, b in
+               zip(jax.tree.leaves(fresh), jax.tree.leaves(opt.init(good)), strict=True))

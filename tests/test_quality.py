@@ -110,6 +110,16 @@ def test_periodic_energy_ignores_what_the_photo_already_has():
     assert q.periodic_energy(photo, photo) == 0.0  # kept in the result, they are not added
     with pytest.raises(ValueError):
         q.periodic_energy(photo[:64], photo)
+
+
+def test_periodic_energy_does_not_count_detail_the_result_smooths_away():
+    yy, xx = np.mgrid[0:128, 0:192]
+    photo = q.as_saved(np.clip(_photo(128, 192) + 0.1 * np.sin(2 * np.pi * xx / 6)[..., None], 0, 1))
+    smoothed = _textured()  # the photo's layout, its stripes gone, texture of every period added
+    assert q.periodic_energy(smoothed, photo) < 0.05
+    # the same stripes at another angle and period are a pattern the result added
+    added = q.as_saved(np.clip(smoothed + 0.08 * np.sin(2 * np.pi * yy / 8)[..., None], 0, 1))
+    assert q.periodic_energy(added, photo) > 0.3
 def test_psnr_of_a_known_error():
     a = np.zeros((4, 4, 3), np.float32)
     assert q.psnr(a, a + 0.1) == pytest.approx(20.0, abs=1e-4)  # MSE 0.01: 20 dB
