@@ -120,6 +120,8 @@ def test_periodic_energy_does_not_count_detail_the_result_smooths_away():
     # the same stripes at another angle and period are a pattern the result added
     added = q.as_saved(np.clip(smoothed + 0.08 * np.sin(2 * np.pi * yy / 8)[..., None], 0, 1))
     assert q.periodic_energy(added, photo) > 0.3
+
+
 def test_psnr_of_a_known_error():
     a = np.zeros((4, 4, 3), np.float32)
     assert q.psnr(a, a + 0.1) == pytest.approx(20.0, abs=1e-4)  # MSE 0.01: 20 dB

@@ -209,9 +209,10 @@ def optimise(
 @functools.lru_cache(maxsize=32)
 def _watched_step(spec: LossSpec, optimizer: str, lr: float | None, iterations: int,
                   grid: tiling.TileGrid | None, tol: float, window: int, ema: float) -> Callable:
-    """:func:`make_step`'s step with the convergence watch and the EMA carried alongside:
+    """:func:`make_step`'s step with the convergence watch, the EMA and the L-BFGS guard carried alongside:
     ``(image, state, targets, vgg_params) -> (image, state, terms, stopped)``, state = {"opt_state",
-    "average" (float32[1,H,W,3] or None), "watch" (:func:`watch_loss`'s)} (donated). Whole-image
+    "average" (float32[1,H,W,3] or None), "watch" (:func:`watch_loss`'s), "best" (L-BFGS only, else None:
+    :func:`restart_if_diverged`'s)} (donated). Whole-image
     steps are one jitted function in which a step after the stop changes neither the image nor the
     average (its result is discarded, its terms zeros); tiled steps run on the host and are not gated (:func:`optimise`
     reads them at once)."""
@@ -219,9 +220,10 @@ def _watched_step(spec: LossSpec, optimizer: str, lr: float | None, iterations: 
     restart = jax.jit(functools.partial(restart_if_diverged, opt.init))
 
     def advance(image, state, targets, vgg_params):
-        before = image if grid is None else jnp.copy(image)  # a tiled step donates its image
-        image, opt_state, terms = raw(image, state["opt_state"], targets, vgg_params)
         best = state["best"]
+        # A tiled step donates its image; only the L-BFGS guard needs it after the step.
+        before = jnp.copy(image) if best is not None and grid is not None else image
+        image, opt_state, terms = raw(image, state["opt_state"], targets, vgg_params)
         if best is not None:
             image, opt_state, best = restart(before, image, opt_state, best, terms["total"])
         average = None if state["average"] is None else _ema_update(state["average"], image, jnp.float32(ema))
