@@ -41,6 +41,27 @@ def _jaxstyle_env(tmp_path_factory: pytest.TempPathFactory):
         yield
 
 
+#: The built-in style names the tests use.
+TEST_STYLES = ("wave", "starry_night", "scream")
+
+
+@pytest.fixture(scope="session")
+def builtin_styles() -> None:
+    """Skips a test that names a built-in style where neither the shared styles nor the network give one.
+
+    The session's ``$JAXSTYLE_STYLES_DIR`` (the shared data) is read first; without it each style is
+    downloaded once into the session's throwaway cache, and an offline machine skips.
+    """
+    from jaxstyle.errors import StyleError
+    from jaxstyle.io import styles
+
+    try:
+        for name in TEST_STYLES:
+            styles.builtin_style(name)
+    except StyleError as err:
+        pytest.skip(f"built-in styles unavailable: {err}")
+
+
 @pytest.fixture(scope="session")
 def vgg_params():
     """The ported VGG19 (``make test`` ports it first)."""

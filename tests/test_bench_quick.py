@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import data_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 #: Seconds of each ``--quick`` run, measured 2026-12-04 on the 2-core dev box under load (one process at a time).
@@ -21,6 +23,10 @@ QUICK_SECONDS = {
     "shipped_models": 27, "torch_control": 52, "transform_vs_torch": 102,
 }
 SLOW_AFTER_SECONDS = 12
+
+#: The benches whose quick mode makes its own inputs; the others read the shared photos and paintings
+#: (``$JAXSTYLE_DATA``, else ``../shared/data``) and skip where they are missing.
+WITHOUT_SHARED_DATA = {"fuzz", "gpu_bench", "inference_vs_peers", "scaling"}
 
 
 def bench_modules() -> list[str]:
@@ -51,6 +57,8 @@ def test_the_measured_seconds_name_bench_modules_that_exist():
 
 @pytest.mark.parametrize("name", _cases())
 def test_bench_quick(name: str, tmp_path: Path) -> None:
+    if name not in WITHOUT_SHARED_DATA:
+        data_dir()
     env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONPATH=os.pathsep.join(
         filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     proc = subprocess.run([sys.executable, "-m", f"bench.{name}", "--quick"], cwd=REPO, env=env, capture_output=True,

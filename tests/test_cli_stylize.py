@@ -31,6 +31,7 @@ def test_gatys_writes_image_and_report(tmp_path, data_dir):
 
 
 @pytest.mark.slow  # 11 s
+@pytest.mark.usefixtures("builtin_styles")
 def test_texture_writes_requested_size(tmp_path):
     out = tmp_path / "t.png"
     assert stylize.main(["--method", "texture", "--style", "wave", "--size", "40", "--iterations", "2",
@@ -89,7 +90,9 @@ def _tiny(d):
 def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, capsys, make_input, options, message):
     path = make_input(tmp_path)
     out = tmp_path / "result.png"
-    defaults = {"--style": "wave", "--iterations": "2", "--size": "32"}
+    painting = tmp_path / "painting.png"  # a style file, so that no case needs a built-in style's download
+    Image.fromarray((np.random.default_rng(0).random((48, 48, 3)) * 255).astype(np.uint8)).save(painting)
+    defaults = {"--style": str(painting), "--iterations": "2", "--size": "32"}
     defaults.update(dict(zip(options[::2], options[1::2], strict=True)))
     argv = [str(path), "--method", "gatys", "--out", str(out)] + [x for kv in defaults.items() for x in kv]
     assert _exit_code(argv) == 2
@@ -184,6 +187,7 @@ def test_sheet_out_file_writes_that_file(tmp_path, data_dir, capsys):
 
 
 
+@pytest.mark.usefixtures("builtin_styles")
 def test_a_painting_name_defaults_to_the_arbitrary_model_a_model_file_to_its_net():
     """Without --method: a built-in painting's name runs MicroAST with that painting (it won 6 of 6 blind
     pairs against the shipped nets, 2026-12-04), a model file its transform net, no style the nets' sheet."""

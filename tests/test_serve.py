@@ -135,6 +135,7 @@ def test_arbitrary_job_with_uploaded_style(client):
     assert pixels.std() > 0  # a picture, not a flat fill
 
 
+@pytest.mark.usefixtures("builtin_styles")
 def test_arbitrary_job_with_builtin_style(client):
     """A built-in painting by name, AdaIN, colours kept; an odd-sized photo keeps its size."""
     response = submit(client, png_bytes(45, 33, 5), method="arbitrary", style="wave", model="adain",
@@ -208,6 +209,7 @@ def test_bad_upload_is_a_json_4xx(client, case):
 
 
 @pytest.mark.parametrize("problem", ["missing", "corrupt"])
+@pytest.mark.usefixtures("builtin_styles")
 def test_wct_without_decoders_is_a_one_line_503(tmp_path, problem):
     """Decoders that cannot be loaded leave the app up without wct/adain: /api/styles says why, such a
     job gets a one-line 503 that says how to get them; MicroAST (the default model) and the other

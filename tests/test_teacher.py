@@ -51,6 +51,7 @@ def _strings(tree) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("builtin_styles")
 def test_microast_warmup_approaches_the_teacher_then_the_perceptual_loss_trains(tmp_path, vgg_params):
     config = _config()
     teacher = train.make_teacher(config, _painting(config))
